@@ -1,0 +1,4 @@
+//! `tlsa`: manage the lifecycle of DANE TLSA records.
+
+pub mod cli;
+pub mod tlsa;
