@@ -201,9 +201,17 @@ fn check_curve(curve_oid: Option<&[u8]>) -> Result<(), PrivateKeyError> {
     };
     match curve_name(&oid) {
         Some(_) => Ok(()),
-        None => Err(PrivateKeyError::Unsupported(format!(
-            "EC key on curve {oid}"
-        ))),
+        None => {
+            let known = match oid.as_str() {
+                "1.3.132.0.10" => "secp256k1",
+                "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1",
+                "1.3.36.3.3.2.8.1.1.11" => "brainpoolP384r1",
+                _ => oid.as_str(),
+            };
+            Err(PrivateKeyError::Unsupported(format!(
+                "EC key on curve {known}"
+            )))
+        }
     }
 }
 
