@@ -1,0 +1,17 @@
+//! The DNS layer: one [`Provider`] trait for every back-end that publishes
+//! TLSA records, and the observations every roll decision stands on —
+//! what each authoritative server serves ([`propagation`]), whether it
+//! validates ([`dnssec`]), and how long caches may hold it ([`ttl`]).
+
+pub mod dnssec;
+pub mod error;
+pub mod propagation;
+pub mod provider;
+pub mod query;
+pub mod rdata;
+pub mod rfc2136;
+pub mod tsig;
+pub mod ttl;
+
+pub use error::DnsError;
+pub use provider::{Applied, ChangeSet, Edit, Provider, Rrset, RrsetChange, apply_edits};

@@ -1,0 +1,152 @@
+//! The one interface every publishing back-end implements (RFC 2136,
+//! provider HTTP APIs, zone files), and the compare-and-swap loop that
+//! makes concurrent writers safe on all of them.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use hickory_proto::rr::Name;
+
+use super::DnsError;
+use crate::tlsa::TlsaRecord;
+
+/// The TLSA RRset at one owner name, as a back-end reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rrset {
+    pub owner: Name,
+    /// `None` when the RRset does not exist.
+    pub ttl: Option<u32>,
+    pub records: BTreeSet<TlsaRecord>,
+}
+
+impl Rrset {
+    pub fn empty(owner: Name) -> Self {
+        Rrset {
+            owner,
+            ttl: None,
+            records: BTreeSet::new(),
+        }
+    }
+}
+
+/// The new content of one RRset, conditional on its content as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RrsetChange {
+    pub owner: Name,
+    /// What was read: the write must fail if the RRset is no longer exactly this.
+    pub expected: BTreeSet<TlsaRecord>,
+    /// What the RRset must hold afterwards (empty: delete it).
+    pub desired: BTreeSet<TlsaRecord>,
+    pub ttl: u32,
+}
+
+impl RrsetChange {
+    pub fn to_remove(&self) -> impl Iterator<Item = &TlsaRecord> {
+        self.expected.difference(&self.desired)
+    }
+
+    pub fn to_add(&self) -> impl Iterator<Item = &TlsaRecord> {
+        self.desired.difference(&self.expected)
+    }
+}
+
+/// Changes to several RRsets of one zone, applied all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSet {
+    pub zone: Name,
+    pub changes: Vec<RrsetChange>,
+}
+
+/// What a back-end knows after a successful change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// The zone's SOA serial that includes the change, when the back-end knows it.
+    pub serial: Option<u32>,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// A short description for messages, e.g. `RFC 2136 at 192.0.2.1:53`.
+    fn describe(&self) -> String;
+
+    /// The zone that holds `owner`.
+    async fn zone_of(&self, owner: &Name) -> Result<Name, DnsError>;
+
+    /// The TLSA RRset at `owner` in `zone`, with its TTL.
+    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError>;
+
+    /// Applies every change of `set` atomically (one message or one API
+    /// transaction). Fails with [`DnsError::Conflict`] when an RRset no
+    /// longer matches its `expected` content, where the back-end can tell.
+    async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError>;
+}
+
+/// An intended edit of one RRset, re-applied to whatever is read: records
+/// not named here (a concurrent writer's, or hand-made ones) survive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub owner: Name,
+    pub add: BTreeSet<TlsaRecord>,
+    pub remove: BTreeSet<TlsaRecord>,
+    /// Replace the whole RRset by `add` (for RRsets that tlsa fully manages).
+    pub replace_all: bool,
+    pub ttl: u32,
+}
+
+impl Edit {
+    /// The RRset content after this edit, given what is there now.
+    pub fn desired_from(&self, current: &BTreeSet<TlsaRecord>) -> BTreeSet<TlsaRecord> {
+        if self.replace_all {
+            return self.add.clone();
+        }
+        current
+            .difference(&self.remove)
+            .chain(self.add.iter())
+            .cloned()
+            .collect()
+    }
+}
+
+/// How many times a change set is re-planned after losing a race.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// Reads every RRset the edits touch, plans the change set from what is
+/// there, and applies it; when a prerequisite fails because another writer
+/// got in between, reads and plans again (bounded). Returns `None` when
+/// nothing needed changing.
+pub async fn apply_edits(
+    provider: &dyn Provider,
+    zone: &Name,
+    edits: &[Edit],
+) -> Result<Option<Applied>, DnsError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let mut changes = Vec::new();
+        for edit in edits {
+            let current = provider.read(zone, &edit.owner).await?;
+            let desired = edit.desired_from(&current.records);
+            if desired != current.records || current.ttl.is_some_and(|t| t != edit.ttl) {
+                changes.push(RrsetChange {
+                    owner: edit.owner.clone(),
+                    expected: current.records,
+                    desired,
+                    ttl: edit.ttl,
+                });
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let set = ChangeSet {
+            zone: zone.clone(),
+            changes,
+        };
+        match provider.apply(&set).await {
+            Err(DnsError::Conflict { .. }) => continue,
+            other => return other.map(Some),
+        }
+    }
+    Err(DnsError::ConflictPersisted {
+        zone: zone.clone(),
+        attempts: MAX_ATTEMPTS,
+    })
+}

@@ -1,0 +1,35 @@
+//! The integration-test lab: for each test, a private signed zone served by a real BIND 9 or
+//! Knot DNS on loopback, accepting TSIG-signed RFC 2136 updates, and a real unbound validating
+//! it through a trust anchor. Nothing is shared between labs: directory, ports, zone name and
+//! TSIG key are fresh each time, so tests can run in parallel.
+//!
+//! Entry point: [`Lab`]. Facts about the servers on this machine: `shared/LAB.md`.
+//!
+//! All helpers are blocking (they run `dig`, `nsupdate`, …); from `#[tokio::test]` call them
+//! directly in the test body (a few ms each) or wrap them in `spawn_blocking` — but create and
+//! drop the `Lab` itself on the test's own thread (see [`Lab`] for why).
+
+// Every test crate that says `mod support;` compiles this module and uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+mod authoritative;
+mod bind;
+mod dig;
+mod knot;
+mod lab;
+mod launch;
+mod process;
+mod resolver;
+mod tools;
+mod tsig;
+mod wait;
+mod wire;
+mod zone;
+
+pub use authoritative::Server;
+pub use dig::{DigReply, Record, dig};
+pub use lab::{Lab, LabOptions, StartupTimes};
+pub use resolver::Resolver;
+pub use tools::tool;
+pub use tsig::TSIG_ALGORITHM;
+pub use wait::{POLL_INTERVAL, poll_until, try_poll_every, try_poll_until};

@@ -1,0 +1,57 @@
+//! Finding the external programs the lab drives. A missing tool fails the test loudly: a
+//! silently skipped integration test would look like a passing one.
+
+use std::env;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const INSTALL_HINT: &str = "install the lab packages with `scripts/install-test-deps` \
+     (apt-get install -y --no-install-recommends bind9 bind9-utils bind9-dnsutils knot \
+     knot-dnsutils unbound ldnsutils hash-slinger)";
+
+/// Absolute path of `name`, searched in `PATH` and then in the sbin directories (servers live
+/// in /usr/sbin, which a non-login `PATH` may lack). Panics with an install hint if absent.
+pub fn tool(name: &str) -> PathBuf {
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+        .unwrap_or_else(|| panic!("`{name}` not found: {INSTALL_HINT}"))
+}
+
+/// Checks all `names` up front, so a missing package is reported before any server starts.
+pub fn require(names: &[&str]) {
+    for name in names {
+        tool(name);
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// A `Command` for the tool `name` (resolved with [`tool`]).
+pub fn command(name: &str) -> Command {
+    Command::new(tool(name))
+}
+
+/// Runs `cmd` to completion and returns its stdout; panics with its stderr if it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let output = run(cmd);
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("tool output is UTF-8")
+}
+
+/// Runs `cmd` to completion, capturing its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"))
+}
