@@ -1,10 +1,20 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tlsa::cli::{Cli, run};
+use tlsa::cli::{self, Cli, run};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `tlsa check` is a monitoring plugin: its usage errors are UNKNOWN
+        // (3), not clap's 2, which would read as CRITICAL.
+        Err(e) if e.use_stderr() && cli::is_check_invocation(std::env::args()) => {
+            println!("TLSA UNKNOWN: invalid command line ({})", e.kind());
+            let _ = e.print();
+            return ExitCode::from(3);
+        }
+        Err(e) => e.exit(),
+    };
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     match run(cli, &mut stdout, &mut stderr) {

@@ -4,8 +4,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
+mod common;
 pub mod hash;
+pub mod hook;
+pub mod lookup;
 mod owner;
+pub mod plan;
+pub mod providers;
+pub mod run;
+pub mod status;
 
 /// Manage DANE TLSA records: compute, publish, roll and verify.
 #[derive(Debug, Parser)]
@@ -19,6 +27,27 @@ pub struct Cli {
 pub enum Command {
     /// Print TLSA data for certificates, chains, keys and CSRs.
     Hash(hash::HashArgs),
+    /// Show what every authoritative server serves for a TLSA owner name,
+    /// and whether it validates under DNSSEC.
+    Lookup(lookup::LookupArgs),
+    /// Do whatever roll steps are due (for cron or a systemd timer).
+    Run(run::RunArgs),
+    /// Start a planned roll to the pre-published next key.
+    Rollover(run::RolloverArgs),
+    /// Run as an ACME client's hook (certbot --deploy-hook "tlsa hook certbot").
+    Hook(hook::HookArgs),
+    /// Print a certificate request (PKCS#10) for a set's next key.
+    Csr(hook::CsrArgs),
+    /// Show the step each set would take now, as an RRset diff and nsupdate input.
+    Plan(plan::PlanArgs),
+    /// Show each set's keys, roll step and timeline (files and state only).
+    Status(status::StatusArgs),
+    /// Connect to an endpoint's addresses and check the presented key against
+    /// its validated TLSA records (monitoring exit codes 0/1/2/3).
+    Check(check::CheckArgs),
+    /// Check, read-only, that a DNS back-end's credentials work for a zone
+    /// (never prints a secret).
+    Providers(providers::ProvidersArgs),
 }
 
 /// How a command failed; decides the exit code.
@@ -26,20 +55,38 @@ pub enum Command {
 pub enum Failure {
     /// Bad input or usage: exit 2 (as clap does for bad arguments).
     Input(Vec<String>),
+    /// The work could not be done (DNS, files, a check failed): exit 1.
+    Runtime(Vec<String>),
+    /// `tlsa check`: the monitoring state's exit code (1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN, also for bad input), which takes precedence over 1 and 2 above.
+    Monitoring { code: u8, messages: Vec<String> },
 }
 
 impl Failure {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Failure::Input(_) => ExitCode::from(2),
+            Failure::Runtime(_) => ExitCode::from(1),
+            Failure::Monitoring { code, .. } => ExitCode::from(*code),
         }
     }
 
     pub fn messages(&self) -> &[String] {
         match self {
-            Failure::Input(messages) => messages,
+            Failure::Input(messages)
+            | Failure::Runtime(messages)
+            | Failure::Monitoring { messages, .. } => messages,
         }
     }
+}
+
+/// Whether the command line (program name first) runs `tlsa check`: its
+/// first word that is not an option is `check`.
+pub fn is_check_invocation(args: impl IntoIterator<Item = String>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .is_some_and(|a| a == "check")
 }
 
 /// Runs the parsed command, writing results to `out` and warnings to `err`.
@@ -50,5 +97,14 @@ pub fn run(
 ) -> Result<(), Failure> {
     match cli.command {
         Command::Hash(args) => hash::run(&args, out, err),
+        Command::Lookup(args) => lookup::run(&args, out),
+        Command::Run(args) => run::run(&args, out),
+        Command::Rollover(args) => run::rollover(&args, out),
+        Command::Status(args) => status::run(&args, out),
+        Command::Plan(args) => plan::run(&args, out),
+        Command::Hook(args) => hook::hook(&args, out),
+        Command::Csr(args) => hook::csr(&args, out),
+        Command::Check(args) => check::run(&args, out),
+        Command::Providers(args) => providers::run(&args, out),
     }
 }

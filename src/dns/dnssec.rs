@@ -1,1 +1,1063 @@
-//! (being written)
+//! Whether a TLSA RRset (or its absence) validates under DNSSEC.
+//!
+//! Two ways to decide, chosen by configuration:
+//!
+//! - **Anchored** ([`Validator::anchored`]): this tool validates, with
+//!   hickory's `DnssecDnsHandle`, every answer it gets from a recursive
+//!   resolver, from trust anchors: the root KSKs by default, or an anchor
+//!   file holding DNSKEY and/or DS lines. The resolver only carries data; a
+//!   forged answer, or a resolver that lies about validation, is caught.
+//! - **Resolver AD bit** ([`Validator::resolver_ad`]): trust the AD bit of a
+//!   local validating resolver. **Weaker**: it trusts that resolver, its
+//!   trust anchors, and the path to it (anyone on the path can set AD). Use
+//!   it only with a resolver on the same host or a protected link.
+//!
+//! Verdicts ([`Verdict`]): Secure, Insecure, Bogus, Indeterminate, with a
+//! reason a person can act on. Only Secure is acceptable for changes
+//! ([`Validation::is_acceptable_for_changes`]); DANE itself needs Secure.
+//!
+//! **SERVFAIL from the resolver.** A validating resolver answers SERVFAIL both
+//! when the data failed validation and when it could not reach the zone's
+//! servers. With an Extended DNS Error (RFC 8914) naming a DNSSEC failure
+//! (codes 6–12: DNSSEC Bogus, Signature Expired, Signature Not Yet Valid,
+//! DNSKEY Missing, RRSIGs Missing, No Zone Key Bit Set, NSEC Missing) the
+//! verdict is **Bogus**; otherwise (no EDE, or e.g. 22 No Reachable
+//! Authority) it is **Indeterminate**: it is no evidence of tampering, and
+//! neither verdict allows changes. The reason names the SERVFAIL and its EDE.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_net::NetError;
+use hickory_net::dnssec::DnssecDnsHandle;
+use hickory_net::xfer::{DnsHandle, FirstAnswer};
+use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS};
+use hickory_proto::dnssec::{DigestType, Proof, TrustAnchors};
+use hickory_proto::op::{DnsRequestOptions, DnsResponse, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+use super::DnsError;
+use super::propagation::{AnswerKind, rcode_name};
+use super::provider::Rrset;
+use super::query::{self, Ask};
+use super::rdata;
+use crate::tlsa::TlsaRecord;
+
+/// The DNSSEC status of an answer (RFC 4035 §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// Validated from a trust anchor.
+    Secure,
+    /// Provably not signed (an unsigned zone below a signed delegation):
+    /// valid DNS, but no DANE.
+    Insecure,
+    /// Should validate and does not: forged, broken signatures, wrong anchor.
+    Bogus,
+    /// Could not be decided (no answer, resolver failure without evidence).
+    Indeterminate,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Secure => "Secure",
+            Verdict::Insecure => "Insecure",
+            Verdict::Bogus => "Bogus",
+            Verdict::Indeterminate => "Indeterminate",
+        })
+    }
+}
+
+impl Verdict {
+    fn from_proof(proof: Proof) -> Verdict {
+        match proof {
+            Proof::Secure => Verdict::Secure,
+            Proof::Insecure => Verdict::Insecure,
+            Proof::Bogus => Verdict::Bogus,
+            _ => Verdict::Indeterminate,
+        }
+    }
+
+    /// How bad a verdict is when several records must all be Secure.
+    fn badness(self) -> u8 {
+        match self {
+            Verdict::Secure => 0,
+            Verdict::Insecure => 1,
+            Verdict::Indeterminate => 2,
+            Verdict::Bogus => 3,
+        }
+    }
+}
+
+/// The verdict on the TLSA RRset of one owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    pub owner: Name,
+    pub verdict: Verdict,
+    /// Why, in words that say what to check.
+    pub reason: String,
+    /// How the answer was shaped; `None` when there was no usable answer
+    /// (SERVFAIL, timeout).
+    pub answer: Option<AnswerKind>,
+    /// The RRset as answered (empty for negative or failed answers); TTL as
+    /// the resolver gave it.
+    pub rrset: Rrset,
+    /// How the verdict was reached, e.g. `anchored (file …) via resolver …`.
+    pub method: String,
+}
+
+impl Validation {
+    /// Only a Secure answer (positive or negative) may be acted upon.
+    pub fn is_acceptable_for_changes(&self) -> bool {
+        self.verdict == Verdict::Secure
+    }
+
+    pub fn records(&self) -> &BTreeSet<TlsaRecord> {
+        &self.rrset.records
+    }
+}
+
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} TLSA: {}", self.owner, self.verdict)?;
+        if let Some(answer) = self.answer {
+            write!(f, " ({answer})")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// Where the trust anchors of [`Validator::anchored`] come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchors {
+    /// The root zone's KSKs built into hickory (`TrustAnchors::default()`).
+    RootKeys,
+    /// A file of DNSKEY and/or DS records in zone-file syntax (a BIND
+    /// `K*.key` file, unbound's `trust-anchor-file`, `dnssec-dsfromkey`
+    /// output). DS lines are resolved to the DNSKEYs they hash.
+    File(PathBuf),
+}
+
+impl fmt::Display for Anchors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Anchors::RootKeys => f.write_str("the root KSKs"),
+            Anchors::File(path) => write!(f, "trust anchor file {}", path.display()),
+        }
+    }
+}
+
+/// Default bound on one whole validation (it takes several questions:
+/// DNSKEY, DS, NS of each zone on the chain).
+pub const DEFAULT_VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+enum Mode {
+    Anchored { anchors: Arc<TrustAnchors> },
+    ResolverAd,
+}
+
+/// Validates TLSA answers; see the module documentation for the two modes.
+#[derive(Clone)]
+pub struct Validator {
+    resolver: SocketAddr,
+    mode: Mode,
+    method: String,
+    /// One question to the resolver.
+    question_timeout: Duration,
+    /// One whole validation.
+    timeout: Duration,
+}
+
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("method", &self.method)
+            .finish()
+    }
+}
+
+impl Validator {
+    /// Validates itself from `anchors`, asking the recursive resolver at
+    /// `resolver` for the data. An anchor file with DS lines needs the
+    /// resolver now, to fetch the DNSKEYs they hash; a DS line that matches
+    /// no DNSKEY of its zone is refused.
+    pub async fn anchored(resolver: SocketAddr, anchors: &Anchors) -> Result<Validator, DnsError> {
+        let trust = match anchors {
+            Anchors::RootKeys => TrustAnchors::default(),
+            Anchors::File(path) => load_anchor_file(path, resolver, query::DEFAULT_TIMEOUT).await?,
+        };
+        Ok(Validator {
+            resolver,
+            mode: Mode::Anchored {
+                anchors: Arc::new(trust),
+            },
+            method: format!("validated from {anchors} via resolver {resolver}"),
+            question_timeout: query::DEFAULT_TIMEOUT,
+            timeout: DEFAULT_VALIDATION_TIMEOUT,
+        })
+    }
+
+    /// Trusts the AD bit of the validating resolver at `resolver`. Weaker
+    /// than [`Self::anchored`]: see the module documentation.
+    pub fn resolver_ad(resolver: SocketAddr) -> Validator {
+        Validator {
+            resolver,
+            mode: Mode::ResolverAd,
+            method: format!(
+                "AD bit of resolver {resolver} (trusts that resolver and the path to it)"
+            ),
+            question_timeout: query::DEFAULT_TIMEOUT,
+            timeout: DEFAULT_VALIDATION_TIMEOUT,
+        }
+    }
+
+    /// Bounds for one question and for one whole validation.
+    pub fn with_timeouts(mut self, question: Duration, whole: Duration) -> Self {
+        self.question_timeout = question;
+        self.timeout = whole;
+        self
+    }
+
+    /// How this validator decides, for reports.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn resolver(&self) -> SocketAddr {
+        self.resolver
+    }
+
+    /// The verdict on the TLSA RRset at `owner`: positive or negative
+    /// (NODATA, NXDOMAIN) answers alike. Never fails: a failure to get an
+    /// answer is an Indeterminate verdict saying why.
+    pub async fn validate_tlsa(&self, owner: &Name) -> Validation {
+        let outcome = tokio::time::timeout(self.timeout, self.decide(owner)).await;
+        let (verdict, reason, answer, rrset) = outcome.unwrap_or_else(|_| {
+            (
+                Verdict::Indeterminate,
+                format!(
+                    "no answer could be validated within {} s through resolver {}: check that it runs and can reach the zone's servers",
+                    self.timeout.as_secs_f64(),
+                    self.resolver
+                ),
+                None,
+                Rrset::empty(owner.clone()),
+            )
+        });
+        Validation {
+            owner: owner.clone(),
+            verdict,
+            reason,
+            answer,
+            rrset,
+            method: self.method.clone(),
+        }
+    }
+
+    async fn decide(&self, owner: &Name) -> Decision {
+        match &self.mode {
+            Mode::Anchored { anchors } => self.decide_anchored(owner, anchors.clone()).await,
+            Mode::ResolverAd => self.decide_ad(owner).await,
+        }
+    }
+
+    async fn decide_anchored(&self, owner: &Name, anchors: Arc<TrustAnchors>) -> Decision {
+        // TCP: answers carrying RRSIGs can exceed a UDP payload, and the
+        // DNSSEC handle does not retry truncated answers over TCP. A fresh
+        // handle per validation: no validation cache outlives the call.
+        let client = match query::tcp_client(self.resolver, self.question_timeout).await {
+            Ok(client) => client,
+            Err(e) => {
+                return indeterminate(
+                    owner,
+                    format!("cannot reach resolver {} over TCP: {e}", self.resolver),
+                );
+            }
+        };
+        let handle = DnssecDnsHandle::with_trust_anchor(client, anchors);
+        let mut options = DnsRequestOptions::default();
+        options.recursion_desired = true;
+        options.edns_set_dnssec_ok = true;
+        let result = handle
+            .lookup(Query::query(owner.clone(), RecordType::TLSA), options)
+            .first_answer()
+            .await;
+        match result {
+            Ok(response) => self.judge_validated(owner, &response),
+            Err(NetError::Dns(hickory_net::DnsError::Nsec {
+                proof, response, ..
+            })) => self.judge_unproven_negative(owner, proof, &response),
+            Err(e) => indeterminate(
+                owner,
+                format!("no answer from resolver {}: {e}", self.resolver),
+            ),
+        }
+    }
+
+    /// An answer the DNSSEC handle let through: positive answers carry a
+    /// proof per record (a Bogus one is *not* an error); negative answers
+    /// get here only when their denial was proven Secure or provably Insecure.
+    fn judge_validated(&self, owner: &Name, response: &DnsResponse) -> Decision {
+        if let Some(failure) = self.resolver_failure(owner, response) {
+            return failure;
+        }
+        let (records, ttl) = tlsa_records(response);
+        let rrset = Rrset {
+            owner: owner.clone(),
+            ttl,
+            records,
+        };
+        let data: Vec<&Record> = response
+            .answers
+            .iter()
+            .filter(|r| r.record_type() != RecordType::RRSIG)
+            .collect();
+        if !rrset.records.is_empty() {
+            let verdict = worst(data.iter().map(|r| Verdict::from_proof(r.proof)));
+            let reason = match verdict {
+                Verdict::Secure => {
+                    format!("every record of the answer validated ({})", self.method)
+                }
+                Verdict::Insecure => format!(
+                    "{owner} is in an unsigned zone (a secure delegation without DS): DNSSEC does not protect it, so DANE does not apply; sign the zone and publish its DS"
+                ),
+                Verdict::Bogus => format!(
+                    "the answer does not validate from the trust anchors ({}): check the zone's signatures, its DS at the parent, and the anchors",
+                    self.method
+                ),
+                Verdict::Indeterminate => format!(
+                    "the answer could not be validated either way ({})",
+                    self.method
+                ),
+            };
+            return (verdict, reason, Some(AnswerKind::Positive), rrset);
+        }
+
+        let kind = negative_kind(response);
+        let authority: Vec<&Record> = response
+            .authorities
+            .iter()
+            .filter(|r| r.record_type() != RecordType::RRSIG)
+            .collect();
+        let chain = worst(data.iter().map(|r| Verdict::from_proof(r.proof)));
+        let any_bogus =
+            authority.iter().any(|r| r.proof == Proof::Bogus) || chain == Verdict::Bogus;
+        let proven = authority.iter().any(|r| {
+            r.proof == Proof::Secure
+                && matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3)
+        });
+        let insecure = authority.iter().all(|r| r.proof == Proof::Insecure);
+        let (verdict, reason) = if any_bogus {
+            (
+                Verdict::Bogus,
+                format!(
+                    "the denial of existence ({kind}) carries records that do not validate ({})",
+                    self.method
+                ),
+            )
+        } else if proven && chain != Verdict::Insecure {
+            (
+                Verdict::Secure,
+                format!(
+                    "{kind} proven by validated NSEC/NSEC3 records ({})",
+                    self.method
+                ),
+            )
+        } else if insecure || chain == Verdict::Insecure {
+            (
+                Verdict::Insecure,
+                format!(
+                    "{kind} from an unsigned zone (proven insecure delegation): DNSSEC does not protect {owner}"
+                ),
+            )
+        } else {
+            (
+                Verdict::Indeterminate,
+                format!("{kind} whose denial could not be judged ({})", self.method),
+            )
+        };
+        (verdict, reason, Some(kind), rrset)
+    }
+
+    /// A negative answer (or an empty failure) whose denial did not validate.
+    fn judge_unproven_negative(
+        &self,
+        owner: &Name,
+        proof: Proof,
+        response: &DnsResponse,
+    ) -> Decision {
+        if let Some(failure) = self.resolver_failure(owner, response) {
+            return failure;
+        }
+        let kind = negative_kind(response);
+        let verdict = Verdict::from_proof(proof);
+        let reason = match verdict {
+            Verdict::Bogus => format!(
+                "the {kind} answer's proof of non-existence does not validate from the trust anchors ({}): check the zone's NSEC/NSEC3 signatures, its DS, and the anchors",
+                self.method
+            ),
+            Verdict::Insecure => {
+                format!("{kind} from an unsigned zone: DNSSEC does not protect {owner}")
+            }
+            _ => format!("the {kind} answer could not be validated ({})", self.method),
+        };
+        (verdict, reason, Some(kind), Rrset::empty(owner.clone()))
+    }
+
+    async fn decide_ad(&self, owner: &Name) -> Decision {
+        let ask = Ask {
+            timeout: self.question_timeout,
+            ..Ask::recursive()
+        };
+        let response = match query::ask(self.resolver, owner, RecordType::TLSA, ask).await {
+            Ok(response) => response,
+            Err(e) => return indeterminate(owner, e.to_string()),
+        };
+        if let Some(failure) = self.resolver_failure(owner, &response) {
+            return failure;
+        }
+        let (records, ttl) = tlsa_records(&response);
+        let kind = if records.is_empty() {
+            negative_kind(&response)
+        } else {
+            AnswerKind::Positive
+        };
+        let rrset = Rrset {
+            owner: owner.clone(),
+            ttl,
+            records,
+        };
+        if response.authentic_data {
+            (
+                Verdict::Secure,
+                format!(
+                    "resolver {} set the AD bit (it validated; this mode trusts it and the path to it)",
+                    self.resolver
+                ),
+                Some(kind),
+                rrset,
+            )
+        } else {
+            (
+                Verdict::Insecure,
+                format!(
+                    "resolver {} did not set the AD bit: {owner} is in an unsigned zone, or the resolver does not validate (check its trust anchors, or use an anchored validator)",
+                    self.resolver
+                ),
+                Some(kind),
+                rrset,
+            )
+        }
+    }
+
+    /// SERVFAIL, REFUSED and other rcodes that carry no answer to judge.
+    fn resolver_failure(&self, owner: &Name, response: &DnsResponse) -> Option<Decision> {
+        let rcode = response.response_code;
+        if matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
+            return None;
+        }
+        let errors = extended_errors(response);
+        let ede = if errors.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+        let (verdict, hint) = if rcode == ResponseCode::ServFail
+            && errors.iter().any(ExtendedError::is_dnssec_failure)
+        {
+            (
+                Verdict::Bogus,
+                "the resolver found the zone's DNSSEC broken: check the zone's signatures and its DS at the parent against the resolver's trust anchors",
+            )
+        } else if rcode == ResponseCode::ServFail {
+            (
+                Verdict::Indeterminate,
+                "the resolver could not answer (validation failure or unreachable servers): check its log",
+            )
+        } else {
+            (
+                Verdict::Indeterminate,
+                "check that the resolver may be queried from here and recurses for this name",
+            )
+        };
+        Some((
+            verdict,
+            format!(
+                "resolver {} answered {} for {owner} TLSA{ede}: {hint}",
+                self.resolver,
+                rcode_name(rcode)
+            ),
+            None,
+            Rrset::empty(owner.clone()),
+        ))
+    }
+}
+
+type Decision = (Verdict, String, Option<AnswerKind>, Rrset);
+
+fn indeterminate(owner: &Name, reason: String) -> Decision {
+    (
+        Verdict::Indeterminate,
+        reason,
+        None,
+        Rrset::empty(owner.clone()),
+    )
+}
+
+/// Secure only if every verdict is; otherwise the worst one. An empty list
+/// is Indeterminate.
+fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
+    verdicts
+        .fold(None, |acc: Option<Verdict>, v| match acc {
+            Some(a) if a.badness() >= v.badness() => Some(a),
+            _ => Some(v),
+        })
+        .unwrap_or(Verdict::Indeterminate)
+}
+
+fn negative_kind(response: &DnsResponse) -> AnswerKind {
+    if response.response_code == ResponseCode::NXDomain {
+        AnswerKind::NxDomain
+    } else {
+        AnswerKind::NoData
+    }
+}
+
+/// The TLSA records of an answer (at the owner, or at the end of a CNAME
+/// chain) and their smallest TTL.
+fn tlsa_records(response: &DnsResponse) -> (BTreeSet<TlsaRecord>, Option<u32>) {
+    let mut records = BTreeSet::new();
+    let mut ttl: Option<u32> = None;
+    for record in &response.answers {
+        if let RData::TLSA(tlsa) = &record.data {
+            records.insert(rdata::from_hickory(tlsa));
+            ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+        }
+    }
+    (records, ttl)
+}
+
+/// An Extended DNS Error (RFC 8914) from a response's OPT record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendedError {
+    pub code: u16,
+    pub text: String,
+}
+
+/// The EDNS option code of Extended DNS Errors.
+const EDE_OPTION: u16 = 15;
+
+impl ExtendedError {
+    /// Codes 6–12: the resolver's DNSSEC validation failed.
+    pub fn is_dnssec_failure(&self) -> bool {
+        (6..=12).contains(&self.code)
+    }
+
+    /// The IANA name of the code.
+    pub fn name(&self) -> &'static str {
+        match self.code {
+            0 => "Other Error",
+            1 => "Unsupported DNSKEY Algorithm",
+            2 => "Unsupported DS Digest Type",
+            3 => "Stale Answer",
+            4 => "Forged Answer",
+            5 => "DNSSEC Indeterminate",
+            6 => "DNSSEC Bogus",
+            7 => "Signature Expired",
+            8 => "Signature Not Yet Valid",
+            9 => "DNSKEY Missing",
+            10 => "RRSIGs Missing",
+            11 => "No Zone Key Bit Set",
+            12 => "NSEC Missing",
+            13 => "Cached Error",
+            14 => "Not Ready",
+            15 => "Blocked",
+            16 => "Censored",
+            17 => "Filtered",
+            18 => "Prohibited",
+            19 => "Stale NXDomain Answer",
+            20 => "Not Authoritative",
+            21 => "Not Supported",
+            22 => "No Reachable Authority",
+            23 => "Network Error",
+            24 => "Invalid Data",
+            _ => "Unknown",
+        }
+    }
+}
+
+impl fmt::Display for ExtendedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EDE {} {}", self.code, self.name())?;
+        if !self.text.is_empty() {
+            write!(f, ": {}", self.text)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every Extended DNS Error in a response.
+pub fn extended_errors(response: &DnsResponse) -> Vec<ExtendedError> {
+    let Some(edns) = response.edns.as_ref() else {
+        return Vec::new();
+    };
+    edns.options()
+        .get_all(EdnsCode::Unknown(EDE_OPTION))
+        .into_iter()
+        .filter_map(|option| match option {
+            EdnsOption::Unknown(_, data) if data.len() >= 2 => Some(ExtendedError {
+                code: u16::from_be_bytes([data[0], data[1]]),
+                text: String::from_utf8_lossy(&data[2..])
+                    .trim_end_matches('\0')
+                    .to_string(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------ anchor files
+
+/// One record of an anchor file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AnchorLine {
+    Dnskey {
+        owner: Name,
+        rdata: String,
+        line: usize,
+    },
+    Ds {
+        owner: Name,
+        ds: DS,
+        line: usize,
+    },
+}
+
+/// Reads `path` and builds hickory's trust anchors from it: DNSKEY lines as
+/// they are, DS lines through the DNSKEYs of their zone fetched via
+/// `resolver` (kept when a DS's SHA-256 or SHA-384 digest matches them;
+/// refused when none does).
+pub async fn load_anchor_file(
+    path: &Path,
+    resolver: SocketAddr,
+    timeout: Duration,
+) -> Result<TrustAnchors, DnsError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        DnsError::Config(format!(
+            "cannot read trust anchor file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let lines = parse_anchor_text(&text).map_err(|why| anchor_error(path, &why))?;
+    if lines.is_empty() {
+        return Err(anchor_error(
+            path,
+            "it holds no DNSKEY or DS record (expected zone-file lines such as `example. IN DS 12345 13 2 ABCD…`)",
+        ));
+    }
+
+    let dnskey_text: String = lines
+        .iter()
+        .filter_map(|l| match l {
+            AnchorLine::Dnskey { owner, rdata, .. } => {
+                Some(format!("{owner} 3600 IN DNSKEY {rdata}\n"))
+            }
+            AnchorLine::Ds { .. } => None,
+        })
+        .collect();
+    for line in &lines {
+        if let AnchorLine::Dnskey { owner, rdata, line } = line {
+            TrustAnchors::from_str(&format!("{owner} 3600 IN DNSKEY {rdata}\n")).map_err(|e| {
+                anchor_error(path, &format!("line {line}: not a usable DNSKEY: {e}"))
+            })?;
+        }
+    }
+    let mut anchors = if dnskey_text.is_empty() {
+        TrustAnchors::empty()
+    } else {
+        TrustAnchors::from_str(&dnskey_text).map_err(|e| anchor_error(path, &e.to_string()))?
+    };
+
+    let mut ds_owners: Vec<Name> = Vec::new();
+    for line in &lines {
+        if let AnchorLine::Ds { owner, .. } = line
+            && !ds_owners.contains(owner)
+        {
+            ds_owners.push(owner.clone());
+        }
+    }
+    for owner in ds_owners {
+        let ds_records: Vec<&DS> = lines
+            .iter()
+            .filter_map(|l| match l {
+                AnchorLine::Ds { owner: o, ds, .. } if *o == owner => Some(ds),
+                _ => None,
+            })
+            .collect();
+        let keys = fetch_dnskeys(&owner, resolver, timeout)
+            .await
+            .map_err(|why| anchor_error(path, &why))?;
+        let matching = keys_matching_ds(&owner, &keys, &ds_records);
+        if matching.is_empty() {
+            let tags: Vec<String> = ds_records
+                .iter()
+                .map(|ds| ds.key_tag().to_string())
+                .collect();
+            let served: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    k.calculate_key_tag()
+                        .map_or_else(|_| "?".to_string(), |t| t.to_string())
+                })
+                .collect();
+            return Err(anchor_error(
+                path,
+                &format!(
+                    "no DNSKEY of {owner} served through resolver {resolver} matches its DS record(s) (key tag {}; served key tags: {}): the anchor is wrong or the zone's keys changed; update the anchor from the zone's current DS",
+                    tags.join(", "),
+                    if served.is_empty() {
+                        "none".to_string()
+                    } else {
+                        served.join(", ")
+                    }
+                ),
+            ));
+        }
+        let lower = LowerName::from(&owner);
+        for key in matching {
+            anchors.insert_with_name(key.public_key(), lower.clone());
+        }
+    }
+    Ok(anchors)
+}
+
+fn anchor_error(path: &Path, why: &str) -> DnsError {
+    DnsError::Config(format!("trust anchor file {}: {why}", path.display()))
+}
+
+/// The DNSKEYs among `keys` that one of `ds_records` hashes (and that are
+/// zone keys, not revoked).
+fn keys_matching_ds(owner: &Name, keys: &[DNSKEY], ds_records: &[&DS]) -> Vec<DNSKEY> {
+    keys.iter()
+        .filter(|key| !key.revoke())
+        .filter(|key| {
+            ds_records
+                .iter()
+                .any(|ds| ds.covers(owner, key).unwrap_or(false))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The DNSKEY RRset of `owner` through the resolver. Not validated here:
+/// the DS digests authenticate the keys taken from it.
+async fn fetch_dnskeys(
+    owner: &Name,
+    resolver: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<DNSKEY>, String> {
+    let ask = Ask {
+        timeout,
+        ..Ask::recursive()
+    };
+    let response = query::ask(resolver, owner, RecordType::DNSKEY, ask)
+        .await
+        .map_err(|e| format!("cannot fetch the DNSKEYs its DS records hash: {e}"))?;
+    if response.response_code != ResponseCode::NoError {
+        let ede: Vec<String> = extended_errors(&response)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        return Err(format!(
+            "cannot fetch the DNSKEYs its DS records hash: resolver {resolver} answered {} for {owner} DNSKEY{}",
+            rcode_name(response.response_code),
+            if ede.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", ede.join("; "))
+            }
+        ));
+    }
+    Ok(response
+        .answers
+        .iter()
+        .filter(|r| r.name == *owner)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(key.clone()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Parses zone-file DS and DNSKEY lines: `;` comments, blank lines,
+/// parentheses spanning lines, optional TTL and class (either order), and a
+/// blank owner meaning "the previous owner". `$TTL` is ignored; other
+/// directives and other record types are refused.
+fn parse_anchor_text(text: &str) -> Result<Vec<AnchorLine>, String> {
+    let mut records = Vec::new();
+    let mut previous_owner: Option<Name> = None;
+    let mut pending = String::new();
+    let mut pending_line = 0;
+    let mut depth = 0i32;
+    for (index, raw) in text.lines().enumerate() {
+        let line_no = index + 1;
+        let content = raw.split(';').next().unwrap_or_default();
+        if depth == 0 {
+            if content.trim().is_empty() {
+                continue;
+            }
+            pending.clear();
+            pending_line = line_no;
+        }
+        depth += content.matches('(').count() as i32 - content.matches(')').count() as i32;
+        pending.push_str(&content.replace(['(', ')'], " "));
+        pending.push(' ');
+        if depth < 0 {
+            return Err(format!("line {line_no}: unbalanced ')'"));
+        }
+        if depth > 0 {
+            continue;
+        }
+        let starts_blank = pending.starts_with(char::is_whitespace);
+        let tokens: Vec<&str> = pending.split_whitespace().collect();
+        if tokens.first().is_some_and(|t| t.starts_with('$')) {
+            if tokens[0].eq_ignore_ascii_case("$TTL") {
+                continue;
+            }
+            return Err(format!(
+                "line {pending_line}: directive {} is not supported in anchor files",
+                tokens[0]
+            ));
+        }
+        let (owner, rest) = if starts_blank {
+            let owner = previous_owner
+                .clone()
+                .ok_or_else(|| format!("line {pending_line}: no owner name"))?;
+            (owner, &tokens[..])
+        } else {
+            let owner = Name::from_ascii(tokens[0])
+                .map_err(|e| format!("line {pending_line}: bad owner name {}: {e}", tokens[0]))?;
+            (absolute(owner), &tokens[1..])
+        };
+        previous_owner = Some(owner.clone());
+        let mut at = 0;
+        let rtype = loop {
+            let Some(token) = rest.get(at) else {
+                return Err(format!("line {pending_line}: no record type"));
+            };
+            at += 1;
+            if token.chars().all(|c| c.is_ascii_digit()) || token.eq_ignore_ascii_case("IN") {
+                continue;
+            }
+            break token.to_ascii_uppercase();
+        };
+        let rdata = rest[at..].join(" ");
+        match rtype.as_str() {
+            "DNSKEY" => records.push(AnchorLine::Dnskey {
+                owner,
+                rdata,
+                line: pending_line,
+            }),
+            "DS" => {
+                let ds = match RData::try_from_str(RecordType::DS, &rdata) {
+                    Ok(RData::DNSSEC(DNSSECRData::DS(ds))) => ds,
+                    Ok(_) => return Err(format!("line {pending_line}: not a DS record")),
+                    Err(e) => return Err(format!("line {pending_line}: bad DS record: {e}")),
+                };
+                match ds.digest_type() {
+                    DigestType::SHA256 | DigestType::SHA384 => {}
+                    other => {
+                        return Err(format!(
+                            "line {pending_line}: DS digest type {} is not accepted for a trust anchor; use the SHA-256 (2) or SHA-384 (4) DS (e.g. `dnssec-dsfromkey -2`)",
+                            u8::from(other)
+                        ));
+                    }
+                }
+                records.push(AnchorLine::Ds {
+                    owner,
+                    ds,
+                    line: pending_line,
+                });
+            }
+            other => {
+                return Err(format!(
+                    "line {pending_line}: record type {other} is not a trust anchor (expected DS or DNSKEY)"
+                ));
+            }
+        }
+    }
+    if depth != 0 {
+        return Err(format!("line {pending_line}: unbalanced '('"));
+    }
+    Ok(records)
+}
+
+fn absolute(mut name: Name) -> Name {
+    name.set_fqdn(true);
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::dnssec::PublicKey;
+
+    use super::*;
+
+    const KEY: &str =
+        "mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==";
+
+    #[test]
+    fn parses_dnskey_and_ds_lines_with_comments_and_parentheses() {
+        let text = format!(
+            "; a BIND key file\n\
+             example. 3600 IN DNSKEY 257 3 13 {KEY}\n\
+             \n\
+             example. IN 3600 DS 12345 13 2 (\n  ABCDEF0123456789ABCDEF0123456789\n  ABCDEF0123456789ABCDEF0123456789 ) ; sha-256\n\
+             \x20        DS 12345 13 4 {}\n\
+             $TTL 300\n\
+             other.example DNSKEY 257 3 13 {KEY}\n",
+            "ab".repeat(48)
+        );
+        let lines = parse_anchor_text(&text).unwrap();
+        assert_eq!(lines.len(), 4);
+        let AnchorLine::Dnskey { owner, rdata, line } = &lines[0] else {
+            panic!()
+        };
+        assert_eq!((owner.to_string().as_str(), line), ("example.", &2));
+        assert_eq!(rdata, &format!("257 3 13 {KEY}"));
+        let AnchorLine::Ds { owner, ds, line } = &lines[1] else {
+            panic!()
+        };
+        assert_eq!((owner.to_string().as_str(), *line), ("example.", 4));
+        assert_eq!(ds.key_tag(), 12345);
+        assert_eq!(ds.digest().len(), 32);
+        let AnchorLine::Ds { owner, ds, .. } = &lines[2] else {
+            panic!()
+        };
+        assert_eq!(owner.to_string(), "example.");
+        assert_eq!(ds.digest_type(), DigestType::SHA384);
+        let AnchorLine::Dnskey { owner, .. } = &lines[3] else {
+            panic!()
+        };
+        assert_eq!(owner.to_string(), "other.example.");
+    }
+
+    #[test]
+    fn refuses_other_types_sha1_and_directives() {
+        let err = parse_anchor_text("example. IN A 192.0.2.1\n").unwrap_err();
+        assert!(
+            err.contains("line 1: record type A is not a trust anchor"),
+            "{err}"
+        );
+        let err =
+            parse_anchor_text(&format!("example. IN DS 1 13 1 {}\n", "ab".repeat(20))).unwrap_err();
+        assert!(err.contains("digest type 1 is not accepted"), "{err}");
+        let err = parse_anchor_text("$ORIGIN example.\n").unwrap_err();
+        assert!(err.contains("$ORIGIN"), "{err}");
+        let err = parse_anchor_text("example. IN DS (1 13 2 AB\n").unwrap_err();
+        assert!(err.contains("unbalanced"), "{err}");
+        assert!(parse_anchor_text("; nothing\n\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn ds_matching_uses_the_digest_of_owner_and_key() {
+        let name = Name::from_ascii("example.").unwrap();
+        let anchors =
+            TrustAnchors::from_str(&format!("example. 3600 IN DNSKEY 257 3 13 {KEY}\n")).unwrap();
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(KEY)
+            .unwrap();
+        let key = DNSKEY::with_flags(
+            257,
+            hickory_proto::dnssec::PublicKeyBuf::new(
+                bytes,
+                hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+            ),
+        );
+        assert!(anchors.contains_with_name(key.public_key(), &LowerName::from(&name)));
+        let good = DS::new(
+            key.calculate_key_tag().unwrap(),
+            key.public_key().algorithm(),
+            DigestType::SHA256,
+            key.to_digest(&name, DigestType::SHA256)
+                .unwrap()
+                .as_ref()
+                .to_vec(),
+        );
+        let wrong = DS::new(
+            good.key_tag(),
+            key.public_key().algorithm(),
+            DigestType::SHA256,
+            vec![0; 32],
+        );
+        assert_eq!(keys_matching_ds(&name, &[key.clone()], &[&good]).len(), 1);
+        assert!(keys_matching_ds(&name, &[key.clone()], &[&wrong]).is_empty());
+        // The owner name is part of the digest.
+        let elsewhere = Name::from_ascii("other.").unwrap();
+        assert!(keys_matching_ds(&elsewhere, &[key], &[&good]).is_empty());
+    }
+
+    #[test]
+    fn worst_verdict_wins_and_only_secure_is_acceptable() {
+        use Verdict::*;
+        assert_eq!(worst([Secure, Secure].into_iter()), Secure);
+        assert_eq!(worst([Secure, Insecure].into_iter()), Insecure);
+        assert_eq!(
+            worst([Insecure, Indeterminate, Secure].into_iter()),
+            Indeterminate
+        );
+        assert_eq!(worst([Bogus, Indeterminate].into_iter()), Bogus);
+        assert_eq!(worst(std::iter::empty()), Indeterminate);
+        for (verdict, ok) in [
+            (Secure, true),
+            (Insecure, false),
+            (Bogus, false),
+            (Indeterminate, false),
+        ] {
+            let v = Validation {
+                owner: Name::root(),
+                verdict,
+                reason: String::new(),
+                answer: None,
+                rrset: Rrset::empty(Name::root()),
+                method: String::new(),
+            };
+            assert_eq!(v.is_acceptable_for_changes(), ok);
+        }
+    }
+
+    #[test]
+    fn dnssec_extended_errors_are_6_to_12() {
+        let ede = |code| ExtendedError {
+            code,
+            text: String::new(),
+        };
+        assert!(ede(9).is_dnssec_failure());
+        assert!(ede(6).is_dnssec_failure());
+        assert!(!ede(22).is_dnssec_failure());
+        assert!(!ede(5).is_dnssec_failure());
+        assert_eq!(
+            ExtendedError {
+                code: 9,
+                text: "no DNSKEY".into()
+            }
+            .to_string(),
+            "EDE 9 DNSKEY Missing: no DNSKEY"
+        );
+    }
+}

@@ -52,6 +52,18 @@ pub enum DnsError {
         detail: String,
     },
 
+    /// The answer to a signed request did not verify: it may be forged, so
+    /// whether the change happened is unknown.
+    #[error(
+        "response from {server} failed TSIG verification ({why}): it may have been forged or altered on the way, so zone {zone} may or may not have changed; run tlsa again to reconcile, and check the key"
+    )]
+    ResponseNotVerified {
+        server: SocketAddr,
+        zone: Name,
+        /// Names the key and what failed.
+        why: String,
+    },
+
     #[error(
         "{server} is not authoritative for zone {zone} (NOTAUTH): point the back-end at the zone's primary server"
     )]
@@ -78,4 +90,123 @@ pub enum DnsError {
         question: String,
         why: String,
     },
+
+    /// A provider's HTTP API answered with an error status (after any
+    /// retries). `messages` are the API's own words; `hint` says what to do.
+    #[error(
+        "{backend} API at {url}: {action} failed with HTTP {status}{api}; {hint}",
+        api = api_messages(messages)
+    )]
+    Http {
+        backend: String,
+        /// What tlsa was doing, e.g. "look up zone example.com.".
+        action: String,
+        /// The request URL, never with credentials in it.
+        url: String,
+        status: u16,
+        messages: Vec<String>,
+        hint: String,
+    },
+
+    /// A provider's HTTP API could not be reached or did not answer in time.
+    #[error("{backend} API at {url}: {action} failed: {why}; {hint}")]
+    HttpUnreachable {
+        backend: String,
+        action: String,
+        url: String,
+        why: String,
+        hint: String,
+    },
+
+    /// A provider's HTTP API answered with something tlsa cannot read.
+    #[error(
+        "{backend} API at {url}: unexpected answer to {action}: {why}; check that the URL points at the API (and its version) tlsa expects"
+    )]
+    ApiMalformed {
+        backend: String,
+        action: String,
+        url: String,
+        why: String,
+    },
+
+    /// The compare step of a back-end without conditional writes (HTTP
+    /// APIs, zone files) found the RRset changed since it was read.
+    /// Like [`DnsError::Conflict`], callers re-read and re-plan.
+    #[error(
+        "the TLSA RRset at {owner} changed while tlsa was updating it ({backend} now holds {found}); nothing was written"
+    )]
+    ChangedBeforeWrite {
+        backend: String,
+        owner: Name,
+        /// The records found, in presentation form.
+        found: String,
+    },
+
+    /// After writing, the back-end serves something else than what tlsa
+    /// wrote: another writer changed the RRset at the same moment, and one
+    /// of the two changes is lost. Not retried automatically.
+    #[error(
+        "the TLSA RRset at {owner} was changed by someone else while tlsa wrote it: tlsa wrote {wrote} but {backend} now holds {found}; check who else manages zone {zone}, then run tlsa again to reconcile"
+    )]
+    ChangedAfterWrite {
+        backend: String,
+        zone: Name,
+        owner: Name,
+        wrote: String,
+        found: String,
+    },
+
+    /// A secret (API token or key) could not be loaded. Never holds the secret.
+    #[error("cannot load the {what} from {source_name}: {why}")]
+    Secret {
+        what: String,
+        /// "file /etc/…" or "environment variable NAME".
+        source_name: String,
+        why: String,
+    },
+
+    /// A file a back-end reads or writes (zone file back-end).
+    #[error("{path}: {why}")]
+    File { path: String, why: String },
+
+    /// The reload command of the zone-file back-end failed; the records
+    /// file was put back as it was.
+    #[error(
+        "reload command `{command}` for zone {zone} failed ({status}){output}; the records file was restored to its previous content: fix the command (or the server) and run tlsa again"
+    )]
+    ReloadFailed {
+        zone: Name,
+        command: String,
+        status: String,
+        /// The command's output, quoted (or empty).
+        output: String,
+    },
+}
+
+impl DnsError {
+    /// Whether this is a lost compare-and-swap race that re-reading and
+    /// re-planning can resolve ([`super::apply_edits`] does).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            DnsError::Conflict { .. } | DnsError::ChangedBeforeWrite { .. }
+        )
+    }
+
+    /// The HTTP status of an API error, if this is one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            DnsError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// ": first message; second message" or "".
+fn api_messages(messages: &[String]) -> String {
+    if messages.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", messages.join("; "))
+    }
 }

@@ -3,8 +3,13 @@
 //! what each authoritative server serves ([`propagation`]), whether it
 //! validates ([`dnssec`]), and how long caches may hold it ([`ttl`]).
 
+pub mod backend;
+pub mod cloudflare;
+pub mod desec;
 pub mod dnssec;
 pub mod error;
+pub mod http;
+pub mod powerdns;
 pub mod propagation;
 pub mod provider;
 pub mod query;
@@ -12,6 +17,8 @@ pub mod rdata;
 pub mod rfc2136;
 pub mod tsig;
 pub mod ttl;
+pub mod zone;
+pub mod zonefile;
 
 pub use error::DnsError;
 pub use provider::{Applied, ChangeSet, Edit, Provider, Rrset, RrsetChange, apply_edits};

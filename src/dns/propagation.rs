@@ -1,1 +1,1170 @@
-//! (being written)
+//! What every authoritative server of a zone serves, address by address.
+//!
+//! [`ZoneServers::discover`] finds the zone's NS set and every IPv4 and IPv6
+//! address of each NS name (plus configured extra servers such as a hidden
+//! primary). [`ZoneServers`] then [`Observe`]s: it asks each address directly
+//! (RD=0, DO=1, concurrently) for the zone's SOA and the TLSA RRset of each
+//! owner, and reports per address the serial, the RRsets with their TTL
+//! facts, or what went wrong. [`wait_until_propagated`] polls until every
+//! address serves exactly the expected RRsets — the `t_propagated` of
+//! DESIGN.md §2 — or fails naming each server that lags and what it serves.
+//!
+//! The NS set is read once per [`ZoneServers`]: a wait does not follow NS
+//! changes made while it runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::op::{DnsResponse, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use tokio::task::JoinSet;
+
+use super::DnsError;
+use super::provider::Rrset;
+use super::query::{self, Ask};
+use super::rdata;
+use super::ttl::TtlFacts;
+use crate::clock::Clock;
+use crate::tlsa::TlsaRecord;
+
+/// The port of NS-derived addresses unless configured otherwise.
+pub const DNS_PORT: u16 = 53;
+
+/// Where the NS set and the addresses of the NS names are looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A recursive resolver (RD=1). Resolves every NS name, in the zone or not.
+    Resolver(SocketAddr),
+    /// A server authoritative for the zone (e.g. its primary), asked directly
+    /// (RD=0). NS names inside the zone are answered (or found as glue below
+    /// a delegation); names outside it usually are not, and are then
+    /// reported as unresolved.
+    Authoritative(SocketAddr),
+}
+
+impl fmt::Display for Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lookup::Resolver(addr) => write!(f, "resolver {addr}"),
+            Lookup::Authoritative(addr) => write!(f, "authoritative server {addr}"),
+        }
+    }
+}
+
+/// How to find a zone's servers.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub zone: Name,
+    pub lookup: Lookup,
+    /// The port queried on every NS-derived address (default 53).
+    pub port: u16,
+    /// Servers asked besides the NS set, e.g. a hidden primary.
+    pub extra: Vec<SocketAddr>,
+    /// How long one question to one server may take.
+    pub timeout: Duration,
+}
+
+impl Discovery {
+    pub fn new(zone: Name, lookup: Lookup) -> Self {
+        Discovery {
+            zone,
+            lookup,
+            port: DNS_PORT,
+            extra: Vec::new(),
+            timeout: query::DEFAULT_TIMEOUT,
+        }
+    }
+
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    pub fn extra(mut self, extra: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.extra.extend(extra);
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Why an address is asked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// An address of this NS name.
+    Ns(Name),
+    /// A configured extra server (e.g. a hidden primary).
+    Extra,
+}
+
+/// One address to ask, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerAddr {
+    pub origin: Origin,
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::Ns(name) => write!(f, "{name} ({})", self.addr),
+            Origin::Extra => write!(f, "extra server {}", self.addr),
+        }
+    }
+}
+
+/// An NS name for which no address was found: nothing it serves can be
+/// confirmed, so propagation cannot complete while one is listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub name: Name,
+    pub why: String,
+}
+
+/// What went wrong asking one address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerError {
+    #[error("no answer to {question} within {}", seconds(*.timeout))]
+    Timeout { question: String, timeout: Duration },
+    #[error("unreachable ({why})")]
+    Unreachable { why: String },
+    #[error("answered {rcode} to {question}")]
+    Rcode { question: String, rcode: String },
+    #[error(
+        "not authoritative: answered {question} without the AA bit (a lame delegation, or not a server of the zone)"
+    )]
+    NotAuthoritative { question: String },
+    #[error("unexpected answer to {question}: {why}")]
+    Malformed { question: String, why: String },
+}
+
+/// How an RRset question was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// The RRset exists.
+    Positive,
+    /// The owner name exists, the RRset does not (NOERROR, no answer).
+    NoData,
+    /// The owner name does not exist.
+    NxDomain,
+}
+
+impl fmt::Display for AnswerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AnswerKind::Positive => "positive answer",
+            AnswerKind::NoData => "NODATA",
+            AnswerKind::NxDomain => "NXDOMAIN",
+        })
+    }
+}
+
+/// The TLSA RRset of one owner as one server serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedRrset {
+    /// Records and TTL (`ttl: None` and no records when absent).
+    pub rrset: Rrset,
+    pub answer: AnswerKind,
+    /// Caching facts for the roll engine ([`super::ttl`]); the SOA values
+    /// come from the same round's SOA answer.
+    pub ttl: TtlFacts,
+}
+
+/// The zone's SOA as one server serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Soa {
+    pub serial: u32,
+    pub ttl: u32,
+    pub minimum: u32,
+}
+
+/// What one address serves, answered authoritatively (AA) throughout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub soa: Soa,
+    pub rrsets: BTreeMap<Name, ServedRrset>,
+}
+
+impl Served {
+    pub fn serial(&self) -> u32 {
+        self.soa.serial
+    }
+
+    /// The records served at `owner` (empty when absent or not asked).
+    pub fn records(&self, owner: &Name) -> BTreeSet<TlsaRecord> {
+        self.rrsets
+            .get(owner)
+            .map(|r| r.rrset.records.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// One address, one round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerObservation {
+    pub server: ServerAddr,
+    pub result: Result<Served, ServerError>,
+}
+
+/// One round over every address of a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub zone: Name,
+    pub servers: Vec<ServerObservation>,
+    /// NS names without an address (see [`Unresolved`]).
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// What the zone's servers must serve for a change to count as propagated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// Exactly these records per owner; an empty set means "no RRset".
+    pub rrsets: BTreeMap<Name, BTreeSet<TlsaRecord>>,
+    /// The serial that includes the change, when known (compared with RFC
+    /// 1982 serial arithmetic).
+    pub min_serial: Option<u32>,
+}
+
+impl Expected {
+    pub fn owners(&self) -> Vec<Name> {
+        self.rrsets.keys().cloned().collect()
+    }
+}
+
+/// Why one address does not (yet) count as serving the expected data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lag {
+    /// `None` for an NS name without an address.
+    pub server: Option<ServerAddr>,
+    pub what: String,
+}
+
+impl fmt::Display for Lag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.server {
+            Some(server) => write!(f, "{server}: {}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+impl Observation {
+    /// Every reason the observation falls short of `expected`; empty when
+    /// every address serves exactly the expected RRsets with a serial at
+    /// least `expected.min_serial`.
+    pub fn lags(&self, expected: &Expected) -> Vec<Lag> {
+        let mut lags: Vec<Lag> = self
+            .unresolved
+            .iter()
+            .map(|u| Lag {
+                server: None,
+                what: format!("NS {} has no address ({})", u.name, u.why),
+            })
+            .collect();
+        if self.servers.is_empty() {
+            lags.push(Lag {
+                server: None,
+                what: format!("no server address known for zone {}", self.zone),
+            });
+        }
+        for server in &self.servers {
+            if let Some(what) = server_lag(server, expected) {
+                lags.push(Lag {
+                    server: Some(server.server.clone()),
+                    what,
+                });
+            }
+        }
+        lags
+    }
+
+    pub fn is_complete(&self, expected: &Expected) -> bool {
+        self.lags(expected).is_empty()
+    }
+
+    /// The observation of `addr`, if it was asked.
+    pub fn server(&self, addr: SocketAddr) -> Option<&ServerObservation> {
+        self.servers.iter().find(|s| s.server.addr == addr)
+    }
+}
+
+impl fmt::Display for Observation {
+    /// One line per address: what it serves, or its error.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "zone {}:", self.zone)?;
+        for server in &self.servers {
+            match &server.result {
+                Ok(served) => writeln!(f, "  {}: {}", server.server, describe_served(served))?,
+                Err(e) => writeln!(f, "  {}: {e}", server.server)?,
+            }
+        }
+        for u in &self.unresolved {
+            writeln!(f, "  NS {}: no address ({})", u.name, u.why)?;
+        }
+        Ok(())
+    }
+}
+
+fn server_lag(server: &ServerObservation, expected: &Expected) -> Option<String> {
+    let served = match &server.result {
+        Ok(served) => served,
+        Err(e) => return Some(e.to_string()),
+    };
+    let mut lagging = false;
+    let mut text = format!("serves serial {}", served.soa.serial);
+    if let Some(min) = expected.min_serial
+        && !serial_at_least(served.soa.serial, min)
+    {
+        lagging = true;
+        text.push_str(&format!(" (expected {min} or later)"));
+    }
+    for (owner, want) in &expected.rrsets {
+        text.push_str(&format!(
+            ", {owner} {}",
+            describe_rrset(served.rrsets.get(owner))
+        ));
+        if served.records(owner) != *want {
+            lagging = true;
+            text.push_str(&format!(" (expected {})", describe_records(want)));
+        }
+    }
+    lagging.then_some(text)
+}
+
+/// `serial 7, _25._tcp.mail.example. [3 1 1 ab…] TTL 300`.
+fn describe_served(served: &Served) -> String {
+    let mut text = format!("serial {}", served.soa.serial);
+    for (owner, rrset) in &served.rrsets {
+        text.push_str(&format!(", {owner} {}", describe_rrset(Some(rrset))));
+    }
+    text
+}
+
+fn describe_rrset(rrset: Option<&ServedRrset>) -> String {
+    match rrset {
+        None => "not asked".to_string(),
+        Some(r) if r.answer != AnswerKind::Positive => format!("absent ({})", r.answer),
+        Some(r) => match r.rrset.ttl {
+            Some(ttl) => format!("{} TTL {ttl}", describe_records(&r.rrset.records)),
+            None => describe_records(&r.rrset.records),
+        },
+    }
+}
+
+fn describe_records(records: &BTreeSet<TlsaRecord>) -> String {
+    if records.is_empty() {
+        return "absent".to_string();
+    }
+    let list: Vec<String> = records.iter().map(ToString::to_string).collect();
+    format!("[{}]", list.join(", "))
+}
+
+/// `served >= min` in RFC 1982 serial number arithmetic (serials wrap).
+pub fn serial_at_least(served: u32, min: u32) -> bool {
+    served.wrapping_sub(min) < (1 << 31)
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// One round of questions to every address. The seam between the polling
+/// logic and the network: tests drive [`wait_until_propagated`] with a fake.
+#[async_trait]
+pub trait Observe: Send + Sync {
+    /// Asks every address once (concurrently) for the SOA and the TLSA RRset
+    /// of each of `owners`; no question may take longer than `timeout`.
+    async fn observe(&self, owners: &[Name], timeout: Duration) -> Observation;
+}
+
+/// A zone's authoritative addresses, found once.
+#[derive(Debug, Clone)]
+pub struct ZoneServers {
+    pub zone: Name,
+    /// The NS set as read (empty when built with [`ZoneServers::fixed`]).
+    pub ns_names: Vec<Name>,
+    /// Every address to ask, NS-derived first, without duplicates.
+    pub servers: Vec<ServerAddr>,
+    pub unresolved: Vec<Unresolved>,
+    /// The timeout of one question (the upper bound in [`Observe::observe`]).
+    pub timeout: Duration,
+}
+
+impl ZoneServers {
+    /// Reads the NS set of the zone and the A and AAAA records of each NS
+    /// name through `discovery.lookup`. Fails only when the NS set itself
+    /// cannot be read; an NS name without an address is kept in
+    /// [`Self::unresolved`].
+    pub async fn discover(discovery: &Discovery) -> Result<ZoneServers, DnsError> {
+        let (lookup_addr, ask) = match discovery.lookup {
+            Lookup::Resolver(addr) => (addr, Ask::recursive()),
+            Lookup::Authoritative(addr) => (addr, Ask::authoritative()),
+        };
+        let ask = Ask {
+            timeout: discovery.timeout,
+            ..ask
+        };
+        let zone = &discovery.zone;
+        let question = format!("{zone} NS");
+        let response = query::ask(lookup_addr, zone, RecordType::NS, ask).await?;
+        check_lookup_answer(lookup_addr, &question, &response, discovery.lookup)?;
+        let mut ns_names: Vec<Name> = Vec::new();
+        for record in &response.answers {
+            if let RData::NS(ns) = &record.data
+                && record.name == *zone
+                && !ns_names.contains(&ns.0)
+            {
+                ns_names.push(ns.0.clone());
+            }
+        }
+        if ns_names.is_empty() {
+            return Err(DnsError::Malformed {
+                server: lookup_addr,
+                question,
+                why: format!("no NS records for {zone}: is it a zone?"),
+            });
+        }
+
+        let mut tasks = JoinSet::new();
+        for (index, name) in ns_names.iter().enumerate() {
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                let name = name.clone();
+                tasks.spawn(async move {
+                    let result = query::ask(lookup_addr, &name, rtype, ask).await;
+                    (index, rtype, result)
+                });
+            }
+        }
+        let mut addresses: Vec<Vec<IpAddr>> = vec![Vec::new(); ns_names.len()];
+        let mut failures: Vec<Vec<String>> = vec![Vec::new(); ns_names.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (index, rtype, result) = joined.expect("address lookup task");
+            let name = &ns_names[index];
+            match result.and_then(|r| {
+                let q = format!("{name} {rtype}");
+                check_lookup_answer(lookup_addr, &q, &r, discovery.lookup).map(|()| r)
+            }) {
+                Ok(response) => addresses[index].extend(addresses_of(name, &response)),
+                Err(e) => failures[index].push(e.to_string()),
+            }
+        }
+
+        let mut servers: Vec<ServerAddr> = Vec::new();
+        let mut unresolved = Vec::new();
+        for (index, name) in ns_names.iter().enumerate() {
+            let ips = &mut addresses[index];
+            ips.sort();
+            ips.dedup();
+            if ips.is_empty() {
+                let why = if failures[index].is_empty() {
+                    format!("no A or AAAA record (asked {})", discovery.lookup)
+                } else {
+                    failures[index].join("; ")
+                };
+                unresolved.push(Unresolved {
+                    name: name.clone(),
+                    why,
+                });
+            }
+            for ip in ips.iter() {
+                let addr = SocketAddr::new(*ip, discovery.port);
+                if !servers.iter().any(|s| s.addr == addr) {
+                    servers.push(ServerAddr {
+                        origin: Origin::Ns(name.clone()),
+                        addr,
+                    });
+                }
+            }
+        }
+        for addr in &discovery.extra {
+            if !servers.iter().any(|s| s.addr == *addr) {
+                servers.push(ServerAddr {
+                    origin: Origin::Extra,
+                    addr: *addr,
+                });
+            }
+        }
+        Ok(ZoneServers {
+            zone: zone.clone(),
+            ns_names,
+            servers,
+            unresolved,
+            timeout: discovery.timeout,
+        })
+    }
+
+    /// A fixed list of addresses, no NS lookup (all labelled "extra").
+    pub fn fixed(
+        zone: Name,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        timeout: Duration,
+    ) -> Self {
+        let mut servers: Vec<ServerAddr> = Vec::new();
+        for addr in addrs {
+            if !servers.iter().any(|s| s.addr == addr) {
+                servers.push(ServerAddr {
+                    origin: Origin::Extra,
+                    addr,
+                });
+            }
+        }
+        ZoneServers {
+            zone,
+            ns_names: Vec::new(),
+            servers,
+            unresolved: Vec::new(),
+            timeout,
+        }
+    }
+
+    /// One round with the configured timeout.
+    pub async fn observe_now(&self, owners: &[Name]) -> Observation {
+        self.observe(owners, self.timeout).await
+    }
+}
+
+#[async_trait]
+impl Observe for ZoneServers {
+    async fn observe(&self, owners: &[Name], timeout: Duration) -> Observation {
+        let timeout = timeout.min(self.timeout);
+        let mut tasks = JoinSet::new();
+        for (index, server) in self.servers.iter().enumerate() {
+            let (zone, owners, server) = (self.zone.clone(), owners.to_vec(), server.clone());
+            tasks.spawn(async move {
+                let result = observe_server(&zone, &owners, server.addr, timeout).await;
+                (index, ServerObservation { server, result })
+            });
+        }
+        let mut results: Vec<Option<ServerObservation>> = vec![None; self.servers.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (index, observation) = joined.expect("observation task");
+            results[index] = Some(observation);
+        }
+        Observation {
+            zone: self.zone.clone(),
+            servers: results.into_iter().flatten().collect(),
+            unresolved: self.unresolved.clone(),
+        }
+    }
+}
+
+/// The NS/A/AAAA answers discovery relies on must be usable answers.
+fn check_lookup_answer(
+    server: SocketAddr,
+    question: &str,
+    response: &DnsResponse,
+    lookup: Lookup,
+) -> Result<(), DnsError> {
+    match response.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => Ok(()),
+        rcode => Err(DnsError::Rcode {
+            server,
+            question: question.to_string(),
+            rcode: rcode_name(rcode),
+            hint: match lookup {
+                Lookup::Authoritative(_) => String::new(),
+                Lookup::Resolver(_) => {
+                    ": check the resolver and that it may be queried from here".to_string()
+                }
+            },
+        }),
+    }
+}
+
+/// A and AAAA of `name` in an answer; glue from the additional section when
+/// the answer is a referral (an NS name below a delegation, asked directly).
+fn addresses_of(name: &Name, response: &DnsResponse) -> Vec<IpAddr> {
+    let from = |records: &[hickory_proto::rr::Record], only_name: bool| -> Vec<IpAddr> {
+        records
+            .iter()
+            .filter(|r| !only_name || r.name == *name)
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                _ => None,
+            })
+            .collect()
+    };
+    // A resolver's answer may go through a CNAME chain (not allowed for NS
+    // names, RFC 2181 §10.3, but harmless to follow): any address in it.
+    let answers = from(&response.answers, false);
+    if !answers.is_empty() || response.authoritative {
+        return answers;
+    }
+    from(&response.additionals, true)
+}
+
+/// The SOA and the TLSA RRsets of `owners` at one address (questions sent
+/// concurrently).
+async fn observe_server(
+    zone: &Name,
+    owners: &[Name],
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Served, ServerError> {
+    let ask = Ask {
+        timeout,
+        ..Ask::authoritative()
+    };
+    let mut tasks = JoinSet::new();
+    let questions: Vec<(Name, RecordType)> = std::iter::once((zone.clone(), RecordType::SOA))
+        .chain(owners.iter().map(|o| (o.clone(), RecordType::TLSA)))
+        .collect();
+    for (index, (name, rtype)) in questions.iter().cloned().enumerate() {
+        tasks.spawn(async move { (index, query::ask(addr, &name, rtype, ask).await) });
+    }
+    let mut answers: Vec<Option<Result<DnsResponse, DnsError>>> = std::iter::repeat_with(|| None)
+        .take(questions.len())
+        .collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, result) = joined.expect("query task");
+        answers[index] = Some(result);
+    }
+    let mut answers = answers
+        .into_iter()
+        .map(|a| a.expect("every question answered"));
+
+    let soa_question = format!("{zone} SOA");
+    let soa = parse_soa(
+        zone,
+        &soa_question,
+        answers.next().expect("SOA answer"),
+        timeout,
+    )?;
+    let mut rrsets = BTreeMap::new();
+    for (owner, answer) in owners.iter().zip(answers) {
+        let question = format!("{owner} TLSA");
+        let mut served = parse_tlsa(owner, &question, answer, timeout)?;
+        served.ttl.soa_ttl = Some(soa.ttl);
+        served.ttl.soa_minimum = Some(soa.minimum);
+        rrsets.insert(owner.clone(), served);
+    }
+    Ok(Served { soa, rrsets })
+}
+
+fn usable(
+    question: &str,
+    answer: Result<DnsResponse, DnsError>,
+    timeout: Duration,
+) -> Result<DnsResponse, ServerError> {
+    let response = answer.map_err(|e| match e {
+        DnsError::Timeout { .. } => ServerError::Timeout {
+            question: question.to_string(),
+            timeout,
+        },
+        DnsError::Network { why, .. } => ServerError::Unreachable { why },
+        other => ServerError::Malformed {
+            question: question.to_string(),
+            why: other.to_string(),
+        },
+    })?;
+    match response.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => {}
+        rcode => {
+            return Err(ServerError::Rcode {
+                question: question.to_string(),
+                rcode: rcode_name(rcode),
+            });
+        }
+    }
+    if !response.authoritative {
+        return Err(ServerError::NotAuthoritative {
+            question: question.to_string(),
+        });
+    }
+    Ok(response)
+}
+
+fn parse_soa(
+    zone: &Name,
+    question: &str,
+    answer: Result<DnsResponse, DnsError>,
+    timeout: Duration,
+) -> Result<Soa, ServerError> {
+    let response = usable(question, answer, timeout)?;
+    response
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) if r.name == *zone => Some(Soa {
+                serial: soa.serial,
+                ttl: r.ttl,
+                minimum: soa.minimum,
+            }),
+            _ => None,
+        })
+        .ok_or_else(|| ServerError::Malformed {
+            question: question.to_string(),
+            why: format!(
+                "{} without the SOA of {zone}",
+                rcode_name(response.response_code)
+            ),
+        })
+}
+
+fn parse_tlsa(
+    owner: &Name,
+    question: &str,
+    answer: Result<DnsResponse, DnsError>,
+    timeout: Duration,
+) -> Result<ServedRrset, ServerError> {
+    let response = usable(question, answer, timeout)?;
+    let mut records = BTreeSet::new();
+    let mut ttl: Option<u32> = None;
+    let mut rrsig_original_ttl: Option<u32> = None;
+    for record in response.answers.iter().filter(|r| r.name == *owner) {
+        match &record.data {
+            RData::TLSA(tlsa) => {
+                records.insert(rdata::from_hickory(tlsa));
+                ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+            }
+            RData::DNSSEC(DNSSECRData::RRSIG(sig))
+                if sig.input().type_covered == RecordType::TLSA =>
+            {
+                let original = sig.input().original_ttl;
+                rrsig_original_ttl = Some(rrsig_original_ttl.map_or(original, |t| t.max(original)));
+            }
+            RData::CNAME(target) => {
+                return Err(ServerError::Malformed {
+                    question: question.to_string(),
+                    why: format!(
+                        "{owner} is an alias (CNAME to {}); manage the TLSA RRset at the target",
+                        target.0
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+    let answer = if !records.is_empty() {
+        AnswerKind::Positive
+    } else if response.response_code == ResponseCode::NXDomain {
+        AnswerKind::NxDomain
+    } else {
+        AnswerKind::NoData
+    };
+    Ok(ServedRrset {
+        rrset: Rrset {
+            owner: owner.clone(),
+            ttl,
+            records,
+        },
+        answer,
+        ttl: TtlFacts {
+            rrset_ttl: ttl,
+            rrsig_original_ttl,
+            soa_ttl: None,
+            soa_minimum: None,
+        },
+    })
+}
+
+/// The mnemonic of an rcode, as dig prints it.
+pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::NotZone => "NOTZONE".into(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
+}
+
+/// The polling schedule of [`wait_until_propagated`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    /// Each pause is the previous one times this (in tenths: 15 = ×1.5).
+    pub factor_tenths: u32,
+    pub cap: Duration,
+    /// The least time a round's questions get, even just before the
+    /// deadline (a round may thus end up to this much after it).
+    pub min_question_timeout: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_millis(100),
+            factor_tenths: 15,
+            cap: Duration::from_secs(2),
+            min_question_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Backoff {
+    fn next(&self, pause: Duration) -> Duration {
+        (pause * self.factor_tenths / 10).min(self.cap)
+    }
+}
+
+/// Propagation confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Propagated {
+    /// When the complete round ended (by the clock of the wait): `t_propagated`.
+    /// The round's end, not its start, is the conservative choice: every
+    /// server had switched by then.
+    pub at: SystemTime,
+    /// That round, with every address's RRsets and TTL facts.
+    pub observation: Observation,
+    pub rounds: u32,
+}
+
+/// The deadline passed with some addresses lagging.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the TLSA change in zone {zone} did not reach every authoritative server within {waited}: {} of {} addresses lag after {rounds} rounds:\n  {}",
+    lags.len(),
+    last.servers.len(),
+    lags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "),
+    waited = seconds(*waited)
+)]
+pub struct NotPropagated {
+    pub zone: Name,
+    pub waited: Duration,
+    pub rounds: u32,
+    pub lags: Vec<Lag>,
+    /// The last round.
+    pub last: Observation,
+}
+
+/// Polls `observer` until every address serves exactly `expected` (with a
+/// serial ≥ `expected.min_serial`), or `deadline` passes. Starts at once,
+/// then pauses 100 ms, ×1.5 each time up to 2 s ([`Backoff::default`]),
+/// never pausing past the deadline; a last round runs at the deadline.
+pub async fn wait_until_propagated(
+    observer: &dyn Observe,
+    clock: &dyn Clock,
+    expected: &Expected,
+    deadline: SystemTime,
+) -> Result<Propagated, NotPropagated> {
+    wait_with_backoff(observer, clock, expected, deadline, Backoff::default()).await
+}
+
+/// [`wait_until_propagated`] with an explicit schedule.
+pub async fn wait_with_backoff(
+    observer: &dyn Observe,
+    clock: &dyn Clock,
+    expected: &Expected,
+    deadline: SystemTime,
+    backoff: Backoff,
+) -> Result<Propagated, NotPropagated> {
+    let owners = expected.owners();
+    let started = clock.now();
+    let mut pause = backoff.first;
+    let mut rounds = 0;
+    loop {
+        let remaining = deadline
+            .duration_since(clock.now())
+            .unwrap_or(Duration::ZERO);
+        let observation = observer
+            .observe(&owners, remaining.max(backoff.min_question_timeout))
+            .await;
+        rounds += 1;
+        let now = clock.now();
+        let lags = observation.lags(expected);
+        if lags.is_empty() {
+            return Ok(Propagated {
+                at: now,
+                observation,
+                rounds,
+            });
+        }
+        let remaining = deadline.duration_since(now).unwrap_or(Duration::ZERO);
+        if remaining.is_zero() {
+            return Err(NotPropagated {
+                zone: observation.zone.clone(),
+                waited: now.duration_since(started).unwrap_or(Duration::ZERO),
+                rounds,
+                lags,
+                last: observation,
+            });
+        }
+        clock.sleep(pause.min(remaining)).await;
+        pause = backoff.next(pause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn rec(byte: u8) -> TlsaRecord {
+        TlsaRecord {
+            usage: 3,
+            selector: 1,
+            matching: 1,
+            data: vec![byte; 32],
+        }
+    }
+
+    fn addr(last: u8) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::new(192, 0, 2, last), 53))
+    }
+
+    const OWNER: &str = "_25._tcp.mail.example.";
+
+    fn served(serial: u32, records: &[TlsaRecord]) -> Result<Served, ServerError> {
+        let owner = name(OWNER);
+        let records: BTreeSet<_> = records.iter().cloned().collect();
+        let ttl = (!records.is_empty()).then_some(300);
+        let mut rrsets = BTreeMap::new();
+        rrsets.insert(
+            owner.clone(),
+            ServedRrset {
+                answer: if records.is_empty() {
+                    AnswerKind::NxDomain
+                } else {
+                    AnswerKind::Positive
+                },
+                rrset: Rrset {
+                    owner,
+                    ttl,
+                    records,
+                },
+                ttl: TtlFacts {
+                    rrset_ttl: ttl,
+                    rrsig_original_ttl: ttl,
+                    soa_ttl: Some(3600),
+                    soa_minimum: Some(60),
+                },
+            },
+        );
+        Ok(Served {
+            soa: Soa {
+                serial,
+                ttl: 3600,
+                minimum: 60,
+            },
+            rrsets,
+        })
+    }
+
+    fn observation(servers: Vec<(u8, Result<Served, ServerError>)>) -> Observation {
+        Observation {
+            zone: name("example."),
+            servers: servers
+                .into_iter()
+                .map(|(last, result)| ServerObservation {
+                    server: ServerAddr {
+                        origin: if last == 9 {
+                            Origin::Extra
+                        } else {
+                            Origin::Ns(name(&format!("ns{last}.example.")))
+                        },
+                        addr: addr(last),
+                    },
+                    result,
+                })
+                .collect(),
+            unresolved: Vec::new(),
+        }
+    }
+
+    fn expected(records: &[TlsaRecord], min_serial: Option<u32>) -> Expected {
+        Expected {
+            rrsets: BTreeMap::from([(name(OWNER), records.iter().cloned().collect())]),
+            min_serial,
+        }
+    }
+
+    /// Replays scripted rounds (the last one repeats); each round "takes" 10 ms.
+    struct Script<'a> {
+        clock: &'a ManualClock,
+        rounds: Mutex<Vec<Observation>>,
+        timeouts: Mutex<Vec<Duration>>,
+    }
+
+    impl<'a> Script<'a> {
+        fn new(clock: &'a ManualClock, rounds: Vec<Observation>) -> Self {
+            Script {
+                clock,
+                rounds: Mutex::new(rounds),
+                timeouts: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Observe for Script<'_> {
+        async fn observe(&self, owners: &[Name], timeout: Duration) -> Observation {
+            assert_eq!(owners, &[name(OWNER)]);
+            self.timeouts.lock().unwrap().push(timeout);
+            self.clock.advance(Duration::from_millis(10));
+            let mut rounds = self.rounds.lock().unwrap();
+            if rounds.len() > 1 {
+                rounds.remove(0)
+            } else {
+                rounds[0].clone()
+            }
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test]
+    async fn completes_when_every_address_serves_the_expected_rrset() {
+        let clock = ManualClock::default();
+        let start = clock.now();
+        let new = [rec(2)];
+        let lagging = observation(vec![(1, served(7, &new)), (2, served(6, &[rec(1)]))]);
+        let done = observation(vec![(1, served(7, &new)), (2, served(7, &new))]);
+        let script = Script::new(&clock, vec![lagging.clone(), lagging, done.clone()]);
+        let result = wait_until_propagated(
+            &script,
+            &clock,
+            &expected(&new, Some(7)),
+            start + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert_eq!(result.rounds, 3);
+        assert_eq!(result.observation, done);
+        // Rounds of 10 ms, pauses 100 ms then 150 ms: seen complete at the end of round 3.
+        assert_eq!(result.at, start + ms(10 + 100 + 10 + 150 + 10));
+        assert_eq!(clock.sleeps(), vec![ms(100), ms(150)]);
+    }
+
+    #[tokio::test]
+    async fn backs_off_by_half_up_to_two_seconds_and_never_sleeps_past_the_deadline() {
+        let clock = ManualClock::default();
+        let start = clock.now();
+        let lagging = observation(vec![(1, served(6, &[rec(1)]))]);
+        let script = Script::new(&clock, vec![lagging]);
+        let deadline = start + Duration::from_secs(10);
+        let err = wait_until_propagated(&script, &clock, &expected(&[rec(2)], None), deadline)
+            .await
+            .unwrap_err();
+        let sleeps = clock.sleeps();
+        let micros = [
+            100_000, 150_000, 225_000, 337_500, 506_250, 759_375, 1_139_062,
+        ];
+        let want: Vec<Duration> = micros.iter().map(|m| Duration::from_micros(*m)).collect();
+        let got: Vec<Duration> = sleeps[..7]
+            .iter()
+            .map(|s| Duration::from_micros(s.as_micros() as u64))
+            .collect();
+        assert_eq!(got, want);
+        assert!(sleeps.iter().all(|s| *s <= Duration::from_secs(2)));
+        assert!(sleeps.contains(&Duration::from_secs(2)), "{sleeps:?}");
+        // The last pause ends exactly at the deadline, then one last round runs.
+        assert_eq!(clock.now(), deadline + ms(10));
+        assert_eq!(err.rounds as usize, sleeps.len() + 1);
+        assert_eq!(err.waited, Duration::from_secs(10) + ms(10));
+        // Questions never get more time than remains (but at least 250 ms).
+        let timeouts = script.timeouts.lock().unwrap().clone();
+        assert_eq!(timeouts[0], Duration::from_secs(10));
+        assert_eq!(*timeouts.last().unwrap(), ms(250));
+    }
+
+    #[tokio::test]
+    async fn a_past_deadline_still_makes_one_round() {
+        let clock = ManualClock::default();
+        let new = [rec(2)];
+        let script = Script::new(&clock, vec![observation(vec![(1, served(7, &new))])]);
+        let ok = wait_until_propagated(&script, &clock, &expected(&new, None), clock.now() - ms(1))
+            .await;
+        assert_eq!(ok.unwrap().rounds, 1);
+        assert!(clock.sleeps().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_error_names_each_lagging_server_and_what_it_serves() {
+        let clock = ManualClock::default();
+        let new = [rec(2)];
+        let last = observation(vec![
+            (1, served(7, &new)),
+            (2, served(6, &[rec(1)])),
+            (
+                9,
+                Err(ServerError::Timeout {
+                    question: "example. SOA".into(),
+                    timeout: Duration::from_secs(1),
+                }),
+            ),
+        ]);
+        let script = Script::new(&clock, vec![last]);
+        let deadline = clock.now() + Duration::from_secs(1);
+        let err = wait_until_propagated(&script, &clock, &expected(&new, Some(7)), deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(err.lags.len(), 2);
+        let text = err.to_string();
+        assert!(text.contains("2 of 3 addresses lag"), "{text}");
+        let lag2 = format!(
+            "ns2.example. (192.0.2.2:53): serves serial 6 (expected 7 or later), {OWNER} [{}] TTL 300 (expected [{}])",
+            rec(1),
+            rec(2)
+        );
+        assert!(text.contains(&lag2), "{text}");
+        assert!(
+            text.contains("extra server 192.0.2.9:53: no answer to example. SOA within 1 s"),
+            "{text}"
+        );
+        assert!(!text.contains("ns1.example."), "{text}");
+    }
+
+    #[test]
+    fn expected_absence_is_met_by_nxdomain_and_nodata() {
+        let absent = expected(&[], Some(7));
+        assert!(observation(vec![(1, served(7, &[]))]).is_complete(&absent));
+        assert!(!observation(vec![(1, served(7, &[rec(1)]))]).is_complete(&absent));
+    }
+
+    #[test]
+    fn extra_records_or_missing_ones_are_lag() {
+        let want = expected(&[rec(1), rec(2)], None);
+        assert!(!observation(vec![(1, served(7, &[rec(1)]))]).is_complete(&want));
+        assert!(!observation(vec![(1, served(7, &[rec(1), rec(2), rec(3)]))]).is_complete(&want));
+        assert!(observation(vec![(1, served(7, &[rec(2), rec(1)]))]).is_complete(&want));
+    }
+
+    #[test]
+    fn no_servers_or_unresolved_ns_names_never_complete() {
+        let want = expected(&[rec(1)], None);
+        assert!(!observation(vec![]).is_complete(&want));
+        let mut obs = observation(vec![(1, served(7, &[rec(1)]))]);
+        obs.unresolved.push(Unresolved {
+            name: name("ns.elsewhere."),
+            why: "NXDOMAIN".into(),
+        });
+        let lags = obs.lags(&want);
+        assert_eq!(lags.len(), 1);
+        assert_eq!(
+            lags[0].to_string(),
+            "NS ns.elsewhere. has no address (NXDOMAIN)"
+        );
+    }
+
+    #[test]
+    fn serials_compare_with_rfc_1982_arithmetic() {
+        assert!(serial_at_least(7, 7));
+        assert!(serial_at_least(8, 7));
+        assert!(!serial_at_least(6, 7));
+        // Wrapped around: 5 comes after 4294967290.
+        assert!(serial_at_least(5, u32::MAX - 5));
+        assert!(!serial_at_least(u32::MAX - 5, 5));
+    }
+}

@@ -141,7 +141,7 @@ pub async fn apply_edits(
             changes,
         };
         match provider.apply(&set).await {
-            Err(DnsError::Conflict { .. }) => continue,
+            Err(e) if e.is_conflict() => continue,
             other => return other.map(Some),
         }
     }

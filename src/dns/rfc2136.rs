@@ -1,1 +1,880 @@
-//! (being written)
+//! The RFC 2136 back-end: TLSA RRsets changed by DNS UPDATE, signed with
+//! TSIG (RFC 8945), sent to the zone's primary server.
+//!
+//! Each [`ChangeSet`] goes out as **one** UPDATE message, so a change to
+//! several owner names of a zone is atomic. Every RRset change carries a
+//! prerequisite on the RRset as it was read — the exact records (RFC 2136
+//! §2.4.2) or "does not exist" (§2.4.3) — so two machines managing the same
+//! zone never overwrite each other: the loser gets NXRRSET/YXRRSET, which
+//! becomes [`DnsError::Conflict`], and [`super::apply_edits`] re-reads and
+//! re-plans.
+//!
+//! Requests are signed here ([`TsigKey::sign`]) and sent through an unsigned
+//! hickory client, so that a rejected key comes back as the server's real
+//! answer (NOTAUTH with TSIG error BADSIG, BADKEY or BADTIME) rather than as
+//! hickory's misleading "truncated HMACs" protocol error.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use hickory_net::NetError;
+use hickory_proto::op::{DnsResponse, Message, OpCode, Query, ResponseCode, UpdateMessage};
+use hickory_proto::rr::rdata::tsig::TsigError;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::DnsError;
+use super::provider::{Applied, ChangeSet, Provider, Rrset, RrsetChange};
+use super::query::{self, Ask, Transport};
+use super::rdata;
+use super::tsig::{RequestSignature, TsigKey};
+
+/// Largest message sent over UDP (RFC 1035 §4.2.1; no EDNS on UPDATE).
+const UDP_LIMIT: usize = 512;
+
+/// How often the server is asked again while waiting for it to serve a
+/// change (BIND's inline signing serves an update some ms after answering).
+const POLL: Duration = Duration::from_millis(20);
+
+/// RFC 2136 dynamic updates to one server.
+#[derive(Debug, Clone)]
+pub struct Rfc2136 {
+    /// The zone's primary (or a server forwarding updates to it), also asked
+    /// for the current RRsets.
+    pub server: SocketAddr,
+    /// The TSIG key; `None` sends unsigned updates (for servers that allow
+    /// them by address).
+    pub key: Option<TsigKey>,
+    /// Bound on each exchange, and on waiting for the server to serve a
+    /// change it accepted.
+    pub timeout: Duration,
+    /// The zone; `None` finds it by asking the server for the owner's SOA.
+    pub zone: Option<Name>,
+}
+
+impl Rfc2136 {
+    pub fn new(server: SocketAddr, key: Option<TsigKey>) -> Self {
+        Rfc2136 {
+            server,
+            key,
+            timeout: query::DEFAULT_TIMEOUT,
+            zone: None,
+        }
+    }
+
+    pub fn with_zone(mut self, zone: Name) -> Self {
+        self.zone = Some(zone);
+        self
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// [`Provider::apply`] with the request signed at `unix_time` (seconds)
+    /// instead of now: the clock seam for tests of BADTIME.
+    pub async fn apply_at(&self, set: &ChangeSet, unix_time: u64) -> Result<Applied, DnsError> {
+        let question = format!("UPDATE of zone {}", set.zone);
+        let mut message = update_message(set);
+        let signature = match &self.key {
+            Some(key) => Some(
+                key.sign(&mut message, unix_time)
+                    .map_err(DnsError::Config)?,
+            ),
+            None => None,
+        };
+        let response = self.send(message, &question).await?;
+        self.judge(set, &question, response, signature).await
+    }
+
+    /// The SOA serial the server serves for `zone` now.
+    pub async fn soa_serial(&self, zone: &Name) -> Result<u32, DnsError> {
+        let zone = &fqdn(zone);
+        let response = self.ask(zone, RecordType::SOA).await?;
+        let question = format!("{zone} SOA");
+        if let Some(error) = self.not_authoritative(&response, zone, &question) {
+            return Err(error);
+        }
+        response
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::SOA(soa) if r.name == *zone => Some(soa.serial),
+                _ => None,
+            })
+            .ok_or_else(|| DnsError::Malformed {
+                server: self.server,
+                question,
+                why: "no SOA record in the answer".into(),
+            })
+    }
+
+    /// "key NAME" or "an unsigned request", for messages.
+    fn key_phrase(&self) -> String {
+        match &self.key {
+            Some(key) => format!("key {}", key.name),
+            None => "an unsigned request".into(),
+        }
+    }
+
+    /// One question to the server, without recursion and without RRSIGs.
+    async fn ask(&self, name: &Name, rtype: RecordType) -> Result<DnsResponse, DnsError> {
+        let ask = Ask {
+            recursion: false,
+            dnssec_ok: false,
+            timeout: self.timeout,
+        };
+        query::ask(self.server, name, rtype, ask).await
+    }
+
+    /// Why `response` is not an authoritative answer (NOERROR or NXDOMAIN
+    /// with AA set) for a name in `zone`; `None` if it is one.
+    fn not_authoritative(
+        &self,
+        response: &DnsResponse,
+        zone: &Name,
+        question: &str,
+    ) -> Option<DnsError> {
+        match response.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain if response.authoritative => None,
+            ResponseCode::NoError
+            | ResponseCode::NXDomain
+            | ResponseCode::Refused
+            | ResponseCode::NotAuth => Some(DnsError::NotAuthoritative {
+                server: self.server,
+                zone: zone.clone(),
+            }),
+            other => Some(rcode_error(self.server, question, other, zone)),
+        }
+    }
+
+    /// Sends a prepared (signed) UPDATE: over UDP when it fits in 512 bytes,
+    /// else over TCP; over TCP again when the UDP answer is truncated.
+    async fn send(&self, message: Message, question: &str) -> Result<DnsResponse, DnsError> {
+        let size = message
+            .to_vec()
+            .map_err(|e| DnsError::Config(format!("cannot encode the {question}: {e}")))?
+            .len();
+        let transport = if size > UDP_LIMIT {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        let response = query::exchange(self.server, message.clone(), transport, self.timeout)
+            .await
+            .map_err(|e| self.net_error(question, e))?;
+        if transport == Transport::Udp && response.truncation {
+            return query::exchange(self.server, message, Transport::Tcp, self.timeout)
+                .await
+                .map_err(|e| self.net_error(question, e));
+        }
+        Ok(response)
+    }
+
+    fn net_error(&self, question: &str, error: NetError) -> DnsError {
+        // Only a *signing* hickory client verifies answers and fails this way on
+        // the server's unsigned BADSIG/BADKEY answer; ours does not sign, but
+        // should it ever come back, it is still an authentication failure.
+        if error.to_string().contains("truncated HMACs")
+            && let Some(key) = &self.key
+        {
+            return DnsError::AuthFailed {
+                server: self.server,
+                key: key.name.clone(),
+                detail: "the server rejected the signature (BADSIG or BADKEY)".into(),
+            };
+        }
+        query::net_error(self.server, question, self.timeout, error)
+    }
+
+    /// Turns the server's answer into the outcome of the update.
+    async fn judge(
+        &self,
+        set: &ChangeSet,
+        question: &str,
+        response: DnsResponse,
+        signature: Option<RequestSignature>,
+    ) -> Result<Applied, DnsError> {
+        let rcode = response.response_code;
+        let tsig_error = response.signature().and_then(|t| t.data.error);
+        if let (Some(error), Some(key)) = (tsig_error, &self.key) {
+            return Err(DnsError::AuthFailed {
+                server: self.server,
+                key: key.name.clone(),
+                detail: tsig_detail(error, &response),
+            });
+        }
+        match rcode {
+            ResponseCode::NoError | ResponseCode::NXRRSet | ResponseCode::YXRRSet => {
+                if let (Some(mut signature), Some(key)) = (signature, &self.key) {
+                    signature.verify(response.as_buffer()).map_err(|why| {
+                        DnsError::ResponseNotVerified {
+                            server: self.server,
+                            zone: set.zone.clone(),
+                            why: format!("key {}: {why}", key.name),
+                        }
+                    })?;
+                }
+                if rcode == ResponseCode::NoError {
+                    Ok(Applied {
+                        serial: self.serial_after(set).await,
+                    })
+                } else {
+                    Err(DnsError::Conflict {
+                        server: self.server,
+                        owner: self.conflicting_owner(set).await,
+                    })
+                }
+            }
+            ResponseCode::Refused => Err(DnsError::UpdateRefused {
+                server: self.server,
+                zone: set.zone.clone(),
+                key: self.key_phrase(),
+            }),
+            ResponseCode::NotAuth => {
+                // RFC 2136 NOTAUTH: "not authoritative for the zone". Some
+                // servers also answer it when their ACL denies the request:
+                // an authoritative server saying it means "not allowed".
+                if self.serves_zone(&set.zone).await {
+                    Err(DnsError::UpdateRefused {
+                        server: self.server,
+                        zone: set.zone.clone(),
+                        key: format!("{} (it answered NOTAUTH)", self.key_phrase()),
+                    })
+                } else {
+                    Err(DnsError::NotAuthoritative {
+                        server: self.server,
+                        zone: set.zone.clone(),
+                    })
+                }
+            }
+            other => Err(rcode_error(self.server, question, other, &set.zone)),
+        }
+    }
+
+    /// Whether the server answers authoritatively for `zone`'s SOA.
+    async fn serves_zone(&self, zone: &Name) -> bool {
+        self.soa_serial(zone).await.is_ok()
+    }
+
+    /// After the server accepted the update: waits (bounded by the timeout)
+    /// until it serves every changed RRset as desired — BIND's inline signing
+    /// serves an update a few ms after answering — then reads the SOA serial,
+    /// which therefore includes the change. `None` if the change was not seen
+    /// in time (e.g. another writer changed the names right after us).
+    async fn serial_after(&self, set: &ChangeSet) -> Option<u32> {
+        // The update is done: a failing read here must not report it failed.
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if self.serves_all(set).await {
+                return self.soa_serial(&set.zone).await.ok();
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn serves_all(&self, set: &ChangeSet) -> bool {
+        for change in &set.changes {
+            let Ok(now) = self.read(&set.zone, &change.owner).await else {
+                return false;
+            };
+            let ttl_ok = change.desired.is_empty() || now.ttl == Some(change.ttl);
+            if now.records != change.desired || !ttl_ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// After a failed prerequisite: the owner whose RRset is no longer what
+    /// was read. Waits (bounded) until the server serves the other writer's
+    /// change, so that the caller's re-read sees it; falls back to the first
+    /// owner of the set.
+    async fn conflicting_owner(&self, set: &ChangeSet) -> Name {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            for change in &set.changes {
+                match self.read(&set.zone, &change.owner).await {
+                    Ok(now) if now.records != change.expected => return change.owner.clone(),
+                    _ => {}
+                }
+            }
+            if Instant::now() >= deadline {
+                return set
+                    .changes
+                    .first()
+                    .map(|c| c.owner.clone())
+                    .unwrap_or_else(|| set.zone.clone());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Rfc2136 {
+    fn describe(&self) -> String {
+        match &self.key {
+            Some(key) => format!("RFC 2136 at {} (key {})", self.server, key.name),
+            None => format!("RFC 2136 at {} (unsigned)", self.server),
+        }
+    }
+
+    async fn zone_of(&self, owner: &Name) -> Result<Name, DnsError> {
+        if let Some(zone) = &self.zone {
+            return if zone.zone_of(owner) {
+                Ok(zone.clone())
+            } else {
+                Err(DnsError::Config(format!(
+                    "{owner} is not in zone {zone}, the zone configured for {}",
+                    self.describe()
+                )))
+            };
+        }
+        let response = self.ask(owner, RecordType::SOA).await?;
+        let not_served = |how: String| {
+            DnsError::Config(format!(
+                "{} is not authoritative for any zone holding {owner} ({how}): point the RFC 2136 back-end at the primary server of that zone, or configure the zone",
+                self.server
+            ))
+        };
+        match response.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => {}
+            ResponseCode::Refused | ResponseCode::NotAuth => {
+                return Err(not_served(format!(
+                    "it answered {}",
+                    rcode_name(response.response_code)
+                )));
+            }
+            other => {
+                return Err(rcode_error(
+                    self.server,
+                    &format!("{owner} SOA"),
+                    other,
+                    owner,
+                ));
+            }
+        }
+        if !response.authoritative {
+            return Err(not_served(
+                "its answer has no AA flag: a referral to a child zone, or a cached answer".into(),
+            ));
+        }
+        // The SOA is the answer at the apex, else in the authority section
+        // of the negative answer; it names the zone.
+        response
+            .answers
+            .iter()
+            .chain(response.authorities.iter())
+            .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(owner))
+            .map(|r| r.name.clone())
+            .ok_or_else(|| not_served("its answer names no enclosing zone".into()))
+    }
+
+    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
+        let response = self.ask(owner, RecordType::TLSA).await?;
+        let question = format!("{owner} TLSA");
+        if let Some(error) = self.not_authoritative(&response, zone, &question) {
+            return Err(error);
+        }
+        let mut rrset = Rrset::empty(owner.clone());
+        let absolute = fqdn(owner);
+        for record in response.answers.iter().filter(|r| r.name == absolute) {
+            match &record.data {
+                RData::TLSA(tlsa) => {
+                    rrset.records.insert(rdata::from_hickory(tlsa));
+                    rrset.ttl = Some(rrset.ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+                }
+                RData::CNAME(target) => {
+                    return Err(DnsError::Config(format!(
+                        "{owner} is an alias (CNAME to {}): tlsa cannot publish TLSA records there; manage the target's TLSA records or remove the alias",
+                        target.0
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(rrset)
+    }
+
+    async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.apply_at(set, now).await
+    }
+}
+
+/// The UPDATE message for `set`, unsigned: zone section = the zone; per
+/// change, a prerequisite on the RRset as read and the updates that turn it
+/// into the desired one, TTL included.
+///
+/// - Prerequisite: the exact RRset as read (RFC 2136 §2.4.2: each record,
+///   class IN, TTL 0), or "RRset does not exist" (§2.4.3: class NONE, type
+///   TLSA, no RDATA) when nothing was read.
+/// - Records added: delete each record to remove (§2.5.4: class NONE, TTL 0)
+///   and add each new record (§2.5.1) with the change's TTL. Adding a record
+///   sets the TTL of the whole RRset, on BIND 9.18 and Knot 3.2 alike.
+/// - Nothing added but records kept (a TTL-only change, or a removal that
+///   may also change the TTL): delete the RRset (§2.5.2: class ANY) and add
+///   the kept records back with the change's TTL, in the same message. Just
+///   re-adding an existing record with another TTL is not enough: BIND then
+///   changes the RRset's TTL, but Knot ignores the duplicate and keeps the
+///   old TTL (both seen in `tests/dns_rfc2136.rs`). The prerequisite makes
+///   the delete safe: it removes exactly what was read.
+/// - Nothing left: delete each record read (§2.5.4).
+pub fn update_message(set: &ChangeSet) -> Message {
+    let mut message = Message::query();
+    message.metadata.op_code = OpCode::Update;
+    message.metadata.recursion_desired = false;
+    let mut zone = Query::query(set.zone.clone(), RecordType::SOA);
+    zone.set_query_class(DNSClass::IN);
+    message.add_zone(zone);
+    for change in &set.changes {
+        add_prerequisite(&mut message, change);
+        add_updates(&mut message, change);
+    }
+    message
+}
+
+fn add_prerequisite(message: &mut Message, change: &RrsetChange) {
+    if change.expected.is_empty() {
+        let mut absent = Record::update0(change.owner.clone(), 0, RecordType::TLSA);
+        absent.dns_class = DNSClass::NONE;
+        message.add_pre_requisite(absent);
+    }
+    for record in &change.expected {
+        message.add_pre_requisite(tlsa_record(&change.owner, 0, record));
+    }
+}
+
+fn add_updates(message: &mut Message, change: &RrsetChange) {
+    let adds_records = change.to_add().next().is_some();
+    if !adds_records && !change.desired.is_empty() {
+        let mut all = Record::update0(change.owner.clone(), 0, RecordType::TLSA);
+        all.dns_class = DNSClass::ANY;
+        message.add_update(all);
+        for record in &change.desired {
+            message.add_update(tlsa_record(&change.owner, change.ttl, record));
+        }
+        return;
+    }
+    for record in change.to_remove() {
+        let mut delete = tlsa_record(&change.owner, 0, record);
+        delete.dns_class = DNSClass::NONE;
+        message.add_update(delete);
+    }
+    for record in change.to_add() {
+        message.add_update(tlsa_record(&change.owner, change.ttl, record));
+    }
+}
+
+/// `name`, fully qualified (names from the wire always are).
+fn fqdn(name: &Name) -> Name {
+    let mut name = name.clone();
+    name.set_fqdn(true);
+    name
+}
+
+fn tlsa_record(owner: &Name, ttl: u32, record: &crate::tlsa::TlsaRecord) -> Record {
+    Record::from_rdata(owner.clone(), ttl, RData::TLSA(rdata::to_hickory(record)))
+}
+
+/// What a TSIG error means, for [`DnsError::AuthFailed`].
+fn tsig_detail(error: TsigError, response: &DnsResponse) -> String {
+    match error {
+        TsigError::BadSig => "BADSIG: wrong secret".into(),
+        TsigError::BadKey => "BADKEY: the server does not know this key name (or algorithm)".into(),
+        TsigError::BadTime => {
+            // The server puts its time in the TSIG "other data" (RFC 8945 §5.2.3).
+            let skew = response.signature().and_then(|t| {
+                let other: [u8; 6] = t.data.other.as_slice().try_into().ok()?;
+                let server = other.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+                Some(server as i64 - t.data.time as i64)
+            });
+            match skew {
+                Some(skew) => format!(
+                    "BADTIME: clock skew, the server's clock is {} s {} the request's signing time",
+                    skew.unsigned_abs(),
+                    if skew >= 0 { "ahead of" } else { "behind" }
+                ),
+                None => "BADTIME: clock skew".into(),
+            }
+        }
+        TsigError::BadTrunc => "BADTRUNC: the server rejected the MAC length".into(),
+        TsigError::Unknown(code) => format!("TSIG error {code}"),
+    }
+}
+
+/// The mnemonic of an rcode (`NOTAUTH`), as operators see it in logs.
+fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::YXDomain => "YXDOMAIN".into(),
+        ResponseCode::YXRRSet => "YXRRSET".into(),
+        ResponseCode::NXRRSet => "NXRRSET".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::NotZone => "NOTZONE".into(),
+        other => format!("rcode {} ({other})", u16::from(other)),
+    }
+}
+
+fn rcode_error(server: SocketAddr, question: &str, rcode: ResponseCode, zone: &Name) -> DnsError {
+    let hint = match rcode {
+        ResponseCode::ServFail => ": see the server's log".to_string(),
+        ResponseCode::FormErr => {
+            ": the server could not parse the message; see its log".to_string()
+        }
+        ResponseCode::NotImp => {
+            ": the server does not implement this (dynamic update disabled?)".to_string()
+        }
+        ResponseCode::NotZone => {
+            format!(": a name is outside zone {zone}; check the configured zone")
+        }
+        _ => String::new(),
+    };
+    DnsError::Rcode {
+        server,
+        question: question.to_string(),
+        rcode: rcode_name(rcode),
+        hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::tlsa::TlsaRecord;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn rec(byte: u8) -> TlsaRecord {
+        TlsaRecord {
+            usage: 3,
+            selector: 1,
+            matching: 1,
+            data: vec![byte; 32],
+        }
+    }
+
+    fn records(bytes: &[u8]) -> BTreeSet<TlsaRecord> {
+        bytes.iter().map(|b| rec(*b)).collect()
+    }
+
+    fn change(owner: &str, expected: &[u8], desired: &[u8], ttl: u32) -> RrsetChange {
+        RrsetChange {
+            owner: name(owner),
+            expected: records(expected),
+            desired: records(desired),
+            ttl,
+        }
+    }
+
+    /// (class, type, ttl, rdata byte or None for no rdata) of each record.
+    fn shape(records: &[Record]) -> Vec<(DNSClass, RecordType, u32, Option<u8>)> {
+        records
+            .iter()
+            .map(|r| {
+                let byte = match &r.data {
+                    RData::TLSA(t) => Some(t.cert_data[0]),
+                    _ => None,
+                };
+                (r.dns_class, r.record_type(), r.ttl, byte)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_message_with_prerequisites_and_updates_per_owner() {
+        let set = ChangeSet {
+            zone: name("example."),
+            changes: vec![
+                change("_25._tcp.a.example.", &[1, 2], &[2, 3], 60),
+                change("_25._tcp.b.example.", &[], &[4], 300),
+                change("_25._tcp.c.example.", &[5], &[], 60),
+            ],
+        };
+        let m = update_message(&set);
+        assert_eq!(m.metadata.op_code, OpCode::Update);
+        assert_eq!(m.queries.len(), 1);
+        assert_eq!(m.queries[0].name(), &name("example."));
+        assert_eq!(m.queries[0].query_type(), RecordType::SOA);
+        assert_eq!(m.queries[0].query_class(), DNSClass::IN);
+        use {DNSClass::*, RecordType::TLSA};
+        // prerequisites (answer section): exact RRset, "does not exist", exact RRset
+        assert_eq!(
+            shape(&m.answers),
+            vec![
+                (IN, TLSA, 0, Some(1)),
+                (IN, TLSA, 0, Some(2)),
+                (NONE, TLSA, 0, None),
+                (IN, TLSA, 0, Some(5))
+            ]
+        );
+        let names: Vec<String> = m.answers.iter().map(|r| r.name.to_string()).collect();
+        assert_eq!(names[0], "_25._tcp.a.example.");
+        assert_eq!(names[2], "_25._tcp.b.example.");
+        // updates (authority section): delete 1, add 3; add 4; delete 5
+        assert_eq!(
+            shape(&m.authorities),
+            vec![
+                (NONE, TLSA, 0, Some(1)),
+                (IN, TLSA, 60, Some(3)),
+                (IN, TLSA, 300, Some(4)),
+                (NONE, TLSA, 0, Some(5))
+            ]
+        );
+    }
+
+    #[test]
+    fn ttl_changes_without_additions_replace_the_rrset() {
+        use {DNSClass::*, RecordType::TLSA};
+        for (expected, desired) in [(&[1u8, 2][..], &[1u8, 2][..]), (&[1, 2, 3], &[1, 2])] {
+            let set = ChangeSet {
+                zone: name("example."),
+                changes: vec![change("_25._tcp.a.example.", expected, desired, 300)],
+            };
+            let m = update_message(&set);
+            assert_eq!(
+                shape(&m.authorities),
+                vec![
+                    (ANY, TLSA, 0, None),
+                    (IN, TLSA, 300, Some(1)),
+                    (IN, TLSA, 300, Some(2))
+                ]
+            );
+            // the prerequisite still pins the RRset as read
+            assert_eq!(m.answers.len(), expected.len());
+        }
+    }
+
+    #[test]
+    fn describe_names_server_and_key_but_never_the_secret() {
+        let key = crate::dns::tsig::TsigKey::parse_spec(
+            "hmac-sha256:tlsa-key:c2VjcmV0LWEtc2VjcmV0LWEtc2VjcmV0LWEtc2VjcmV0LWE=",
+            "test",
+        )
+        .unwrap();
+        let server: SocketAddr = "192.0.2.1:53".parse().unwrap();
+        let p = Rfc2136::new(server, Some(key));
+        assert_eq!(p.describe(), "RFC 2136 at 192.0.2.1:53 (key tlsa-key.)");
+        for text in [p.describe(), format!("{p:?}"), format!("{p:#?}")] {
+            assert!(!text.contains("c2VjcmV0"), "{text}");
+            assert!(!text.contains("secret-a"), "{text}");
+        }
+        assert_eq!(
+            Rfc2136::new(server, None).describe(),
+            "RFC 2136 at 192.0.2.1:53 (unsigned)"
+        );
+    }
+
+    // --------------------------------------------------------------------
+    // Answers no real server gives on purpose, from a scripted fake server.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hickory_proto::rr::rdata::SOA;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
+
+    type Script = dyn Fn(&Message, Transport) -> Option<Message> + Send + Sync;
+
+    /// A loopback server (UDP and TCP on one port) answering with `script`
+    /// (no answer on `None`).
+    async fn fake_server(script: Arc<Script>) -> SocketAddr {
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+                break (udp, tcp);
+            }
+        };
+        let addr = udp.local_addr().unwrap();
+        let udp_script = script.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65535];
+            while let Ok((len, peer)) = udp.recv_from(&mut buf).await {
+                let Ok(request) = Message::from_vec(&buf[..len]) else {
+                    continue;
+                };
+                if let Some(answer) = udp_script(&request, Transport::Udp) {
+                    let _ = udp.send_to(&answer.to_vec().unwrap(), peer).await;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = tcp.accept().await {
+                let script = script.clone();
+                tokio::spawn(async move {
+                    while let Ok(len) = stream.read_u16().await {
+                        let mut buf = vec![0u8; usize::from(len)];
+                        if stream.read_exact(&mut buf).await.is_err() {
+                            return;
+                        }
+                        let request = Message::from_vec(&buf).unwrap();
+                        if let Some(answer) = script(&request, Transport::Tcp) {
+                            let bytes = answer.to_vec().unwrap();
+                            let _ = stream.write_u16(bytes.len() as u16).await;
+                            let _ = stream.write_all(&bytes).await;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn answer(request: &Message, rcode: ResponseCode) -> Message {
+        let mut answer = Message::response(request.metadata.id, request.metadata.op_code);
+        answer.metadata.response_code = rcode;
+        answer.add_queries(request.queries.clone());
+        answer
+    }
+
+    /// An authoritative answer to queries: the SOA of `example.` (serial 7),
+    /// no TLSA anywhere. `None` for anything else.
+    fn authoritative(request: &Message) -> Option<Message> {
+        if request.metadata.op_code != OpCode::Query {
+            return None;
+        }
+        let mut reply = answer(request, ResponseCode::NoError);
+        reply.metadata.authoritative = true;
+        let soa = SOA::new(name("ns.example."), name("h.example."), 7, 60, 30, 600, 60);
+        let record = Record::from_rdata(name("example."), 60, RData::SOA(soa));
+        match request.queries[0].query_type() {
+            RecordType::SOA if request.queries[0].name() == &name("example.") => {
+                reply.add_answer(record);
+            }
+            _ => {
+                reply.add_authority(record);
+            }
+        }
+        Some(reply)
+    }
+
+    fn one_change() -> ChangeSet {
+        ChangeSet {
+            zone: name("example."),
+            changes: vec![change("_25._tcp.a.example.", &[], &[1], 60)],
+        }
+    }
+
+    fn test_key() -> TsigKey {
+        TsigKey::parse_spec(
+            "hmac-sha256:tlsa-key:c2VjcmV0LWEtc2VjcmV0LWEtc2VjcmV0LWEtc2VjcmV0LWE=",
+            "test",
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unsigned_answer_to_a_signed_update_is_not_trusted() {
+        let server = fake_server(Arc::new(|request: &Message, _| {
+            authoritative(request).or_else(|| Some(answer(request, ResponseCode::NoError)))
+        }))
+        .await;
+        let p = Rfc2136::new(server, Some(test_key()));
+        let e = p.apply(&one_change()).await.unwrap_err();
+        assert!(matches!(e, DnsError::ResponseNotVerified { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("response from {server} failed TSIG verification (key tlsa-key.: the answer is not signed)")),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn notauth_from_a_server_without_the_zone_is_not_authoritative() {
+        let server = fake_server(Arc::new(|request: &Message, _| {
+            let rcode = match request.metadata.op_code {
+                OpCode::Update => ResponseCode::NotAuth,
+                _ => ResponseCode::Refused,
+            };
+            Some(answer(request, rcode))
+        }))
+        .await;
+        let e = Rfc2136::new(server, Some(test_key()))
+            .apply(&one_change())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DnsError::NotAuthoritative { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn other_rcodes_name_the_server_and_the_update() {
+        let server = fake_server(Arc::new(|request: &Message, _| {
+            Some(answer(request, ResponseCode::ServFail))
+        }))
+        .await;
+        let e = Rfc2136::new(server, None)
+            .apply(&one_change())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{server} answered UPDATE of zone example. with SERVFAIL: see the server's log"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_timeout_naming_the_server() {
+        let server = fake_server(Arc::new(|_: &Message, _| None)).await;
+        let p = Rfc2136::new(server, Some(test_key())).with_timeout(Duration::from_millis(300));
+        let e = p.apply(&one_change()).await.unwrap_err();
+        assert!(
+            matches!(e, DnsError::Timeout { server: s, .. } if s == server),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("UPDATE of zone example."), "{e}");
+    }
+
+    /// A truncated UDP answer makes the update go again over TCP; the serial
+    /// is read from the server afterwards.
+    #[tokio::test]
+    async fn a_truncated_answer_is_retried_over_tcp() {
+        let over_tcp = Arc::new(AtomicUsize::new(0));
+        let seen = over_tcp.clone();
+        let server = fake_server(Arc::new(move |request: &Message, transport| {
+            if let Some(reply) = authoritative(request) {
+                return Some(reply);
+            }
+            let mut reply = answer(request, ResponseCode::NoError);
+            match transport {
+                Transport::Udp => reply.metadata.truncation = true,
+                Transport::Tcp => {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            Some(reply)
+        }))
+        .await;
+        // The fake never serves the record: the serial stays unknown.
+        let p = Rfc2136::new(server, None).with_timeout(Duration::from_millis(300));
+        let applied = p.apply(&one_change()).await.unwrap();
+        assert_eq!(applied, Applied { serial: None });
+        assert_eq!(over_tcp.load(Ordering::SeqCst), 1);
+        // A deletion is seen at once (no TLSA anywhere): serial 7.
+        let delete = ChangeSet {
+            zone: name("example."),
+            changes: vec![change("_25._tcp.a.example.", &[1], &[], 60)],
+        };
+        assert_eq!(p.apply(&delete).await.unwrap(), Applied { serial: Some(7) });
+        assert_eq!(over_tcp.load(Ordering::SeqCst), 2);
+    }
+}

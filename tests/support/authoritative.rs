@@ -132,7 +132,7 @@ fn non_empty<T>(records: Vec<T>, what: &str, tool_output: &str) -> Vec<T> {
 
 /// Whether `addr` answers authoritatively with the signed SOA of `zone` — which only this
 /// lab's server can do, the zone name being unique.
-fn serves_signed_zone(addr: SocketAddr, zone: &str, transport: Transport) -> bool {
+pub(super) fn serves_signed_zone(addr: SocketAddr, zone: &str, transport: Transport) -> bool {
     wire::query(addr, transport, zone, wire::TYPE_SOA, wire::CLASS_IN, false).is_some_and(|r| {
         r.is_noerror() && r.aa && r.has_answer(wire::TYPE_SOA) && r.has_answer(wire::TYPE_RRSIG)
     })

@@ -372,13 +372,13 @@ fn key_name(zone: &str) -> String {
 
 /// The lab's temporary directory, removed on drop unless `TLSA_LAB_KEEP=1` — also when
 /// startup fails, so a failed start can be inspected.
-struct LabDir {
+pub(super) struct LabDir {
     dir: Option<TempDir>,
     path: PathBuf,
 }
 
 impl LabDir {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tlsa-lab-")
             .tempdir()
@@ -389,7 +389,7 @@ impl LabDir {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 }

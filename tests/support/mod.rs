@@ -12,24 +12,43 @@
 // Every test crate that says `mod support;` compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+mod acme;
 mod authoritative;
 mod bind;
 mod dig;
+mod http_mock;
 mod knot;
 mod lab;
 mod launch;
+mod postfix;
+mod powerdns;
 mod process;
 mod resolver;
+mod roll;
+mod static_server;
 mod tools;
 mod tsig;
 mod wait;
 mod wire;
 mod zone;
+mod zonefile_bind;
 
+pub use acme::{Acme, CertbotRun, DeployHook, RenewKey};
 pub use authoritative::Server;
 pub use dig::{DigReply, Record, dig};
+pub use http_mock::{HttpMock, MockRequest, MockResponse};
 pub use lab::{Lab, LabOptions, StartupTimes};
+pub use postfix::{Postfix, PostfixOptions, SilentServer, TlsIdentity, closed_port};
+pub use powerdns::PowerDnsLab;
 pub use resolver::Resolver;
+pub use roll::{
+    MAIL_OWNER, ProbeLog, SafetyProbe, certbot_source, deployed_key, deployed_key_in,
+    self_signed_source, served, tlsa, write_config, write_roll_config,
+};
+pub use static_server::{
+    LOOPBACK_V6, Setup, StaticServer, random_loopback_v4, served_serial, soa_serial,
+};
 pub use tools::tool;
 pub use tsig::TSIG_ALGORITHM;
 pub use wait::{POLL_INTERVAL, poll_until, try_poll_every, try_poll_until};
+pub use zonefile_bind::BindZoneFileLab;

@@ -200,7 +200,11 @@ stub-zone:
 }
 
 /// Whether `addr` answers `id.server. CH TXT` with `identity`.
-fn answers_with_identity(addr: SocketAddr, identity: &str, transport: Transport) -> bool {
+pub(super) fn answers_with_identity(
+    addr: SocketAddr,
+    identity: &str,
+    transport: Transport,
+) -> bool {
     let reply = wire::query(
         addr,
         transport,

@@ -13,12 +13,17 @@ const INSTALL_HINT: &str = "install the lab packages with `scripts/install-test-
 /// Absolute path of `name`, searched in `PATH` and then in the sbin directories (servers live
 /// in /usr/sbin, which a non-login `PATH` may lack). Panics with an install hint if absent.
 pub fn tool(name: &str) -> PathBuf {
+    tool_with_hint(name, INSTALL_HINT)
+}
+
+/// [`tool`] with the install hint of the package that provides `name`.
+pub fn tool_with_hint(name: &str, hint: &str) -> PathBuf {
     let path = env::var_os("PATH").unwrap_or_default();
     env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
-        .unwrap_or_else(|| panic!("`{name}` not found: {INSTALL_HINT}"))
+        .unwrap_or_else(|| panic!("`{name}` not found: {hint}"))
 }
 
 /// Checks all `names` up front, so a missing package is reported before any server starts.

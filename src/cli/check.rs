@@ -1,0 +1,378 @@
+//! `tlsa check`: live verification of an endpoint (or of a domain's MX
+//! hosts) against its validated TLSA RRset, as a monitoring plugin.
+//!
+//! Exit codes follow the Nagios plugin convention and take precedence over
+//! the CLI's usual ones: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Bad input to
+//! `check` (an invalid host, an unreadable anchor file, a bad option) is
+//! UNKNOWN (3), not the exit 2 other commands use, so a monitoring system
+//! never mistakes a typo in its configuration for a broken server.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+
+use super::Failure;
+use crate::dns::dnssec::Anchors;
+use crate::live::capture::{ConnectOptions, default_helo};
+use crate::live::check::{self, CheckOptions, Report, Target};
+use crate::live::endpoint::{Endpoint, Protocol};
+use crate::live::resolve::{self, Trust, ValidatingDns};
+use crate::live::verdict::{Status, short};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes (Nagios plugin convention): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
+bad input to `check` is UNKNOWN (3).
+
+Examples:
+  tlsa check mail.example.com
+  tlsa check --mx example.com --json
+  tlsa check imap.example.com --port 993
+  tlsa check mail.example.com --port 25 --address 192.0.2.1:25 --address [2001:db8::1]:25
+  tlsa check mail.example.com --resolver 127.0.0.1 --trust-ad"
+)]
+pub struct CheckArgs {
+    /// Host name of the endpoint (TLSA owner _PORT._tcp.HOST).
+    #[arg(
+        value_name = "HOST",
+        required_unless_present = "mx",
+        conflicts_with = "mx"
+    )]
+    pub host: Option<String>,
+
+    /// Service port; also selects the TLSA owner name.
+    #[arg(short, long, default_value_t = 25)]
+    pub port: u16,
+
+    /// How TLS starts: smtp, lmtp, imap, pop3, or none (implicit TLS)
+    /// [default: by port: 25/587 smtp, 143 imap, 110 pop3, 465/993/995/443 none].
+    #[arg(long, value_name = "PROTOCOL")]
+    pub starttls: Option<Protocol>,
+
+    /// Check every MX host of DOMAIN, as a sending MTA would find them.
+    #[arg(long, value_name = "DOMAIN")]
+    pub mx: Option<String>,
+
+    /// Recursive resolver for all lookups [default: first nameserver in /etc/resolv.conf].
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub resolver: Option<String>,
+
+    /// Validate from these trust anchors (DNSKEY/DS lines) instead of the root KSKs.
+    #[arg(long, value_name = "FILE", conflicts_with = "trust_ad")]
+    pub anchor: Option<PathBuf>,
+
+    /// Trust the resolver's AD bit instead of validating here (only for a
+    /// validating resolver on this host or a protected link).
+    #[arg(long)]
+    pub trust_ad: bool,
+
+    /// Connect to these addresses instead of the host's A/AAAA records
+    /// (repeatable; `192.0.2.1:25`, `[2001:db8::1]:25`, or an address alone
+    /// for --port). The TLSA owner still uses --port.
+    #[arg(long = "address", value_name = "ADDR:PORT", conflicts_with = "mx")]
+    pub addresses: Vec<String>,
+
+    /// Limit per address for connect, STARTTLS and TLS handshake, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub timeout: f64,
+
+    /// Warn when a presented certificate expires within N days.
+    #[arg(long, value_name = "N", default_value_t = check::DEFAULT_EXPIRY_DAYS)]
+    pub expiry_days: u32,
+
+    /// Name to send in EHLO/LHLO [default: this machine's host name].
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+
+    /// Print the report as JSON (schema `tlsa-check/1`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let report = match checked(args) {
+        Ok(report) => report,
+        Err(why) => return Err(unknown(args, why, out)),
+    };
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(out))
+    } else {
+        print_text(&report, out)
+    };
+    written.map_err(|e| Failure::Monitoring {
+        code: Status::Unknown.exit_code(),
+        messages: vec![format!("cannot write output: {e}")],
+    })?;
+    match report.status {
+        Status::Ok => Ok(()),
+        status => Err(Failure::Monitoring {
+            code: status.exit_code(),
+            messages: Vec::new(),
+        }),
+    }
+}
+
+/// Runs the check; `Err` is a reason the check could not run (UNKNOWN).
+fn checked(args: &CheckArgs) -> Result<Report, String> {
+    let (targets, options, resolver, trust) = prepare(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let dns = ValidatingDns::new(resolver, &trust)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(check::check(&targets, Arc::new(dns), &options).await)
+    })
+}
+
+/// UNKNOWN: the monitoring line still goes to stdout (as JSON with --json),
+/// and the reason to stderr.
+fn unknown(args: &CheckArgs, why: String, out: &mut dyn Write) -> Failure {
+    if args.json {
+        let doc = serde_json::json!({
+            "schema": check::SCHEMA,
+            "status": Status::Unknown,
+            "exit_code": Status::Unknown.exit_code(),
+            "summary": format!("TLSA UNKNOWN: {why}"),
+            "error": why,
+        });
+        let _ = writeln!(out, "{doc:#}");
+    } else {
+        let _ = writeln!(out, "TLSA UNKNOWN: {why}");
+    }
+    Failure::Monitoring {
+        code: Status::Unknown.exit_code(),
+        messages: vec![why],
+    }
+}
+
+type Prepared = (Vec<Target>, CheckOptions, SocketAddr, Trust);
+
+fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
+        return Err(format!(
+            "--timeout {} is not a number of seconds between 0 and 3600",
+            args.timeout
+        ));
+    }
+    let targets = match (&args.host, &args.mx) {
+        (_, Some(domain)) => vec![Target::Mx {
+            domain: check::normalise_domain(domain)?,
+            port: args.port,
+            protocol: args.starttls.unwrap_or(Protocol::Smtp),
+        }],
+        (Some(host), None) => {
+            let endpoint = Endpoint::new(host, args.port, args.starttls)?;
+            let addresses = if args.addresses.is_empty() {
+                None
+            } else {
+                Some(
+                    args.addresses
+                        .iter()
+                        .map(|a| parse_address(a, args.port))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            };
+            vec![Target::Endpoint {
+                endpoint,
+                addresses,
+            }]
+        }
+        (None, None) => return Err("give a HOST to check, or --mx DOMAIN".into()),
+    };
+    let resolver = match &args.resolver {
+        Some(text) => parse_resolver(text)?,
+        None => resolve::system_resolver()?,
+    };
+    let trust = match (&args.anchor, args.trust_ad) {
+        (_, true) => Trust::ResolverAd,
+        (Some(file), false) => Trust::Anchored(Anchors::File(file.clone())),
+        (None, false) => Trust::Anchored(Anchors::RootKeys),
+    };
+    let helo = match &args.helo {
+        Some(name) => {
+            crate::live::endpoint::normalise_host(name).map_err(|e| format!("--helo: {e}"))?
+        }
+        None => default_helo(),
+    };
+    let options = CheckOptions {
+        connect: ConnectOptions {
+            timeout: Duration::from_secs_f64(args.timeout),
+            helo,
+        },
+        expiry_days: args.expiry_days,
+        now: SystemTime::now(),
+    };
+    Ok((targets, options, resolver, trust))
+}
+
+/// `192.0.2.1:25`, `[2001:db8::1]:25`, or an address alone (then `port`).
+fn parse_address(text: &str, port: u16) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| {
+            format!("--address {text:?} is not an IP address with an optional port (192.0.2.1:25, [2001:db8::1]:25)")
+        })
+}
+
+fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
+    parse_address(text, 53).map_err(|_| {
+        format!("--resolver {text:?} is not an IP address with an optional port (127.0.0.1, 127.0.0.1:5353)")
+    })
+}
+
+/// The summary line, then one block per endpoint.
+fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "{}", report.summary)?;
+    for f in &report.findings {
+        writeln!(out, "{:<8} {}", f.status, f.message)?;
+    }
+    if let Some(mx) = &report.mx {
+        let hosts: Vec<String> = mx
+            .hosts
+            .iter()
+            .map(|h| format!("{} {}", h.preference, h.host))
+            .collect();
+        writeln!(
+            out,
+            "\nMX {} ({}): {}",
+            mx.domain,
+            mx.dnssec,
+            if hosts.is_empty() {
+                "none".to_string()
+            } else {
+                hosts.join(", ")
+            }
+        )?;
+    }
+    for e in &report.endpoints {
+        writeln!(
+            out,
+            "\n{}:{} ({})  {}  TLSA {} {}: {}",
+            e.host,
+            e.port,
+            e.protocol,
+            e.status,
+            e.owner,
+            e.tlsa.dnssec,
+            if e.tlsa.records.is_empty() {
+                e.tlsa.answer.clone()
+            } else {
+                e.tlsa.records.join(", ")
+            }
+        )?;
+        for f in &e.findings {
+            writeln!(out, "  {:<8} {}", f.status, f.message)?;
+        }
+        if e.addresses.is_empty() {
+            continue;
+        }
+        let width = e
+            .addresses
+            .iter()
+            .map(|a| a.address.to_string().len())
+            .max()
+            .unwrap_or(0)
+            .max("ADDRESS".len());
+        writeln!(
+            out,
+            "  {:<width$}  {:<8}  {:<20}  DETAIL",
+            "ADDRESS", "STATUS", "VERDICT"
+        )?;
+        for a in &e.addresses {
+            let mut detail = a.summary.clone();
+            if let Some(leaf) = &a.leaf
+                && a.verdict.is_match()
+            {
+                detail.push_str(&format!(
+                    "; expires {} ({} days)",
+                    leaf.not_after, leaf.days_left
+                ));
+            }
+            writeln!(
+                out,
+                "  {:<width$}  {:<8}  {:<20}  {detail}",
+                a.address.to_string(),
+                a.status.name(),
+                a.verdict.name()
+            )?;
+            for r in a.verdict.records() {
+                writeln!(
+                    out,
+                    "  {:<width$}  {:<8}  {:<20}  {}: {}",
+                    "",
+                    "",
+                    "record",
+                    short(&r.record),
+                    r.result
+                )?;
+            }
+            for w in &a.warnings {
+                writeln!(out, "  {:<width$}  {:<8}  {:<20}  {w}", "", "", "warning")?;
+            }
+            for n in &a.notes {
+                writeln!(out, "  {:<width$}  {:<8}  {:<20}  {n}", "", "", "note")?;
+            }
+            if let Some(leaf) = &a.leaf
+                && !a.verdict.is_match()
+            {
+                writeln!(
+                    out,
+                    "  {:<width$}  {:<8}  {:<20}  {} ({}, {}, expires {})",
+                    "",
+                    "",
+                    "presented",
+                    short(&leaf.tlsa_3_1_1),
+                    leaf.subject,
+                    leaf.key_algorithm,
+                    leaf.not_after
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_resolvers_parse() {
+        assert_eq!(
+            parse_address("127.0.0.1:2525", 25).unwrap(),
+            "127.0.0.1:2525".parse().unwrap()
+        );
+        assert_eq!(
+            parse_address("[::1]:25", 587).unwrap(),
+            "[::1]:25".parse().unwrap()
+        );
+        assert_eq!(
+            parse_address("::1", 587).unwrap(),
+            "[::1]:587".parse().unwrap()
+        );
+        assert!(parse_address("mail.example.com:25", 25).is_err());
+        assert_eq!(
+            parse_resolver("127.0.0.1").unwrap(),
+            "127.0.0.1:53".parse().unwrap()
+        );
+        assert!(
+            parse_resolver("localhost")
+                .unwrap_err()
+                .contains("--resolver")
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! `tlsa hook certbot` (certbot's --deploy-hook) and `tlsa csr SET`.
+//!
+//! The hook runs the sets whose source is the renewed lineage once, without
+//! waiting for TTLs: a renewal with the same key deploys at once, a new key
+//! is published at once and deployed by a later `tlsa run` (timer) when it
+//! is safe. It never blocks certbot for longer than one propagation check.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::Failure;
+use super::common::{self, ConfigArgs};
+use crate::config::Source;
+use crate::roll::executor::RunOptions;
+use crate::roll::keys;
+use crate::roll::state;
+
+/// The longest a hook run waits for propagation before leaving it to `tlsa run`.
+const HOOK_PROPAGATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    pub client: HookClient,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookClient {
+    /// certbot --deploy-hook: reads RENEWED_LINEAGE.
+    Certbot {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The lineage directory certbot renewed.
+        #[arg(long, env = "RENEWED_LINEAGE")]
+        lineage: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CsrArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The certificate set whose next key the request is for.
+    pub set: String,
+}
+
+pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let HookClient::Certbot { config, lineage } = &args.client;
+    let loaded = config.load()?;
+    let renewed = canonical(lineage);
+    let sets: Vec<String> = loaded
+        .sets
+        .iter()
+        .filter(|s| matches!(&s.source, Source::Certbot(dir) if canonical(dir) == renewed))
+        .map(|s| s.name.get_ref().clone())
+        .collect();
+    if sets.is_empty() {
+        writeln!(
+            out,
+            "tlsa: no certificate set uses the lineage {}; nothing to do",
+            lineage.display()
+        )
+        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+        return Ok(());
+    }
+    let store = common::open_state(&loaded)?;
+    // Never hold certbot up for long: what cannot finish now, the timer does.
+    let options = RunOptions {
+        sets,
+        propagation_timeout: Some(HOOK_PROPAGATION_TIMEOUT),
+        ..RunOptions::default()
+    };
+    let outcomes = common::runtime()?.block_on(async {
+        let engine = common::engine(loaded).await?;
+        engine
+            .run(&store, &options)
+            .await
+            .map_err(common::engine_failure)
+    })?;
+    for outcome in &outcomes {
+        let waiting = outcome.waiting.as_deref().unwrap_or("nothing pending");
+        writeln!(
+            out,
+            "tlsa: {}: {} step(s) done; {waiting}",
+            outcome.set,
+            outcome.done.len()
+        )
+        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    }
+    Ok(())
+}
+
+fn canonical(path: &std::path::Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+pub fn csr(args: &CsrArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let config = args.config.load()?;
+    let set = config
+        .sets
+        .iter()
+        .find(|s| s.name.get_ref() == &args.set)
+        .ok_or_else(|| {
+            Failure::Input(vec![format!(
+                "no certificate set named {:?} in the config",
+                args.set
+            )])
+        })?;
+    let state = state::load_from(&state::state_file(&config.state_dir))
+        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    let next = state
+        .sets
+        .get(&args.set)
+        .and_then(|s| s.next_key.clone())
+        .ok_or_else(|| {
+            Failure::Runtime(vec![format!(
+                "set {}: no next key yet; run `tlsa run` first so that one is generated and published",
+                args.set
+            )])
+        })?;
+    let mut names: Vec<String> = set.endpoints.iter().map(|e| e.host.clone()).collect();
+    names.dedup();
+    let path = keys::key_path(&config.state_dir, &args.set, &next);
+    let pem = keys::csr_pem(&path, &names).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    out.write_all(pem.as_bytes())
+        .map_err(|e| Failure::Runtime(vec![e.to_string()]))
+}

@@ -1,0 +1,233 @@
+//! `tlsa lookup OWNER`: what every authoritative server of the zone serves
+//! for a TLSA owner name (serial, TTL, records) and the DNSSEC verdict —
+//! the first thing to look at when a DANE sender complains.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use hickory_proto::rr::Name;
+use serde::Serialize;
+
+use super::common;
+use super::{Failure, owner};
+use crate::dns::dnssec::{Anchors, Validation, Validator};
+use crate::dns::propagation::{Discovery, Lookup, Observation, Origin, ZoneServers};
+use crate::dns::zone::zone_via_resolver;
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// The TLSA owner name, e.g. _25._tcp.mail.example.com.
+    pub owner: String,
+    /// Recursive resolver for the zone's NS set, addresses and validation.
+    #[arg(long, default_value = "127.0.0.1:53", value_name = "ADDR:PORT")]
+    pub resolver: SocketAddr,
+    /// Trust anchor file (DNSKEY or DS lines) [default: the root KSKs].
+    #[arg(long, value_name = "FILE", conflicts_with = "ad")]
+    pub anchor: Option<PathBuf>,
+    /// Trust the resolver's AD bit instead of validating (weaker: trusts the
+    /// resolver and the path to it).
+    #[arg(long)]
+    pub ad: bool,
+    /// Also ask this server (e.g. a hidden primary); repeatable.
+    #[arg(long = "server", value_name = "ADDR:PORT")]
+    pub servers: Vec<SocketAddr>,
+    /// Port to use for the NS addresses.
+    #[arg(long, default_value_t = 53)]
+    pub ns_port: u16,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zone: Option<String>,
+    /// Why the servers could not be asked (zone or NS set not found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    servers_error: Option<String>,
+    dnssec: Dnssec,
+    servers: Vec<ServerReport>,
+    unresolved_ns: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Dnssec {
+    verdict: String,
+    reason: String,
+    method: String,
+    records: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServerReport {
+    ns: Option<String>,
+    address: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<u32>,
+    records: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn run(args: &LookupArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let owner_text = owner::normalise(&args.owner).map_err(|e| Failure::Input(vec![e]))?;
+    let owner = Name::from_ascii(&owner_text).map_err(|e| Failure::Input(vec![e.to_string()]))?;
+    let report = common::runtime()?.block_on(lookup(args, owner))?;
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(out))
+    } else {
+        print_text(&report, out)
+    };
+    written.map_err(|e| Failure::Runtime(vec![format!("cannot write output: {e}")]))?;
+    // A script can rely on the exit status: 0 only for a Secure answer.
+    if report.dnssec.verdict == "Secure" {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(vec![format!(
+            "{}: the TLSA answer is {}, not Secure: DANE senders will not use it",
+            report.owner, report.dnssec.verdict
+        )]))
+    }
+}
+
+async fn lookup(args: &LookupArgs, owner: Name) -> Result<Report, Failure> {
+    let runtime_error = |e: crate::dns::DnsError| Failure::Runtime(vec![e.to_string()]);
+    let validator = if args.ad {
+        Validator::resolver_ad(args.resolver)
+    } else {
+        let anchors = args.anchor.clone().map_or(Anchors::RootKeys, Anchors::File);
+        Validator::anchored(args.resolver, &anchors)
+            .await
+            .map_err(runtime_error)?
+    };
+    let observe = async {
+        let zone = zone_via_resolver(args.resolver, &owner).await?;
+        let discovery = Discovery::new(zone.clone(), Lookup::Resolver(args.resolver))
+            .port(args.ns_port)
+            .extra(args.servers.iter().copied());
+        let servers = ZoneServers::discover(&discovery).await?;
+        Ok::<_, crate::dns::DnsError>((
+            zone,
+            servers.observe_now(std::slice::from_ref(&owner)).await,
+        ))
+    };
+    let (observed, validation) = tokio::join!(observe, validator.validate_tlsa(&owner));
+    Ok(report(&owner, observed, &validation))
+}
+
+fn report(
+    owner: &Name,
+    observed: Result<(Name, Observation), crate::dns::DnsError>,
+    validation: &Validation,
+) -> Report {
+    let (zone, observation, servers_error) = match observed {
+        Ok((zone, observation)) => (Some(zone.to_string()), Some(observation), None),
+        Err(e) => (None, None, Some(e.to_string())),
+    };
+    let servers = observation
+        .iter()
+        .flat_map(|o| &o.servers)
+        .map(|s| {
+            let ns = match &s.server.origin {
+                Origin::Ns(name) => Some(name.to_string()),
+                Origin::Extra => None,
+            };
+            match &s.result {
+                Ok(served) => {
+                    let rrset = served.rrsets.get(owner);
+                    ServerReport {
+                        ns,
+                        address: s.server.addr,
+                        serial: Some(served.serial()),
+                        ttl: rrset.and_then(|r| r.rrset.ttl),
+                        records: served
+                            .records(owner)
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
+                        error: None,
+                    }
+                }
+                Err(e) => ServerReport {
+                    ns,
+                    address: s.server.addr,
+                    serial: None,
+                    ttl: None,
+                    records: Vec::new(),
+                    error: Some(e.to_string()),
+                },
+            }
+        })
+        .collect();
+    Report {
+        owner: owner.to_string(),
+        zone,
+        servers_error,
+        dnssec: Dnssec {
+            verdict: validation.verdict.to_string(),
+            reason: validation.reason.clone(),
+            method: validation.method.clone(),
+            records: validation
+                .records()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        },
+        servers,
+        unresolved_ns: observation
+            .iter()
+            .flat_map(|o| &o.unresolved)
+            .map(|u| format!("{}: {}", u.name, u.why))
+            .collect(),
+    }
+}
+
+fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    match &report.zone {
+        Some(zone) => writeln!(out, "{} TLSA in zone {zone}", report.owner)?,
+        None => writeln!(out, "{} TLSA", report.owner)?,
+    }
+    writeln!(
+        out,
+        "DNSSEC: {} — {} ({})",
+        report.dnssec.verdict, report.dnssec.reason, report.dnssec.method
+    )?;
+    for record in &report.dnssec.records {
+        writeln!(out, "  {record}")?;
+    }
+    if let Some(error) = &report.servers_error {
+        writeln!(out, "authoritative servers not asked: {error}")?;
+    }
+    writeln!(out, "authoritative servers:")?;
+    for server in &report.servers {
+        let name = server.ns.as_deref().unwrap_or("extra server");
+        match &server.error {
+            Some(error) => writeln!(out, "  {name} {}: {error}", server.address)?,
+            None => {
+                let ttl = server.ttl.map_or("-".to_string(), |t| t.to_string());
+                let records = if server.records.is_empty() {
+                    "no TLSA records".to_string()
+                } else {
+                    server.records.join(", ")
+                };
+                writeln!(
+                    out,
+                    "  {name} {}: serial {} TTL {ttl}: {records}",
+                    server.address,
+                    server.serial.unwrap_or_default()
+                )?;
+            }
+        }
+    }
+    for ns in &report.unresolved_ns {
+        writeln!(out, "  NS {ns}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! The configuration file (TOML): zones with their back-end and credentials,
+//! DNSSEC validation, and certificate sets with their endpoints, source,
+//! deploy target and record policy. Unknown keys are errors (a typo must not
+//! silently disable a safety setting), and every error names the file, line
+//! and key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::tlsa::Matching;
+
+/// Where the config is looked for when neither `-c` nor `TLSA_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "/etc/tlsa/tlsa.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/tlsa";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    pub dnssec: Dnssec,
+    #[serde(rename = "zone", default)]
+    pub zones: Vec<Zone>,
+    #[serde(rename = "set", default)]
+    pub sets: Vec<CertSet>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dnssec {
+    /// The recursive resolver used for validation and NS/address lookups.
+    pub resolver: SocketAddr,
+    /// DNSKEY or DS lines; the root KSKs when absent.
+    pub anchor: Option<PathBuf>,
+    #[serde(default)]
+    pub mode: ValidationMode,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationMode {
+    /// tlsa validates the chain of trust itself from the anchor.
+    #[default]
+    Anchored,
+    /// Trust the AD bit of a local validating resolver (weaker: trusts the
+    /// resolver and the path to it).
+    Ad,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    pub name: Spanned<String>,
+    /// How records are published; each back-end reads its own keys below.
+    pub backend: BackendKind,
+    /// RFC 2136: the primary server that accepts UPDATE.
+    pub server: Option<SocketAddr>,
+    /// RFC 2136: the TSIG key (a BIND key file or `algorithm:name:secret`).
+    pub tsig_key: Option<SecretRef>,
+    /// PowerDNS: the webserver URL; Cloudflare/deSEC: another API base (tests).
+    pub api_url: Option<String>,
+    /// PowerDNS: the `api-key` of pdns.conf.
+    pub api_key: Option<SecretRef>,
+    /// PowerDNS: the server id (`localhost`).
+    pub server_id: Option<String>,
+    /// Cloudflare, deSEC: the API token.
+    pub token: Option<SecretRef>,
+    /// Zone file: the `$INCLUDE`d file tlsa owns.
+    pub records_file: Option<PathBuf>,
+    /// Zone file: the command that makes the server load it (argv; `{zone}`
+    /// is replaced), e.g. `["rndc", "reload", "{zone}"]`.
+    pub reload: Option<Vec<String>>,
+    /// Zone file: the zone's main file, whose SOA serial tlsa increments.
+    pub serial_file: Option<PathBuf>,
+    /// Authoritative servers not in the NS set (a hidden primary).
+    #[serde(default)]
+    pub extra_servers: Vec<SocketAddr>,
+    /// Port for the addresses of the NS set (53 in production).
+    #[serde(default = "default_ns_port")]
+    pub ns_port: u16,
+}
+
+fn default_ns_port() -> u16 {
+    53
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Rfc2136,
+    Powerdns,
+    Cloudflare,
+    Desec,
+    Zonefile,
+}
+
+/// A secret given by reference, never inline: a file or an environment variable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub file: Option<PathBuf>,
+    pub env: Option<String>,
+}
+
+impl SecretRef {
+    /// The HTTP back-ends' form of the reference (checked: exactly one is set).
+    pub fn source(&self) -> crate::dns::http::SecretSource {
+        match (&self.file, &self.env) {
+            (Some(file), _) => crate::dns::http::SecretSource::File(file.clone()),
+            (None, Some(var)) => crate::dns::http::SecretSource::Env(var.clone()),
+            (None, None) => crate::dns::http::SecretSource::Env(String::new()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertSet {
+    pub name: Spanned<String>,
+    #[serde(rename = "endpoint", default)]
+    pub endpoints: Vec<Endpoint>,
+    pub source: Source,
+    pub deploy: Deploy,
+    #[serde(default)]
+    pub next_key: KeyAlgorithmChoice,
+    /// Matching types of the `3 1 x` records, in lockstep.
+    #[serde(default = "default_matching")]
+    pub matching: Vec<MatchingName>,
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// Seconds added to `t_safe`.
+    #[serde(default = "default_margin")]
+    pub margin: u64,
+    /// tlsa owns the whole RRset (otherwise records it did not create stay).
+    #[serde(default)]
+    pub fully_managed: bool,
+    /// How the `verified` step checks that the new key is in service:
+    /// `live` (connect to every address of every endpoint) or
+    /// `deployed-files` (only the deploy target; for hosts tlsa cannot reach).
+    #[serde(default)]
+    pub verify: VerifyMode,
+    /// Steps performed only with `tlsa run --confirm` (all automatic by default).
+    #[serde(default)]
+    pub manual: Vec<ManualStep>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMode {
+    #[default]
+    Live,
+    DeployedFiles,
+}
+
+/// Steps an operator may want to confirm by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManualStep {
+    /// Publishing records (of a new key, or the next key).
+    Publish,
+    /// Putting a new certificate into service.
+    Deploy,
+    /// Removing the records of keys no longer in service.
+    Retire,
+}
+
+impl ManualStep {
+    pub fn matches(self, step: &crate::roll::plan::Step) -> bool {
+        use crate::roll::plan::Step;
+        matches!(
+            (self, step),
+            (ManualStep::Publish, Step::Publish { .. })
+                | (ManualStep::Deploy, Step::Deploy { .. })
+                | (ManualStep::Retire, Step::Retire { .. })
+        )
+    }
+}
+
+fn default_matching() -> Vec<MatchingName> {
+    vec![MatchingName(Matching::Sha256)]
+}
+
+fn default_ttl() -> u32 {
+    3600
+}
+
+fn default_margin() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchingName(pub Matching);
+
+impl<'de> Deserialize<'de> for MatchingName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.parse::<Matching>() {
+            Ok(Matching::Full) => Err(serde::de::Error::custom(
+                "matching type 0 (Full) is not supported for rolled keys: use sha2-256 and/or sha2-512",
+            )),
+            Ok(m) => Ok(MatchingName(m)),
+            Err(e) => Err(serde::de::Error::custom(e)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// smtp, lmtp, imap, pop3 or none (implicit TLS); by port when absent.
+    pub starttls: Option<String>,
+    /// Connect to these instead of the host's validated A/AAAA addresses
+    /// (e.g. internal addresses, or a server behind NAT).
+    #[serde(default)]
+    pub addresses: Vec<SocketAddr>,
+}
+
+fn default_port() -> u16 {
+    25
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum Source {
+    /// A certbot lineage directory (`/etc/letsencrypt/live/NAME`).
+    Certbot(PathBuf),
+    /// Plain certificate chain and key files written by some ACME client.
+    Files { cert: PathBuf, key: PathBuf },
+    /// tlsa issues self-signed certificates for its own keys (DANE-EE needs
+    /// no CA: RFC 7672 §3.1.1).
+    SelfSigned { names: Vec<String> },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// Directory tlsa owns; the server reads `fullchain.pem` and `privkey.pem` from it.
+    pub dir: PathBuf,
+    /// Command run after a deploy, as an argument list (no shell).
+    #[serde(default)]
+    pub reload: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAlgorithmChoice {
+    #[default]
+    EcdsaP256,
+    EcdsaP384,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+/// A config that cannot be used, as one paragraph naming the file and place.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            message: format!(
+                "cannot read the config: {e}; give another with -c FILE or TLSA_CONFIG"
+            ),
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError {
+            file: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses and checks a config; the error text locates the problem.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Config = toml::from_str(text).map_err(|e| one_paragraph(&e.to_string()))?;
+        config.check(text)?;
+        Ok(config)
+    }
+
+    fn check(&self, text: &str) -> Result<(), String> {
+        let at = |span: std::ops::Range<usize>| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}")
+        };
+        for (i, set) in self.sets.iter().enumerate() {
+            if self.sets[..i]
+                .iter()
+                .any(|s| s.name.get_ref() == set.name.get_ref())
+            {
+                return Err(format!(
+                    "{}: set name {:?} is used twice; each [[set]] needs its own name",
+                    at(set.name.span()),
+                    set.name.get_ref()
+                ));
+            }
+            if set.endpoints.is_empty() {
+                return Err(format!(
+                    "{}: set {:?} has no [[set.endpoint]]; add one with host and port",
+                    at(set.name.span()),
+                    set.name.get_ref()
+                ));
+            }
+        }
+        for zone in &self.zones {
+            let place = format!("{}: zone {:?}", at(zone.name.span()), zone.name.get_ref());
+            let missing = match zone.backend {
+                BackendKind::Rfc2136 if zone.server.is_none() => {
+                    Some("server = \"ADDRESS:PORT\" (the primary accepting UPDATE)")
+                }
+                BackendKind::Powerdns if zone.api_url.is_none() || zone.api_key.is_none() => {
+                    Some("api_url = \"http://HOST:PORT\" and api_key = { file = \"PATH\" }")
+                }
+                BackendKind::Cloudflare | BackendKind::Desec if zone.token.is_none() => {
+                    Some("token = { file = \"PATH\" } (or env = \"VARIABLE\")")
+                }
+                BackendKind::Zonefile if zone.records_file.is_none() || zone.reload.is_none() => {
+                    Some("records_file = \"PATH\" and reload = [\"rndc\", \"reload\", \"{zone}\"]")
+                }
+                _ => None,
+            };
+            if let Some(what) = missing {
+                return Err(format!(
+                    "{place}: backend \"{}\" needs {what}",
+                    format!("{:?}", zone.backend).to_lowercase()
+                ));
+            }
+            for secret in [&zone.tsig_key, &zone.api_key, &zone.token]
+                .into_iter()
+                .flatten()
+            {
+                if secret.file.is_some() == secret.env.is_some() {
+                    return Err(format!(
+                        "{place}: a secret needs exactly one of file = \"PATH\" or env = \"VARIABLE\""
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// toml's messages span several lines with a source excerpt; keep them but
+/// make them one paragraph for logs and terminals alike.
+fn one_paragraph(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+state_dir = "/tmp/tlsa-state"
+
+[dnssec]
+resolver = "127.0.0.1:53"
+anchor = "/etc/tlsa/anchor.key"
+
+[[zone]]
+name = "example.com"
+backend = "rfc2136"
+server = "192.0.2.53:53"
+tsig_key = { file = "/etc/tlsa/tsig.key" }
+
+[[set]]
+name = "mail"
+source = { certbot = "/etc/letsencrypt/live/mail.example.com" }
+deploy = { dir = "/etc/tlsa/live/mail", reload = ["postfix", "reload"] }
+matching = ["sha2-256", "sha2-512"]
+
+[[set.endpoint]]
+host = "mail.example.com"
+port = 25
+"#;
+
+    #[test]
+    fn parses_a_complete_config() {
+        let config = Config::parse(GOOD).unwrap();
+        assert_eq!(config.sets[0].endpoints[0].host, "mail.example.com");
+        assert_eq!(config.sets[0].matching.len(), 2);
+        assert_eq!(config.sets[0].next_key, KeyAlgorithmChoice::EcdsaP256);
+        assert_eq!(config.dnssec.mode, ValidationMode::Anchored);
+        assert_eq!(config.zones[0].backend, BackendKind::Rfc2136);
+    }
+
+    #[test]
+    fn a_typo_names_the_line_and_key() {
+        let typo = GOOD.replace("matching =", "matchin =");
+        let err = Config::parse(&typo).unwrap_err();
+        assert!(err.contains("line 18") && err.contains("matchin"), "{err}");
+        assert!(!err.contains('\n'), "one paragraph: {err}");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_expected() {
+        let err = Config::parse(&GOOD.replace("192.0.2.53:53", "ns1.example.com")).unwrap_err();
+        assert!(
+            err.contains("line 11") && err.contains("socket address"),
+            "{err}"
+        );
+        let err = Config::parse(&GOOD.replace("sha2-512", "md5")).unwrap_err();
+        assert!(err.contains("SHA2-256"), "{err}");
+        let err =
+            Config::parse(&GOOD.replace("{ file = \"/etc/tlsa/tsig.key\" }", "{ }")).unwrap_err();
+        assert!(
+            err.contains("line 9") && err.contains("exactly one"),
+            "{err}"
+        );
+        let err = Config::parse(&GOOD.replace("backend = \"rfc2136\"", "backend = \"powerdns\""))
+            .unwrap_err();
+        assert!(err.contains("line 9") && err.contains("api_url"), "{err}");
+    }
+
+    #[test]
+    fn a_set_without_endpoints_is_refused() {
+        let cut = &GOOD[..GOOD.find("[[set.endpoint]]").unwrap()];
+        let err = Config::parse(cut).unwrap_err();
+        assert!(
+            err.contains("line 15") && err.contains("no [[set.endpoint]]"),
+            "{err}"
+        );
+    }
+}

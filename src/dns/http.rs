@@ -1,0 +1,970 @@
+//! The one HTTP mechanism of every provider API back-end (Cloudflare,
+//! PowerDNS, deSEC): credentials that never leak, bounded timeouts, bounded
+//! retries with backoff that honour `Retry-After`, and API errors turned
+//! into one clear paragraph — status, the API's own words, what to do.
+//!
+//! Back-ends describe *what* they ask ([`ApiRequest`]: method, path
+//! segments, query, JSON body, what it is for); [`ApiClient`] does the rest.
+//!
+//! **Retries.** 429 (rate limited) is always retried: the request was not
+//! processed. 5xx answers, timeouts and broken connections are retried only
+//! for idempotent requests (GET, and writes the back-end marks idempotent,
+//! such as PowerDNS's `REPLACE`), because a non-idempotent write (a
+//! Cloudflare batch) may have been applied before the error; its error then
+//! says so, and the next run reconciles (every back-end reads before it
+//! writes). A refused connection is always retried: nothing was sent.
+//! Waits go through the [`Clock`], so tests never sleep; a `Retry-After`
+//! longer than [`RetryPolicy::max_retry_after`] is not waited for but
+//! reported.
+//!
+//! **Secrets.** Tokens are [`Secret`]s: no `Display`, a redacting `Debug`,
+//! sent only in a header, and scrubbed from any API message quoted in an
+//! error. URLs in messages never carry user-info.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use std::collections::BTreeSet;
+
+use hickory_proto::rr::Name;
+
+use super::DnsError;
+use super::provider::RrsetChange;
+use crate::clock::{Clock, SystemClock};
+use crate::tlsa::TlsaRecord;
+
+/// A credential (API token, API key). Its `Debug` is redacted and it has no
+/// `Display`, so it cannot end up in a log line or an error by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where a secret is kept: configuration names the place, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A file holding the secret (surrounding whitespace is ignored).
+    File(PathBuf),
+    /// An environment variable holding the secret.
+    Env(String),
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+            SecretSource::Env(name) => write!(f, "environment variable {name}"),
+        }
+    }
+}
+
+impl SecretSource {
+    /// Loads the secret; `what` names it in errors ("Cloudflare API token").
+    pub fn load(&self, what: &str) -> Result<Secret, DnsError> {
+        let error = |why: String| DnsError::Secret {
+            what: what.to_string(),
+            source_name: self.to_string(),
+            why,
+        };
+        let raw = match self {
+            SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+                error(format!(
+                    "{e}; check the path and that this user may read it"
+                ))
+            })?,
+            SecretSource::Env(name) => std::env::var(name).map_err(|e| match e {
+                std::env::VarError::NotPresent => error("it is not set".into()),
+                std::env::VarError::NotUnicode(_) => error("it is not valid UTF-8".into()),
+            })?,
+        };
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(error("it is empty".into()));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(error(
+                "it holds control characters or several lines; put only the secret there".into(),
+            ));
+        }
+        Ok(Secret::new(value))
+    }
+}
+
+/// How an API wants its credential.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// Header name, e.g. `Authorization` or `X-API-Key`.
+    pub header: &'static str,
+    /// Written before the secret, e.g. `Bearer ` or `Token ` (or empty).
+    pub prefix: &'static str,
+    pub secret: Secret,
+    /// What to check when the API says 401/403, e.g. "the API token and
+    /// its permissions (Zone:Read, DNS:Edit)".
+    pub hint: String,
+}
+
+/// Retry bounds. Waits double from `first_backoff` up to `max_backoff`,
+/// unless the API says how long (`Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (at least 1).
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` waited for; beyond it the error is returned
+    /// at once (a cron run should not hang for an hour).
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed try number `attempt` (1-based) when the API
+    /// does not say.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// Timeouts and retries of one API client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpOptions {
+    /// Bound on establishing a connection (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Bound on a whole request, body included.
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Largest response body read; an API page is a few kB.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Longest API message quoted in an error.
+const MAX_MESSAGE: usize = 300;
+
+/// One request, described by the back-end.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    /// Path segments after the base URL, each percent-encoded as needed
+    /// (a zone name can never inject a `/`).
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub body: Option<serde_json::Value>,
+    /// What this is for, in messages: "read the TLSA records of NAME".
+    pub action: String,
+    /// Whether repeating the request after an unknown outcome is harmless.
+    pub idempotent: bool,
+    /// What to check on 404 (default: the zone name).
+    pub not_found_hint: Option<String>,
+}
+
+impl ApiRequest {
+    /// A request whose idempotency follows its method (POST and PATCH are
+    /// not, until [`Self::idempotent`] says so).
+    pub fn new(method: Method, segments: &[&str], action: impl Into<String>) -> Self {
+        let idempotent = !matches!(method, Method::POST | Method::PATCH);
+        ApiRequest {
+            method,
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+            query: Vec::new(),
+            body: None,
+            action: action.into(),
+            idempotent,
+            not_found_hint: None,
+        }
+    }
+
+    pub fn get(segments: &[&str], action: impl Into<String>) -> Self {
+        Self::new(Method::GET, segments, action)
+    }
+
+    pub fn query(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.query.push((key.to_string(), value.into()));
+        self
+    }
+
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+
+    pub fn not_found_hint(mut self, hint: impl Into<String>) -> Self {
+        self.not_found_hint = Some(hint.into());
+        self
+    }
+}
+
+/// A successful (2xx) answer.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The request URL (without credentials), for messages.
+    pub url: String,
+}
+
+/// A client of one provider API.
+pub struct ApiClient {
+    backend: String,
+    base: Url,
+    http: reqwest::Client,
+    auth: Auth,
+    options: HttpOptions,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("backend", &self.backend)
+            .field("base", &redacted_url(&self.base))
+            .field("auth_header", &self.auth.header)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiClient {
+    /// A client for `backend` ("Cloudflare") at `base_url`.
+    pub fn new(
+        backend: &str,
+        base_url: &str,
+        auth: Auth,
+        options: HttpOptions,
+    ) -> Result<Self, DnsError> {
+        let base = Url::parse(base_url).map_err(|e| {
+            DnsError::Config(format!(
+                "{backend} API URL {base_url:?} is not a URL ({e}); write it like https://host/path"
+            ))
+        })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(DnsError::Config(format!(
+                "{backend} API URL {} must be an http:// or https:// URL",
+                redacted_url(&base)
+            )));
+        }
+        // The header value must be valid before any request is made.
+        HeaderValue::from_str(&format!("{}{}", auth.prefix, auth.secret.expose())).map_err(
+            |_| {
+                DnsError::Config(format!(
+                    "the {backend} credential holds characters an HTTP header cannot carry"
+                ))
+            },
+        )?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .user_agent(concat!("tlsa/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                DnsError::Config(format!("cannot set up the {backend} HTTP client: {e}"))
+            })?;
+        Ok(ApiClient {
+            backend: backend.to_string(),
+            base,
+            http,
+            auth,
+            options,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Uses `clock` for retry waits (tests pass a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// The base URL, without credentials.
+    pub fn base_url(&self) -> String {
+        redacted_url(&self.base)
+    }
+
+    /// The URL of `request`.
+    pub fn url(&self, request: &ApiRequest) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(&request.segments);
+        }
+        if !request.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&request.query);
+        }
+        url
+    }
+
+    /// Sends `request`, retrying per the policy; any non-2xx final answer
+    /// becomes [`DnsError::Http`].
+    pub async fn send(&self, request: &ApiRequest) -> Result<ApiResponse, DnsError> {
+        let url = self.url(request);
+        let shown = redacted_url(&url);
+        let retry = self.options.retry;
+        let attempts = retry.attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= attempts;
+            match self.once(request, url.clone()).await {
+                Ok((status, _, body)) if status.is_success() => {
+                    return Ok(ApiResponse {
+                        status: status.as_u16(),
+                        body,
+                        url: shown,
+                    });
+                }
+                Ok((status, headers, body)) => {
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                        || (status.is_server_error() && request.idempotent);
+                    if retryable && !last {
+                        let asked = retry_after(&headers, self.clock.now());
+                        let wait = asked.unwrap_or_else(|| retry.backoff(attempt));
+                        if wait <= retry.max_retry_after {
+                            self.clock.sleep(wait).await;
+                            continue;
+                        }
+                    }
+                    return Err(
+                        self.status_error(request, &shown, status, &headers, &body, attempt)
+                    );
+                }
+                Err(error) => {
+                    // A refused connection sent nothing; anything later may have
+                    // reached the server.
+                    let retryable = error.is_connect() || request.idempotent;
+                    if retryable && !last {
+                        self.clock.sleep(retry.backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(self.transport_error(request, &shown, error, attempt));
+                }
+            }
+        }
+    }
+
+    /// [`Self::send`], then decodes the JSON body as `T`.
+    pub async fn json<T: DeserializeOwned>(&self, request: &ApiRequest) -> Result<T, DnsError> {
+        let response = self.send(request).await?;
+        self.decode(request, &response)
+    }
+
+    /// Decodes `response`'s JSON body as `T`, or says what is wrong with it.
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        request: &ApiRequest,
+        response: &ApiResponse,
+    ) -> Result<T, DnsError> {
+        serde_json::from_slice(&response.body)
+            .map_err(|e| self.malformed(request, &response.url, e.to_string()))
+    }
+
+    /// An [`DnsError::ApiMalformed`] for `request`.
+    pub fn malformed(&self, request: &ApiRequest, url: &str, why: String) -> DnsError {
+        DnsError::ApiMalformed {
+            backend: self.backend.clone(),
+            action: request.action.clone(),
+            url: url.to_string(),
+            why: self.scrub(&why),
+        }
+    }
+
+    /// One try: status, headers and (bounded) body.
+    async fn once(
+        &self,
+        request: &ApiRequest,
+        url: Url,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
+        let mut builder = self
+            .http
+            .request(request.method.clone(), url)
+            .header(
+                self.auth.header,
+                format!("{}{}", self.auth.prefix, self.auth.secret.expose()),
+            )
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        let mut response = builder.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            let room = MAX_BODY.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
+        Ok((status, headers, body))
+    }
+
+    fn status_error(
+        &self,
+        request: &ApiRequest,
+        url: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        attempts: u32,
+    ) -> DnsError {
+        let messages = api_messages(body)
+            .into_iter()
+            .map(|m| self.scrub(&m))
+            .collect();
+        let code = status.as_u16();
+        let tries = if attempts > 1 {
+            format!(" (after {attempts} tries)")
+        } else {
+            String::new()
+        };
+        let hint = match code {
+            401 | 403 => format!(
+                "the API refused the credential: check {}",
+                self.auth.hint
+            ),
+            404 => request
+                .not_found_hint
+                .clone()
+                .unwrap_or_else(|| "check the zone name (and that the credential may see it)".into()),
+            429 => match retry_after(headers, self.clock.now()) {
+                Some(wait) => format!(
+                    "rate limited by the API{tries}; it asks to wait {} s: run tlsa again later",
+                    wait.as_secs()
+                ),
+                None => format!("rate limited by the API{tries}: run tlsa again later"),
+            },
+            500..=599 if request.idempotent => format!(
+                "the provider has trouble{tries}: retry later, and check the provider's status page"
+            ),
+            500..=599 => "the provider has trouble, and the change may or may not have been applied: run tlsa again later (it reads before it writes)".into(),
+            400 | 409 | 422 => "the API rejected the request: see its message".into(),
+            _ => "see the API's message".into(),
+        };
+        DnsError::Http {
+            backend: self.backend.clone(),
+            action: request.action.clone(),
+            url: url.to_string(),
+            status: code,
+            messages,
+            hint,
+        }
+    }
+
+    fn transport_error(
+        &self,
+        request: &ApiRequest,
+        url: &str,
+        error: reqwest::Error,
+        attempts: u32,
+    ) -> DnsError {
+        let tries = if attempts > 1 {
+            format!(" (after {attempts} tries)")
+        } else {
+            String::new()
+        };
+        let why = if error.is_timeout() {
+            format!(
+                "no answer within {} s{tries}",
+                self.options.request_timeout.as_secs()
+            )
+        } else if error.is_connect() {
+            format!("cannot connect{tries}: {}", error_chain(&error))
+        } else {
+            format!("{}{tries}", error_chain(&error))
+        };
+        let hint = if request.idempotent || error.is_connect() {
+            "check the URL, that the API is up and reachable from here (firewall, proxy)".into()
+        } else {
+            "the change may or may not have been applied: run tlsa again (it reads before it writes), and check that the API is reachable".into()
+        };
+        DnsError::HttpUnreachable {
+            backend: self.backend.clone(),
+            action: request.action.clone(),
+            url: url.to_string(),
+            why: self.scrub(&why),
+            hint,
+        }
+    }
+
+    /// `text` with the secret blanked out, should an API ever echo it.
+    fn scrub(&self, text: &str) -> String {
+        let secret = self.auth.secret.expose();
+        if secret.len() >= 4 {
+            text.replace(secret, "<redacted>")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// The configured zone that holds `owner`: the longest one it is in.
+pub fn configured_zone(zones: &[Name], owner: &Name) -> Option<Name> {
+    zones
+        .iter()
+        .filter(|zone| zone.zone_of(owner))
+        .max_by_key(|zone| zone.num_labels())
+        .cloned()
+}
+
+/// An error for an owner outside every configured zone.
+pub fn outside_zones(backend: &str, zones: &[Name], owner: &Name) -> DnsError {
+    let list: Vec<String> = zones.iter().map(|z| z.to_string()).collect();
+    DnsError::Config(format!(
+        "{owner} is in none of the zones configured for the {backend} back-end ({}): add its zone to the configuration",
+        list.join(", ")
+    ))
+}
+
+/// `records` in presentation form, for messages: `{3 1 1 ab…, …}`.
+pub fn records_text<'a>(records: impl IntoIterator<Item = &'a TlsaRecord>) -> String {
+    let list: Vec<String> = records.into_iter().map(|r| r.to_string()).collect();
+    if list.is_empty() {
+        "no records".into()
+    } else {
+        format!("{{{}}}", list.join(", "))
+    }
+}
+
+/// Compare-and-swap for back-ends without conditional writes (every HTTP
+/// API, zone files): before writing, the RRset read just now must be what
+/// the plan expected, else [`DnsError::ChangedBeforeWrite`] (nothing is
+/// written; [`super::apply_edits`] re-reads and re-plans).
+pub fn expect_unchanged(
+    backend: &str,
+    change: &RrsetChange,
+    found: &BTreeSet<TlsaRecord>,
+) -> Result<(), DnsError> {
+    if *found == change.expected {
+        Ok(())
+    } else {
+        Err(DnsError::ChangedBeforeWrite {
+            backend: backend.to_string(),
+            owner: change.owner.clone(),
+            found: records_text(found),
+        })
+    }
+}
+
+/// After writing: the RRset read back must be exactly what was written
+/// (records, and TTL unless deleted), else [`DnsError::ChangedAfterWrite`]:
+/// another writer got in, and that is reported, never papered over.
+pub fn expect_written(
+    backend: &str,
+    zone: &Name,
+    change: &RrsetChange,
+    found: &BTreeSet<TlsaRecord>,
+    found_ttl: Option<u32>,
+) -> Result<(), DnsError> {
+    let ttl_ok = change.desired.is_empty() || found_ttl == Some(change.ttl);
+    if *found == change.desired && ttl_ok {
+        return Ok(());
+    }
+    Err(DnsError::ChangedAfterWrite {
+        backend: backend.to_string(),
+        zone: zone.clone(),
+        owner: change.owner.clone(),
+        wrote: format!("{} (TTL {})", records_text(&change.desired), change.ttl),
+        found: format!(
+            "{}{}",
+            records_text(found),
+            found_ttl.map(|t| format!(" (TTL {t})")).unwrap_or_default()
+        ),
+    })
+}
+
+/// `url` without user-info (user:password@), for messages.
+pub fn redacted_url(url: &Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    url.to_string()
+}
+
+/// The error and its sources, without the URL (which may differ from the
+/// redacted one shown).
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    // reqwest prefixes "error sending request for url (…)": drop the URL.
+    match text.find(" for url (") {
+        Some(start) => match text[start..].find(')') {
+            Some(end) => format!("{}{}", &text[..start], &text[start + end + 1..]),
+            None => text,
+        },
+        None => text,
+    }
+}
+
+/// How long the answer asks to wait (`Retry-After`: seconds or an HTTP date).
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// An IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let [_weekday, day, month, year, clock, zone] = fields.as_slice() else {
+        return None;
+    };
+    if *zone != "GMT" {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? as u8 + 1;
+    let month = time::Month::try_from(month).ok()?;
+    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    let mut hms = clock.split(':').map(|f| f.parse::<u8>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some() {
+        return None;
+    }
+    let time = time::Time::from_hms(h, m, s).ok()?;
+    let unix = date.with_time(time).assume_utc().unix_timestamp();
+    let unix = u64::try_from(unix).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(unix))
+}
+
+/// The API's own error messages in a body, whatever the API: Cloudflare's
+/// `errors: [{code, message}]` (and `messages`), PowerDNS's `error` and
+/// `errors`, deSEC's `detail` or per-field lists, or plain text.
+pub fn api_messages(body: &[u8]) -> Vec<String> {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let text = one_line(&text);
+        return if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![text]
+        };
+    };
+    let mut messages = Vec::new();
+    collect_messages(&json, &mut messages, 0);
+    messages.dedup();
+    messages
+}
+
+fn collect_messages(value: &serde_json::Value, out: &mut Vec<String>, depth: usize) {
+    use serde_json::Value;
+    if depth > 4 || out.len() >= 10 {
+        return;
+    }
+    match value {
+        Value::String(text) => {
+            let text = one_line(text);
+            if !text.is_empty() {
+                out.push(text);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collect_messages(item, out, depth + 1);
+            }
+        }
+        Value::Object(map) => {
+            // {code, message}: Cloudflare's error objects.
+            if let Some(Value::String(message)) = map.get("message") {
+                let text = one_line(message);
+                out.push(match map.get("code") {
+                    Some(Value::Number(code)) => format!("{text} (code {code})"),
+                    _ => text,
+                });
+                return;
+            }
+            let before = out.len();
+            for key in ["errors", "error", "detail", "messages", "non_field_errors"] {
+                if let Some(inner) = map.get(key) {
+                    collect_messages(inner, out, depth + 1);
+                }
+            }
+            if out.len() == before {
+                // deSEC-style field errors: {"ttl": ["Ensure this value …"]}.
+                for (field, inner) in map {
+                    let mut found = Vec::new();
+                    collect_messages(inner, &mut found, depth + 1);
+                    out.extend(found.into_iter().map(|m| format!("{field}: {m}")));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `text` on one line, without control characters, at most [`MAX_MESSAGE`] chars.
+fn one_line(text: &str) -> String {
+    let clean: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    if clean.chars().count() > MAX_MESSAGE {
+        let cut: String = clean.chars().take(MAX_MESSAGE).collect();
+        format!("{cut}…")
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let secret = Secret::new("s3cr3t-token");
+        assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+        let auth = Auth {
+            header: "Authorization",
+            prefix: "Bearer ",
+            secret,
+            hint: "the token".into(),
+        };
+        assert!(!format!("{auth:?}").contains("s3cr3t"));
+        let client = ApiClient::new(
+            "Test",
+            "https://user:pw@api.example/v4",
+            auth,
+            HttpOptions::default(),
+        )
+        .unwrap();
+        let debug = format!("{client:?}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("pw@"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn secrets_load_from_files_and_env_without_leaking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  abc123\n").unwrap();
+        let secret = SecretSource::File(path.clone()).load("token").unwrap();
+        assert_eq!(secret.expose(), "abc123");
+
+        std::fs::write(&path, "line1\nline2\n").unwrap();
+        let err = SecretSource::File(path.clone())
+            .load("token")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("several lines") && !err.contains("line1"),
+            "{err}"
+        );
+
+        std::fs::write(&path, "\n").unwrap();
+        let err = SecretSource::File(path)
+            .load("token")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is empty"), "{err}");
+
+        let missing = SecretSource::File(dir.path().join("nope"))
+            .load("Cloudflare API token")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("cannot load the Cloudflare API token from file "),
+            "{missing}"
+        );
+        let unset = SecretSource::Env("TLSA_TEST_SURELY_UNSET_VAR".into())
+            .load("key")
+            .unwrap_err()
+            .to_string();
+        assert!(unset.contains("environment variable TLSA_TEST_SURELY_UNSET_VAR: it is not set"));
+    }
+
+    #[test]
+    fn urls_are_built_from_encoded_segments() {
+        let auth = Auth {
+            header: "X-API-Key",
+            prefix: "",
+            secret: Secret::new("k"),
+            hint: String::new(),
+        };
+        let client = ApiClient::new(
+            "Test",
+            "http://127.0.0.1:8081/",
+            auth,
+            HttpOptions::default(),
+        )
+        .unwrap();
+        let request = ApiRequest::get(&["api", "v1", "zones", "a/b.example."], "x")
+            .query("rrset_name", "_25._tcp.a.example.");
+        assert_eq!(
+            client.url(&request).as_str(),
+            "http://127.0.0.1:8081/api/v1/zones/a%2Fb.example.?rrset_name=_25._tcp.a.example."
+        );
+        assert!(
+            ApiClient::new(
+                "Test",
+                "ftp://x",
+                client.auth.clone(),
+                HttpOptions::default()
+            )
+            .is_err()
+        );
+        assert!(
+            ApiClient::new(
+                "Test",
+                "not a url",
+                client.auth.clone(),
+                HttpOptions::default()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = RetryPolicy {
+            attempts: 10,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(3),
+            max_retry_after: Duration::from_secs(60),
+        };
+        let waits: Vec<u64> = (1..=5)
+            .map(|a| policy.backoff(a).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [500, 1000, 2000, 3000, 3000]);
+        assert_eq!(policy.backoff(400), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut headers = HeaderMap::new();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
+        // RFC 9110's example date is 784111777 in Unix time.
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:47 GMT"),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(10)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
+        for bad in [
+            "soon",
+            "-3",
+            "Sun, 06 Nov 1994 08:49:47 CET",
+            "Sun, 31 Feb 1994 08:49:47 GMT",
+        ] {
+            headers.insert(RETRY_AFTER, HeaderValue::from_str(bad).unwrap());
+            assert_eq!(retry_after(&headers, now), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn api_messages_of_every_shape() {
+        let cloudflare = br#"{"success":false,"errors":[{"code":9109,"message":"Invalid access token"}],"messages":[],"result":null}"#;
+        assert_eq!(
+            api_messages(cloudflare),
+            ["Invalid access token (code 9109)"]
+        );
+        let nested = br#"{"success":false,"errors":[{"code":1004,"message":"DNS Validation Error","error_chain":[{"code":9101,"message":"x"}]}]}"#;
+        assert_eq!(api_messages(nested), ["DNS Validation Error (code 1004)"]);
+        let pdns = br#"{"error": "RRset a.example. IN TLSA: Name is out of zone"}"#;
+        assert_eq!(
+            api_messages(pdns),
+            ["RRset a.example. IN TLSA: Name is out of zone"]
+        );
+        let desec = br#"{"detail": "Invalid token."}"#;
+        assert_eq!(api_messages(desec), ["Invalid token."]);
+        let fields = br#"{"ttl": ["Ensure this value is greater than or equal to 3600."]}"#;
+        assert_eq!(
+            api_messages(fields),
+            ["ttl: Ensure this value is greater than or equal to 3600."]
+        );
+        // deSEC bulk errors: one object per RRset, empty for the good ones.
+        let bulk = br#"[{}, {"ttl": ["Ensure this value is greater than or equal to 3600."]}]"#;
+        assert_eq!(
+            api_messages(bulk),
+            ["ttl: Ensure this value is greater than or equal to 3600."]
+        );
+        let empty = br#"{"success": false, "errors": [], "messages": [], "result": null}"#;
+        assert!(api_messages(empty).is_empty());
+        assert_eq!(api_messages(b"Unauthorized\n"), ["Unauthorized"]);
+        assert!(api_messages(b"").is_empty());
+        let long = "x".repeat(1000);
+        assert_eq!(
+            api_messages(long.as_bytes())[0].chars().count(),
+            MAX_MESSAGE + 1
+        );
+        assert_eq!(api_messages(b"a\x07b\r\nc"), ["ab c"]);
+    }
+}

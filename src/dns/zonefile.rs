@@ -1,0 +1,706 @@
+//! The zone-file back-end, for zones built from files (a signer pipeline,
+//! BIND or Knot loading a zone file that `$INCLUDE`s tlsa's records).
+//!
+//! - **tlsa owns one file** ([`ZoneFileConfig::records_file`]) entirely: it
+//!   holds only TLSA records, one per line, with absolute owner names and
+//!   explicit TTLs, so the `$ORIGIN` and `$TTL` of the including file never
+//!   matter. A hand edit that keeps to that form is read back (DNS is the
+//!   source of truth, and so is this file); anything else — another type,
+//!   a directive, parentheses, a name outside the zone — is refused with the
+//!   line number rather than silently dropped.
+//! - **Reading** parses that file: it is what the server is told to serve.
+//!   Whether every authoritative server does serve it, signed and Secure, is
+//!   what [`super::propagation`] and [`super::dnssec`] check, as for every
+//!   back-end.
+//! - **Writing** is compare-and-swap on the file content: the RRsets are
+//!   compared with what the plan expected ([`DnsError::ChangedBeforeWrite`]
+//!   when not), the new file is written to a temporary file, fsynced and
+//!   renamed over the old one (the directory fsynced too; owner, group and
+//!   mode kept), after checking once more that nobody changed the file
+//!   meanwhile. Then the zone's SOA serial is incremented when configured
+//!   ([`ZoneFileConfig::serial_file`]), and the reload command runs.
+//! - **The reload command** is an argv (no shell): `rndc reload {zone}`,
+//!   `knotc zone-reload {zone}`, a pipeline script. `{zone}` in an argument
+//!   becomes the zone name without its final dot. When it fails (exit
+//!   status, timeout, cannot start), the records file is put back as it was
+//!   and the error says so: the next run sees the old content and tries
+//!   again. (The serial stays incremented: a higher serial with the same
+//!   content is harmless, a lower one would be refused.)
+//! - **Serial**: BIND with inline signing refuses to reload a zone file
+//!   whose SOA serial did not increase ("ixfr-from-differences: new serial
+//!   … out of range", "not loaded due to errors") — and `rndc reload` still
+//!   exits 0 ("zone reload queued"). Hence [`ZoneFileConfig::serial_file`]:
+//!   the zone's main file, in which tlsa increments the first SOA serial (and
+//!   touches nothing else). Knot with `zonefile-load: difference-no-serial`,
+//!   or a signer pipeline that sets the serial itself, need no such thing.
+//!   The serial the servers then serve is the signer's, not the file's, so
+//!   [`Applied::serial`] stays `None` and propagation is judged on content.
+//!
+//! Files are read and written with blocking calls: they are small, and a
+//! change happens a few times a year.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hickory_proto::rr::Name;
+
+use super::DnsError;
+use super::http::expect_unchanged;
+use super::provider::{Applied, ChangeSet, Provider, Rrset};
+use crate::fsutil::write_atomic;
+use crate::tlsa::TlsaRecord;
+
+/// Default bound on the reload command.
+pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The placeholder for the zone name in reload arguments.
+pub const ZONE_PLACEHOLDER: &str = "{zone}";
+
+/// Output of a failed reload command quoted in errors.
+const MAX_OUTPUT: usize = 2000;
+
+/// How one zone is published through files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFileConfig {
+    pub zone: Name,
+    /// The file tlsa owns, `$INCLUDE`d by the zone file. It must exist (an
+    /// empty file is fine): the zone file's `$INCLUDE` needs it anyway.
+    pub records_file: PathBuf,
+    /// The reload command as argv, e.g. `["rndc", "reload", "{zone}"]`.
+    pub reload: Vec<String>,
+    /// The zone's main file, whose SOA serial tlsa increments before each
+    /// reload; `None` when the server or the pipeline handles serials.
+    pub serial_file: Option<PathBuf>,
+    pub reload_timeout: Duration,
+}
+
+impl ZoneFileConfig {
+    pub fn new(zone: Name, records_file: impl Into<PathBuf>, reload: Vec<String>) -> Self {
+        ZoneFileConfig {
+            zone,
+            records_file: records_file.into(),
+            reload,
+            serial_file: None,
+            reload_timeout: DEFAULT_RELOAD_TIMEOUT,
+        }
+    }
+}
+
+/// The zone-file back-end.
+#[derive(Debug, Clone)]
+pub struct ZoneFile {
+    config: ZoneFileConfig,
+}
+
+/// The RRsets of the records file: owner → (TTL, records).
+pub type Rrsets = BTreeMap<Name, (u32, BTreeSet<TlsaRecord>)>;
+
+impl ZoneFile {
+    pub fn new(mut config: ZoneFileConfig) -> Result<Self, DnsError> {
+        if config
+            .reload
+            .first()
+            .is_none_or(|program| program.is_empty())
+        {
+            return Err(DnsError::Config(format!(
+                "zone {}: the zone-file back-end needs a reload command, e.g. [\"rndc\", \"reload\", \"{ZONE_PLACEHOLDER}\"]",
+                config.zone
+            )));
+        }
+        config.zone.set_fqdn(true);
+        Ok(ZoneFile { config })
+    }
+
+    pub fn config(&self) -> &ZoneFileConfig {
+        &self.config
+    }
+
+    /// The reload command with `{zone}` filled in.
+    pub fn reload_argv(&self) -> Vec<String> {
+        let zone = self.config.zone.to_ascii();
+        let zone = zone.trim_end_matches('.');
+        self.config
+            .reload
+            .iter()
+            .map(|arg| arg.replace(ZONE_PLACEHOLDER, zone))
+            .collect()
+    }
+
+    /// Read-only checks: the records file is readable, well-formed and
+    /// writable (as is its directory, for the atomic replace), the serial
+    /// file holds a serial, and the reload program exists. Returns what was
+    /// verified.
+    pub async fn check(&self) -> Result<Vec<String>, DnsError> {
+        let path = &self.config.records_file;
+        let (_, rrsets) = self.load()?;
+        let mut report = vec![format!(
+            "{} readable: {} TLSA RRsets",
+            path.display(),
+            rrsets.len()
+        )];
+        fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| file_error(path, &format!("not writable: {e}")))?;
+        let dir = parent_dir(path);
+        let probe = dir.join(format!(".tlsa-check.{}", std::process::id()));
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .and_then(|_| fs::remove_file(&probe))
+            .map_err(|e| {
+                file_error(
+                    dir,
+                    &format!(
+                        "tlsa cannot create files in this directory ({e}), which replacing {} atomically needs",
+                        path.display()
+                    ),
+                )
+            })?;
+        report.push(format!("{} and its directory writable", path.display()));
+        if let Some(serial_file) = &self.config.serial_file {
+            let text = read_text(serial_file)?;
+            let (_, serial) = soa_serial(&text).ok_or_else(|| no_soa(serial_file))?;
+            fs::OpenOptions::new()
+                .append(true)
+                .open(serial_file)
+                .map_err(|e| file_error(serial_file, &format!("not writable: {e}")))?;
+            report.push(format!(
+                "{} writable, SOA serial {serial}",
+                serial_file.display()
+            ));
+        }
+        let argv = self.reload_argv();
+        let program = find_program(&argv[0]).ok_or_else(|| {
+            DnsError::Config(format!(
+                "reload command `{}`: program {:?} not found{}; give its full path (e.g. /usr/sbin/rndc)",
+                argv.join(" "),
+                argv[0],
+                if argv[0].contains('/') {
+                    String::new()
+                } else {
+                    " in PATH".into()
+                }
+            ))
+        })?;
+        report.push(format!(
+            "reload command `{}` ({} is executable; not run by this check)",
+            argv.join(" "),
+            program.display()
+        ));
+        Ok(report)
+    }
+
+    /// The records file's bytes and RRsets.
+    fn load(&self) -> Result<(Vec<u8>, Rrsets), DnsError> {
+        let path = &self.config.records_file;
+        let bytes = fs::read(path).map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::NotFound {
+                format!(
+                    "; create it empty (touch) and $INCLUDE it from the zone file of {}",
+                    self.config.zone
+                )
+            } else {
+                String::new()
+            };
+            file_error(path, &format!("cannot read tlsa's records file: {e}{hint}"))
+        })?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| file_error(path, "not UTF-8 text: tlsa writes only ASCII here"))?;
+        let rrsets = parse_records(&self.config.zone, text)
+            .map_err(|(line, why)| file_error(path, &format!("line {line}: {why}")))?;
+        Ok((bytes, rrsets))
+    }
+
+    /// Runs the reload command; `Err` holds the status and output.
+    async fn run_reload(&self) -> Result<(), (String, String)> {
+        let argv = self.reload_argv();
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .map_err(|e| (format!("cannot start it: {e}"), String::new()))?;
+        let timeout = self.config.reload_timeout;
+        let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => return Err((format!("cannot wait for it: {e}"), String::new())),
+            Err(_) => {
+                return Err((
+                    format!("no exit within {} s; killed", timeout.as_secs()),
+                    String::new(),
+                ));
+            }
+        };
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+        // One paragraph: the output's lines joined.
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let quoted = if text.is_empty() {
+            String::new()
+        } else {
+            let cut: String = text.chars().take(MAX_OUTPUT).collect();
+            format!(": {cut}")
+        };
+        Err((output.status.to_string(), quoted))
+    }
+}
+
+#[async_trait]
+impl Provider for ZoneFile {
+    fn describe(&self) -> String {
+        format!(
+            "zone file {} (reload: {})",
+            self.config.records_file.display(),
+            self.reload_argv().join(" ")
+        )
+    }
+
+    async fn zone_of(&self, owner: &Name) -> Result<Name, DnsError> {
+        if self.config.zone.zone_of(owner) {
+            Ok(self.config.zone.clone())
+        } else {
+            Err(DnsError::Config(format!(
+                "{owner} is not in zone {}, the only zone of the zone-file back-end for {}",
+                self.config.zone,
+                self.config.records_file.display()
+            )))
+        }
+    }
+
+    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
+        self.check_zone(zone)?;
+        let (_, rrsets) = self.load()?;
+        Ok(match rrsets.get(owner) {
+            Some((ttl, records)) => Rrset {
+                owner: owner.clone(),
+                ttl: Some(*ttl),
+                records: records.clone(),
+            },
+            None => Rrset::empty(owner.clone()),
+        })
+    }
+
+    async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
+        self.check_zone(&set.zone)?;
+        let path = &self.config.records_file;
+        let (original, mut rrsets) = self.load()?;
+        for change in &set.changes {
+            if !self.config.zone.zone_of(&change.owner) {
+                return Err(self.zone_of(&change.owner).await.unwrap_err());
+            }
+            let empty = BTreeSet::new();
+            let current = rrsets.get(&change.owner).map_or(&empty, |(_, r)| r);
+            expect_unchanged(&format!("zone file {}", path.display()), change, current)?;
+            if change.desired.is_empty() {
+                rrsets.remove(&change.owner);
+            } else {
+                rrsets.insert(change.owner.clone(), (change.ttl, change.desired.clone()));
+            }
+        }
+        let content = render_records(&self.config.zone, &rrsets);
+        if content.as_bytes() == original.as_slice() {
+            return Ok(Applied::default());
+        }
+        let serial_update = match &self.config.serial_file {
+            Some(serial_file) => {
+                let text = read_text(serial_file)?;
+                let bumped = bump_serial(&text).ok_or_else(|| no_soa(serial_file))?;
+                Some((serial_file, bumped))
+            }
+            None => None,
+        };
+        // Compare once more right before the swap: a hand edit or another
+        // tlsa since the read must not be overwritten.
+        let now = fs::read(path).map_err(|e| file_error(path, &format!("cannot read: {e}")))?;
+        if now != original {
+            return Err(DnsError::ChangedBeforeWrite {
+                backend: format!("zone file {}", path.display()),
+                owner: set
+                    .changes
+                    .first()
+                    .map_or_else(|| set.zone.clone(), |c| c.owner.clone()),
+                found: "a file changed by someone else since tlsa read it".into(),
+            });
+        }
+        replace_file(path, content.as_bytes())?;
+        if let Some((serial_file, bumped)) = serial_update
+            && let Err(e) = replace_file(serial_file, bumped.as_bytes())
+        {
+            let restored = replace_file(path, &original);
+            return Err(restore_note(e, restored));
+        }
+        if let Err((status, output)) = self.run_reload().await {
+            let restored = replace_file(path, &original);
+            let error = DnsError::ReloadFailed {
+                zone: set.zone.clone(),
+                command: self.reload_argv().join(" "),
+                status,
+                output,
+            };
+            return Err(restore_note(error, restored));
+        }
+        Ok(Applied::default())
+    }
+}
+
+impl ZoneFile {
+    fn check_zone(&self, zone: &Name) -> Result<(), DnsError> {
+        if *zone == self.config.zone {
+            Ok(())
+        } else {
+            Err(DnsError::Config(format!(
+                "zone {zone} is not the zone of the zone-file back-end for {} ({})",
+                self.config.records_file.display(),
+                self.config.zone
+            )))
+        }
+    }
+}
+
+/// `error`, or, when putting the old file back failed too, an error that
+/// says the file now holds the new content.
+fn restore_note(error: DnsError, restored: Result<(), DnsError>) -> DnsError {
+    match restored {
+        Ok(()) => error,
+        Err(restore) => DnsError::Config(format!(
+            "{error}; RESTORING FAILED, the records file holds the new content but the server may not: {restore}"
+        )),
+    }
+}
+
+/// Replaces `path` atomically, keeping its mode, owner and group (the
+/// server may read it as another user).
+fn replace_file(path: &Path, content: &[u8]) -> Result<(), DnsError> {
+    let meta = fs::metadata(path).map_err(|e| file_error(path, &format!("cannot stat: {e}")))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    write_atomic(path, content, mode)
+        .map_err(|e| file_error(path, &format!("cannot replace it: {e}")))?;
+    let new = fs::metadata(path).map_err(|e| file_error(path, &format!("cannot stat: {e}")))?;
+    if (new.uid(), new.gid()) != (meta.uid(), meta.gid()) {
+        std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
+            file_error(
+                path,
+                &format!(
+                    "replaced, but cannot give it back its owner {}:{} ({e}): the server may not be able to read it; run tlsa as that owner or as root",
+                    meta.uid(),
+                    meta.gid()
+                ),
+            )
+        })?;
+    }
+    // The umask may have narrowed the mode at creation, and chown may clear setgid bits.
+    if new.permissions().mode() & 0o7777 != mode || new.uid() != meta.uid() {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| file_error(path, &format!("cannot restore its mode: {e}")))?;
+    }
+    Ok(())
+}
+
+fn file_error(path: &Path, why: &str) -> DnsError {
+    DnsError::File {
+        path: path.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn no_soa(path: &Path) -> DnsError {
+    file_error(
+        path,
+        "no SOA record with a numeric serial found: serial_file must be the zone's main file, holding its SOA",
+    )
+}
+
+fn read_text(path: &Path) -> Result<String, DnsError> {
+    fs::read_to_string(path).map_err(|e| file_error(path, &format!("cannot read: {e}")))
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// `program` as the reload would run it: a path, or found in `PATH`.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return executable(&path).then_some(path);
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
+
+/// The records file for `rrsets`: a header, then one line per record in a
+/// stable order (owner, then record), absolute names, explicit TTLs.
+pub fn render_records(zone: &Name, rrsets: &Rrsets) -> String {
+    let mut text = format!(
+        "; TLSA records of zone {zone}, written by tlsa.\n\
+         ; tlsa owns this file: it rewrites it whole at every change.\n\
+         ; Keep to one TLSA record per line, absolute names, explicit TTLs.\n"
+    );
+    for (owner, (ttl, records)) in rrsets {
+        let owner = owner.to_lowercase();
+        for record in records {
+            text.push_str(&format!("{owner} {ttl} IN TLSA {record}\n"));
+        }
+    }
+    text
+}
+
+/// Parses a records file; `Err((line number, why))` on anything but TLSA
+/// records in the form [`render_records`] writes (relative names and `@`
+/// are read relative to the zone, the usual origin of an `$INCLUDE`).
+pub fn parse_records(zone: &Name, text: &str) -> Result<Rrsets, (usize, String)> {
+    let mut rrsets = Rrsets::new();
+    for (index, raw) in text.lines().enumerate() {
+        let number = index + 1;
+        let line = raw.split(';').next().unwrap_or_default();
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: String| (number, why);
+        if line.starts_with('$') {
+            return Err(bad(
+                "directives ($ORIGIN, $TTL, $INCLUDE) are not allowed in tlsa's records file: keep them in the zone file".into(),
+            ));
+        }
+        if line.starts_with(char::is_whitespace) {
+            return Err(bad(
+                "a line must start with its owner name (tlsa writes every name in full)".into(),
+            ));
+        }
+        if line.contains(['(', ')', '"']) {
+            return Err(bad(
+                "parentheses and quotes are not allowed: one record per line".into(),
+            ));
+        }
+        let mut fields = line.split_whitespace();
+        let owner_text = fields.next().unwrap_or_default();
+        let owner = owner_name(zone, owner_text)
+            .ok_or_else(|| bad(format!("{owner_text:?} is not a domain name")))?;
+        if !zone.zone_of(&owner) {
+            return Err(bad(format!("{owner} is not in zone {zone}")));
+        }
+        let (mut ttl, mut rtype) = (None, None);
+        for field in fields.by_ref() {
+            if let Ok(value) = field.parse::<u32>() {
+                if ttl.replace(value).is_some() {
+                    return Err(bad("two TTLs".into()));
+                }
+            } else if field.eq_ignore_ascii_case("IN") {
+                continue;
+            } else {
+                rtype = Some(field);
+                break;
+            }
+        }
+        let rtype = rtype.ok_or_else(|| bad("no record type".into()))?;
+        if !rtype.eq_ignore_ascii_case("TLSA") {
+            return Err(bad(format!(
+                "a {rtype} record: tlsa owns this file and keeps only TLSA records in it; move it to the zone file"
+            )));
+        }
+        let ttl = ttl.ok_or_else(|| {
+            bad("no TTL: write it on the line (the zone file's $TTL is not visible here)".into())
+        })?;
+        let rdata: Vec<&str> = fields.collect();
+        let record: TlsaRecord = rdata.join(" ").parse().map_err(|e| bad(format!("{e}")))?;
+        let entry = rrsets
+            .entry(owner)
+            .or_insert_with(|| (ttl, BTreeSet::new()));
+        // Differing TTLs in one RRset: the longest is what caches may keep.
+        entry.0 = entry.0.max(ttl);
+        entry.1.insert(record);
+    }
+    Ok(rrsets)
+}
+
+fn owner_name(zone: &Name, text: &str) -> Option<Name> {
+    if text == "@" {
+        return Some(zone.clone());
+    }
+    let name = Name::from_ascii(text).ok()?;
+    if name.is_fqdn() {
+        Some(name)
+    } else {
+        name.append_domain(zone).ok()
+    }
+}
+
+/// The byte range and value of the first SOA serial in a zone file.
+pub fn soa_serial(text: &str) -> Option<(Range<usize>, u32)> {
+    let tokens = tokens(text);
+    tokens.windows(4).find_map(|window| {
+        let [soa, mname, _rname, serial] = window else {
+            return None;
+        };
+        // `soa IN TXT 5` is a record *named* soa: its next word is a class.
+        let is_class = ["IN", "CH", "HS"]
+            .iter()
+            .any(|class| text[mname.clone()].eq_ignore_ascii_case(class));
+        if !text[soa.clone()].eq_ignore_ascii_case("SOA") || is_class {
+            return None;
+        }
+        let value = text[serial.clone()].parse::<u32>().ok()?;
+        Some((serial.clone(), value))
+    })
+}
+
+/// `text` with its first SOA serial incremented (RFC 1982 arithmetic).
+pub fn bump_serial(text: &str) -> Option<String> {
+    let (range, serial) = soa_serial(text)?;
+    let mut bumped = String::with_capacity(text.len() + 1);
+    bumped.push_str(&text[..range.start]);
+    bumped.push_str(&serial.wrapping_add(1).to_string());
+    bumped.push_str(&text[range.end..]);
+    Some(bumped)
+}
+
+/// Byte ranges of the words of a zone file: comments, quoted strings and
+/// parentheses skipped.
+fn tokens(text: &str) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b';' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'(' | b')' => i += 1,
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                let start = i;
+                while i < bytes.len()
+                    && !bytes[i].is_ascii_whitespace()
+                    && !matches!(bytes[i], b';' | b'(' | b')' | b'"')
+                {
+                    i += 1;
+                }
+                tokens.push(start..i);
+            }
+        }
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "3 1 1 8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+    const B: &str = "3 1 1 1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn zone() -> Name {
+        Name::from_ascii("example.test.").unwrap()
+    }
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    #[test]
+    fn render_and_parse_round_trip() {
+        let mut rrsets = Rrsets::new();
+        rrsets.insert(
+            name("_25._tcp.Mail.example.test."),
+            (300, [A.parse().unwrap(), B.parse().unwrap()].into()),
+        );
+        rrsets.insert(
+            name("_443._tcp.www.example.test."),
+            (60, [B.parse().unwrap()].into()),
+        );
+        let text = render_records(&zone(), &rrsets);
+        assert!(text.contains(&format!("_25._tcp.mail.example.test. 300 IN TLSA {A}\n")));
+        assert_eq!(parse_records(&zone(), &text).unwrap(), rrsets);
+        assert!(parse_records(&zone(), "").unwrap().is_empty());
+    }
+
+    #[test]
+    fn reads_hand_written_forms_and_refuses_the_rest() {
+        let text = format!(
+            "; comment\n_25._tcp.mail IN 60 TLSA {} ; trailing\n@ 30 tlsa {B}\n",
+            A.to_ascii_uppercase()
+        );
+        let rrsets = parse_records(&zone(), &text).unwrap();
+        assert_eq!(rrsets[&name("_25._tcp.mail.example.test.")].0, 60);
+        assert!(rrsets.contains_key(&zone()));
+        for (bad, why) in [
+            ("$TTL 60\n", "directives"),
+            ("  60 IN TLSA 3 1 1 ab\n", "owner name"),
+            ("a.example.test. 60 IN TXT \"x\"\n", "parentheses"),
+            ("a.example.test. 60 IN A 192.0.2.1\n", "a A record"),
+            ("a.other.test. 60 IN TLSA 3 1 1 ab\n", "not in zone"),
+            ("a.example.test. IN TLSA 3 1 1 ab\n", "no TTL"),
+            ("a.example.test. 60 IN TLSA 3 1 1 abcd\n", "needs 32 bytes"),
+            ("a.example.test. 60 IN\n", "no record type"),
+            ("a..b 60 IN TLSA 3 1 1 ab\n", "not a domain name"),
+        ] {
+            let (line, message) = parse_records(&zone(), bad).unwrap_err();
+            assert_eq!(line, 1, "{bad}");
+            assert!(message.contains(why), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn bumps_only_the_soa_serial() {
+        let file = "$ORIGIN example.test.\n$TTL 2\nsoa IN A 192.0.2.1 ; a host named soa\nsoa IN TXT 5\n\
+                    @ IN SOA ns1 hostmaster ( 2024010100 ; serial\n  60 30 600 2 )\n\
+                    txt IN TXT \"SOA a b 7\"\n";
+        let (range, serial) = soa_serial(file).unwrap();
+        assert_eq!(serial, 2024010100);
+        assert_eq!(&file[range], "2024010100");
+        let bumped = bump_serial(file).unwrap();
+        assert_eq!(bumped, file.replace("2024010100", "2024010101"));
+        assert_eq!(
+            bump_serial("@ SOA a b 4294967295 1 1 1 1").unwrap(),
+            "@ SOA a b 0 1 1 1 1"
+        );
+        assert!(soa_serial("@ IN NS ns1\n; SOA a b 1\n").is_none());
+    }
+
+    #[test]
+    fn reload_argv_fills_in_the_zone() {
+        let config = ZoneFileConfig::new(
+            name("example.test"),
+            "/tmp/x",
+            vec!["rndc".into(), "reload".into(), "{zone}".into()],
+        );
+        let backend = ZoneFile::new(config.clone()).unwrap();
+        assert_eq!(backend.reload_argv(), ["rndc", "reload", "example.test"]);
+        let mut empty = config;
+        empty.reload.clear();
+        assert!(ZoneFile::new(empty).is_err());
+    }
+}

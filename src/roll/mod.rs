@@ -1,0 +1,10 @@
+//! The roll engine: the model of DESIGN.md §3 — record policy, persisted
+//! state, and the pure plan that decides the step due now.
+
+pub mod executor;
+pub mod files;
+pub mod keys;
+pub mod plan;
+pub mod policy;
+pub mod state;
+pub mod verify;

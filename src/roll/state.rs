@@ -1,0 +1,323 @@
+//! The persisted state of every certificate set: per key, when its records
+//! were published, seen on every authoritative server, and safe to use.
+//! Human-readable JSON, versioned, replaced atomically, guarded by a lock.
+//! It holds timestamps and intent, never secrets; DNS stays the source of
+//! truth for records and every run reconciles with it.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+/// Unix seconds.
+pub type Timestamp = u64;
+
+/// A key's identity: the hex SHA-256 of its SubjectPublicKeyInfo, which is
+/// also the association data of its `3 1 1` record.
+pub type KeyId = String;
+
+pub const STATE_VERSION: u32 = 1;
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    #[serde(default)]
+    pub sets: BTreeMap<String, SetState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetState {
+    /// Every key whose records tlsa published or adopted, until their removal
+    /// has been seen on every authoritative server.
+    #[serde(default)]
+    pub keys: BTreeMap<KeyId, KeyState>,
+    /// The key the last live check saw on every address, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+    /// An operator asked for a planned roll at this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollover_requested_at: Option<Timestamp>,
+    /// An emergency seen by the last run (the live key unpublished), shown
+    /// by `tlsa status` until a run finds it resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+    /// When the emergency ends: the live key's `safe_at` once republished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_until: Option<Timestamp>,
+    /// The pre-generated next key (its file is under `keys/SET/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_key: Option<KeyId>,
+    /// A deploy has started and its reload command has not yet succeeded:
+    /// the files in the deploy target may not be what the server uses. Set
+    /// (and saved) before the files change, cleared once the reload succeeded,
+    /// so that a run killed in between, or a failed reload, is followed by
+    /// another reload rather than by a verification of files no server loaded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reload_pending: bool,
+    /// Recent events, newest last, for `tlsa status`.
+    #[serde(default)]
+    pub timeline: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyState {
+    /// DER SubjectPublicKeyInfo in hex (public data), so that the records of
+    /// a key whose files are gone can still be recognised and removed.
+    pub spki: String,
+    pub first_seen: Timestamp,
+    /// When all its records were first seen on the primary / provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<Timestamp>,
+    /// The longest TTL the RRsets had before this key's records were added
+    /// (a cache may hold that older RRset this long): an input of `t_safe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_ttl: Option<u32>,
+    /// Some owner had no RRset before: negative answers may be cached too.
+    #[serde(default)]
+    pub prior_absent: bool,
+    /// When every authoritative server was seen serving them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagated_at: Option<Timestamp>,
+    /// When every cache that may hold an RRset without this key has expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safe_at: Option<Timestamp>,
+    /// When its records were removed (retired); dropped from the state once
+    /// the removal is seen on every authoritative server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    pub key: KeyId,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub what: String,
+}
+
+/// How many events a set's timeline keeps.
+const TIMELINE_LEN: usize = 50;
+
+impl SetState {
+    pub fn record(&mut self, at: Timestamp, what: impl Into<String>) {
+        self.timeline.push(Event {
+            at,
+            what: what.into(),
+        });
+        let excess = self.timeline.len().saturating_sub(TIMELINE_LEN);
+        self.timeline.drain(..excess);
+    }
+}
+
+/// Why the state could not be read, written or locked.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "cannot use the state directory {dir}: {why}; create it (mode 0700) or set state_dir in the config"
+    )]
+    Dir { dir: PathBuf, why: String },
+    #[error(
+        "another tlsa run (pid {holder}) holds the lock {lock}; wait for it to finish, or remove the lock file if that process no longer exists"
+    )]
+    Locked { lock: PathBuf, holder: String },
+    #[error(
+        "the state file {file} is damaged ({why}); restore it from a backup, or move it aside: tlsa rebuilds what it can from DNS"
+    )]
+    Damaged { file: PathBuf, why: String },
+    #[error(
+        "the state file {file} has version {found}, this tlsa understands {STATE_VERSION}: use a newer tlsa"
+    )]
+    Version { file: PathBuf, found: u32 },
+    #[error("cannot write the state file {file}: {why}")]
+    Write { file: PathBuf, why: String },
+}
+
+/// The state directory, held under an exclusive lock for as long as this lives.
+#[derive(Debug)]
+pub struct StateStore {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateStore {
+    /// Takes the lock (without waiting: a second run must not queue behind a
+    /// long roll) and records our pid in the lock file for the message above.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let dir_error = |why: String| StateError::Dir {
+            dir: dir.to_path_buf(),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| dir_error(e.to_string()))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| dir_error(e.to_string()))?;
+        if lock.try_lock().is_err() {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            return Err(StateError::Locked {
+                lock: lock_path,
+                holder: Some(holder.trim())
+                    .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+                    .unwrap_or("unknown")
+                    .to_string(),
+            });
+        }
+        lock.set_len(0).map_err(|e| dir_error(e.to_string()))?;
+        lock.rewind().map_err(|e| dir_error(e.to_string()))?;
+        write!(lock, "{}", std::process::id()).map_err(|e| dir_error(e.to_string()))?;
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The stored state, or an empty one on first use.
+    pub fn load(&self) -> Result<State, StateError> {
+        load_from(&self.file())
+    }
+
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let file = self.file();
+        let mut text = serde_json::to_string_pretty(state).map_err(|e| StateError::Write {
+            file: file.clone(),
+            why: e.to_string(),
+        })?;
+        text.push('\n');
+        write_atomic(&file, text.as_bytes(), 0o644).map_err(|e| StateError::Write {
+            file,
+            why: e.to_string(),
+        })
+    }
+}
+
+/// Reads a state file without the lock (for read-only commands).
+pub fn load_from(file: &Path) -> Result<State, StateError> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(State {
+                version: STATE_VERSION,
+                sets: BTreeMap::new(),
+            });
+        }
+        Err(e) => {
+            return Err(StateError::Damaged {
+                file: file.to_path_buf(),
+                why: e.to_string(),
+            });
+        }
+    };
+    let state: State = serde_json::from_str(&text).map_err(|e| StateError::Damaged {
+        file: file.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    if state.version != STATE_VERSION {
+        return Err(StateError::Version {
+            file: file.to_path_buf(),
+            found: state.version,
+        });
+    }
+    Ok(state)
+}
+
+/// The state file inside a state directory.
+pub fn state_file(dir: &Path) -> PathBuf {
+    dir.join(STATE_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut state = store.load().unwrap();
+        assert_eq!(state.version, STATE_VERSION);
+        let set = state.sets.entry("mail".into()).or_default();
+        set.keys.insert(
+            "ab".into(),
+            KeyState {
+                spki: "3059".into(),
+                first_seen: 10,
+                published_at: Some(11),
+                prior_ttl: Some(60),
+                prior_absent: false,
+                propagated_at: None,
+                safe_at: None,
+                removed_at: None,
+            },
+        );
+        set.record(12, "published");
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), state);
+        let text = std::fs::read_to_string(state_file(dir.path())).unwrap();
+        assert!(
+            text.contains("\"published_at\": 11"),
+            "human-readable: {text}"
+        );
+    }
+
+    #[test]
+    fn a_second_store_reports_the_holder_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = StateStore::open(dir.path()).unwrap();
+        let err = StateStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        assert!(err.contains("another tlsa run"), "{err}");
+    }
+
+    #[test]
+    fn damaged_and_future_files_are_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = state_file(dir.path());
+        std::fs::write(&file, "{ not json").unwrap();
+        assert!(
+            load_from(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
+        std::fs::write(&file, r#"{"version": 99, "sets": {}}"#).unwrap();
+        assert!(
+            load_from(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("newer tlsa")
+        );
+    }
+
+    #[test]
+    fn timeline_is_bounded() {
+        let mut set = SetState::default();
+        for i in 0..(TIMELINE_LEN as u64 + 10) {
+            set.record(i, format!("event {i}"));
+        }
+        assert_eq!(set.timeline.len(), TIMELINE_LEN);
+        assert_eq!(set.timeline[0].at, 10);
+    }
+}

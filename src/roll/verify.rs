@@ -1,0 +1,94 @@
+//! The `verified` step: before any record is removed, every address of
+//! every endpoint of the set must present the deployed key.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::files;
+use super::plan::KeyMaterial;
+use crate::config::{CertSet, Config, ValidationMode};
+use crate::dns::DnsError;
+use crate::dns::dnssec::Anchors;
+use crate::live::check::{CheckOptions, verify_rrset};
+use crate::live::endpoint::{Endpoint, Protocol};
+use crate::live::resolve::{Dns, Trust, ValidatingDns};
+use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
+
+/// Checks which key the servers of a set present.
+#[async_trait]
+pub trait Verify: Send + Sync {
+    /// `Ok` when every address of every endpoint of `set` presents `key`;
+    /// otherwise what each failing address presents.
+    async fn presents(&self, set: &CertSet, key: &KeyMaterial) -> Result<(), String>;
+}
+
+/// Only the deploy target holds the key (for sets whose servers tlsa cannot
+/// reach, configured with `verify = "deployed-files"`).
+pub struct DeployedFiles;
+
+#[async_trait]
+impl Verify for DeployedFiles {
+    async fn presents(&self, set: &CertSet, key: &KeyMaterial) -> Result<(), String> {
+        let deployed =
+            files::cert_facts(&files::deploy_files(set).chain).map_err(|e| e.to_string())?;
+        match deployed {
+            Some(facts) if facts.key.id == key.id => Ok(()),
+            Some(facts) => Err(format!("the deploy target holds key {}", facts.key.short())),
+            None => Err("nothing is deployed".into()),
+        }
+    }
+}
+
+/// Connects to every address of every endpoint (STARTTLS where the
+/// protocol has it) and requires the key's `3 1 1` to match each one.
+pub struct Live {
+    dns: Arc<dyn Dns>,
+}
+
+impl Live {
+    pub async fn new(config: &Config) -> Result<Self, DnsError> {
+        let trust = match config.dnssec.mode {
+            ValidationMode::Ad => Trust::ResolverAd,
+            ValidationMode::Anchored => Trust::Anchored(match &config.dnssec.anchor {
+                Some(file) => Anchors::File(file.clone()),
+                None => Anchors::RootKeys,
+            }),
+        };
+        Ok(Live {
+            dns: Arc::new(ValidatingDns::new(config.dnssec.resolver, &trust).await?),
+        })
+    }
+}
+
+#[async_trait]
+impl Verify for Live {
+    async fn presents(&self, set: &CertSet, key: &KeyMaterial) -> Result<(), String> {
+        let mut endpoints = Vec::new();
+        for e in &set.endpoints {
+            let protocol = e
+                .starttls
+                .as_deref()
+                .map(str::parse::<Protocol>)
+                .transpose()
+                .map_err(|why| format!("endpoint {}:{}: {why}", e.host, e.port))?;
+            let endpoint = Endpoint::new(&e.host, e.port, protocol)?;
+            let addresses = (!e.addresses.is_empty()).then(|| e.addresses.clone());
+            endpoints.push((endpoint, addresses));
+        }
+        let record =
+            TlsaRecord::compute(Usage::DaneEe, Selector::Spki, Matching::Sha256, &key.spki);
+        let check = verify_rrset(
+            &endpoints,
+            &[record],
+            self.dns.clone(),
+            &CheckOptions::default(),
+        )
+        .await;
+        if check.verified() {
+            Ok(())
+        } else {
+            Err(check.problems().join("; "))
+        }
+    }
+}

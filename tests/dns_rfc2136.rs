@@ -1,0 +1,719 @@
+//! The RFC 2136 back-end against real servers: BIND 9 and Knot DNS serving a signed zone
+//! (see `tests/support`), each test body run once per server. Run with
+//! `cargo test --test dns_rfc2136`.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use hickory_proto::rr::Name;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use support::{DigReply, Lab, poll_until};
+use tlsa::dns::rfc2136::Rfc2136;
+use tlsa::dns::tsig::TsigKey;
+use tlsa::dns::{Applied, ChangeSet, DnsError, Edit, Provider, Rrset, RrsetChange, apply_edits};
+use tlsa::tlsa::TlsaRecord;
+
+/// Generous bounds: the machine may be busy with other tests; polls end as soon as they see.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ------------------------------------------------------------------------------------------
+// Running one body against each server
+
+/// Runs `body` on a fresh runtime; the lab is created and dropped on the test's own thread.
+fn run(lab: Lab, body: impl AsyncFnOnce(&Lab)) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build tokio runtime");
+    runtime.block_on(body(&lab));
+    drop(runtime);
+    drop(lab);
+}
+
+/// `bind::NAME` and `knot::NAME` tests running the body `NAME(&Lab)`.
+macro_rules! on_both_servers {
+    ($($name:ident),* $(,)?) => {
+        mod bind {
+            $( #[test] fn $name() { super::run(super::Lab::start(), super::$name) } )*
+        }
+        mod knot {
+            $( #[test] fn $name() { super::run(super::Lab::start_knot(), super::$name) } )*
+        }
+    };
+}
+
+on_both_servers!(
+    add_replace_delete,
+    zone_is_found_at_the_server,
+    several_owners_go_out_as_one_update,
+    compare_and_swap_retries_after_another_writer,
+    ttl_only_change_is_applied,
+    authentication_failures_leave_the_zone_unchanged,
+);
+
+// ------------------------------------------------------------------------------------------
+// Helpers
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn zone(lab: &Lab) -> Name {
+    name(lab.zone())
+}
+
+fn owner(lab: &Lab, relative: &str) -> Name {
+    name(&lab.name(relative))
+}
+
+/// The lab's key, read from the key file `tsig-keygen` wrote.
+fn lab_key(lab: &Lab) -> TsigKey {
+    TsigKey::from_file(lab.tsig_key_file(), Some(lab.tsig_key_name())).expect("lab key file")
+}
+
+/// The back-end at the lab's server with the lab's key; the zone is found by asking.
+fn provider(lab: &Lab) -> Rfc2136 {
+    Rfc2136::new(lab.server_addr(), Some(lab_key(lab)))
+}
+
+/// A `3 1 1` record whose digest is `byte` repeated.
+fn rec(byte: u8) -> TlsaRecord {
+    TlsaRecord {
+        usage: 3,
+        selector: 1,
+        matching: 1,
+        data: vec![byte; 32],
+    }
+}
+
+/// A `3 1 2` record (64-byte digest), to make messages big.
+fn rec512(byte: u8) -> TlsaRecord {
+    TlsaRecord {
+        usage: 3,
+        selector: 1,
+        matching: 2,
+        data: vec![byte; 64],
+    }
+}
+
+fn set(records: &[TlsaRecord]) -> BTreeSet<TlsaRecord> {
+    records.iter().cloned().collect()
+}
+
+fn add(owner: &Name, records: &[TlsaRecord], ttl: u32) -> Edit {
+    Edit {
+        owner: owner.clone(),
+        add: set(records),
+        remove: BTreeSet::new(),
+        replace_all: false,
+        ttl,
+    }
+}
+
+fn remove(owner: &Name, records: &[TlsaRecord], ttl: u32) -> Edit {
+    Edit {
+        owner: owner.clone(),
+        add: BTreeSet::new(),
+        remove: set(records),
+        replace_all: false,
+        ttl,
+    }
+}
+
+fn replace(owner: &Name, records: &[TlsaRecord], ttl: u32) -> Edit {
+    Edit {
+        replace_all: true,
+        ..add(owner, records, ttl)
+    }
+}
+
+async fn apply(provider: &dyn Provider, lab: &Lab, edits: &[Edit]) -> Applied {
+    apply_edits(provider, &zone(lab), edits)
+        .await
+        .unwrap_or_else(|e| panic!("apply {edits:?}: {e}"))
+        .expect("a change was needed")
+}
+
+async fn read(lab: &Lab, owner: &Name) -> Rrset {
+    provider(lab)
+        .read(&zone(lab), owner)
+        .await
+        .unwrap_or_else(|e| panic!("read {owner}: {e}"))
+}
+
+/// The TLSA records of a dig answer.
+fn tlsa_of(reply: &DigReply) -> BTreeSet<TlsaRecord> {
+    reply
+        .rdata("TLSA")
+        .into_iter()
+        .map(|rdata| rdata.parse().unwrap_or_else(|e| panic!("{rdata}: {e:?}")))
+        .collect()
+}
+
+/// The change is published: the authoritative server serves exactly `expected` at `owner`
+/// with an RRSIG over it (or a signed denial when `expected` is empty), and the lab's
+/// validating unbound answers the same with AD. Polls, bounded.
+///
+/// The one place to extend with more witnesses (e.g. the crate's own DNSSEC validator).
+fn assert_published(lab: &Lab, owner: &Name, expected: &[TlsaRecord]) {
+    let owner = owner.to_string();
+    let expected = set(expected);
+    poll_until(
+        &format!("{owner} TLSA = {expected:?}, signed, at {:?}", lab.kind()),
+        PUBLISH_TIMEOUT,
+        || {
+            let reply = lab.query_server(&owner, "TLSA");
+            let signed = if expected.is_empty() {
+                // NXDOMAIN or NODATA, proven by a signed NSEC.
+                matches!(reply.status.as_str(), "NXDOMAIN" | "NOERROR")
+                    && reply.raw.contains("NSEC")
+                    && reply.raw.contains("RRSIG")
+            } else {
+                reply.is_noerror() && reply.is_signed("TLSA")
+            };
+            (signed && reply.has_flag("aa") && tlsa_of(&reply) == expected).then_some(())
+        },
+    );
+    // unbound may hold the previous answer for its TTL: that cache is not what is tested here.
+    lab.flush_resolver();
+    poll_until(
+        &format!("{owner} TLSA = {expected:?} validated by unbound"),
+        PUBLISH_TIMEOUT,
+        || {
+            let reply = lab.query_resolver(&owner, "TLSA");
+            let status_ok = if expected.is_empty() {
+                matches!(reply.status.as_str(), "NXDOMAIN" | "NOERROR")
+            } else {
+                reply.is_noerror()
+            };
+            (status_ok && reply.has_flag("ad") && tlsa_of(&reply) == expected).then_some(())
+        },
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Test bodies
+
+async fn add_replace_delete(lab: &Lab) {
+    let p = provider(lab);
+    let mail = owner(lab, "_25._tcp.mail");
+    assert_eq!(p.zone_of(&mail).await.unwrap(), zone(lab));
+    assert_eq!(read(lab, &mail).await, Rrset::empty(mail.clone()));
+    let before = p.soa_serial(&zone(lab)).await.unwrap();
+
+    // add
+    let added = apply(&p, lab, &[add(&mail, &[rec(1)], 60)]).await;
+    let serial = added.serial.expect("serial after add");
+    assert!(serial > before, "{serial} > {before}");
+    let now = read(lab, &mail).await;
+    assert_eq!((now.records, now.ttl), (set(&[rec(1)]), Some(60)));
+    assert_published(lab, &mail, &[rec(1)]);
+    // nothing left to do
+    let again = apply_edits(&p, &zone(lab), &[add(&mail, &[rec(1)], 60)]).await;
+    assert_eq!(again.unwrap(), None);
+
+    // add a second record, then replace both by a third
+    apply(&p, lab, &[add(&mail, &[rec(2)], 60)]).await;
+    assert_published(lab, &mail, &[rec(1), rec(2)]);
+    let replaced = apply(&p, lab, &[replace(&mail, &[rec(3)], 60)]).await;
+    assert!(replaced.serial.expect("serial after replace") > serial);
+    assert_eq!(read(lab, &mail).await.records, set(&[rec(3)]));
+    assert_published(lab, &mail, &[rec(3)]);
+
+    // delete
+    apply(&p, lab, &[remove(&mail, &[rec(3)], 60)]).await;
+    assert_eq!(read(lab, &mail).await, Rrset::empty(mail.clone()));
+    assert_published(lab, &mail, &[]);
+}
+
+async fn zone_is_found_at_the_server(lab: &Lab) {
+    let p = provider(lab);
+    let apex = zone(lab);
+    assert_eq!(p.zone_of(&apex).await.unwrap(), apex);
+    let deep = owner(lab, "_25._tcp.mx.deep.below");
+    assert_eq!(p.zone_of(&deep).await.unwrap(), apex);
+    // an existing name (NODATA for SOA)
+    assert_eq!(p.zone_of(&owner(lab, "ns1")).await.unwrap(), apex);
+
+    let foreign = name("_25._tcp.mail.example.org.");
+    let e = p.zone_of(&foreign).await.expect_err("not served here");
+    let text = e.to_string();
+    assert!(
+        text.contains(&lab.server_addr().to_string())
+            && text.contains("not authoritative for any zone holding _25._tcp.mail.example.org."),
+        "{text}"
+    );
+    let e = p
+        .read(&name("example.org."), &foreign)
+        .await
+        .expect_err("not served here");
+    assert!(matches!(e, DnsError::NotAuthoritative { .. }), "{e:?}");
+
+    // a configured zone is used as is, and checked
+    let configured = provider(lab).with_zone(apex.clone());
+    assert_eq!(configured.zone_of(&deep).await.unwrap(), apex);
+    let e = configured
+        .zone_of(&foreign)
+        .await
+        .expect_err("outside the zone");
+    assert!(e.to_string().contains("is not in zone"), "{e}");
+}
+
+async fn several_owners_go_out_as_one_update(lab: &Lab) {
+    let forwarder = Forwarder::start(lab.server_addr()).await;
+    let p = Rfc2136::new(forwarder.addr, Some(lab_key(lab)));
+    let owners: Vec<Name> = ["_25._tcp.mx1", "_25._tcp.mx2", "_443._tcp.www"]
+        .iter()
+        .map(|o| owner(lab, o))
+        .collect();
+
+    // small: UDP
+    let edits: Vec<Edit> = owners
+        .iter()
+        .enumerate()
+        .map(|(i, o)| add(o, &[rec(10 + i as u8)], 60))
+        .collect();
+    apply(&p, lab, &edits).await;
+    assert_eq!(forwarder.updates(), (1, 0), "UPDATE messages (UDP, TCP)");
+    for (i, o) in owners.iter().enumerate() {
+        assert_published(lab, o, &[rec(10 + i as u8)]);
+    }
+
+    // big (> 512 bytes): TCP, still one message
+    let edits: Vec<Edit> = owners
+        .iter()
+        .enumerate()
+        .map(|(i, o)| replace(o, &[rec512(20 + i as u8), rec512(30 + i as u8)], 60))
+        .collect();
+    apply(&p, lab, &edits).await;
+    assert_eq!(forwarder.updates(), (1, 1), "UPDATE messages (UDP, TCP)");
+    for (i, o) in owners.iter().enumerate() {
+        assert_published(lab, o, &[rec512(20 + i as u8), rec512(30 + i as u8)]);
+    }
+    assert!(
+        forwarder.queries() > 0,
+        "reads went through the forwarder too"
+    );
+}
+
+/// Another writer adds a record between our read and our write: our prerequisite fails
+/// (NXRRSET when we had read records, YXRRSET when we had read none), apply_edits reads again
+/// and retries, and both writers' records survive.
+async fn compare_and_swap_retries_after_another_writer(lab: &Lab) {
+    let ours = owner(lab, "_25._tcp.mail");
+    apply(&provider(lab), lab, &[add(&ours, &[rec(1)], 60)]).await;
+
+    // RRset exists: we replace 1 by 2 while the other writer adds 3.
+    let racing = Interfering::new(
+        lab,
+        format!("update add {ours} 60 IN TLSA 3 1 1 {}", hex(&rec(3))),
+    );
+    let swap = Edit {
+        remove: set(&[rec(1)]),
+        ..add(&ours, &[rec(2)], 60)
+    };
+    apply(&racing, lab, &[swap]).await;
+    assert_eq!(racing.applies(), 2, "one conflict, one retry");
+    assert_eq!(racing.conflicts(), vec![ours.clone()]);
+    assert_eq!(read(lab, &ours).await.records, set(&[rec(2), rec(3)]));
+    assert_published(lab, &ours, &[rec(2), rec(3)]);
+
+    // RRset absent: we add 4 (and 6 at another owner, listed first, in the same change set)
+    // while the other writer adds 5 first. The conflict names the owner that changed.
+    let untouched = owner(lab, "_587._tcp.mail");
+    let fresh = owner(lab, "_465._tcp.mail");
+    let racing = Interfering::new(
+        lab,
+        format!("update add {fresh} 60 IN TLSA 3 1 1 {}", hex(&rec(5))),
+    );
+    let edits = [add(&untouched, &[rec(6)], 60), add(&fresh, &[rec(4)], 60)];
+    apply(&racing, lab, &edits).await;
+    assert_eq!(racing.applies(), 2, "one conflict, one retry");
+    assert_eq!(racing.conflicts(), vec![fresh.clone()]);
+    assert_published(lab, &fresh, &[rec(4), rec(5)]);
+    assert_published(lab, &untouched, &[rec(6)]);
+}
+
+/// The same records with another TTL: the server must serve the new TTL (and sign it).
+async fn ttl_only_change_is_applied(lab: &Lab) {
+    let p = provider(lab);
+    let mail = owner(lab, "_25._tcp.mail");
+    apply(&p, lab, &[add(&mail, &[rec(1), rec(2)], 60)]).await;
+    assert_served_ttl(lab, &mail, 60);
+
+    let applied = apply(&p, lab, &[add(&mail, &[], 300)]).await;
+    assert!(applied.serial.is_some());
+    let now = read(lab, &mail).await;
+    assert_eq!((now.records, now.ttl), (set(&[rec(1), rec(2)]), Some(300)));
+    assert_served_ttl(lab, &mail, 300);
+    assert_published(lab, &mail, &[rec(1), rec(2)]);
+    let again = apply_edits(&p, &zone(lab), &[add(&mail, &[], 300)]).await;
+    assert_eq!(again.unwrap(), None, "nothing left to change");
+
+    // down, together with an addition
+    apply(&p, lab, &[add(&mail, &[rec(3)], 30)]).await;
+    let now = read(lab, &mail).await;
+    assert_eq!(
+        (now.records, now.ttl),
+        (set(&[rec(1), rec(2), rec(3)]), Some(30))
+    );
+    assert_served_ttl(lab, &mail, 30);
+
+    // up, together with a removal
+    apply(&p, lab, &[remove(&mail, &[rec(3)], 90)]).await;
+    let now = read(lab, &mail).await;
+    assert_eq!((now.records, now.ttl), (set(&[rec(1), rec(2)]), Some(90)));
+    assert_served_ttl(lab, &mail, 90);
+    assert_published(lab, &mail, &[rec(1), rec(2)]);
+}
+
+/// The server's TLSA records and the RRSIG's original TTL all say `ttl`.
+fn assert_served_ttl(lab: &Lab, owner: &Name, ttl: u32) {
+    let owner = owner.to_string();
+    let reply = poll_until(
+        &format!("{owner} TLSA served with TTL {ttl}"),
+        PUBLISH_TIMEOUT,
+        || {
+            let reply = lab.query_server(&owner, "TLSA");
+            let tlsa_ok =
+                reply.records("TLSA").count() > 0 && reply.records("TLSA").all(|r| r.ttl == ttl);
+            let rrsig_ok = reply.records("RRSIG").any(|r| {
+                let fields: Vec<&str> = r.rdata.split_whitespace().collect();
+                fields.first() == Some(&"TLSA") && fields.get(3) == Some(&ttl.to_string().as_str())
+            });
+            (tlsa_ok && rrsig_ok).then_some(reply)
+        },
+    );
+    assert!(reply.has_flag("aa"), "{}", reply.raw);
+}
+
+async fn authentication_failures_leave_the_zone_unchanged(lab: &Lab) {
+    let good = provider(lab);
+    let mail = owner(lab, "_25._tcp.mail");
+    apply(&good, lab, &[add(&mail, &[rec(1)], 60)]).await;
+    let serial = good.soa_serial(&zone(lab)).await.unwrap();
+    let server = lab.server_addr().to_string();
+    let attempt = [add(&mail, &[rec(2)], 60)];
+
+    // the secret never shows
+    let secret = lab.tsig_secret();
+    for text in [
+        format!("{good:?}"),
+        good.describe(),
+        format!("{:?}", lab_key(lab)),
+    ] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    assert_eq!(
+        good.describe(),
+        format!("RFC 2136 at {server} (key {}.)", lab.tsig_key_name())
+    );
+
+    // wrong secret: BADSIG
+    let wrong = wrong_secret(lab);
+    let e = apply_edits(
+        &Rfc2136::new(lab.server_addr(), Some(wrong)),
+        &zone(lab),
+        &attempt,
+    )
+    .await
+    .expect_err("wrong secret");
+    assert_auth_failed(&e, lab, lab.tsig_key_name(), "BADSIG");
+
+    // unknown key name: BADKEY
+    let unknown =
+        TsigKey::parse_spec(&format!("hmac-sha256:no-such-key:{secret}"), "test").unwrap();
+    let e = apply_edits(
+        &Rfc2136::new(lab.server_addr(), Some(unknown)),
+        &zone(lab),
+        &attempt,
+    )
+    .await
+    .expect_err("unknown key");
+    assert_auth_failed(&e, lab, "no-such-key", "BADKEY");
+
+    // good key, clock an hour off: BADTIME
+    let current = good.read(&zone(lab), &mail).await.unwrap();
+    let change = ChangeSet {
+        zone: zone(lab),
+        changes: vec![RrsetChange {
+            owner: mail.clone(),
+            expected: current.records.clone(),
+            desired: set(&[rec(1), rec(2)]),
+            ttl: 60,
+        }],
+    };
+    let e = good
+        .apply_at(&change, unix_now() - 3600)
+        .await
+        .expect_err("clock skew");
+    assert_auth_failed(&e, lab, lab.tsig_key_name(), "BADTIME");
+
+    // no key at all: refused
+    let e = apply_edits(&Rfc2136::new(lab.server_addr(), None), &zone(lab), &attempt)
+        .await
+        .expect_err("unsigned");
+    match &e {
+        DnsError::UpdateRefused {
+            server: s,
+            zone: z,
+            key,
+        } => {
+            assert_eq!((*s, z), (lab.server_addr(), &zone(lab)));
+            assert!(key.starts_with("an unsigned request"), "{key}");
+        }
+        other => panic!("expected UpdateRefused, got {other:?}: {other}"),
+    }
+    eprintln!("{:?} unsigned: {e}", lab.kind());
+    // also over TCP (a message over 512 bytes)
+    let big: Vec<TlsaRecord> = (40..50).map(rec512).collect();
+    let unsigned = Rfc2136::new(lab.server_addr(), None);
+    let e = apply_edits(&unsigned, &zone(lab), &[add(&mail, &big, 60)])
+        .await
+        .expect_err("unsigned over TCP");
+    assert!(matches!(e, DnsError::UpdateRefused { .. }), "{e:?}");
+
+    // nothing changed
+    assert_eq!(read(lab, &mail).await.records, set(&[rec(1)]));
+    assert_eq!(good.soa_serial(&zone(lab)).await.unwrap(), serial);
+    assert_published(lab, &mail, &[rec(1)]);
+}
+
+fn assert_auth_failed(e: &DnsError, lab: &Lab, key_name: &str, tsig_error: &str) {
+    eprintln!("{:?} {tsig_error}: {e}", lab.kind());
+    match e {
+        DnsError::AuthFailed {
+            server,
+            key,
+            detail,
+        } => {
+            assert_eq!(*server, lab.server_addr());
+            assert_eq!(*key, name(&format!("{key_name}.")));
+            assert!(detail.starts_with(tsig_error), "{detail}");
+        }
+        other => panic!("expected AuthFailed {tsig_error}, got {other:?}: {other}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains(&lab.server_addr().to_string()) && text.contains(key_name),
+        "{text}"
+    );
+}
+
+/// The lab key with one base64 character of its secret changed.
+fn wrong_secret(lab: &Lab) -> TsigKey {
+    let secret = lab.tsig_secret();
+    let first = if secret.starts_with('A') { "B" } else { "A" };
+    let spec = format!(
+        "hmac-sha256:{}:{first}{}",
+        lab.tsig_key_name(),
+        &secret[1..]
+    );
+    TsigKey::parse_spec(&spec, "test").unwrap()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn hex(record: &TlsaRecord) -> String {
+    record.data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// Another writer
+
+/// A provider whose first `apply` lets another writer (nsupdate) change the zone first, and
+/// which counts applies and the conflicts the inner provider reports.
+struct Interfering<'a> {
+    inner: Rfc2136,
+    lab: &'a Lab,
+    other_writer: Mutex<Option<String>>,
+    applies: AtomicUsize,
+    conflicts: Mutex<Vec<Name>>,
+}
+
+impl<'a> Interfering<'a> {
+    fn new(lab: &'a Lab, nsupdate_body: String) -> Self {
+        Interfering {
+            inner: provider(lab),
+            lab,
+            other_writer: Mutex::new(Some(nsupdate_body)),
+            applies: AtomicUsize::new(0),
+            conflicts: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn applies(&self) -> usize {
+        self.applies.load(Ordering::SeqCst)
+    }
+
+    fn conflicts(&self) -> Vec<Name> {
+        self.conflicts.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Provider for Interfering<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn zone_of(&self, owner: &Name) -> Result<Name, DnsError> {
+        self.inner.zone_of(owner).await
+    }
+
+    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
+        self.inner.read(zone, owner).await
+    }
+
+    async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        let body = self.other_writer.lock().unwrap().take();
+        if let Some(body) = body {
+            self.lab.nsupdate_ok(&body);
+        }
+        let result = self.inner.apply(set).await;
+        if let Err(DnsError::Conflict { owner, server }) = &result {
+            assert_eq!(*server, self.lab.server_addr());
+            self.conflicts.lock().unwrap().push(owner.clone());
+        }
+        result
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// A counting forwarder
+
+/// A loopback DNS forwarder (UDP and TCP on one port) to one server, counting UPDATE
+/// messages (opcode 5) per transport. Its tasks end with the test's runtime.
+struct Forwarder {
+    addr: SocketAddr,
+    udp_updates: Arc<AtomicUsize>,
+    tcp_updates: Arc<AtomicUsize>,
+    queries: Arc<AtomicUsize>,
+}
+
+const OPCODE_UPDATE: u8 = 5;
+
+fn opcode(message: &[u8]) -> Option<u8> {
+    message.get(2).map(|b| (b >> 3) & 0x0f)
+}
+
+impl Forwarder {
+    async fn start(upstream: SocketAddr) -> Self {
+        // One port for both transports: take a free UDP port, then TCP on the same number.
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+            let port = udp.local_addr().unwrap().port();
+            if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+                break (Arc::new(udp), tcp);
+            }
+        };
+        let forwarder = Forwarder {
+            addr: udp.local_addr().unwrap(),
+            udp_updates: Arc::default(),
+            tcp_updates: Arc::default(),
+            queries: Arc::default(),
+        };
+        let (updates, queries) = (forwarder.udp_updates.clone(), forwarder.queries.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65535];
+            while let Ok((len, client)) = udp.recv_from(&mut buf).await {
+                let request = buf[..len].to_vec();
+                count(&request, &updates, &queries);
+                let udp = udp.clone();
+                tokio::spawn(async move {
+                    let upstream_socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+                    upstream_socket
+                        .connect(upstream)
+                        .await
+                        .expect("connect UDP");
+                    upstream_socket.send(&request).await.expect("forward UDP");
+                    let mut answer = vec![0u8; 65535];
+                    let wait = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        upstream_socket.recv(&mut answer),
+                    );
+                    if let Ok(Ok(len)) = wait.await {
+                        let _ = udp.send_to(&answer[..len], client).await;
+                    }
+                });
+            }
+        });
+        let (updates, queries) = (forwarder.tcp_updates.clone(), forwarder.queries.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = tcp.accept().await {
+                let (updates, queries) = (updates.clone(), queries.clone());
+                tokio::spawn(async move {
+                    let _ = relay_tcp(client, upstream, &updates, &queries).await;
+                });
+            }
+        });
+        forwarder
+    }
+
+    /// UPDATE messages seen so far: (over UDP, over TCP).
+    fn updates(&self) -> (usize, usize) {
+        (
+            self.udp_updates.load(Ordering::SeqCst),
+            self.tcp_updates.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Other messages seen so far.
+    fn queries(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
+    }
+}
+
+fn count(message: &[u8], updates: &AtomicUsize, queries: &AtomicUsize) {
+    if opcode(message) == Some(OPCODE_UPDATE) {
+        updates.fetch_add(1, Ordering::SeqCst);
+    } else {
+        queries.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Relays length-prefixed messages between one client connection and the server.
+async fn relay_tcp(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    updates: &AtomicUsize,
+    queries: &AtomicUsize,
+) -> std::io::Result<()> {
+    let mut server = TcpStream::connect(upstream).await?;
+    loop {
+        let request = read_framed(&mut client).await?;
+        count(&request, updates, queries);
+        write_framed(&mut server, &request).await?;
+        let answer = read_framed(&mut server).await?;
+        write_framed(&mut client, &answer).await?;
+    }
+}
+
+async fn read_framed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = stream.read_u16().await?;
+    let mut message = vec![0u8; usize::from(len)];
+    stream.read_exact(&mut message).await?;
+    Ok(message)
+}
+
+async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(message.len()).expect("DNS message over 64 KiB");
+    stream.write_u16(len).await?;
+    stream.write_all(message).await
+}

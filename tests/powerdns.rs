@@ -1,0 +1,482 @@
+//! The PowerDNS back-end against a real `pdns_server` (sqlite3 back-end, DNSSEC, HTTP API) on
+//! loopback: publish, replace and delete TLSA RRsets; every change served signed by PowerDNS
+//! and Secure through a real unbound and through the crate's own validator; a wrong API key
+//! is a clear 401 that changes nothing; another writer's change, before or right after ours,
+//! is reported and never overwritten. Run with `cargo test --test powerdns`.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::Name;
+use support::{HttpMock, MockResponse, PowerDnsLab, poll_until};
+use tlsa::dns::dnssec::{Anchors, Validation, Validator, Verdict};
+use tlsa::dns::http::SecretSource;
+use tlsa::dns::powerdns::{PowerDns, PowerDnsConfig};
+use tlsa::dns::{ChangeSet, DnsError, Edit, Provider, RrsetChange, apply_edits};
+use tlsa::tlsa::TlsaRecord;
+
+/// Generous: the machine may be busy; every poll ends as soon as it sees.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+const A: &str = "3 1 1 8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+const B: &str = "3 1 1 1111111111111111111111111111111111111111111111111111111111111111";
+const C: &str = "3 1 2 22222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222";
+
+fn rec(text: &str) -> TlsaRecord {
+    text.parse().expect("TLSA text")
+}
+
+fn set(records: &[&str]) -> BTreeSet<TlsaRecord> {
+    records.iter().map(|r| rec(r)).collect()
+}
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).expect("name")
+}
+
+fn config(lab: &PowerDnsLab) -> PowerDnsConfig {
+    let mut config = PowerDnsConfig::new(
+        lab.api_url(),
+        SecretSource::File(lab.api_key_file().to_owned()),
+    );
+    config.zones = vec![name(lab.zone())];
+    config
+}
+
+fn backend(lab: &PowerDnsLab) -> PowerDns {
+    PowerDns::new(&config(lab)).expect("PowerDNS back-end")
+}
+
+fn edit(owner: &str, add: &[&str], remove: &[&str], ttl: u32) -> Edit {
+    Edit {
+        owner: name(owner),
+        add: set(add),
+        remove: set(remove),
+        replace_all: false,
+        ttl,
+    }
+}
+
+/// The TLSA records of a dig answer, parsed (dig prints hex in upper case).
+fn tlsa_of(reply: &support::DigReply) -> BTreeSet<TlsaRecord> {
+    reply
+        .rdata("TLSA")
+        .into_iter()
+        .map(|r| r.parse().expect("TLSA rdata from dig"))
+        .collect()
+}
+
+/// Polls PowerDNS until it serves exactly `records` at `owner`, signed — or, for none, a
+/// signed denial (NSEC + RRSIG).
+fn assert_served_signed(lab: &PowerDnsLab, owner: &str, records: &[&str]) {
+    let expected = set(records);
+    poll_until(
+        &format!("{owner} TLSA {records:?} served signed by PowerDNS"),
+        TIMEOUT,
+        || {
+            let reply = lab.query_server(owner, "TLSA");
+            let signed = if expected.is_empty() {
+                reply.raw.contains("\tNSEC\t") && reply.raw.contains("RRSIG\tNSEC")
+            } else {
+                reply.is_signed("TLSA")
+            };
+            (reply.has_flag("aa") && tlsa_of(&reply) == expected && signed).then_some(())
+        },
+    );
+}
+
+/// Polls the validating unbound (cache flushed first) until it answers exactly `records`
+/// with AD set.
+fn assert_validated_by_unbound(lab: &PowerDnsLab, owner: &str, records: &[&str]) {
+    let expected = set(records);
+    lab.resolver().flush_zone(lab.zone());
+    poll_until(
+        &format!("{owner} TLSA {records:?} validated by unbound"),
+        TIMEOUT,
+        || {
+            let reply = lab.query_resolver(owner, "TLSA");
+            let status_ok = if expected.is_empty() {
+                reply.status == "NXDOMAIN" || reply.status == "NOERROR"
+            } else {
+                reply.is_noerror()
+            };
+            (status_ok && reply.has_flag("ad") && tlsa_of(&reply) == expected).then_some(())
+        },
+    );
+}
+
+/// Polls `probe` (async) until it returns `Some`, for at most [`TIMEOUT`].
+async fn poll_async<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {TIMEOUT:?} waiting for {what}; last: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The crate's validator (anchored at the zone's DS, through the lab's unbound) calls the
+/// RRset at `owner` Secure, holding exactly `records`.
+async fn assert_secure_by_validator(lab: &PowerDnsLab, owner: &str, records: &[&str]) {
+    let expected = set(records);
+    let validator = Validator::anchored(
+        lab.resolver_addr(),
+        &Anchors::File(lab.ds_anchor_file().to_owned()),
+    )
+    .await
+    .expect("validator from the DS anchor");
+    lab.resolver().flush_zone(lab.zone());
+    let owner_name = name(owner);
+    let validation: Validation = poll_async(&format!("{owner} Secure {records:?}"), || {
+        let (validator, owner_name, expected) = (&validator, &owner_name, &expected);
+        async move {
+            let v = validator.validate_tlsa(owner_name).await;
+            if v.verdict == Verdict::Secure && v.records() == expected {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        }
+    })
+    .await;
+    assert!(validation.is_acceptable_for_changes(), "{validation}");
+}
+
+/// Everything a change must show: served signed, validated by unbound and by the crate.
+async fn assert_published(lab: &PowerDnsLab, owner: &str, records: &[&str]) {
+    assert_served_signed(lab, owner, records);
+    assert_validated_by_unbound(lab, owner, records);
+    assert_secure_by_validator(lab, owner, records).await;
+}
+
+#[tokio::test]
+async fn publish_replace_delete_are_served_signed_and_secure() {
+    let lab = PowerDnsLab::start();
+    let pdns = backend(&lab);
+    let zone = name(lab.zone());
+    let (mail, www) = (lab.name("_25._tcp.mail"), lab.name("_443._tcp.www"));
+    let ttl = lab.ttl();
+
+    assert_eq!(pdns.zone_of(&name(&mail)).await.unwrap(), zone);
+    assert_eq!(pdns.read(&zone, &name(&mail)).await.unwrap().ttl, None);
+
+    // Publish.
+    let first = apply_edits(&pdns, &zone, &[edit(&mail, &[A], &[], ttl)])
+        .await
+        .expect("publish")
+        .expect("a change was needed");
+    let read = pdns.read(&zone, &name(&mail)).await.unwrap();
+    assert_eq!((read.records, read.ttl), (set(&[A]), Some(ttl)));
+    assert_published(&lab, &mail, &[A]).await;
+    let serial_1 = first.serial.expect("PowerDNS reports the zone serial");
+    assert_eq!(
+        lab.zone_json()["serial"].as_u64(),
+        Some(u64::from(serial_1)),
+        "the serial reported is the zone's"
+    );
+    // Nothing to do the second time.
+    assert_eq!(
+        apply_edits(&pdns, &zone, &[edit(&mail, &[A], &[], ttl)])
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Replace A by B at one owner and publish C at another: one change set.
+    let second = apply_edits(
+        &pdns,
+        &zone,
+        &[edit(&mail, &[B], &[A], ttl), edit(&www, &[C], &[], ttl)],
+    )
+    .await
+    .expect("replace")
+    .expect("a change was needed");
+    assert!(
+        second.serial.expect("serial") > serial_1,
+        "{second:?} after {serial_1}"
+    );
+    assert_published(&lab, &mail, &[B]).await;
+    assert_published(&lab, &www, &[C]).await;
+
+    // Delete both RRsets.
+    apply_edits(
+        &pdns,
+        &zone,
+        &[edit(&mail, &[], &[B], ttl), edit(&www, &[], &[C], ttl)],
+    )
+    .await
+    .expect("delete")
+    .expect("a change was needed");
+    assert!(
+        pdns.read(&zone, &name(&mail))
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    assert_published(&lab, &mail, &[]).await;
+    assert_published(&lab, &www, &[]).await;
+}
+
+#[tokio::test]
+async fn wrong_api_key_is_a_clear_401_and_changes_nothing() {
+    let lab = PowerDnsLab::start();
+    let mail = lab.name("_25._tcp.mail");
+    let zone = name(lab.zone());
+    let wrong_key = "not-the-key-4f1c9e";
+    let key_file = lab.dir().join("wrong.key");
+    std::fs::write(&key_file, wrong_key).unwrap();
+    let mut config = config(&lab);
+    config.api_key = SecretSource::File(key_file.clone());
+    let pdns = PowerDns::new(&config).unwrap();
+
+    let err = apply_edits(&pdns, &zone, &[edit(&mail, &[A], &[], 2)])
+        .await
+        .expect_err("a wrong key must fail");
+    assert!(matches!(err, DnsError::Http { status: 401, .. }), "{err:?}");
+    let text = err.to_string();
+    eprintln!("wrong key: {text}");
+    for expected in [
+        "PowerDNS API at http://127.0.0.1:",
+        "HTTP 401",
+        "Unauthorized",
+        "api-key setting of pdns.conf",
+        &key_file.display().to_string(),
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from: {text}");
+    }
+    assert!(!text.contains(wrong_key) && !format!("{err:?}").contains(wrong_key));
+    let check = pdns.check(&zone).await.expect_err("the check fails too");
+    assert_eq!(check.http_status(), Some(401), "{check}");
+
+    // Nothing changed: the API holds no TLSA RRset, the server serves none.
+    let rrsets = lab.zone_json()["rrsets"].clone();
+    assert!(
+        !rrsets.to_string().contains("TLSA"),
+        "no TLSA expected: {rrsets}"
+    );
+    assert_served_signed(&lab, &mail, &[]);
+    // The right key works at once.
+    assert!(backend(&lab).check(&zone).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_change_between_read_and_write_is_reported_not_overwritten() {
+    let lab = PowerDnsLab::start();
+    let pdns = backend(&lab);
+    let zone = name(lab.zone());
+    let mail = lab.name("_25._tcp.mail");
+    apply_edits(&pdns, &zone, &[edit(&mail, &[A], &[], 2)])
+        .await
+        .unwrap();
+
+    // tlsa reads {A} and plans A → B; meanwhile another writer adds C.
+    let read = pdns.read(&zone, &name(&mail)).await.unwrap();
+    lab.replace_tlsa(&mail, 2, &[A, C]);
+    let stale = ChangeSet {
+        zone: zone.clone(),
+        changes: vec![RrsetChange {
+            owner: name(&mail),
+            expected: read.records,
+            desired: set(&[B]),
+            ttl: 2,
+        }],
+    };
+    let err = pdns.apply(&stale).await.expect_err("the plan is stale");
+    assert!(err.is_conflict(), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("changed while tlsa was updating it") && text.contains(&C[6..20]),
+        "{text}"
+    );
+    assert_served_signed(&lab, &mail, &[A, C]);
+
+    // Re-planned on what is there, the other writer's C survives.
+    apply_edits(&pdns, &zone, &[edit(&mail, &[B], &[A], 2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        pdns.read(&zone, &name(&mail)).await.unwrap().records,
+        set(&[B, C])
+    );
+    assert_published(&lab, &mail, &[B, C]).await;
+}
+
+/// A proxy in front of PowerDNS that lets another writer replace the RRset right after
+/// forwarding tlsa's PATCH, before tlsa reads back: tlsa must report it.
+#[tokio::test]
+async fn a_change_right_after_the_write_is_reported() {
+    let lab = PowerDnsLab::start();
+    let zone = name(lab.zone());
+    let mail = lab.name("_25._tcp.mail");
+    let upstream = lab.api_url();
+    let key = lab.api_key().to_string();
+    let patch_url = format!("{upstream}/api/v1/servers/localhost/zones/{}", lab.zone());
+    let other = serde_json::json!({"rrsets": [{"name": mail, "type": "TLSA", "ttl": 2,
+        "changetype": "REPLACE", "records": [{"content": C, "disabled": false}]}]});
+    let client = reqwest::Client::new();
+    let proxy = HttpMock::start(move |request| {
+        let (client, upstream, key) = (client.clone(), upstream.clone(), key.clone());
+        let (patch_url, other) = (patch_url.clone(), other.clone());
+        async move {
+            let mut url = format!("{upstream}{}", request.path);
+            if !request.query.is_empty() {
+                let query: Vec<String> = request
+                    .query
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                url = format!("{url}?{}", query.join("&"));
+            }
+            let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
+            let mut forward = client.request(method.clone(), &url);
+            if let Some(key) = request.header("x-api-key") {
+                forward = forward.header("X-API-Key", key);
+            }
+            let response = forward.body(request.body.clone()).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.bytes().await.unwrap().to_vec();
+            if method == reqwest::Method::PATCH {
+                let concurrent = client
+                    .patch(&patch_url)
+                    .header("X-API-Key", &key)
+                    .json(&other)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(concurrent.status().as_u16(), 204);
+            }
+            MockResponse {
+                status,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body,
+            }
+        }
+    })
+    .await;
+    let mut config = config(&lab);
+    config.api_url = proxy.url();
+    let pdns = PowerDns::new(&config).unwrap();
+
+    let err = apply_edits(
+        &pdns,
+        &zone,
+        &[
+            edit(&mail, &[A], &[], 2),
+            edit(&lab.name("_25._tcp.mx2"), &[B], &[], 2),
+        ],
+    )
+    .await
+    .expect_err("the concurrent change must be reported");
+    assert!(matches!(err, DnsError::ChangedAfterWrite { .. }), "{err:?}");
+    let text = err.to_string();
+    eprintln!("after write: {text}");
+    assert!(
+        text.contains("changed by someone else while tlsa wrote it")
+            && text.contains(&A[6..20])
+            && text.contains(&C[6..20]),
+        "{text}"
+    );
+    // Both owners went in one PATCH, which was sent once (no retry overwrote the other writer).
+    let patches = proxy.requests_with("PATCH");
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let rrsets = patches[0].json()["rrsets"].clone();
+    assert_eq!(rrsets.as_array().map(Vec::len), Some(2), "{rrsets}");
+    assert_served_signed(&lab, &mail, &[C]);
+}
+
+#[tokio::test]
+async fn zones_are_found_checked_and_disabled_records_kept() {
+    let lab = PowerDnsLab::start();
+    let zone = name(lab.zone());
+    let mut config = config(&lab);
+    config.zones.clear();
+    let pdns = PowerDns::new(&config).unwrap();
+    let mail = lab.name("_25._tcp.mail");
+
+    // Without configured zones, the zone is found through the API.
+    assert_eq!(pdns.zone_of(&name(&mail)).await.unwrap(), zone);
+    let report = pdns.check(&zone).await.expect("credentials work");
+    assert!(report.join(" ").contains("DNSSEC-signed"), "{report:?}");
+    let missing = pdns.check(&name("no-such-zone.test.")).await.unwrap_err();
+    assert_eq!(missing.http_status(), Some(404), "{missing}");
+    assert!(
+        missing.to_string().contains("check the zone name"),
+        "{missing}"
+    );
+
+    // A record disabled by hand is not served, not reported, and kept on rewrite.
+    let body = serde_json::json!({"rrsets": [{"name": mail, "type": "TLSA", "ttl": 2,
+        "changetype": "REPLACE", "records": [
+            {"content": A, "disabled": false}, {"content": C, "disabled": true}]}]});
+    let (status, text) = lab.api(
+        "PATCH",
+        &format!("/api/v1/servers/localhost/zones/{}", lab.zone()),
+        Some(&body),
+    );
+    assert_eq!(status, 204, "{text}");
+    assert_eq!(
+        pdns.read(&zone, &name(&mail)).await.unwrap().records,
+        set(&[A])
+    );
+    apply_edits(&pdns, &zone, &[edit(&mail, &[B], &[A], 2)])
+        .await
+        .unwrap();
+    assert_served_signed(&lab, &mail, &[B]);
+    let stored = lab.zone_json()["rrsets"].to_string().to_ascii_lowercase();
+    assert!(stored.contains(&C[6..]), "disabled C kept: {stored}");
+}
+
+/// `tlsa providers`: the read-only check from the command line, ok with the right key, a
+/// clear failure (exit 1) with a wrong one, and the key printed in neither case.
+#[test]
+fn the_providers_command_checks_credentials_without_printing_them() {
+    let lab = PowerDnsLab::start();
+    let run = |secret_args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tlsa"))
+            .args(["providers", "--backend", "powerdns", "--zone", lab.zone()])
+            .args(["--api-url", &lab.api_url()])
+            .args(secret_args)
+            .env("TLSA_TEST_PDNS_KEY", lab.api_key())
+            .env("TLSA_TEST_WRONG_KEY", "wrong-key-5d1e")
+            .output()
+            .expect("run tlsa")
+    };
+    let ok = run(&["--secret-file", &lab.api_key_file().display().to_string()]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(
+        stdout.contains(&format!("zone {}: PowerDNS API at", lab.zone()))
+            && stdout.contains(": ok")
+            && stdout.contains("DNSSEC-signed"),
+        "{stdout}"
+    );
+    let json = run(&["--secret-env", "TLSA_TEST_PDNS_KEY", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON output");
+    assert_eq!(value["ok"], true, "{value}");
+    let wrong = run(&["--secret-env", "TLSA_TEST_WRONG_KEY"]);
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    let all = format!(
+        "{}{}{}{}",
+        stdout,
+        String::from_utf8_lossy(&json.stdout),
+        String::from_utf8_lossy(&wrong.stdout),
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    assert!(all.contains("FAILED") && all.contains("HTTP 401"), "{all}");
+    assert!(
+        !all.contains(lab.api_key()) && !all.contains("wrong-key-5d1e"),
+        "{all}"
+    );
+}

@@ -1,0 +1,213 @@
+//! The roll engine end to end against the real lab (BIND signing inline,
+//! unbound validating): a self-signed set adopted from nothing, rerun
+//! idempotently, then rolled to its pre-published next key, through the
+//! `tlsa` binary and a config file as an operator would run it.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::{Lab, deployed_key, served, tlsa, write_config};
+
+#[test]
+fn self_signed_set_is_adopted_published_and_rolled() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+
+    // First run: first key generated and published, deployed once safe, a
+    // next key generated and published.
+    let first = tlsa(&config, &["run", "--wait"]);
+    assert!(first.status.success());
+    let live = deployed_key(dir.path());
+    let records = served(&lab);
+    assert_eq!(records.len(), 2, "live and next: {records:?}");
+    assert!(records.contains(&live));
+    assert!(dir.path().join("reloaded").exists(), "reload command ran");
+
+    // Rerun: nothing to do.
+    let again = tlsa(&config, &["run"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 step(s) done"));
+    assert_eq!(served(&lab), records);
+
+    // Planned roll: the next key goes live, the old key's record goes, and a
+    // fresh next key is published in the same change.
+    let roll = tlsa(&config, &["rollover", "--wait"]);
+    assert!(roll.status.success());
+    let new_live = deployed_key(dir.path());
+    assert_ne!(new_live, live);
+    let after = served(&lab);
+    assert!(
+        records.contains(&new_live),
+        "the new live key was the pre-published next key"
+    );
+    assert!(after.contains(&new_live));
+    assert!(!after.contains(&live), "old key retired: {after:?}");
+    assert_eq!(after.len(), 2, "live and a fresh next: {after:?}");
+}
+
+#[test]
+fn plan_and_status_describe_the_set_without_changing_it() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+
+    let plan = tlsa(&config, &["plan"]);
+    assert!(plan.status.success());
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("mail: next step:"));
+    assert!(served(&lab).is_empty(), "plan changed nothing");
+
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let status = tlsa(&config, &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let set = &json[0];
+    assert_eq!(set["set"], "mail");
+    assert_eq!(set["live"].as_str().unwrap(), deployed_key(dir.path()));
+    let slots: BTreeSet<&str> = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["slot"].as_str().unwrap())
+        .collect();
+    assert_eq!(slots, BTreeSet::from(["live", "next"]));
+    let plan = tlsa(&config, &["plan"]);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("mail: nothing due"));
+
+    // Someone deletes the next key's record by hand: the plan shows the
+    // repair as a diff and as nsupdate input, and still changes nothing.
+    let next = set["next"].as_str().unwrap().to_string();
+    let owner = lab.name("_25._tcp.mail");
+    lab.nsupdate_ok(&format!("update delete {owner} TLSA 3 1 1 {next}"));
+    let plan = tlsa(&config, &["plan"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains(&format!("+ 3 1 1 {next}")), "{text}");
+    let absolute = format!("{}.", owner.trim_end_matches('.'));
+    assert!(
+        text.contains(&format!("update add {absolute} 2 TLSA 3 1 1 {next}")),
+        "{text}"
+    );
+    assert!(!served(&lab).contains(&next));
+}
+
+#[test]
+fn a_second_run_while_one_holds_the_lock_changes_nothing() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    let _held = tlsa::roll::state::StateStore::open(&dir.path().join("state")).unwrap();
+    let second = tlsa(&config, &["run"]);
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!("another tlsa run (pid {})", std::process::id())),
+        "{stderr}"
+    );
+    assert!(served(&lab).is_empty());
+}
+
+#[test]
+fn a_wrong_tsig_key_mid_roll_removes_nothing_and_the_roll_resumes_once_fixed() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let before = served(&lab);
+    let live = deployed_key(dir.path());
+
+    let key_file = lab.tsig_key_file();
+    let good = std::fs::read_to_string(key_file).unwrap();
+    let wrong = good.replace(lab.tsig_secret(), "c2VjcmV0IHRoYXQgaXMgd3Jvbmc=");
+    std::fs::write(key_file, &wrong).unwrap();
+    let failed = tlsa(&config, &["rollover", "--wait"]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    assert!(
+        served(&lab).is_superset(&before),
+        "nothing removed: {:?}",
+        served(&lab)
+    );
+    assert!(served(&lab).contains(&live));
+
+    std::fs::write(key_file, good).unwrap();
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let after = served(&lab);
+    assert!(
+        !after.contains(&live),
+        "old key retired after the fix: {after:?}"
+    );
+    assert!(after.contains(&deployed_key(dir.path())));
+    assert_eq!(after.len(), 2);
+}
+
+#[test]
+fn a_live_key_without_record_is_republished_with_an_alarm_until_safe() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let live = deployed_key(dir.path());
+    let owner = lab.name("_25._tcp.mail");
+    lab.nsupdate_ok(&format!("update delete {owner} TLSA 3 1 1 {live}"));
+    support::poll_until(
+        "deletion served",
+        std::time::Duration::from_secs(10),
+        || (!served(&lab).contains(&live)).then_some(()),
+    );
+
+    let emergency = tlsa(&config, &["run"]);
+    assert_eq!(
+        emergency.status.code(),
+        Some(1),
+        "an emergency exits non-zero"
+    );
+    let stderr = String::from_utf8_lossy(&emergency.stderr);
+    assert!(
+        stderr.contains("ALARM") && stderr.contains("has no TLSA record"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("may still make DANE senders refuse mail until"),
+        "{stderr}"
+    );
+    assert!(served(&lab).contains(&live), "republished at once");
+    let status = String::from_utf8_lossy(&tlsa(&config, &["status"]).stdout).to_string();
+    assert!(status.contains("ALARM"), "{status}");
+
+    // Once every cache may have expired, the alarm is over.
+    let cleared = support::poll_until("alarm cleared", std::time::Duration::from_secs(15), || {
+        let run = tlsa(&config, &["run"]);
+        let status = String::from_utf8_lossy(&tlsa(&config, &["status"]).stdout).to_string();
+        (run.status.success() && !status.contains("ALARM")).then_some(status)
+    });
+    assert!(cleared.contains("live"));
+}
+
+#[test]
+fn manual_steps_wait_for_confirmation() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("margin = 0", "margin = 0\nmanual = [\"retire\"]"),
+    )
+    .unwrap();
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let old = deployed_key(dir.path());
+
+    let roll = tlsa(&config, &["rollover", "--wait"]);
+    assert!(roll.status.success());
+    assert!(String::from_utf8_lossy(&roll.stdout).contains("is manual: run `tlsa run --confirm"));
+    assert_ne!(deployed_key(dir.path()), old, "deploy is automatic");
+    assert!(served(&lab).contains(&old), "retire waits for confirmation");
+
+    assert!(
+        tlsa(&config, &["run", "--confirm", "--wait"])
+            .status
+            .success()
+    );
+    assert!(!served(&lab).contains(&old));
+}

@@ -1,0 +1,262 @@
+//! The safety invariant, observed from outside during a real planned roll:
+//! a probe samples every ~150 ms the TLSA RRset as a sender's caching
+//! resolver (its own unbound) returns it, and the key a real Postfix presents
+//! over STARTTLS, and counts the instants where the presented key is missing
+//! from the cached RRset. The roll verifies live against Postfix before it
+//! retires anything.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::{Lab, Postfix, PostfixOptions, TlsIdentity};
+use tlsa::live::capture::{ConnectOptions, capture};
+use tlsa::live::endpoint::Endpoint;
+use tlsa::roll::plan::KeyMaterial;
+
+fn tlsa(config: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap();
+    eprintln!(
+        "tlsa {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+struct Sample {
+    at: Duration,
+    presented: Option<String>,
+    cached: BTreeSet<String>,
+}
+
+/// Samples until `stop`; returns every sample.
+fn probe(
+    witness: std::net::SocketAddr,
+    owner: String,
+    endpoint: Endpoint,
+    smtp: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Sample>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let mut samples = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let reply = support::DigReply::parse(&support::dig(
+                witness,
+                &["+dnssec", "+nosplit", &owner, "TLSA"],
+            ));
+            let cached: BTreeSet<String> = reply
+                .records("TLSA")
+                .map(|r| {
+                    r.rdata
+                        .split_whitespace()
+                        .skip(3)
+                        .collect::<String>()
+                        .to_lowercase()
+                })
+                .collect();
+            let presented = runtime
+                .block_on(capture(smtp, &endpoint, &ConnectOptions::default()))
+                .ok()
+                .and_then(|p| {
+                    p.chain
+                        .first()
+                        .map(|leaf| KeyMaterial::from_spki(leaf.spki()).id)
+                });
+            samples.push(Sample {
+                at: start.elapsed(),
+                presented,
+                cached,
+            });
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        samples
+    })
+}
+
+#[test]
+fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
+    let lab = Lab::start();
+    let postfix = Postfix::start(PostfixOptions {
+        tls: Some(TlsIdentity::self_signed(&["mail.example"], 30)),
+        ..PostfixOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = dir.path().join("live");
+    std::fs::create_dir_all(&deploy).unwrap();
+    // Postfix reads the deploy target tlsa owns.
+    for (postfix_name, ours) in [
+        ("key.pem", "privkey.pem"),
+        ("fullchain.pem", "fullchain.pem"),
+    ] {
+        let link = postfix.tls_dir().join(postfix_name);
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(deploy.join(ours), &link).unwrap();
+    }
+    let zone = lab.zone().trim_end_matches('.').to_string();
+    let smtp = postfix.addresses()[0];
+    let config_text = format!(
+        r#"state_dir = "{dir}/state"
+
+[dnssec]
+resolver = "{resolver}"
+anchor = "{anchor}"
+
+[[zone]]
+name = "{zone}"
+backend = "rfc2136"
+server = "{server}"
+tsig_key = {{ file = "{key}" }}
+ns_port = {port}
+
+[[set]]
+name = "mail"
+source = {{ self-signed = {{ names = ["mail.{zone}"] }} }}
+deploy = {{ dir = "{deploy}", reload = ["postfix", "-c", "{postfix_dir}", "reload"] }}
+ttl = 2
+margin = 0
+
+[[set.endpoint]]
+host = "mail.{zone}"
+port = 25
+addresses = ["{smtp}"]
+"#,
+        dir = dir.path().display(),
+        resolver = lab.resolver_addr(),
+        anchor = lab.dnskey_anchor_file().display(),
+        server = lab.server_addr(),
+        key = lab.tsig_key_file().display(),
+        port = lab.server_addr().port(),
+        deploy = deploy.display(),
+        postfix_dir = postfix.config_dir().display(),
+    );
+    let config = dir.path().join("tlsa.toml");
+    std::fs::write(&config, config_text).unwrap();
+
+    // Steady state first: the first key live in Postfix and in DNS.
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let owner = lab.name("_25._tcp.mail");
+    let endpoint = Endpoint::new(&format!("mail.{zone}"), 25, None).unwrap();
+    let witness = lab.start_resolver_with_ds(&lab.ds_records().join("\n"));
+    let first_key = KeyMaterial::from_spki(
+        &tlsa::tlsa::load_file(&deploy.join("fullchain.pem"))
+            .unwrap()
+            .spki,
+    )
+    .id;
+    support::poll_until(
+        "Postfix presents the deployed key",
+        Duration::from_secs(20),
+        || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let presented = runtime
+                .block_on(capture(smtp, &endpoint, &ConnectOptions::default()))
+                .ok()?;
+            (KeyMaterial::from_spki(presented.chain[0].spki()).id == first_key).then_some(())
+        },
+    );
+
+    // Two rolls back to back, watched by the probe from start to end. The
+    // second rolls to a next key published moments before (by the first
+    // roll's retire step), so it has to wait for that key's t_safe.
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe_start = Instant::now();
+    let watcher = probe(witness.addr(), owner.clone(), endpoint, smtp, stop.clone());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
+    let second_key_live = deployed(&deploy);
+    let state_file = dir.path().join("state/state.json");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    let third_key = state["sets"]["mail"]["next_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let safe_at = state["sets"]["mail"]["keys"][&third_key]["safe_at"]
+        .as_u64()
+        .unwrap();
+    let roll_start = probe_start.elapsed();
+    let roll_start_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
+    std::thread::sleep(Duration::from_secs(3)); // caches of the final RRset expire
+    stop.store(true, Ordering::Relaxed);
+    let samples = watcher.join().unwrap();
+
+    let final_key = deployed(&deploy);
+    assert_eq!(final_key, third_key);
+    assert_ne!(second_key_live, first_key);
+    let violations: Vec<String> = samples
+        .iter()
+        .filter(|s| s.presented.as_ref().is_some_and(|k| !s.cached.contains(k)))
+        .map(|s| {
+            format!(
+                "{:?}: presented {:?} cached {:?}",
+                s.at, s.presented, s.cached
+            )
+        })
+        .collect();
+    let live_at = samples
+        .iter()
+        .find(|s| s.presented.as_ref() == Some(&final_key))
+        .map(|s| s.at)
+        .expect("the probe saw the last key go live");
+    // Figures for the closing note: how close the deploy came to t_safe.
+    let wait_needed = safe_at as f64 - roll_start_unix;
+    let took = (live_at - roll_start).as_secs_f64();
+    eprintln!(
+        "probe: {} samples over {:.1} s; second roll: t_safe {:.2} s after its start, key presented {:.2} s after its start (ratio {:.2}); violations: {}",
+        samples.len(),
+        samples.last().unwrap().at.as_secs_f64(),
+        wait_needed,
+        took,
+        took / wait_needed.max(0.001),
+        violations.len()
+    );
+    assert!(samples.len() >= 20, "the probe sampled both rolls");
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(took + 0.2 >= wait_needed, "the key went live before t_safe");
+    let last = samples.last().unwrap();
+    assert!(
+        !last.cached.contains(&second_key_live),
+        "old record gone at the end: {:?}",
+        last.cached
+    );
+    assert!(last.cached.contains(&final_key));
+    assert_eq!(
+        last.cached.len(),
+        2,
+        "live and a fresh next key: {:?}",
+        last.cached
+    );
+}
+
+fn deployed(deploy: &Path) -> String {
+    KeyMaterial::from_spki(
+        &tlsa::tlsa::load_file(&deploy.join("fullchain.pem"))
+            .unwrap()
+            .spki,
+    )
+    .id
+}

@@ -1,0 +1,453 @@
+//! A real ACME CA and a real ACME client on loopback: pebble, with a TLS identity made by
+//! `openssl` for this run, and certbot with private config/work/logs directories, whose
+//! `--deploy-hook` can run the shipped `hooks/certbot-deploy-hook` with the `tlsa` under test.
+//!
+//! Entry point: [`Acme`]. Facts about both programs here: `shared/LAB.md` (ACME section).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::lab::LabDir;
+use super::launch::{self, Transport};
+use super::process::ServerProcess;
+use super::tools;
+use super::wait::try_poll_every;
+
+const INSTALL_HINT: &str = "install pebble and certbot with `scripts/install-test-deps` \
+     (apt-get install -y --no-install-recommends pebble certbot openssl)";
+
+/// How long one certbot run may take (~3.5 s to issue, ~1.5 s to renew on an idle machine).
+const CERTBOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// certbot runs tried when its standalone http-01 port turns out to be taken.
+const CERTBOT_ATTEMPTS: u32 = 3;
+
+/// Validity of the TLS identity pebble's API serves (the test CA and its leaf).
+const TLS_DAYS: &str = "2";
+
+/// Which key a renewal uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenewKey {
+    /// `--reuse-key`: the lineage keeps its key.
+    Reuse,
+    /// `--new-key`: certbot makes a new key, whatever the lineage says.
+    New,
+}
+
+/// One finished certbot run.
+#[derive(Debug)]
+pub struct CertbotRun {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// pebble on free loopback ports, and certbot pointed at it. pebble is stopped by PID (and
+/// its directory removed, unless `TLSA_LAB_KEEP=1`) when this is dropped.
+///
+/// pebble runs with `PEBBLE_VA_ALWAYS_VALID=1` (every challenge passes without the CA
+/// connecting anywhere), `PEBBLE_VA_NOSLEEP=1` and `PEBBLE_WFE_NONCEREJECT=0` (no random
+/// `badNonce` retries). certbot still runs its standalone http-01 server, on the port in
+/// pebble's `httpPort`; with the VA always valid, nothing connects to it, so if that port
+/// is taken by the time certbot runs, certbot is simply run again on another free port.
+///
+/// Like [`super::Lab`], create and drop it on the test's own thread.
+pub struct Acme {
+    // Field order is drop order: pebble stops before its directory goes.
+    pebble: ServerProcess,
+    addr: SocketAddr,
+    management: SocketAddr,
+    http01_port: u16,
+    ca_file: PathBuf,
+    runs: AtomicU32,
+    dir: LabDir,
+}
+
+impl Acme {
+    pub fn start() -> Self {
+        for tool in ["pebble", "certbot", "openssl"] {
+            tools::tool_with_hint(tool, INSTALL_HINT);
+        }
+        let dir = LabDir::new();
+        let started = Instant::now();
+        let (ca_file, cert_file, key_file) = make_tls_identity(dir.path());
+        let ca_der = pem::parse(fs::read(&ca_file).expect("read the test CA"))
+            .expect("the test CA is PEM")
+            .into_contents();
+        let config = dir.path().join("pebble.json");
+        let (mut management, mut http01_port) = (0, 0);
+        let (pebble, addr) = launch::start_verified(
+            "pebble",
+            dir.path(),
+            |port| {
+                management = launch::free_port();
+                http01_port = launch::free_port();
+                let text = serde_json::json!({
+                    "pebble": {
+                        "listenAddress": format!("127.0.0.1:{port}"),
+                        "managementListenAddress": format!("127.0.0.1:{management}"),
+                        "certificate": cert_file,
+                        "privateKey": key_file,
+                        "httpPort": http01_port,
+                        "tlsPort": launch::free_port(),
+                        "ocspResponderURL": "",
+                        "externalAccountBindingRequired": false
+                    }
+                });
+                fs::write(&config, text.to_string()).expect("write pebble.json");
+                let mut cmd = tools::command("pebble");
+                cmd.arg("-config").arg(&config).envs([
+                    ("PEBBLE_VA_ALWAYS_VALID", "1"),
+                    ("PEBBLE_VA_NOSLEEP", "1"),
+                    ("PEBBLE_WFE_NONCEREJECT", "0"),
+                ]);
+                cmd
+            },
+            // Over TCP only; a TLS handshake verified against this run's own CA proves
+            // that the server on the port is ours.
+            |addr, _: Transport| {
+                https_get(addr, &ca_der, "/dir").is_some_and(|b| b.contains("newAccount"))
+            },
+        );
+        let management = SocketAddr::from((Ipv4Addr::LOCALHOST, management));
+        eprintln!(
+            "acme: pebble on {addr} (management {management}) in {} ms, in {}",
+            started.elapsed().as_millis(),
+            dir.path().display()
+        );
+        Acme {
+            pebble,
+            addr,
+            management,
+            http01_port,
+            ca_file,
+            runs: AtomicU32::new(0),
+            dir,
+        }
+    }
+
+    /// The ACME directory URL.
+    pub fn directory_url(&self) -> String {
+        format!("https://{}/dir", self.addr)
+    }
+
+    /// pebble's management interface (`/roots/0` is the issuing root, new at each start).
+    pub fn management_addr(&self) -> SocketAddr {
+        self.management
+    }
+
+    /// The CA of pebble's HTTPS API (certbot trusts it through `REQUESTS_CA_BUNDLE`).
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pebble.pid()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.pebble.log_tail()
+    }
+
+    /// certbot's `--config-dir`.
+    pub fn certbot_config_dir(&self) -> PathBuf {
+        self.dir.path().join("certbot/config")
+    }
+
+    /// The lineage certbot keeps for `domain` (its first name): `CONFIG/live/DOMAIN`, with
+    /// `fullchain.pem` and `privkey.pem`.
+    pub fn lineage(&self, domain: &str) -> PathBuf {
+        self.certbot_config_dir().join("live").join(domain)
+    }
+
+    /// `certbot certonly --standalone -d DOMAIN --key-type ecdsa [--deploy-hook HOOK]`: a
+    /// new account on first use, then a certificate; panics unless certbot succeeds.
+    pub fn certonly(&self, domain: &str, deploy_hook: Option<&Path>) -> CertbotRun {
+        let mut args: Vec<&OsStr> = [
+            "--agree-tos",
+            "--register-unsafely-without-email",
+            "certonly",
+            "--standalone",
+            "-d",
+            domain,
+            "--key-type",
+            "ecdsa",
+        ]
+        .map(OsStr::new)
+        .to_vec();
+        if let Some(hook) = deploy_hook {
+            args.extend([OsStr::new("--deploy-hook"), hook.as_os_str()]);
+        }
+        self.certbot_ok(&args)
+    }
+
+    /// `certbot renew --cert-name DOMAIN --force-renewal --no-random-sleep-on-renew` with
+    /// `--reuse-key` or `--new-key` [and `--deploy-hook HOOK`]; panics unless it succeeds.
+    pub fn renew(&self, domain: &str, key: RenewKey, deploy_hook: Option<&Path>) -> CertbotRun {
+        let key = match key {
+            RenewKey::Reuse => "--reuse-key",
+            RenewKey::New => "--new-key",
+        };
+        let mut args: Vec<&OsStr> = [
+            "renew",
+            "--cert-name",
+            domain,
+            "--force-renewal",
+            "--no-random-sleep-on-renew",
+            key,
+            "--key-type",
+            "ecdsa",
+        ]
+        .map(OsStr::new)
+        .to_vec();
+        if let Some(hook) = deploy_hook {
+            args.extend([OsStr::new("--deploy-hook"), hook.as_os_str()]);
+        }
+        self.certbot_ok(&args)
+    }
+
+    /// [`Self::certbot`], panicking with certbot's output unless it succeeded.
+    pub fn certbot_ok(&self, args: &[&OsStr]) -> CertbotRun {
+        let run = self.certbot(args);
+        assert!(
+            run.status.success(),
+            "certbot {args:?} failed ({}):\n{}\n{}\n{}",
+            run.status,
+            run.stdout,
+            run.stderr,
+            self.pebble.log_tail()
+        );
+        run
+    }
+
+    /// Runs certbot against pebble with `args`, plus the private directories, the server,
+    /// `--non-interactive` and the standalone http-01 address; bounded in time.
+    pub fn certbot(&self, args: &[&OsStr]) -> CertbotRun {
+        let config_dir = self.certbot_config_dir();
+        let base = self.dir.path().join("certbot");
+        let mut port = self.http01_port;
+        for attempt in 1..=CERTBOT_ATTEMPTS {
+            let n = self.runs.fetch_add(1, Ordering::Relaxed);
+            let (out_path, err_path) = (
+                base.join(format!("run-{n}.out")),
+                base.join(format!("run-{n}.err")),
+            );
+            fs::create_dir_all(&base).expect("create the certbot directory");
+            let mut cmd = tools::command("certbot");
+            cmd.arg("--non-interactive")
+                .arg("--server")
+                .arg(self.directory_url())
+                .arg("--config-dir")
+                .arg(&config_dir)
+                .arg("--work-dir")
+                .arg(base.join("work"))
+                .arg("--logs-dir")
+                .arg(base.join("logs"))
+                .args(args)
+                .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
+                .arg(port.to_string())
+                .env("REQUESTS_CA_BUNDLE", &self.ca_file)
+                .stdin(Stdio::null())
+                .stdout(fs::File::create(&out_path).expect("certbot stdout file"))
+                .stderr(fs::File::create(&err_path).expect("certbot stderr file"));
+            let started = Instant::now();
+            let mut child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+            let status = try_poll_every(Duration::from_millis(20), CERTBOT_TIMEOUT, || {
+                child.try_wait().expect("wait for certbot")
+            });
+            let Some(status) = status else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "certbot {args:?} did not finish within {CERTBOT_TIMEOUT:?}:\n{}",
+                    fs::read_to_string(&err_path).unwrap_or_default()
+                );
+            };
+            let run = CertbotRun {
+                status,
+                stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+                stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+                elapsed: started.elapsed(),
+            };
+            eprintln!(
+                "certbot {args:?}: {} in {} ms\n{}",
+                run.status,
+                run.elapsed.as_millis(),
+                run.stderr.trim_end()
+            );
+            let port_taken = format!("{}{}", run.stdout, run.stderr).contains("Could not bind");
+            if run.status.success() || !port_taken || attempt == CERTBOT_ATTEMPTS {
+                return run;
+            }
+            port = launch::free_port();
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
+/// A certbot `--deploy-hook` that runs the shipped `hooks/certbot-deploy-hook` with the
+/// `tlsa` binary under test first in `PATH` (hash-slinger installs another `tlsa` in
+/// /usr/bin) and `TLSA_CONFIG` set, appending everything it prints to a log.
+pub struct DeployHook {
+    script: PathBuf,
+    log: PathBuf,
+}
+
+impl DeployHook {
+    /// Writes the hook as `DIR/deploy-hook` (log: `DIR/deploy-hook.log`).
+    pub fn tlsa(dir: &Path, config: &Path) -> Self {
+        let tlsa = Path::new(env!("CARGO_BIN_EXE_tlsa"));
+        let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/certbot-deploy-hook");
+        let script = dir.join("deploy-hook");
+        let log = dir.join("deploy-hook.log");
+        let text = format!(
+            r#"#!/bin/sh
+# certbot --deploy-hook of a test: the shipped hook with the tlsa under test.
+exec >>'{log}' 2>&1
+PATH='{bin_dir}':"$PATH"
+TLSA_CONFIG='{config}'
+export PATH TLSA_CONFIG
+echo "deploy-hook: start RENEWED_LINEAGE=$RENEWED_LINEAGE RENEWED_DOMAINS=$RENEWED_DOMAINS"
+if [ "$(command -v tlsa)" != '{tlsa}' ]; then
+  echo "deploy-hook: tlsa is $(command -v tlsa), not the binary under test"
+  echo "deploy-hook: exit 127"
+  exit 127
+fi
+'{hook}'
+rc=$?
+echo "deploy-hook: exit $rc"
+exit $rc
+"#,
+            log = log.display(),
+            bin_dir = tlsa
+                .parent()
+                .expect("the binary is in a directory")
+                .display(),
+            config = config.display(),
+            tlsa = tlsa.display(),
+            hook = hook.display(),
+        );
+        fs::write(&script, text).expect("write the deploy hook");
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod the hook");
+        DeployHook { script, log }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.script
+    }
+
+    /// Everything the hook runs printed so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exit code of each run so far.
+    pub fn exits(&self) -> Vec<i32> {
+        self.log()
+            .lines()
+            .filter_map(|l| l.strip_prefix("deploy-hook: exit ")?.parse().ok())
+            .collect()
+    }
+}
+
+/// A CA and a leaf for `localhost`/`127.0.0.1` signed by it (ECDSA P-256), made by openssl:
+/// `(ca.pem, cert.pem, key.pem)`.
+fn make_tls_identity(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let tls = dir.join("tls");
+    fs::create_dir_all(&tls).expect("create the TLS directory");
+    let path = |name: &str| tls.join(name);
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    tools::run_ok(
+        tools::command("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(path("ca.key"))
+            .arg("-out")
+            .arg(path("ca.pem"))
+            .args(["-days", TLS_DAYS, "-subj", "/CN=tlsa test pebble API CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
+    );
+    tools::run_ok(
+        tools::command("openssl")
+            .arg("req")
+            .args(ec)
+            .arg("-keyout")
+            .arg(path("key.pem"))
+            .arg("-out")
+            .arg(path("leaf.csr"))
+            .args(["-subj", "/CN=localhost"]),
+    );
+    fs::write(
+        path("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write the leaf extensions");
+    tools::run_ok(
+        tools::command("openssl")
+            .args(["x509", "-req", "-in"])
+            .arg(path("leaf.csr"))
+            .arg("-CA")
+            .arg(path("ca.pem"))
+            .arg("-CAkey")
+            .arg(path("ca.key"))
+            .arg("-CAcreateserial")
+            .arg("-CAserial")
+            .arg(path("ca.srl"))
+            .arg("-extfile")
+            .arg(path("leaf.ext"))
+            .arg("-out")
+            .arg(path("cert.pem"))
+            .args(["-days", TLS_DAYS]),
+    );
+    (path("ca.pem"), path("cert.pem"), path("key.pem"))
+}
+
+/// `GET path` over HTTPS, trusting only `ca_der`; the whole response when it is a 200.
+fn https_get(addr: SocketAddr, ca_der: &[u8], path: &str) -> Option<String> {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(ca_der.to_vec())).ok()?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::IpAddress(addr.ip().into());
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    tcp.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    // The server may close without close_notify: what arrived before counts.
+    let _ = tls.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    text.starts_with("HTTP/1.1 200").then_some(text)
+}

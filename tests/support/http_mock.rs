@@ -1,0 +1,260 @@
+//! A tiny HTTP/1.1 server on a loopback port for tests of API back-ends: every request is
+//! recorded and answered by an async handler (a fake API, or a proxy in front of a real one).
+//! One request per connection (`Connection: close`), which every client handles.
+//!
+//! Create it inside the test's tokio runtime; it stops when dropped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Largest request accepted (head and body).
+const MAX_REQUEST: usize = 4 * 1024 * 1024;
+
+/// A request as received.
+#[derive(Clone, Debug)]
+pub struct MockRequest {
+    pub method: String,
+    /// The path, percent-decoded segments as sent (no query).
+    pub path: String,
+    /// Decoded query pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl MockRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_value(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The path split at `/`, without the empty first segment.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.trim_start_matches('/').split('/').collect()
+    }
+}
+
+/// The answer to send.
+#[derive(Clone, Debug)]
+pub struct MockResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl MockResponse {
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        MockResponse {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(body).expect("serialise JSON"),
+        }
+    }
+
+    pub fn text(status: u16, body: &str) -> Self {
+        MockResponse {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = MockResponse> + Send>>;
+type Handler = Arc<dyn Fn(MockRequest) -> BoxFuture + Send + Sync>;
+
+/// The running server.
+pub struct HttpMock {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<MockRequest>>>,
+    task: JoinHandle<()>,
+}
+
+impl HttpMock {
+    /// Starts serving on a free loopback port; `handler` answers every request.
+    pub async fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(MockRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = MockResponse> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |request| Box::pin(handler(request)));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the HTTP mock");
+        let addr = listener.local_addr().expect("mock address");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&requests);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (handler, recorded) = (Arc::clone(&handler), Arc::clone(&recorded));
+                tokio::spawn(async move {
+                    let _ = serve(stream, handler, recorded).await;
+                });
+            }
+        });
+        HttpMock {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<MockRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Requests with `method` so far.
+    pub fn requests_with(&self, method: &str) -> Vec<MockRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == method)
+            .collect()
+    }
+}
+
+impl Drop for HttpMock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    handler: Handler,
+    recorded: Arc<Mutex<Vec<MockRequest>>>,
+) -> std::io::Result<()> {
+    let Some(request) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    recorded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(request.clone());
+    let response = handler(request).await;
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status,
+        reason(response.status),
+        response.body.len()
+    );
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&response.body).await?;
+    stream.shutdown().await
+}
+
+/// Reads one request (head, then `Content-Length` bytes of body).
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<MockRequest>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 || buf.len() > MAX_REQUEST {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut start = lines.next().unwrap_or_default().split_whitespace();
+    let method = start.next().unwrap_or_default().to_string();
+    let target = start.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(MAX_REQUEST);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
+    let url = reqwest::Url::parse(&format!("http://mock{target}"))
+        .unwrap_or_else(|_| reqwest::Url::parse("http://mock/").expect("fallback URL"));
+    Ok(Some(MockRequest {
+        method,
+        path: url.path().to_string(),
+        query: url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        headers,
+        body,
+    }))
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}

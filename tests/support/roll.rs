@@ -1,0 +1,253 @@
+//! Driving the roll engine from the outside, as an operator would: a config file for one
+//! certificate set in the lab zone, the `tlsa` binary under test, what the authoritative
+//! server serves, what the deploy target holds — and a [`SafetyProbe`] that watches the
+//! safety invariant (DESIGN.md §2) from a background thread while a test runs.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::dig;
+use super::lab::Lab;
+
+/// The test set's only endpoint, relative to the lab zone.
+pub const MAIL_OWNER: &str = "_25._tcp.mail";
+
+/// How often the [`SafetyProbe`] samples.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `source = { self-signed = … }` for `mail.ZONE`.
+pub fn self_signed_source(lab: &Lab) -> String {
+    let zone = lab.zone().trim_end_matches('.');
+    format!(r#"{{ self-signed = {{ names = ["mail.{zone}"] }} }}"#)
+}
+
+/// `source = { certbot = "LINEAGE" }`.
+pub fn certbot_source(lineage: &Path) -> String {
+    format!(r#"{{ certbot = "{}" }}"#, lineage.display())
+}
+
+/// Writes `DIR/tlsa.toml`: the lab zone (RFC 2136 with TSIG, validated from the lab's DNSKEY
+/// anchor), and one set `mail` for `_25._tcp.mail.ZONE` with `source` (a TOML inline table),
+/// deploy target `DIR/live` and `reload` (argv), TTL 2 s, margin 0, state in `DIR/state`.
+/// No server listens for the set, so the `verified` step checks the deploy target.
+pub fn write_roll_config(lab: &Lab, dir: &Path, source: &str, reload: &[&str]) -> PathBuf {
+    let zone = lab.zone().trim_end_matches('.');
+    let reload: Vec<String> = reload.iter().map(|arg| format!("{arg:?}")).collect();
+    let config = format!(
+        r#"state_dir = "{dir}/state"
+
+[dnssec]
+resolver = "{resolver}"
+anchor = "{anchor}"
+
+[[zone]]
+name = "{zone}"
+backend = "rfc2136"
+server = "{server}"
+tsig_key = {{ file = "{key}" }}
+ns_port = {port}
+
+[[set]]
+name = "mail"
+source = {source}
+deploy = {{ dir = "{dir}/live", reload = [{reload}] }}
+ttl = 2
+margin = 0
+# No server listens for this test set: check the deploy target instead.
+verify = "deployed-files"
+
+[[set.endpoint]]
+host = "mail.{zone}"
+port = 25
+"#,
+        dir = dir.display(),
+        resolver = lab.resolver_addr(),
+        anchor = lab.dnskey_anchor_file().display(),
+        server = lab.server_addr(),
+        key = lab.tsig_key_file().display(),
+        port = lab.server_addr().port(),
+        reload = reload.join(", "),
+    );
+    let path = dir.join("tlsa.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// [`write_roll_config`] for a self-signed set whose reload command touches `DIR/reloaded`.
+pub fn write_config(lab: &Lab, dir: &Path) -> PathBuf {
+    let reloaded = dir.join("reloaded").display().to_string();
+    write_roll_config(lab, dir, &self_signed_source(lab), &["touch", &reloaded])
+}
+
+/// Runs the `tlsa` binary under test with `ARGS -c CONFIG`; its output goes to the test log.
+pub fn tlsa(config: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap();
+    eprintln!(
+        "tlsa {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The `3 1 1` association data (lower-case hex) in TLSA answer records.
+fn three_one_one(reply: &dig::DigReply) -> BTreeSet<String> {
+    reply
+        .records("TLSA")
+        .filter_map(|r| {
+            let fields: Vec<&str> = r.rdata.split_whitespace().collect();
+            (fields.len() > 3 && fields[..3] == ["3", "1", "1"])
+                .then(|| fields[3..].concat().to_lowercase())
+        })
+        .collect()
+}
+
+/// The 3 1 1 data served for the set's owner by the authoritative server.
+pub fn served(lab: &Lab) -> BTreeSet<String> {
+    three_one_one(&lab.query_server(&lab.name(MAIL_OWNER), "TLSA"))
+}
+
+/// The key (its 3 1 1 data) of the certificate in `DIR/live`.
+pub fn deployed_key(dir: &Path) -> String {
+    deployed_key_in(&dir.join("live")).expect("a certificate is deployed")
+}
+
+/// The key of the certificate `deploy_dir/fullchain.pem`, if there is one.
+pub fn deployed_key_in(deploy_dir: &Path) -> Option<String> {
+    let chain = deploy_dir.join("fullchain.pem");
+    chain.exists().then(|| {
+        let material = tlsa::tlsa::load_file(&chain).unwrap();
+        tlsa::roll::plan::KeyMaterial::from_spki(&material.spki).id
+    })
+}
+
+/// What a [`SafetyProbe`] saw so far.
+#[derive(Clone, Debug, Default)]
+pub struct ProbeLog {
+    /// Samples that checked the invariant (the deploy target did not change during the
+    /// sample and both servers answered).
+    pub samples: usize,
+    /// Samples set aside: a deploy happened while sampling, or a server did not answer.
+    pub skipped: usize,
+    /// Instants where the deployed key had no record in an RRset, with what was seen.
+    pub violations: Vec<String>,
+    /// Each key the deploy target held, in order, with the probe's time of first sight.
+    pub deployed: Vec<(Duration, String)>,
+}
+
+/// Samples every [`PROBE_INTERVAL`], until stopped or dropped, the key of the certificate in
+/// a deploy target and the set's TLSA RRset as (a) the authoritative server serves it and
+/// (b) a caching validating resolver (a sender's view, holding RRsets for their TTL) returns
+/// it, and records every instant where the deployed key is missing from either.
+///
+/// Each sample reads the deploy target before and after the two queries and counts only when
+/// both reads agree: the key was then in service during the whole of both queries, so a
+/// missing record is a real violation and never an artefact of a deploy between two reads.
+pub struct SafetyProbe {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<ProbeLog>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SafetyProbe {
+    /// `witness`: a resolver that nobody else queries, e.g. from
+    /// [`Lab::start_resolver_with_ds`]; `owner` is absolute.
+    pub fn start(
+        deploy_dir: PathBuf,
+        owner: String,
+        authoritative: SocketAddr,
+        witness: SocketAddr,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(ProbeLog::default()));
+        let thread = {
+            let (stop, log) = (stop.clone(), log.clone());
+            thread::spawn(move || {
+                let start = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let began = Instant::now();
+                    let sample = sample(&deploy_dir, &owner, authoritative, witness);
+                    let mut log = log.lock().unwrap();
+                    match sample {
+                        Some((Some(key), auth, cached)) => {
+                            log.samples += 1;
+                            if log.deployed.last().is_none_or(|(_, k)| *k != key) {
+                                log.deployed.push((start.elapsed(), key.clone()));
+                            }
+                            for (what, rrset) in [("authoritative", &auth), ("cached", &cached)] {
+                                if !rrset.contains(&key) {
+                                    log.violations.push(format!(
+                                        "{:?}: deployed key {key} missing from the {what} RRset {rrset:?}",
+                                        start.elapsed()
+                                    ));
+                                }
+                            }
+                        }
+                        Some((None, _, _)) => log.samples += 1,
+                        None => log.skipped += 1,
+                    }
+                    drop(log);
+                    thread::sleep(PROBE_INTERVAL.saturating_sub(began.elapsed()));
+                }
+            })
+        };
+        SafetyProbe {
+            stop,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    /// What the probe saw so far.
+    pub fn log(&self) -> ProbeLog {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stops sampling and returns everything seen.
+    pub fn stop(mut self) -> ProbeLog {
+        self.halt();
+        self.log()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the safety probe panicked");
+        }
+    }
+}
+
+impl Drop for SafetyProbe {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            self.halt();
+        } else {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+type Sample = (Option<String>, BTreeSet<String>, BTreeSet<String>);
+
+/// One bracketed sample, or `None` when it cannot be judged.
+fn sample(deploy_dir: &Path, owner: &str, auth: SocketAddr, witness: SocketAddr) -> Option<Sample> {
+    let before = deployed_key_in(deploy_dir);
+    let served = dig::query(auth, owner, "TLSA", &["+norec"]);
+    let cached = dig::query(witness, owner, "TLSA", &[]);
+    let after = deployed_key_in(deploy_dir);
+    let answered = |reply: &dig::DigReply| reply.is_noerror();
+    (before == after && answered(&served) && answered(&cached) && cached.has_flag("ad"))
+        .then(|| (after, three_one_one(&served), three_one_one(&cached)))
+}
