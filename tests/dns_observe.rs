@@ -121,7 +121,11 @@ async fn report_and_quick_wait(lab: &Lab) {
     let new = record(0x5a);
     lab.nsupdate_ok(&format!("update add {owner} {ttl} IN TLSA {new}"));
     let started = SystemTime::now();
-    let expected = expect(&owner, &[new.clone()], Some(serial_before.wrapping_add(1)));
+    let expected = expect(
+        &owner,
+        std::slice::from_ref(&new),
+        Some(serial_before.wrapping_add(1)),
+    );
     let done = wait_ok(&servers, &expected, SETTLE).await;
     let took = done.at.duration_since(started).unwrap();
     eprintln!(
@@ -203,21 +207,27 @@ async fn lagging_and_unreachable_servers_are_named() {
     let servers = ZoneServers::discover(&discovery(&lab).extra([closed]))
         .await
         .unwrap();
-    let listed: Vec<(Origin, SocketAddr)> = servers
+    // The resolver returns the NS RRset in any order: compare as a set.
+    let mut listed: Vec<(Origin, SocketAddr)> = servers
         .servers
         .iter()
         .map(|s| (s.origin.clone(), s.addr))
         .collect();
+    listed.sort_by_key(|(origin, addr)| (origin.clone(), addr.to_string()));
     let v6 = SocketAddr::new(LOOPBACK_V6, port);
     let v4 = SocketAddr::new(ip2, port);
     assert_eq!(
         listed,
-        vec![
-            (Origin::Ns(name(&ns1)), lab.server_addr()),
-            (Origin::Ns(name(&ns2)), v4),
-            (Origin::Ns(name(&ns2)), v6),
-            (Origin::Extra, closed),
-        ],
+        {
+            let mut want = vec![
+                (Origin::Ns(name(&ns1)), lab.server_addr()),
+                (Origin::Ns(name(&ns2)), v4),
+                (Origin::Ns(name(&ns2)), v6),
+                (Origin::Extra, closed),
+            ];
+            want.sort_by_key(|(origin, addr)| (origin.clone(), addr.to_string()));
+            want
+        },
         "NS set and addresses"
     );
 

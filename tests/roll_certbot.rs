@@ -621,12 +621,12 @@ fn a_planned_roll_killed_at_each_step_completes_on_rerun_safely() {
             None => Duration::ZERO,
         };
         world.check_complete(&round, &old, &target, &probe);
-        let line = roll
-            .killed_after
-            .clone()
-            .unwrap_or_else(|| "(completed unkilled)".into());
+        let line = match &roll.killed_after {
+            Some(line) => format!("killed after {line:?}"),
+            None => "completed unkilled".into(),
+        };
         report.push(format!(
-            "{round}: killed after {line:?}: roll {:.1} s, rerun {:.1} s",
+            "{round}: {line}: roll {:.1} s, rerun {:.1} s",
             roll.took.as_secs_f64(),
             rerun_took.as_secs_f64()
         ));

@@ -72,13 +72,24 @@ pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
         propagation_timeout: Some(HOOK_PROPAGATION_TIMEOUT),
         ..RunOptions::default()
     };
-    let outcomes = common::runtime()?.block_on(async {
+    let result = common::runtime()?.block_on(async {
         let engine = common::engine(loaded).await?;
-        engine
-            .run(&store, &options)
-            .await
-            .map_err(common::engine_failure)
+        Ok::<_, Failure>(engine.run(&store, &options).await)
     })?;
+    let outcomes = match result {
+        Ok(outcomes) => outcomes,
+        // Propagation slower than the hook may wait is not a failure: the
+        // records are published and the timer's `tlsa run` confirms them.
+        Err(crate::roll::executor::EngineError::NotPropagated(why)) => {
+            writeln!(
+                out,
+                "tlsa: published; propagation not yet complete, `tlsa run` will confirm it: {why}"
+            )
+            .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+            return Ok(());
+        }
+        Err(e) => return Err(common::engine_failure(e)),
+    };
     for outcome in &outcomes {
         let waiting = outcome.waiting.as_deref().unwrap_or("nothing pending");
         writeln!(
@@ -89,7 +100,16 @@ pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
         )
         .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
     }
-    Ok(())
+    let emergencies: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.emergency)
+        .map(|o| format!("set {}: {}", o.set, o.alarms.join("; ")))
+        .collect();
+    if emergencies.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(emergencies))
+    }
 }
 
 fn canonical(path: &std::path::Path) -> PathBuf {

@@ -1005,8 +1005,11 @@ mod tests {
             DigestType::SHA256,
             vec![0; 32],
         );
-        assert_eq!(keys_matching_ds(&name, &[key.clone()], &[&good]).len(), 1);
-        assert!(keys_matching_ds(&name, &[key.clone()], &[&wrong]).is_empty());
+        assert_eq!(
+            keys_matching_ds(&name, std::slice::from_ref(&key), &[&good]).len(),
+            1
+        );
+        assert!(keys_matching_ds(&name, std::slice::from_ref(&key), &[&wrong]).is_empty());
         // The owner name is part of the digest.
         let elsewhere = Name::from_ascii("other.").unwrap();
         assert!(keys_matching_ds(&elsewhere, &[key], &[&good]).is_empty());

@@ -789,8 +789,18 @@ impl Engine {
             .unwrap_or_default();
         let margin = Duration::from_secs(set.margin);
         let at = unix(propagated.at);
+        let policy = Self::policy(set);
         for id in keys {
             let spki = self.spki_of(set, store, entry, id)?;
+            // Only a key whose records every server serves can become safe.
+            let records = policy.records_for_key(&spki);
+            if !expected
+                .rrsets
+                .values()
+                .all(|served| records.is_subset(served))
+            {
+                continue;
+            }
             let key = entry.keys.entry(id.clone()).or_insert_with(|| {
                 // Adopted: published before tlsa knew it. Assume the worst
                 // about what caches held before.
@@ -879,6 +889,10 @@ pub fn describe(step: &Step) -> String {
                 keys(ids)
             )
         }
+        Step::AwaitPropagation { keys: ids, removed } if ids.is_empty() => format!(
+            "propagation to every authoritative server: key {} removed",
+            keys(removed)
+        ),
         Step::AwaitPropagation { keys: ids, removed } => format!(
             "propagation to every authoritative server: key {} present, key {} removed",
             keys(ids),

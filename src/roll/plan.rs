@@ -194,12 +194,33 @@ impl View<'_> {
             .iter()
             .filter(|(id, key)| !wanted.contains(id.as_str()) && key.removed_at.is_none())
             .filter_map(|(id, key)| Some((id.clone(), hex::decode(&key.spki).ok()?)))
-            .filter(|(_, spki)| {
-                let records = self.policy.records_for_key(spki);
-                self.dns
-                    .values()
-                    .any(|served| records.iter().any(|r| served.contains(r)))
+            .filter(|(_, spki)| self.served_anywhere(spki))
+            .collect()
+    }
+
+    /// Whether some owner's RRset holds a record of this key.
+    fn served_anywhere(&self, spki: &[u8]) -> bool {
+        let records = self.policy.records_for_key(spki);
+        self.dns
+            .values()
+            .any(|served| records.iter().any(|r| served.contains(r)))
+    }
+
+    /// Keys tlsa knows, no longer wanted, whose records are gone from DNS
+    /// although no removal was recorded: a run killed between a retire's
+    /// change and the state save, or records deleted by hand. Their removal
+    /// is confirmed and they are forgotten like retired keys; otherwise they
+    /// would stay in the state (and in `tlsa status` as retiring) for ever.
+    fn gone(&self) -> Vec<KeyId> {
+        let wanted: BTreeSet<&str> = self.wanted().iter().map(|k| k.id.as_str()).collect();
+        self.state
+            .keys
+            .iter()
+            .filter(|(id, key)| !wanted.contains(id.as_str()) && key.removed_at.is_none())
+            .filter(|(_, key)| {
+                hex::decode(&key.spki).is_ok_and(|spki| !self.served_anywhere(&spki))
             })
+            .map(|(id, _)| id.clone())
             .collect()
     }
 
@@ -272,7 +293,10 @@ pub fn decide(view: &View<'_>) -> Decision {
     let urgent: Vec<&KeyMaterial> = missing
         .iter()
         .copied()
-        .filter(|k| retiring.is_empty() || view.next().is_none_or(|n| n.id != k.id))
+        .filter(|k| {
+            let is_source = view.source.as_ref().is_some_and(|s| s.key.id == k.id);
+            retiring.is_empty() || is_source || view.next().is_none_or(|n| n.id != k.id)
+        })
         .collect();
     if !urgent.is_empty() {
         return Decision::step(publish(view, &missing), alarms);
@@ -297,6 +321,7 @@ pub fn decide(view: &View<'_>) -> Decision {
         .iter()
         .filter(|(_, k)| k.removed_at.is_some())
         .map(|(id, _)| id.clone())
+        .chain(view.gone())
         .collect();
     if !unconfirmed.is_empty() || !removed.is_empty() {
         return Decision::step(
@@ -723,6 +748,40 @@ mod tests {
     }
 
     #[test]
+    fn a_rollover_to_an_unpublished_next_key_during_a_pending_retire_publishes_it_first() {
+        let mut world = adopted(1);
+        let next = world.next.clone().unwrap();
+        world.source = Some(CertFacts {
+            key: next,
+            fingerprint: "n".into(),
+        });
+        // Run up to the verify step, which keeps failing (retire pending).
+        loop {
+            let decision = world.decide();
+            let Some(step) = decision.step else {
+                world.now = decision.wake_at.unwrap();
+                continue;
+            };
+            if let Step::Verify { .. } = step {
+                break;
+            }
+            world.execute(&step);
+        }
+        // A fresh next key exists but is unpublished; the operator rolls to it.
+        let fresh = world.next.clone().unwrap();
+        assert!(!world.keys_in_dns().contains(fresh.short()));
+        world.source = Some(CertFacts {
+            key: fresh.clone(),
+            fingerprint: "f".into(),
+        });
+        let decision = world.decide();
+        assert!(
+            matches!(&decision.step, Some(Step::Publish { keys, .. }) if keys.contains(&fresh.id)),
+            "{decision:?}"
+        );
+    }
+
+    #[test]
     fn records_tlsa_did_not_create_survive_a_roll() {
         let mut world = adopted(1);
         let hand_made: TlsaRecord = format!("2 1 1 {}", "ab".repeat(32)).parse().unwrap();
@@ -736,27 +795,32 @@ mod tests {
         assert!(world.dns.contains(&hand_made));
     }
 
-    /// Runs the plan until a deploy is due, and returns it without executing it.
-    fn until_deploy(world: &mut World) -> Step {
+    /// Runs the plan until a step that `wanted` picks is due, and returns it
+    /// without executing it.
+    fn until(world: &mut World, wanted: impl Fn(&Step) -> bool) -> Step {
         loop {
             let decision = world.decide();
             match decision.step {
-                Some(step @ Step::Deploy { .. }) => return step,
+                Some(step) if wanted(&step) => return step,
                 Some(step) => world.execute(&step),
                 None => world.now = decision.wake_at.expect("waiting for something"),
             }
         }
     }
 
-    #[test]
-    fn a_deploy_killed_before_its_reload_succeeded_is_redone_before_anything_is_verified() {
-        let mut world = adopted(1);
+    fn roll_to_next(world: &mut World) {
         let next = world.next.clone().unwrap();
         world.source = Some(CertFacts {
             key: next,
             fingerprint: "n".into(),
         });
-        until_deploy(&mut world);
+    }
+
+    #[test]
+    fn a_deploy_killed_before_its_reload_succeeded_is_redone_before_anything_is_verified() {
+        let mut world = adopted(1);
+        roll_to_next(&mut world);
+        until(&mut world, |step| matches!(step, Step::Deploy { .. }));
         // The executor saves `reload_pending` before the files change; the
         // run dies after the files changed, before the reload succeeded.
         world.state.reload_pending = true;
@@ -768,6 +832,31 @@ mod tests {
         );
         assert!(matches!(steps[1], Step::Deploy { same_key: true, .. }));
         assert!(!world.state.reload_pending);
+        assert!(world.log.is_empty(), "{:?}", world.log);
+    }
+
+    #[test]
+    fn a_retire_killed_before_its_state_was_saved_leaves_no_stale_key() {
+        let mut world = adopted(1);
+        roll_to_next(&mut world);
+        let Step::Retire { edits, .. } = until(&mut world, |s| matches!(s, Step::Retire { .. }))
+        else {
+            unreachable!()
+        };
+        // The change reaches DNS; the run dies before the state records it.
+        for edit in &edits {
+            world.dns = edit.desired_from(&world.dns);
+        }
+        let steps = world.run();
+        let [Step::AwaitPropagation { removed, .. }] = &steps[..] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(removed, &[key(1).id.clone()], "the removal is confirmed");
+        assert!(
+            !world.state.keys.contains_key(&key(1).id),
+            "the old key is forgotten"
+        );
+        assert_eq!(world.state.keys.len(), 2, "live and next only");
         assert!(world.log.is_empty(), "{:?}", world.log);
     }
 

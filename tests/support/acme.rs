@@ -310,7 +310,7 @@ pub struct DeployHook {
 impl DeployHook {
     /// Writes the hook as `DIR/deploy-hook` (log: `DIR/deploy-hook.log`).
     pub fn tlsa(dir: &Path, config: &Path) -> Self {
-        let tlsa = Path::new(env!("CARGO_BIN_EXE_tlsa"));
+        let tlsa = Path::new(super::tools::tlsa_binary());
         let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/certbot-deploy-hook");
         let script = dir.join("deploy-hook");
         let log = dir.join("deploy-hook.log");

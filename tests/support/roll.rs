@@ -87,7 +87,7 @@ pub fn write_config(lab: &Lab, dir: &Path) -> PathBuf {
 
 /// Runs the `tlsa` binary under test with `ARGS -c CONFIG`; its output goes to the test log.
 pub fn tlsa(config: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+    let out = Command::new(super::tools::tlsa_binary())
         .args(args)
         .arg("-c")
         .arg(config)

@@ -41,6 +41,8 @@ pub struct Setup {
 /// A BIND 9 primary serving zones from files written by the test; stopped when dropped.
 pub struct StaticServer {
     process: ServerProcess,
+    /// Loopback addresses this server added to `lo` (removed on drop).
+    added: Vec<IpAddr>,
     dir: PathBuf,
     ips: Vec<IpAddr>,
     port: u16,
@@ -64,6 +66,9 @@ impl StaticServer {
                 failures.push(format!("{taken} port {port} in use"));
                 continue;
             }
+            // named listens only on addresses configured on an interface; Linux
+            // routes all of 127/8 to lo, but BIND needs the address listed.
+            let added: Vec<IpAddr> = ips.iter().copied().filter(|ip| add_to_lo(*ip)).collect();
             let names: Vec<String> = zones.iter().map(|(z, _)| z.clone()).collect();
             for (zone, text) in &zones {
                 fs::write(zone_file(dir, zone), text).expect("write zone file");
@@ -92,6 +97,7 @@ impl StaticServer {
                 Some(true) => {
                     return StaticServer {
                         process,
+                        added,
                         dir: dir.to_owned(),
                         ips,
                         port,
@@ -99,6 +105,7 @@ impl StaticServer {
                     };
                 }
                 Some(false) => {
+                    added.iter().for_each(|ip| remove_from_lo(*ip));
                     failures.push(format!("{ips:?} port {port}: {}", process.log_tail()))
                 }
                 None => panic!(
@@ -363,3 +370,29 @@ impl Lab {
 
 /// `::1`, for servers that must also be reached over IPv6.
 pub const LOOPBACK_V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+/// Adds a 127/8 address other than 127.0.0.1 to `lo` (needs root); true when
+/// this call added it.
+fn add_to_lo(ip: IpAddr) -> bool {
+    let IpAddr::V4(v4) = ip else { return false };
+    if !v4.is_loopback() || v4 == std::net::Ipv4Addr::LOCALHOST {
+        return false;
+    }
+    tools::command("ip")
+        .args(["addr", "add", &format!("{v4}/32"), "dev", "lo"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn remove_from_lo(ip: IpAddr) {
+    let _ = tools::command("ip")
+        .args(["addr", "del", &format!("{ip}/32"), "dev", "lo"])
+        .output();
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        self.process.stop();
+        self.added.iter().for_each(|ip| remove_from_lo(*ip));
+    }
+}

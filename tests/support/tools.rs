@@ -60,3 +60,12 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"))
 }
+
+/// The `tlsa` binary under test. Integration tests know it at compile time;
+/// the example that reuses this lab does not, and never calls this.
+pub fn tlsa_binary() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_tlsa") {
+        Some(path) => path,
+        None => panic!("the tlsa binary is known to integration tests only (cargo test)"),
+    }
+}
