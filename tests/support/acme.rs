@@ -301,23 +301,25 @@ impl Acme {
 
 /// A certbot `--deploy-hook` that runs the shipped `hooks/certbot-deploy-hook` with the
 /// `tlsa` binary under test first in `PATH` (hash-slinger installs another `tlsa` in
-/// /usr/bin) and `TLSA_CONFIG` set, appending everything it prints to a log.
+/// /usr/bin) and `TLSA_CONFIG` set, appending what it prints to two logs (stdout, stderr).
 pub struct DeployHook {
     script: PathBuf,
     log: PathBuf,
+    stderr: PathBuf,
 }
 
 impl DeployHook {
-    /// Writes the hook as `DIR/deploy-hook` (log: `DIR/deploy-hook.log`).
+    /// Writes the hook as `DIR/deploy-hook` (logs: `DIR/deploy-hook.log`, `.err`).
     pub fn tlsa(dir: &Path, config: &Path) -> Self {
         let tlsa = Path::new(super::tools::tlsa_binary());
         let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/certbot-deploy-hook");
         let script = dir.join("deploy-hook");
         let log = dir.join("deploy-hook.log");
+        let stderr = dir.join("deploy-hook.err");
         let text = format!(
             r#"#!/bin/sh
 # certbot --deploy-hook of a test: the shipped hook with the tlsa under test.
-exec >>'{log}' 2>&1
+exec >>'{log}' 2>>'{stderr}'
 PATH='{bin_dir}':"$PATH"
 TLSA_CONFIG='{config}'
 export PATH TLSA_CONFIG
@@ -333,6 +335,7 @@ echo "deploy-hook: exit $rc"
 exit $rc
 "#,
             log = log.display(),
+            stderr = stderr.display(),
             bin_dir = tlsa
                 .parent()
                 .expect("the binary is in a directory")
@@ -344,16 +347,26 @@ exit $rc
         fs::write(&script, text).expect("write the deploy hook");
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod the hook");
-        DeployHook { script, log }
+        DeployHook {
+            script,
+            log,
+            stderr,
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.script
     }
 
-    /// Everything the hook runs printed so far.
+    /// What the hook's runs printed on stdout so far, with a `deploy-hook: start …` and a
+    /// `deploy-hook: exit N` line around each run.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the hook's runs printed on stderr so far (tlsa's progress lines and alarms).
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// The exit code of each run so far.
