@@ -43,7 +43,7 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::DnsError;
-use super::propagation::{AnswerKind, rcode_name};
+use super::propagation::{AnswerKind, rcode_name, seconds};
 use super::provider::Rrset;
 use super::query::{self, Ask};
 use super::rdata;
@@ -243,8 +243,8 @@ impl Validator {
             (
                 Verdict::Indeterminate,
                 format!(
-                    "no answer could be validated within {} s through resolver {}: check that it runs and can reach the zone's servers",
-                    self.timeout.as_secs_f64(),
+                    "no answer could be validated within {} through resolver {}: check that it runs and can reach the zone's servers",
+                    seconds(self.timeout),
                     self.resolver
                 ),
                 None,

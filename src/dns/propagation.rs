@@ -371,8 +371,10 @@ pub fn serial_at_least(served: u32, min: u32) -> bool {
     served.wrapping_sub(min) < (1 << 31)
 }
 
-fn seconds(d: Duration) -> String {
-    format!("{} s", d.as_secs_f64())
+/// `2 s`, `0.35 s`, `2.003 s`: milliseconds at most.
+pub(crate) fn seconds(d: Duration) -> String {
+    let text = format!("{:.3}", d.as_millis() as f64 / 1000.0);
+    format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// One round of questions to every address. The seam between the polling
@@ -424,6 +426,9 @@ impl ZoneServers {
                 ns_names.push(ns.0.clone());
             }
         }
+        // Canonical order, whatever order the answer had: reports and the
+        // list of addresses read the same on every run.
+        ns_names.sort();
         if ns_names.is_empty() {
             return Err(DnsError::Malformed {
                 server: lookup_addr,
@@ -1156,6 +1161,13 @@ mod tests {
             lags[0].to_string(),
             "NS ns.elsewhere. has no address (NXDOMAIN)"
         );
+    }
+
+    #[test]
+    fn durations_read_in_seconds_to_the_millisecond() {
+        assert_eq!(seconds(Duration::from_secs(2)), "2 s");
+        assert_eq!(seconds(Duration::from_nanos(342_424_925)), "0.342 s");
+        assert_eq!(seconds(Duration::from_millis(2_030)), "2.03 s");
     }
 
     #[test]
