@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use tlsa::clock::SystemClock;
 use tlsa::config::Config;
-use tlsa::roll::executor::{DeployedFiles, Engine, RunOptions};
+use tlsa::roll::executor::{DeployedFiles, Engine, RunOptions, SetOutcome};
 use tlsa::roll::state::StateStore;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -89,7 +89,7 @@ port = 25
         println!(
             "\n## first run: adopt the set, publish, wait until safe, deploy, publish a next key"
         );
-        engine
+        let outcomes = engine
             .run(
                 &store,
                 &RunOptions {
@@ -98,9 +98,10 @@ port = 25
                 },
             )
             .await?;
+        failed(&outcomes)?;
         show("after the first run");
         println!("\n## planned roll to the pre-published next key");
-        engine
+        let outcomes = engine
             .run(
                 &store,
                 &RunOptions {
@@ -110,8 +111,17 @@ port = 25
                 },
             )
             .await?;
+        failed(&outcomes)?;
         show("after the roll");
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
     Ok(())
+}
+
+/// The first set that failed, as an error.
+fn failed(outcomes: &[SetOutcome]) -> Result<(), Box<dyn std::error::Error>> {
+    match outcomes.iter().find_map(|o| o.failure.as_ref()) {
+        Some(failure) => Err(failure.message.clone().into()),
+        None => Ok(()),
+    }
 }

@@ -26,10 +26,20 @@ pub struct Config {
     pub zones: Vec<Zone>,
     #[serde(rename = "set", default)]
     pub sets: Vec<CertSet>,
+    /// How many sets one run works on at once (each waits on DNS most of
+    /// the time; the bound keeps the load on the primary and resolver sane).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
 }
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from(DEFAULT_STATE_DIR)
+}
+
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+fn default_concurrency() -> usize {
+    DEFAULT_CONCURRENCY
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,8 +186,10 @@ impl ManualStep {
         use crate::roll::plan::Step;
         matches!(
             (self, step),
-            (ManualStep::Publish, Step::Publish { .. })
-                | (ManualStep::Deploy, Step::Deploy { .. })
+            (
+                ManualStep::Publish,
+                Step::Publish { .. } | Step::Reconcile { .. }
+            ) | (ManualStep::Deploy, Step::Deploy { .. })
                 | (ManualStep::Retire, Step::Retire { .. })
         )
     }
@@ -296,6 +308,12 @@ impl Config {
             let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
             format!("line {line}")
         };
+        if self.concurrency == 0 {
+            return Err(
+                "concurrency = 0: expected the number of sets one run works on at once, 1 or more"
+                    .into(),
+            );
+        }
         for (i, set) in self.sets.iter().enumerate() {
             if self.sets[..i]
                 .iter()

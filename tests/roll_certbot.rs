@@ -180,10 +180,13 @@ fn mtime(path: &Path) -> f64 {
         .as_secs_f64()
 }
 
-fn safe_at(state: &State, key: &str) -> u64 {
+/// A key's `safe_at`, in Unix seconds.
+fn safe_at(state: &State, key: &str) -> f64 {
     state.sets["mail"].keys[key]
         .safe_at
         .unwrap_or_else(|| panic!("no safe_at for key {key}: {state:#?}"))
+        .unix_ms() as f64
+        / 1000.0
 }
 
 #[test]
@@ -236,7 +239,7 @@ fn an_existing_certbot_lineage_is_adopted_deployed_once_safe_and_a_rerun_changes
     let deployed_at = mtime(&scene.dir().join("live/fullchain.pem"));
     let live_safe = safe_at(&state, &live);
     assert!(
-        deployed_at >= live_safe as f64,
+        deployed_at >= live_safe,
         "deployed at {deployed_at}, safe at {live_safe}"
     );
     assert_eq!(scene.reloads(), 1);
@@ -264,7 +267,7 @@ fn an_existing_certbot_lineage_is_adopted_deployed_once_safe_and_a_rerun_changes
         setup.as_secs_f64(),
         issued.elapsed.as_secs_f64(),
         run_took.as_secs_f64(),
-        deployed_at - live_safe as f64,
+        deployed_at - live_safe,
         started.elapsed().as_secs_f64()
     );
 }
@@ -355,7 +358,7 @@ fn a_surprise_new_key_is_published_at_once_and_deployed_only_once_safe() {
         "the previous certificate stays in service"
     );
     let new_safe = safe_at(&scene.state(), &new);
-    let published_after = new_safe as f64 - renew_started;
+    let published_after = new_safe - renew_started;
 
     // The timer's run: deploys once safe, verifies, retires the old key.
     let run_started = Instant::now();
@@ -365,7 +368,7 @@ fn a_surprise_new_key_is_published_at_once_and_deployed_only_once_safe() {
     assert_eq!(deployed_key(scene.dir()), new);
     let deployed_at = mtime(&scene.dir().join("live/fullchain.pem"));
     assert!(
-        deployed_at >= new_safe as f64,
+        deployed_at >= new_safe,
         "deployed at {deployed_at}, before the new key was safe at {new_safe}"
     );
     assert_eq!(
@@ -402,7 +405,7 @@ fn a_surprise_new_key_is_published_at_once_and_deployed_only_once_safe() {
         renewed.elapsed.as_secs_f64(),
         published_after,
         run_took.as_secs_f64(),
-        deployed_at - new_safe as f64,
+        deployed_at - new_safe,
         started.elapsed().as_secs_f64()
     );
 }

@@ -211,3 +211,119 @@ fn manual_steps_wait_for_confirmation() {
     );
     assert!(!served(&lab).contains(&old));
 }
+
+#[test]
+fn a_failing_set_is_reported_and_the_other_sets_still_run() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    // A second set whose ACME client left a damaged certificate.
+    let broken = dir.path().join("broken.pem");
+    std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    let zone = lab.zone().trim_end_matches('.');
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        r#"
+[[set]]
+name = "broken"
+source = {{ files = {{ cert = "{cert}", key = "{cert}" }} }}
+deploy = {{ dir = "{dir}/broken-live", reload = [] }}
+ttl = 2
+margin = 0
+verify = "deployed-files"
+
+[[set.endpoint]]
+host = "submission.{zone}"
+port = 587
+"#,
+        cert = broken.display(),
+        dir = dir.path().display(),
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let run = tlsa(&config, &["run", "--wait"]);
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains(&broken.display().to_string()), "{stderr}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("broken: 0 step(s) done; FAILED"),
+        "{stdout}"
+    );
+    // The healthy set did its whole first run regardless.
+    assert_eq!(served(&lab).len(), 2, "live and next of set mail");
+    assert!(served(&lab).contains(&deployed_key(dir.path())));
+}
+
+#[test]
+fn an_idle_set_is_skipped_without_any_query_with_offline_if_idle() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    // Not yet provably idle: the first run ended by deploying; one more run
+    // reads DNS, finds nothing to do and leaves the mark.
+    assert!(tlsa(&config, &["run"]).status.success());
+
+    // Point the config at a primary and a resolver that do not exist: a
+    // run that sent any query would fail.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let dead = text
+        .replace(&lab.resolver_addr().to_string(), "127.0.0.1:9")
+        .replace(&lab.server_addr().to_string(), "127.0.0.1:9");
+    std::fs::write(&config, &dead).unwrap();
+    let offline = tlsa(&config, &["run", "--offline-if-idle"]);
+    assert!(offline.status.success());
+    assert!(
+        String::from_utf8_lossy(&offline.stdout).contains("mail: idle (offline"),
+        "{offline:?}"
+    );
+    let networked = tlsa(&config, &["run"]);
+    assert!(!networked.status.success(), "without the flag, DNS is read");
+
+    // A changed setting of the set makes it not provably idle any more.
+    std::fs::write(&config, dead.replace("margin = 0", "margin = 1")).unwrap();
+    let busy = tlsa(&config, &["run", "--offline-if-idle"]);
+    assert!(!busy.status.success(), "a changed set reads DNS");
+}
+
+#[test]
+fn a_lowered_ttl_is_applied_and_keys_published_after_it_still_wait_for_the_old_one() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("ttl = 2", "ttl = 3")).unwrap();
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let owner = lab.name("_25._tcp.mail");
+    let ttl_served = || {
+        lab.query_server(&owner, "TLSA")
+            .records("TLSA")
+            .next()
+            .unwrap()
+            .ttl
+    };
+    assert_eq!(ttl_served(), 3);
+
+    std::fs::write(&config, text.replace("ttl = 2", "ttl = 1")).unwrap();
+    let lowered = tlsa(&config, &["run"]);
+    assert!(lowered.status.success());
+    assert!(
+        String::from_utf8_lossy(&lowered.stdout).contains("in line with the config"),
+        "{lowered:?}"
+    );
+    assert_eq!(ttl_served(), 1);
+    let records = served(&lab);
+
+    // The roll adds a fresh next key while caches may still hold the
+    // RRset with TTL 3: its wait counts with 3 s, not 1 s.
+    assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
+    assert_eq!(served(&lab).len(), 2);
+    assert_ne!(served(&lab), records);
+    let state: tlsa::roll::state::State =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/state.json")).unwrap())
+            .unwrap();
+    let set = &state.sets["mail"];
+    let next = set.next_key.as_ref().unwrap();
+    assert_eq!(set.keys[next].prior_ttl, Some(3), "{set:#?}");
+}

@@ -191,9 +191,9 @@ addresses = ["{smtp}"]
         .as_str()
         .unwrap()
         .to_string();
-    let safe_at = state["sets"]["mail"]["keys"][&third_key]["safe_at"]
-        .as_u64()
-        .unwrap();
+    let safe_at: tlsa::roll::state::Timestamp =
+        serde_json::from_value(state["sets"]["mail"]["keys"][&third_key]["safe_at"].clone())
+            .unwrap();
     let roll_start = probe_start.elapsed();
     let roll_start_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -223,7 +223,7 @@ addresses = ["{smtp}"]
         .map(|s| s.at)
         .expect("the probe saw the last key go live");
     // Figures for the closing note: how close the deploy came to t_safe.
-    let wait_needed = safe_at as f64 - roll_start_unix;
+    let wait_needed = safe_at.unix_ms() as f64 / 1000.0 - roll_start_unix;
     let took = (live_at - roll_start).as_secs_f64();
     eprintln!(
         "probe: {} samples over {:.1} s; second roll: t_safe {:.2} s after its start, key presented {:.2} s after its start (ratio {:.2}); violations: {}",

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Failure;
-use super::common::{self, ConfigArgs};
+use super::common::ConfigArgs;
 use crate::config::Source;
 use crate::roll::executor::RunOptions;
 use crate::roll::keys;
@@ -65,51 +65,16 @@ pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
         return Ok(());
     }
-    let store = common::open_state(&loaded)?;
     // Never hold certbot up for long: what cannot finish now, the timer does.
     let options = RunOptions {
         sets,
         propagation_timeout: Some(HOOK_PROPAGATION_TIMEOUT),
         ..RunOptions::default()
     };
-    let result = common::runtime()?.block_on(async {
-        let engine = common::engine(loaded).await?;
-        Ok::<_, Failure>(engine.run(&store, &options).await)
-    })?;
-    let outcomes = match result {
-        Ok(outcomes) => outcomes,
-        // Propagation slower than the hook may wait is not a failure: the
-        // records are published and the timer's `tlsa run` confirms them.
-        Err(crate::roll::executor::EngineError::NotPropagated(why)) => {
-            writeln!(
-                out,
-                "tlsa: published; propagation not yet complete, `tlsa run` will confirm it: {why}"
-            )
-            .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
-            return Ok(());
-        }
-        Err(e) => return Err(common::engine_failure(e)),
-    };
-    for outcome in &outcomes {
-        let waiting = outcome.waiting.as_deref().unwrap_or("nothing pending");
-        writeln!(
-            out,
-            "tlsa: {}: {} step(s) done; {waiting}",
-            outcome.set,
-            outcome.done.len()
-        )
-        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
-    }
-    let emergencies: Vec<String> = outcomes
-        .iter()
-        .filter(|o| o.emergency)
-        .map(|o| format!("set {}: {}", o.set, o.alarms.join("; ")))
-        .collect();
-    if emergencies.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Runtime(emergencies))
-    }
+    let outcomes = super::run::execute(loaded, &options)?;
+    // Propagation slower than the hook may wait is not a failure: the
+    // records are published and the timer's `tlsa run` confirms them.
+    super::run::finish(&outcomes, out, true, "tlsa: ")
 }
 
 fn canonical(path: &std::path::Path) -> PathBuf {

@@ -9,7 +9,6 @@ use clap::Args;
 use super::Failure;
 use super::common::{self, ConfigArgs};
 use crate::roll::executor::{describe, unix};
-use crate::roll::plan::Step;
 use crate::roll::state;
 use crate::tlsa::TlsaRecord;
 
@@ -52,15 +51,25 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
                 continue;
             };
             writeln!(out, "{set}: next step: {}", describe(step))?;
-            let (Step::Publish { edits, .. } | Step::Retire { edits, .. }) = step else {
+            let Some(edits) = step.edits() else {
                 continue;
             };
             let mut script = Vec::new();
             for edit in edits {
                 let owner = edit.owner.to_ascii();
-                let before = current.get(&owner).cloned().unwrap_or_default();
+                let before = current.records.get(&owner).cloned().unwrap_or_default();
                 let after = edit.desired_from(&before);
-                writeln!(out, "  {owner} TLSA:")?;
+                let served_ttl = current.ttls.get(&owner).copied().flatten();
+                let ttl_change = served_ttl.filter(|t| *t != edit.ttl && !before.is_empty());
+                match ttl_change {
+                    Some(old) => writeln!(out, "  {owner} TLSA (TTL {old} -> {}):", edit.ttl)?,
+                    None => writeln!(out, "  {owner} TLSA:")?,
+                }
+                // A new TTL applies to the whole RRset: delete it and add it
+                // back whole, in the same message.
+                if ttl_change.is_some() {
+                    script.push(format!("update delete {owner} TLSA"));
+                }
                 for record in before.union(&after).collect::<BTreeSet<&TlsaRecord>>() {
                     let mark = match (before.contains(record), after.contains(record)) {
                         (true, false) => '-',
@@ -69,8 +78,13 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
                     };
                     writeln!(out, "    {mark} {record}")?;
                     match mark {
-                        '-' => script.push(format!("update delete {owner} TLSA {record}")),
+                        '-' if ttl_change.is_none() => {
+                            script.push(format!("update delete {owner} TLSA {record}"))
+                        }
                         '+' => script.push(format!("update add {owner} {ttl} TLSA {record}")),
+                        ' ' if ttl_change.is_some() => {
+                            script.push(format!("update add {owner} {ttl} TLSA {record}"))
+                        }
                         _ => {}
                     }
                 }

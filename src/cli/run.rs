@@ -1,13 +1,15 @@
 //! `tlsa run` (from cron or a timer: do what is due) and `tlsa rollover`
 //! (start a planned roll to the next key).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use clap::Args;
 
 use super::Failure;
 use super::common::{self, ConfigArgs};
-use crate::roll::executor::{RunOptions, SetOutcome, unix};
+use crate::config::Config;
+use crate::roll::executor::{FailureKind, RunOptions, SetOutcome, unix};
+use crate::roll::{idle, state};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -22,6 +24,14 @@ pub struct RunArgs {
     /// Also perform the steps the config marks as manual.
     #[arg(long)]
     pub confirm: bool,
+    /// Send no DNS query at all for sets the state proves idle: the last run
+    /// that read DNS (within 24 h) found nothing to do, and no file or
+    /// setting changed since. For frequent cron runs.
+    #[arg(long)]
+    pub offline_if_idle: bool,
+    /// Sets worked on at once [default: the config's `concurrency`, 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -36,75 +46,168 @@ pub struct RolloverArgs {
 }
 
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    execute(
-        &args.config,
-        RunOptions {
-            sets: args.sets.clone(),
-            wait: args.wait,
-            confirm: args.confirm,
-            ..RunOptions::default()
-        },
-        out,
-    )
+    let config = args.config.load()?;
+    let mut options = RunOptions {
+        sets: args.sets.clone(),
+        wait: args.wait,
+        confirm: args.confirm,
+        concurrency: args.concurrency.map(usize::from),
+        ..RunOptions::default()
+    };
+    let mut skipped = Vec::new();
+    if args.offline_if_idle && !args.wait {
+        skipped = provably_idle_sets(&config, &options.sets)?;
+        let selected: Vec<String> = config
+            .sets
+            .iter()
+            .map(|s| s.name.get_ref().clone())
+            .filter(|n| options.sets.is_empty() || options.sets.contains(n))
+            .collect();
+        if selected.iter().all(|n| skipped.contains(n)) {
+            for set in &skipped {
+                writeln!(
+                    out,
+                    "{set}: idle (offline: nothing can be due; DNS not read)"
+                )
+                .map_err(write_failure)?;
+            }
+            return Ok(());
+        }
+        options.sets = selected
+            .into_iter()
+            .filter(|n| !skipped.contains(n))
+            .collect();
+    }
+    let outcomes = execute(config, &options)?;
+    for set in &skipped {
+        writeln!(
+            out,
+            "{set}: idle (offline: nothing can be due; DNS not read)"
+        )
+        .map_err(write_failure)?;
+    }
+    finish(&outcomes, out, false, "")
 }
 
 pub fn rollover(args: &RolloverArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    execute(
-        &args.config,
-        RunOptions {
+    let config = args.config.load()?;
+    let outcomes = execute(
+        config,
+        &RunOptions {
             sets: args.set.iter().cloned().collect(),
             wait: args.wait,
             rollover: true,
             ..RunOptions::default()
         },
-        out,
-    )
+    )?;
+    finish(&outcomes, out, false, "")
 }
 
-fn execute(config: &ConfigArgs, options: RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
-    let config = config.load()?;
+/// The selected sets whose idleness the state proves without DNS.
+fn provably_idle_sets(config: &Config, only: &[String]) -> Result<Vec<String>, Failure> {
+    let state = state::load_from(&state::state_file(&config.state_dir))
+        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    let now = unix(std::time::SystemTime::now());
+    Ok(config
+        .sets
+        .iter()
+        .filter(|set| only.is_empty() || only.contains(set.name.get_ref()))
+        .filter(|set| {
+            state
+                .sets
+                .get(set.name.get_ref())
+                .is_some_and(|entry| idle::provably_idle(set, &config.state_dir, entry, now))
+        })
+        .map(|set| set.name.get_ref().clone())
+        .collect())
+}
+
+/// Runs the engine under the state lock.
+pub fn execute(config: Config, options: &RunOptions) -> Result<Vec<SetOutcome>, Failure> {
     let store = common::open_state(&config)?;
     let runtime = common::runtime()?;
-    let outcomes = runtime.block_on(async {
-        let engine = common::engine(config).await?;
+    runtime.block_on(async {
+        let mut engine = common::engine(config).await?;
+        if options.wait && std::io::stderr().is_terminal() {
+            engine = engine.with_countdown(Box::new(|line: &str| {
+                eprint!("\r\x1b[K{line}");
+                if line.is_empty() {
+                    let _ = std::io::stderr().flush();
+                }
+            }));
+        }
         engine
-            .run(&store, &options)
+            .run(&store, options)
             .await
             .map_err(common::engine_failure)
-    })?;
-    report(&outcomes, out)
-        .map_err(|e| Failure::Runtime(vec![format!("cannot write output: {e}")]))?;
-    let emergencies: Vec<String> = outcomes
-        .iter()
-        .filter(|o| o.emergency)
-        .map(|o| format!("set {}: {}", o.set, o.alarms.join("; ")))
-        .collect();
-    if emergencies.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Runtime(emergencies))
+    })
+}
+
+/// Prints what each set did, and turns emergencies and failed sets into the
+/// exit status. `propagation_pending_ok`: a set whose records are published
+/// but not yet on every server is not a failure (the deploy hook).
+/// `prefix` starts every line (the hook's output is shown among certbot's).
+pub fn finish(
+    outcomes: &[SetOutcome],
+    out: &mut dyn Write,
+    propagation_pending_ok: bool,
+    prefix: &str,
+) -> Result<(), Failure> {
+    report(outcomes, out, prefix).map_err(write_failure)?;
+    let mut problems = Vec::new();
+    let mut all_config = true;
+    for outcome in outcomes {
+        if outcome.emergency {
+            problems.push(format!(
+                "set {}: {}",
+                outcome.set,
+                outcome.alarms.join("; ")
+            ));
+            all_config = false;
+        }
+        match &outcome.failure {
+            Some(f) if f.kind == FailureKind::NotPropagated && propagation_pending_ok => {}
+            Some(f) => {
+                problems.push(f.message.clone());
+                all_config &= f.kind == FailureKind::Config;
+            }
+            None => {}
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false if all_config => Err(Failure::Input(problems)),
+        false => Err(Failure::Runtime(problems)),
     }
 }
 
-fn report(outcomes: &[SetOutcome], out: &mut dyn Write) -> std::io::Result<()> {
+fn write_failure(e: std::io::Error) -> Failure {
+    Failure::Runtime(vec![format!("cannot write output: {e}")])
+}
+
+fn report(outcomes: &[SetOutcome], out: &mut dyn Write, prefix: &str) -> std::io::Result<()> {
     let now = unix(std::time::SystemTime::now());
     for outcome in outcomes {
-        let status = match (&outcome.waiting, outcome.wake_at) {
-            (Some(why), Some(at)) => {
+        let status = match (&outcome.failure, &outcome.waiting, outcome.wake_at) {
+            (Some(f), _, _) if f.kind == FailureKind::NotPropagated => {
+                "published; propagation not yet complete, the next run confirms it".to_string()
+            }
+            (Some(_), _, _) => "FAILED (see the error below)".to_string(),
+            (None, Some(why), Some(at)) => {
                 format!("waiting: {why}; run again at {}", common::when(at, now))
             }
-            (Some(why), None) => format!("waiting: {why}"),
-            (None, Some(at)) => format!("run again at {}", common::when(at, now)),
+            (None, Some(why), None) => format!("waiting: {why}"),
+            (None, None, Some(at)) => format!("run again at {}", common::when(at, now)),
             _ => "nothing pending".to_string(),
         };
         writeln!(
             out,
-            "{}: {} step(s) done; {status}",
+            "{prefix}{}: {} step(s) done; {status}",
             outcome.set,
             outcome.done.len()
         )?;
         for step in &outcome.done {
-            writeln!(out, "  done: {step}")?;
+            writeln!(out, "{prefix}  done: {step}")?;
         }
     }
     Ok(())

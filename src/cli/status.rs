@@ -37,7 +37,7 @@ struct SetStatus {
     next: Option<String>,
     /// An emergency seen by the last run.
     alarm: Option<String>,
-    alarm_until: Option<u64>,
+    alarm_until: Option<crate::roll::state::Timestamp>,
     keys: Vec<KeyStatus>,
     timeline: Vec<Event>,
 }

@@ -207,9 +207,17 @@ pub fn cache_bound(
     bound
 }
 
+/// How much longer than its TTL a resolver may keep an answer: resolvers
+/// count time in whole seconds (unbound stores `now + TTL` with `now` its
+/// clock in seconds and serves the entry while `now <= expiry`), so an
+/// answer cached at 10.0 s with TTL 2 may still be served at 12.99 s. The
+/// lab's safety probe sees exactly this overshoot with 2 s TTLs.
+pub const RESOLVER_CLOCK_GRANULARITY: Duration = Duration::from_secs(1);
+
 /// The earliest instant a key matched only by the new RRset may go live:
 /// `t_propagated + max(TTL_old, TTL_new, RRSIG original TTL, negative TTL if
-/// the RRset did not exist before) + margin` (DESIGN.md §2). Pure.
+/// the RRset did not exist before) + resolver clock granularity + margin`
+/// (DESIGN.md §2). Pure.
 pub fn t_safe(
     t_propagated: SystemTime,
     old_rrset_ttl: Option<u32>,
@@ -218,7 +226,10 @@ pub fn t_safe(
     margin: Duration,
 ) -> SystemTime {
     let bound = cache_bound(old_rrset_ttl, new, rrset_existed_before);
-    t_propagated + Duration::from_secs(u64::from(bound.seconds)) + margin
+    t_propagated
+        + Duration::from_secs(u64::from(bound.seconds))
+        + RESOLVER_CLOCK_GRANULARITY
+        + margin
 }
 
 /// One line per server for reports: `ns1.example. (192.0.2.1:53): RRset TTL 300 s, …`.
@@ -287,7 +298,7 @@ mod tests {
         );
         assert_eq!(
             t_safe(at(1000), Some(86400), &new, true, MARGIN),
-            at(1000 + 86400 + 5)
+            at(1000 + 86400 + 5) + RESOLVER_CLOCK_GRANULARITY
         );
     }
 
@@ -302,7 +313,10 @@ mod tests {
                 term: Term::NewRrsetTtl
             }
         );
-        assert_eq!(t_safe(at(0), Some(300), &new, true, MARGIN), at(7205));
+        assert_eq!(
+            t_safe(at(0), Some(300), &new, true, MARGIN),
+            at(7205) + RESOLVER_CLOCK_GRANULARITY
+        );
     }
 
     #[test]
@@ -320,7 +334,7 @@ mod tests {
         );
         assert_eq!(
             t_safe(at(10), Some(300), &new, true, Duration::ZERO),
-            at(3610)
+            at(3610) + RESOLVER_CLOCK_GRANULARITY
         );
     }
 
@@ -335,7 +349,10 @@ mod tests {
                 term: Term::NegativeTtl
             }
         );
-        assert_eq!(t_safe(at(0), None, &new, false, MARGIN), at(3605));
+        assert_eq!(
+            t_safe(at(0), None, &new, false, MARGIN),
+            at(3605) + RESOLVER_CLOCK_GRANULARITY
+        );
     }
 
     #[test]
@@ -390,11 +407,14 @@ mod tests {
             }
         );
         let t = t_safe(at(100), Some(300), &new, false, Duration::from_millis(1500));
-        assert_eq!(t, at(400) + Duration::from_millis(1500));
+        assert_eq!(
+            t,
+            at(400) + RESOLVER_CLOCK_GRANULARITY + Duration::from_millis(1500)
+        );
     }
 
     #[test]
-    fn nothing_cacheable_is_t_propagated_plus_margin() {
+    fn nothing_cacheable_is_t_propagated_plus_granularity_and_margin() {
         let bound = cache_bound(None, &TtlFacts::default(), true);
         assert_eq!(
             bound,
@@ -405,7 +425,7 @@ mod tests {
         );
         assert_eq!(
             t_safe(at(50), None, &TtlFacts::default(), true, MARGIN),
-            at(55)
+            at(55) + RESOLVER_CLOCK_GRANULARITY
         );
     }
 

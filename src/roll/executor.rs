@@ -5,18 +5,26 @@
 //! as published), and the state is saved after every step, so a crash or
 //! kill at any point is followed by a rerun that picks up where DNS and the
 //! files say the roll is.
+//!
+//! Sets are independent: a run works on several at once (bounded by
+//! `concurrency`), and one set's failure is reported without stopping the
+//! others.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
 use hickory_proto::rr::Name;
 
 use super::files::{self, CertFiles, FileError};
+use super::journal::Journal;
 use super::keys::{self, KeyError};
 use super::plan::{self, Alarm, Decision, Step, View};
 use super::policy::RecordPolicy;
-use super::state::{KeyState, SetState, State, StateError, StateStore, Timestamp, Verified};
+use super::state::{
+    KeyState, SetState, State, StateError, StateStore, Timestamp, TtlHold, Verified,
+};
 pub use super::verify::{DeployedFiles, Live, Verify};
 use crate::clock::Clock;
 use crate::config::{BackendKind, CertSet, Config, SecretRef, Source, ValidationMode, VerifyMode};
@@ -24,7 +32,7 @@ use crate::dns::dnssec::{Anchors, Validator};
 use crate::dns::propagation::{self, Discovery, Expected, Lookup, ZoneServers};
 use crate::dns::rfc2136::Rfc2136;
 use crate::dns::tsig::TsigKey;
-use crate::dns::{self, DnsError, Provider, ttl};
+use crate::dns::{self, DnsError, Edit, Provider, ttl};
 use crate::tlsa::TlsaRecord;
 
 /// How long one propagation wait may take before the run gives up (the
@@ -35,6 +43,8 @@ const MAX_STEPS_PER_RUN: usize = 64;
 /// Self-signed certificates are valid this long (DANE-EE ignores dates, but
 /// some clients log expired certificates).
 const SELF_SIGNED_DAYS: i64 = 365;
+/// How often the countdown on a terminal is redrawn.
+const COUNTDOWN_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -62,6 +72,15 @@ pub enum EngineError {
         key: String,
         why: String,
     },
+    #[error(
+        "set {set}: the certificate at {file} changed while the run was deciding (now key {found}, expected {expected}); nothing was deployed: run `tlsa run` again"
+    )]
+    SourceChanged {
+        set: String,
+        file: std::path::PathBuf,
+        expected: String,
+        found: String,
+    },
 }
 
 impl From<DnsError> for EngineError {
@@ -77,6 +96,32 @@ struct ZoneRuntime {
     discovery: Discovery,
 }
 
+/// An owner name of a set, with the configured zone that holds it.
+#[derive(Debug, Clone)]
+struct Owner {
+    text: String,
+    name: Name,
+    zone: usize,
+}
+
+/// What the primary / provider serves for a set's owner names, read once
+/// per step and used by both the plan and the step.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub records: BTreeMap<String, BTreeSet<TlsaRecord>>,
+    pub ttls: BTreeMap<String, Option<u32>>,
+}
+
+impl Observed {
+    /// The longest TTL now served, and whether some owner has no RRset:
+    /// what caches may hold from before a change.
+    fn prior(&self) -> (Option<u32>, bool) {
+        let longest = self.ttls.values().flatten().copied().max();
+        let absent = self.records.values().any(BTreeSet::is_empty);
+        (longest, absent)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Only these sets (all when empty).
@@ -89,6 +134,25 @@ pub struct RunOptions {
     pub confirm: bool,
     /// How long one propagation wait may take [default: 120 s].
     pub propagation_timeout: Option<Duration>,
+    /// Sets worked on at once [default: the config's `concurrency`].
+    pub concurrency: Option<usize>,
+}
+
+/// Why a set's run stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The config is wrong.
+    Config,
+    /// Published, but not every server serves it yet: the next run goes on.
+    NotPropagated,
+    /// DNS, files, a server or a check failed.
+    Other,
 }
 
 /// What a run did and what it waits for, per set.
@@ -101,6 +165,7 @@ pub struct SetOutcome {
     pub emergency: bool,
     pub wake_at: Option<Timestamp>,
     pub waiting: Option<String>,
+    pub failure: Option<SetFailure>,
 }
 
 /// Progress lines for people, as the run goes.
@@ -113,32 +178,24 @@ pub struct Engine {
     validator: Validator,
     verifier: Box<dyn Verify>,
     progress: Progress,
+    /// Redraws one status line (a countdown) on a terminal; `None` elsewhere.
+    countdown: Option<Progress>,
+    /// The SOA serial of each zone's last change in this run, by zone
+    /// index: propagation waits for servers to reach at least that serial.
+    serials: Mutex<BTreeMap<usize, u32>>,
 }
 
-/// Unix seconds as RFC 3339, with "in N s" when in the future.
+/// An instant as RFC 3339, with "in N s" when in the future.
 pub fn when(at: Timestamp, now: Timestamp) -> String {
-    let text = time::OffsetDateTime::from_unix_timestamp(at as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| at.to_string());
     if at > now {
-        format!("{text} (in {} s)", at - now)
+        format!("{at} (in {:.1} s)", now.until(at).as_secs_f64())
     } else {
-        text
+        at.to_string()
     }
 }
 
 pub fn unix(time: SystemTime) -> Timestamp {
-    time.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn from_unix(at: Timestamp) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(at)
+    Timestamp::from_system(time)
 }
 
 fn load_tsig(zone: &str, secret: &SecretRef) -> Result<TsigKey, EngineError> {
@@ -266,7 +323,15 @@ impl Engine {
             validator,
             verifier,
             progress,
+            countdown: None,
+            serials: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Shows a countdown while `--wait` sleeps (for terminals).
+    pub fn with_countdown(mut self, countdown: Progress) -> Self {
+        self.countdown = Some(countdown);
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -275,6 +340,10 @@ impl Engine {
 
     fn say(&self, text: &str) {
         (self.progress)(text);
+    }
+
+    fn now(&self) -> Timestamp {
+        unix(self.clock.now())
     }
 
     /// The owner names of a set's endpoints.
@@ -288,24 +357,34 @@ impl Engine {
             .collect()
     }
 
-    /// The configured zone holding all of a set's owner names (the longest match).
-    fn zone_for(&self, set: &CertSet) -> Result<&ZoneRuntime, EngineError> {
-        let owners = Self::owners(set)?;
-        self.zones
-            .iter()
-            .filter(|z| {
-                owners.iter().all(|o| {
-                    parse_name(o, "owner").is_ok_and(|o| z.name.zone_of(&o))
-                })
+    /// Each owner name of a set with the configured zone holding it (the
+    /// longest match): a set's endpoints may live in different zones.
+    fn owners_in_zones(&self, set: &CertSet) -> Result<Vec<Owner>, EngineError> {
+        Self::owners(set)?
+            .into_iter()
+            .map(|text| {
+                let name = parse_name(&text, "owner")?;
+                let zone = self
+                    .zones
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, z)| z.name.zone_of(&name))
+                    .max_by_key(|(_, z)| z.name.num_labels())
+                    .map(|(i, _)| i)
+                    .ok_or_else(|| {
+                        EngineError::Config(format!(
+                            "set {}: no [[zone]] in the config contains {text}; add the zone that holds this name",
+                            set.name.get_ref()
+                        ))
+                    })?;
+                Ok(Owner { text, name, zone })
             })
-            .max_by_key(|z| z.name.num_labels())
-            .ok_or_else(|| {
-                EngineError::Config(format!(
-                    "set {}: no [[zone]] in the config contains {}; add the zone that holds these names",
-                    set.name.get_ref(),
-                    owners.join(", ")
-                ))
-            })
+            .collect()
+    }
+
+    /// The zones a set's owners live in, each once, in config order.
+    fn zones_of(owners: &[Owner]) -> BTreeSet<usize> {
+        owners.iter().map(|o| o.zone).collect()
     }
 
     fn policy(set: &CertSet) -> RecordPolicy {
@@ -315,22 +394,13 @@ impl Engine {
         }
     }
 
-    /// Runs every due step of every selected set.
+    /// Runs every due step of every selected set, several sets at once; a
+    /// set that fails is reported in its outcome and the others go on.
     pub async fn run(
         &self,
         store: &StateStore,
         options: &RunOptions,
     ) -> Result<Vec<SetOutcome>, EngineError> {
-        let mut state = store.load()?;
-        let mut outcomes = Vec::new();
-        for set in &self.config.sets {
-            let name = set.name.get_ref().clone();
-            if !options.sets.is_empty() && !options.sets.contains(&name) {
-                continue;
-            }
-            let outcome = self.run_set(set, store, &mut state, options).await?;
-            outcomes.push(outcome);
-        }
         if let Some(unknown) = options
             .sets
             .iter()
@@ -340,29 +410,68 @@ impl Engine {
                 "no certificate set named {unknown:?} in the config"
             )));
         }
-        Ok(outcomes)
+        let journal = Journal::new(store, store.load()?);
+        let selected = self
+            .config
+            .sets
+            .iter()
+            .filter(|set| options.sets.is_empty() || options.sets.contains(set.name.get_ref()));
+        let concurrency = options
+            .concurrency
+            .unwrap_or(self.config.concurrency)
+            .max(1);
+        let journal = &journal;
+        let mut outcomes: Vec<(usize, SetOutcome)> =
+            futures_util::stream::iter(selected.enumerate())
+                .map(|(index, set)| async move {
+                    let mut outcome = SetOutcome {
+                        set: set.name.get_ref().clone(),
+                        ..SetOutcome::default()
+                    };
+                    if let Err(error) = self.run_set(set, journal, options, &mut outcome).await {
+                        let kind = match error {
+                            EngineError::Config(_) => FailureKind::Config,
+                            EngineError::NotPropagated(_) => FailureKind::NotPropagated,
+                            _ => FailureKind::Other,
+                        };
+                        outcome.failure = Some(SetFailure {
+                            kind,
+                            message: error.to_string(),
+                        });
+                    }
+                    (index, outcome)
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+        outcomes.sort_by_key(|(index, _)| *index);
+        Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
     }
 
     async fn run_set(
         &self,
         set: &CertSet,
-        store: &StateStore,
-        state: &mut State,
+        journal: &Journal<'_>,
         options: &RunOptions,
-    ) -> Result<SetOutcome, EngineError> {
+        outcome: &mut SetOutcome,
+    ) -> Result<(), EngineError> {
         let name = set.name.get_ref().clone();
-        let zone = self.zone_for(set)?;
-        let mut outcome = SetOutcome {
-            set: name.clone(),
-            ..SetOutcome::default()
-        };
-        self.prepare_source(set, store, state).await?;
-        if options.rollover {
-            self.start_rollover(set, store, state)?;
+        let owners = self.owners_in_zones(set)?;
+        let dir = journal.store().dir().to_path_buf();
+        let mut entry = journal.get(&name);
+        if self.prepare_source(set, &dir, &mut entry)? {
+            journal.put(&name, &entry).await?;
         }
+        if options.rollover {
+            self.start_rollover(set, &dir, &mut entry)?;
+            journal.put(&name, &entry).await?;
+        }
+        let timeout = options
+            .propagation_timeout
+            .unwrap_or(DEFAULT_PROPAGATION_TIMEOUT);
         for _ in 0..MAX_STEPS_PER_RUN {
-            let set_state = state.sets.entry(name.clone()).or_default().clone();
-            let decision = self.decide(set, zone, store.dir(), &set_state).await?;
+            let observed = self.observe(&owners).await?;
+            let decision = self.decide(set, &owners, &dir, &entry, &observed)?;
             for alarm in &decision.alarms {
                 let text = alarm.to_string();
                 if !outcome.alarms.contains(&text) {
@@ -373,8 +482,16 @@ impl Engine {
                     outcome.emergency = true;
                 }
             }
-            self.track_emergency(set, state.sets.entry(name.clone()).or_default(), &decision)?;
-            store.save(state)?;
+            let before = entry.clone();
+            self.track_emergency(set, &mut entry, &decision)?;
+            if decision.step.is_none() && decision.wake_at.is_none() && entry.alarm.is_none() {
+                entry.idle = Some(super::idle::mark(set, &dir, &entry, self.now())?);
+            } else {
+                entry.idle = None;
+            }
+            if entry != before {
+                journal.put(&name, &entry).await?;
+            }
             if let Some(step) = &decision.step
                 && !options.confirm
                 && set.manual.iter().any(|m| m.matches(step))
@@ -383,61 +500,76 @@ impl Engine {
                     "the next step ({}) is manual: run `tlsa run --confirm --set {name}` to perform it",
                     describe(step)
                 ));
-                return Ok(outcome);
+                return Ok(());
             }
             let Some(step) = decision.step else {
                 outcome.wake_at = decision.wake_at;
                 outcome.waiting = decision.waiting.clone();
-                match (options.wait, decision.wake_at) {
-                    (true, Some(at)) => {
-                        if let Some(why) = &decision.waiting {
-                            let now = unix(self.clock.now());
-                            self.say(&format!(
-                                "set {name}: waiting until {}: {why}",
-                                when(at, now)
-                            ));
-                        }
-                        let pause = from_unix(at)
-                            .duration_since(self.clock.now())
-                            .unwrap_or(Duration::ZERO);
-                        self.clock.sleep(pause + Duration::from_millis(20)).await;
-                        continue;
-                    }
-                    _ => {
-                        if outcome.emergency
-                            && let Some(until) = state.sets.get(&name).and_then(|s| s.alarm_until)
-                        {
-                            let text = format!(
-                                "the live key's record is published again; resolvers that cached the RRset without it may still make DANE senders refuse mail until {}",
-                                when(until, unix(self.clock.now()))
-                            );
-                            self.say(&format!("ALARM: set {name}: {text}"));
-                            outcome.alarms.push(text);
-                        }
-                        return Ok(outcome);
-                    }
+                if let (true, Some(at)) = (options.wait, decision.wake_at) {
+                    self.wait_until(&name, at, decision.waiting.as_deref())
+                        .await;
+                    continue;
                 }
+                if outcome.emergency
+                    && let Some(until) = entry.alarm_until
+                {
+                    let text = format!(
+                        "the live key's record is published again; resolvers that cached the RRset without it may still make DANE senders refuse mail until {}",
+                        when(until, self.now())
+                    );
+                    self.say(&format!("ALARM: set {name}: {text}"));
+                    outcome.alarms.push(text);
+                }
+                return Ok(());
             };
             let summary = describe(&step);
             self.say(&format!("set {name}: {summary}"));
             if matches!(step, Step::Deploy { .. }) {
                 // Known before the files change: see `SetState::reload_pending`.
-                state.sets.entry(name.clone()).or_default().reload_pending = true;
-                store.save(state)?;
+                entry.reload_pending = true;
+                journal.put(&name, &entry).await?;
             }
-            let entry = state.sets.entry(name.clone()).or_default();
-            let timeout = options
-                .propagation_timeout
-                .unwrap_or(DEFAULT_PROPAGATION_TIMEOUT);
-            self.execute(set, zone, store, entry, step, timeout).await?;
-            let now = unix(self.clock.now());
-            entry.record(now, summary.clone());
-            store.save(state)?;
+            self.execute(set, &owners, &dir, &mut entry, step, &observed, timeout)
+                .await?;
+            entry.record(self.now(), summary.clone());
+            journal.put(&name, &entry).await?;
             outcome.done.push(summary);
         }
         Err(EngineError::Config(format!(
             "set {name}: more than {MAX_STEPS_PER_RUN} steps in one run; this is a bug, please report it with the state file"
         )))
+    }
+
+    /// Sleeps until `at` (and a little past, so the plan sees it passed),
+    /// redrawing a countdown on a terminal.
+    async fn wait_until(&self, set: &str, at: Timestamp, why: Option<&str>) {
+        if let Some(why) = why {
+            self.say(&format!(
+                "set {set}: waiting until {}: {why}",
+                when(at, self.now())
+            ));
+        }
+        loop {
+            let left = self.now().until(at);
+            if left.is_zero() {
+                break;
+            }
+            match &self.countdown {
+                Some(countdown) => {
+                    countdown(&format!(
+                        "set {set}: {:.0} s to wait",
+                        left.as_secs_f64().ceil()
+                    ));
+                    self.clock.sleep(left.min(COUNTDOWN_TICK)).await;
+                }
+                None => self.clock.sleep(left).await,
+            }
+        }
+        if let Some(countdown) = &self.countdown {
+            countdown("");
+        }
+        // tokio never wakes early; 2 ms covers rounding to the millisecond.
+        self.clock.sleep(Duration::from_millis(2)).await;
     }
 
     /// Keeps the emergency alarm in the state while the live key is
@@ -449,7 +581,6 @@ impl Engine {
         entry: &mut SetState,
         decision: &Decision,
     ) -> Result<(), EngineError> {
-        let now = unix(self.clock.now());
         if let Some(alarm) = decision
             .alarms
             .iter()
@@ -466,7 +597,7 @@ impl Engine {
         entry.alarm_until = live
             .and_then(|id| entry.keys.get(&id))
             .and_then(|k| k.safe_at);
-        if entry.alarm_until.is_some_and(|until| until <= now) {
+        if entry.alarm_until.is_some_and(|until| until <= self.now()) {
             entry.alarm = None;
             entry.alarm_until = None;
         }
@@ -474,42 +605,38 @@ impl Engine {
     }
 
     /// A self-signed set without any certificate gets its first one.
-    async fn prepare_source(
+    /// Returns whether the state changed.
+    fn prepare_source(
         &self,
         set: &CertSet,
-        store: &StateStore,
-        state: &mut State,
-    ) -> Result<(), EngineError> {
+        dir: &std::path::Path,
+        entry: &mut SetState,
+    ) -> Result<bool, EngineError> {
         let Source::SelfSigned { names } = &set.source else {
-            return Ok(());
+            return Ok(false);
         };
-        let staged = files::source_files(set, store.dir());
+        let staged = files::source_files(set, dir);
         let deployed = files::deploy_files(set);
         if staged.chain.exists() || deployed.chain.exists() {
-            return Ok(());
+            return Ok(false);
         }
         let name = set.name.get_ref();
-        let (key, path) = keys::create_next_key(store.dir(), name, set.next_key)?;
+        let (key, path) = keys::create_next_key(dir, name, set.next_key)?;
         stage_self_signed(&path, names, &staged)?;
         self.say(&format!(
             "set {name}: first key {} generated, certificate staged",
             key.short()
         ));
-        state
-            .sets
-            .entry(name.clone())
-            .or_default()
-            .record(unix(self.clock.now()), "first key generated");
-        store.save(state)?;
-        Ok(())
+        entry.record(self.now(), "first key generated");
+        Ok(true)
     }
 
     /// A planned roll: the next key gets a certificate and becomes the source.
     fn start_rollover(
         &self,
         set: &CertSet,
-        store: &StateStore,
-        state: &mut State,
+        dir: &std::path::Path,
+        entry: &mut SetState,
     ) -> Result<(), EngineError> {
         let name = set.name.get_ref();
         let Source::SelfSigned { names } = &set.source else {
@@ -517,21 +644,19 @@ impl Engine {
                 "set {name}: a planned roll needs a certificate for the next key; for an ACME source, request one with `tlsa csr {name}` and let the deploy hook bring it in"
             )));
         };
-        let entry = state.sets.entry(name.clone()).or_default();
         let Some(next) = entry.next_key.clone() else {
             return Err(EngineError::Config(format!(
                 "set {name}: no next key yet; run `tlsa run` first so that one is generated and published"
             )));
         };
-        let path = keys::key_path(store.dir(), name, &next);
-        stage_self_signed(&path, names, &files::source_files(set, store.dir()))?;
-        let now = unix(self.clock.now());
+        let path = keys::key_path(dir, name, &next);
+        stage_self_signed(&path, names, &files::source_files(set, dir))?;
+        let now = self.now();
         entry.rollover_requested_at = Some(now);
         entry.record(
             now,
             format!("rollover to key {} requested", plan::short(&next)),
         );
-        store.save(state)?;
         Ok(())
     }
 
@@ -540,45 +665,41 @@ impl Engine {
     pub async fn preview(
         &self,
         state: &State,
-    ) -> Result<Vec<(String, Decision, BTreeMap<String, BTreeSet<TlsaRecord>>)>, EngineError> {
+    ) -> Result<Vec<(String, Decision, Observed)>, EngineError> {
         let mut previews = Vec::new();
         for set in &self.config.sets {
-            let zone = self.zone_for(set)?;
+            let owners = self.owners_in_zones(set)?;
             let empty = SetState::default();
             let set_state = state.sets.get(set.name.get_ref()).unwrap_or(&empty);
-            let decision = self
-                .decide(set, zone, &self.config.state_dir, set_state)
-                .await?;
-            let mut current = BTreeMap::new();
-            for owner in Self::owners(set)? {
-                let rrset = zone
-                    .provider
-                    .read(&zone.name, &parse_name(&owner, "owner")?)
-                    .await?;
-                current.insert(owner, rrset.records);
-            }
-            previews.push((set.name.get_ref().clone(), decision, current));
+            let observed = self.observe(&owners).await?;
+            let decision =
+                self.decide(set, &owners, &self.config.state_dir, set_state, &observed)?;
+            previews.push((set.name.get_ref().clone(), decision, observed));
         }
         Ok(previews)
     }
 
-    /// Observes the files and DNS of a set and asks the plan.
-    async fn decide(
+    /// Reads every owner's RRset from the primary / provider.
+    async fn observe(&self, owners: &[Owner]) -> Result<Observed, EngineError> {
+        let mut observed = Observed::default();
+        for owner in owners {
+            let zone = &self.zones[owner.zone];
+            let rrset = zone.provider.read(&zone.name, &owner.name).await?;
+            observed.ttls.insert(owner.text.clone(), rrset.ttl);
+            observed.records.insert(owner.text.clone(), rrset.records);
+        }
+        Ok(observed)
+    }
+
+    /// Asks the plan, given the files and what DNS serves.
+    fn decide(
         &self,
         set: &CertSet,
-        zone: &ZoneRuntime,
+        owners: &[Owner],
         state_dir: &std::path::Path,
         set_state: &SetState,
+        observed: &Observed,
     ) -> Result<Decision, EngineError> {
-        let owners = Self::owners(set)?;
-        let mut dns = BTreeMap::new();
-        for owner in &owners {
-            let rrset = zone
-                .provider
-                .read(&zone.name, &parse_name(owner, "owner")?)
-                .await?;
-            dns.insert(owner.clone(), rrset.records);
-        }
         let next = match &set_state.next_key {
             Some(id) => {
                 let path = keys::key_path(state_dir, set.name.get_ref(), id);
@@ -591,71 +712,82 @@ impl Engine {
         };
         let policy = Self::policy(set);
         let view = View {
-            owners,
+            owners: owners.iter().map(|o| o.text.clone()).collect(),
             policy: &policy,
             fully_managed: set.fully_managed,
             ttl: set.ttl,
             deployed: files::cert_facts(&files::deploy_files(set).chain)?,
             source: files::cert_facts(&files::source_files(set, state_dir).chain)?,
             next,
-            dns,
+            dns: observed.records.clone(),
+            ttls: observed.ttls.clone(),
             state: set_state,
-            now: unix(self.clock.now()),
+            now: self.now(),
         };
         Ok(plan::decide(&view))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         set: &CertSet,
-        zone: &ZoneRuntime,
-        store: &StateStore,
+        owners: &[Owner],
+        dir: &std::path::Path,
         entry: &mut SetState,
         step: Step,
+        observed: &Observed,
         propagation_timeout: Duration,
     ) -> Result<(), EngineError> {
-        let now = unix(self.clock.now());
+        let now = self.now();
         match step {
             Step::Publish { keys, edits } => {
-                self.require_secure(set, zone).await?;
-                let (prior_ttl, prior_absent) = self.prior(set, zone).await?;
-                dns::apply_edits(zone.provider.as_ref(), &zone.name, &edits).await?;
-                for id in keys {
-                    let spki = self.spki_of(set, store, entry, &id)?;
-                    let key = entry
-                        .keys
-                        .entry(id)
-                        .or_insert_with(|| new_key_state(spki, now));
-                    key.published_at.get_or_insert(now);
-                    key.prior_ttl = prior_ttl;
-                    key.prior_absent = prior_absent;
-                    key.propagated_at = None;
-                    key.safe_at = None;
-                }
+                self.change(set, owners, entry, &edits, observed).await?;
+                self.note_published(set, dir, entry, &keys, observed, now)?;
             }
-            Step::Retire { keys, edits } => {
-                self.require_secure(set, zone).await?;
-                dns::apply_edits(zone.provider.as_ref(), &zone.name, &edits).await?;
+            Step::Retire { keys, added, edits } => {
+                self.change(set, owners, entry, &edits, observed).await?;
+                self.note_published(set, dir, entry, &added, observed, now)?;
                 for id in keys {
                     if let Some(key) = entry.keys.get_mut(&id) {
                         key.removed_at = Some(now);
                     }
                 }
             }
+            Step::Reconcile { edits } => {
+                self.change(set, owners, entry, &edits, observed).await?;
+            }
             Step::AwaitPropagation { keys, removed } => {
-                self.await_propagation(set, zone, store, entry, &keys, propagation_timeout)
-                    .await?;
+                self.await_propagation(
+                    set,
+                    owners,
+                    dir,
+                    entry,
+                    &keys,
+                    observed,
+                    propagation_timeout,
+                )
+                .await?;
                 for id in removed {
                     entry.keys.remove(&id);
                 }
             }
             Step::GenerateNextKey => {
-                let (key, _) =
-                    keys::create_next_key(store.dir(), set.name.get_ref(), set.next_key)?;
+                let (key, _) = keys::create_next_key(dir, set.name.get_ref(), set.next_key)?;
                 entry.next_key = Some(key.id);
             }
-            Step::Deploy { .. } => {
-                let source = files::source_files(set, store.dir());
+            Step::Deploy { key, .. } => {
+                let source = files::source_files(set, dir);
+                // The plan decided on what the source held a moment ago; an
+                // ACME client may have replaced it since.
+                let found = files::cert_facts(&source.chain)?.map(|c| c.key.id);
+                if found.as_deref() != Some(key.as_str()) {
+                    return Err(EngineError::SourceChanged {
+                        set: set.name.get_ref().clone(),
+                        file: source.chain.clone(),
+                        expected: plan::short(&key).to_string(),
+                        found: found.as_deref().map_or("none", plan::short).to_string(),
+                    });
+                }
                 files::install(&source, &files::deploy_files(set))?;
                 files::reload(&set.deploy.reload).await?;
                 entry.reload_pending = false;
@@ -687,22 +819,113 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies a change set (one UPDATE / API call per zone), after checking
+    /// that every owner validates as Secure. A lowered TTL is remembered: a
+    /// cache may hold the RRset with the old, longer TTL for that long.
+    async fn change(
+        &self,
+        set: &CertSet,
+        owners: &[Owner],
+        entry: &mut SetState,
+        edits: &[Edit],
+        observed: &Observed,
+    ) -> Result<(), EngineError> {
+        self.require_secure(owners).await?;
+        for zone_index in Self::zones_of(owners) {
+            let zone = &self.zones[zone_index];
+            let in_zone: Vec<Edit> = edits
+                .iter()
+                .filter(|e| {
+                    owners
+                        .iter()
+                        .any(|o| o.zone == zone_index && o.name == e.owner)
+                })
+                .cloned()
+                .collect();
+            if in_zone.is_empty() {
+                continue;
+            }
+            let applied = dns::apply_edits(zone.provider.as_ref(), &zone.name, &in_zone).await?;
+            if let Some(serial) = applied.and_then(|a| a.serial) {
+                let mut serials = self.serials.lock().unwrap_or_else(|e| e.into_inner());
+                serials.insert(zone_index, serial);
+            }
+        }
+        let now = self.now();
+        if entry.ttl_hold.as_ref().is_some_and(|h| h.until <= now) {
+            entry.ttl_hold = None;
+        }
+        if let Some(old) = observed.prior().0
+            && old > set.ttl
+        {
+            // Counted from now, plus the longest a propagation may take: a
+            // lagging server may hand out the old TTL until it catches up.
+            let until = now + DEFAULT_PROPAGATION_TIMEOUT + Duration::from_secs(u64::from(old));
+            let held = entry.ttl_hold.take();
+            entry.ttl_hold = Some(TtlHold {
+                ttl: held.as_ref().map_or(old, |h| h.ttl.max(old)),
+                until: held.as_ref().map_or(until, |h| h.until.max(until)),
+            });
+        }
+        Ok(())
+    }
+
+    /// The longest TTL a cache may hold an RRset of this set with now: what
+    /// is served, or a longer TTL lowered recently.
+    fn prior_ttl(&self, entry: &SetState, observed: &Observed) -> Option<u32> {
+        let held = entry
+            .ttl_hold
+            .as_ref()
+            .filter(|h| h.until > self.now())
+            .map(|h| h.ttl);
+        observed.prior().0.max(held)
+    }
+
+    /// Records that `keys` now have records (published at `now`), with what
+    /// caches may hold from before. A key published before keeps the worst
+    /// of both: its `safe_at` may only move later.
+    fn note_published(
+        &self,
+        set: &CertSet,
+        dir: &std::path::Path,
+        entry: &mut SetState,
+        keys: &[String],
+        observed: &Observed,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let prior_ttl = self.prior_ttl(entry, observed);
+        let (_, prior_absent) = observed.prior();
+        for id in keys {
+            let spki = self.spki_of(set, dir, entry, id)?;
+            let key = entry
+                .keys
+                .entry(id.clone())
+                .or_insert_with(|| new_key_state(spki, now));
+            key.published_at.get_or_insert(now);
+            key.prior_ttl = key.prior_ttl.max(prior_ttl);
+            key.prior_absent |= prior_absent;
+            key.propagated_at = None;
+            key.safe_at = None;
+        }
+        Ok(())
+    }
+
     /// The SPKI of a key the plan names: from the files, the next key, or the state.
     fn spki_of(
         &self,
         set: &CertSet,
-        store: &StateStore,
+        dir: &std::path::Path,
         entry: &SetState,
         id: &str,
     ) -> Result<Vec<u8>, EngineError> {
         let candidates = [
             files::cert_facts(&files::deploy_files(set).chain)?.map(|c| c.key),
-            files::cert_facts(&files::source_files(set, store.dir()).chain)?.map(|c| c.key),
+            files::cert_facts(&files::source_files(set, dir).chain)?.map(|c| c.key),
         ];
         if let Some(key) = candidates.into_iter().flatten().find(|k| k.id == id) {
             return Ok(key.spki);
         }
-        let path = keys::key_path(store.dir(), set.name.get_ref(), id);
+        let path = keys::key_path(dir, set.name.get_ref(), id);
         if path.exists() {
             return Ok(files::key_material(&path)?.spki);
         }
@@ -713,39 +936,17 @@ impl Engine {
             .ok_or_else(|| EngineError::Config(format!("key {} is unknown", plan::short(id))))
     }
 
-    /// The longest TTL among the set's RRsets now, and whether one is absent:
-    /// what caches may hold from before a change.
-    async fn prior(
-        &self,
-        set: &CertSet,
-        zone: &ZoneRuntime,
-    ) -> Result<(Option<u32>, bool), EngineError> {
-        let mut longest = None;
-        let mut absent = false;
-        for owner in Self::owners(set)? {
-            let rrset = zone
-                .provider
-                .read(&zone.name, &parse_name(&owner, "owner")?)
-                .await?;
-            absent |= rrset.records.is_empty();
-            longest = longest.max(rrset.ttl);
-        }
-        Ok((longest, absent))
-    }
-
-    /// Refuses to change anything unless every owner of the set validates as
-    /// Secure (positive or negative answer).
-    async fn require_secure(&self, set: &CertSet, zone: &ZoneRuntime) -> Result<(), EngineError> {
-        for owner in Self::owners(set)? {
-            let validation = self
-                .validator
-                .validate_tlsa(&parse_name(&owner, "owner")?)
-                .await;
+    /// Refuses to change anything unless every owner validates as Secure
+    /// (positive or negative answer).
+    async fn require_secure(&self, owners: &[Owner]) -> Result<(), EngineError> {
+        for owner in owners {
+            let validation = self.validator.validate_tlsa(&owner.name).await;
             if !validation.is_acceptable_for_changes() {
                 return Err(EngineError::Insecure {
-                    zone: zone.name.to_string(),
+                    zone: self.zones[owner.zone].name.to_string(),
                     why: format!(
-                        "{validation}; tlsa only publishes into, and removes from, zones that validate as Secure"
+                        "{}: {validation}; tlsa only publishes into, and removes from, zones that validate as Secure",
+                        owner.text
                     ),
                 });
             }
@@ -753,49 +954,65 @@ impl Engine {
         Ok(())
     }
 
-    /// Waits until every authoritative address serves what the primary
-    /// serves, validates it, and records when each key is safe.
+    /// Waits until every authoritative address of every zone involved
+    /// serves what the primary serves (as just observed), validates it, and
+    /// records when each key is safe.
+    #[allow(clippy::too_many_arguments)]
     async fn await_propagation(
         &self,
         set: &CertSet,
-        zone: &ZoneRuntime,
-        store: &StateStore,
+        owners: &[Owner],
+        dir: &std::path::Path,
         entry: &mut SetState,
         keys: &[String],
+        observed: &Observed,
         timeout: Duration,
     ) -> Result<(), EngineError> {
-        let mut rrsets = BTreeMap::new();
-        let mut current_ttl = None;
-        for owner in Self::owners(set)? {
-            let name = parse_name(&owner, "owner")?;
-            let rrset = zone.provider.read(&zone.name, &name).await?;
-            current_ttl = current_ttl.max(rrset.ttl);
-            rrsets.insert(name, rrset.records);
-        }
-        let expected = Expected {
-            rrsets,
-            min_serial: None,
-        };
-        let servers = ZoneServers::discover(&zone.discovery).await?;
         let deadline = self.clock.now() + timeout;
-        let propagated =
-            propagation::wait_until_propagated(&servers, self.clock.as_ref(), &expected, deadline)
-                .await
-                .map_err(|e| EngineError::NotPropagated(e.to_string()))?;
-        self.require_secure(set, zone).await?;
-        let facts = ttl::worst_case_by_owner(&propagated.observation)
-            .into_values()
-            .reduce(ttl::TtlFacts::longest)
-            .unwrap_or_default();
+        let mut facts = ttl::TtlFacts::default();
+        let mut propagated_at = SystemTime::UNIX_EPOCH;
+        for zone_index in Self::zones_of(owners) {
+            let zone = &self.zones[zone_index];
+            let rrsets = owners
+                .iter()
+                .filter(|o| o.zone == zone_index)
+                .map(|o| {
+                    let records = observed.records.get(&o.text).cloned().unwrap_or_default();
+                    (o.name.clone(), records)
+                })
+                .collect();
+            let min_serial = self
+                .serials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&zone_index)
+                .copied();
+            let expected = Expected { rrsets, min_serial };
+            let servers = ZoneServers::discover(&zone.discovery).await?;
+            let propagated = propagation::wait_until_propagated(
+                &servers,
+                self.clock.as_ref(),
+                &expected,
+                deadline,
+            )
+            .await
+            .map_err(|e| EngineError::NotPropagated(e.to_string()))?;
+            facts = ttl::worst_case_by_owner(&propagated.observation)
+                .into_values()
+                .fold(facts, ttl::TtlFacts::longest);
+            propagated_at = propagated_at.max(propagated.at);
+        }
+        self.require_secure(owners).await?;
         let margin = Duration::from_secs(set.margin);
-        let at = unix(propagated.at);
+        let at = unix(propagated_at);
         let policy = Self::policy(set);
+        let current_ttl = self.prior_ttl(entry, observed);
         for id in keys {
-            let spki = self.spki_of(set, store, entry, id)?;
+            let spki = self.spki_of(set, dir, entry, id)?;
             // Only a key whose records every server serves can become safe.
             let records = policy.records_for_key(&spki);
-            if !expected
-                .rrsets
+            if !observed
+                .records
                 .values()
                 .all(|served| records.is_subset(served))
             {
@@ -810,22 +1027,15 @@ impl Engine {
                 adopted
             });
             let safe = ttl::t_safe(
-                propagated.at,
+                propagated_at,
                 key.prior_ttl,
                 &facts,
                 !key.prior_absent,
                 margin,
             );
             key.propagated_at = Some(at);
-            key.safe_at = Some(unix(safe).max(at));
-            // Round up: a key is safe only once the whole last second has passed.
-            if safe
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.subsec_nanos() > 0)
-                .unwrap_or(false)
-            {
-                key.safe_at = key.safe_at.map(|s| s + 1);
-            }
+            // Rounded up: a key is safe only once the whole interval has passed.
+            key.safe_at = Some(Timestamp::from_system_ceil(safe).max(at));
         }
         Ok(())
     }
@@ -910,6 +1120,19 @@ pub fn describe(step: &Step) -> String {
         }
         Step::Deploy { key, .. } => format!("deploy key {} (goes live)", plan::short(key)),
         Step::Verify { key } => format!("verify that key {} is presented", plan::short(key)),
-        Step::Retire { keys: ids, .. } => format!("retire key {}", keys(ids)),
+        Step::Retire {
+            keys: ids, added, ..
+        } if added.is_empty() => format!("retire key {}", keys(ids)),
+        Step::Retire {
+            keys: ids, added, ..
+        } => format!(
+            "retire key {} and publish key {} in one change",
+            keys(ids),
+            keys(added)
+        ),
+        Step::Reconcile { edits } => format!(
+            "bring {} RRset(s) in line with the config (TTL, matching types)",
+            edits.len()
+        ),
     }
 }

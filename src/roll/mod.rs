@@ -3,8 +3,11 @@
 
 pub mod executor;
 pub mod files;
+pub mod idle;
+pub mod journal;
 pub mod keys;
 pub mod plan;
 pub mod policy;
 pub mod state;
+pub mod timestamp;
 pub mod verify;

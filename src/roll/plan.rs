@@ -15,8 +15,14 @@ use std::fmt;
 use crate::dns::Edit;
 use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
 
-use super::policy::RecordPolicy;
+use std::time::Duration;
+
+use super::policy::{self, RecordPolicy};
 use super::state::{KeyId, SetState, Timestamp};
+
+/// How long a live check counts: old records are removed only after a
+/// recent one, so a server changed since (by hand, by a restore) is seen.
+pub const VERIFIED_FRESH: Duration = Duration::from_secs(600);
 
 /// A public key as the plan sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +47,8 @@ impl KeyMaterial {
 }
 
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(16)]
+    // By characters: a hand-edited state may hold anything, and must not panic.
+    id.char_indices().nth(16).map_or(id, |(end, _)| &id[..end])
 }
 
 /// A certificate with its key: the one deployed, or a newer one from the
@@ -70,6 +77,8 @@ pub struct View<'a> {
     pub next: Option<KeyMaterial>,
     /// The TLSA RRset of each owner as the primary / provider serves it.
     pub dns: BTreeMap<String, BTreeSet<TlsaRecord>>,
+    /// The TTL each owner's RRset is served with (`None`: no RRset, or unknown).
+    pub ttls: BTreeMap<String, Option<u32>>,
     pub state: &'a SetState,
     pub now: Timestamp,
 }
@@ -92,9 +101,29 @@ pub enum Step {
     Deploy { key: KeyId, same_key: bool },
     /// Check that every address presents the deployed key.
     Verify { key: KeyId },
-    /// Remove the records of keys no longer in service (and add whatever
-    /// else is missing, such as a fresh next key) in one change set.
-    Retire { keys: Vec<KeyId>, edits: Vec<Edit> },
+    /// Remove the records of keys no longer in service (`keys`) and add
+    /// whatever else is missing (`added`, such as a fresh next key) in one
+    /// change set.
+    Retire {
+        keys: Vec<KeyId>,
+        added: Vec<KeyId>,
+        edits: Vec<Edit>,
+    },
+    /// Bring the RRsets in line with the config without adding or removing
+    /// a key: a changed TTL, or records of a matching type no longer listed.
+    Reconcile { edits: Vec<Edit> },
+}
+
+impl Step {
+    /// The DNS change this step makes, if any.
+    pub fn edits(&self) -> Option<&[Edit]> {
+        match self {
+            Step::Publish { edits, .. }
+            | Step::Retire { edits, .. }
+            | Step::Reconcile { edits } => Some(edits),
+            _ => None,
+        }
+    }
 }
 
 /// Something an operator must hear about, loudly.
@@ -185,6 +214,17 @@ impl View<'_> {
             .collect()
     }
 
+    /// Owner names where a DANE client could not match this key: the
+    /// emergency test (see [`policy::key_usable`]).
+    fn owners_unusable(&self, spki: &[u8]) -> Vec<String> {
+        let empty = BTreeSet::new();
+        self.owners
+            .iter()
+            .filter(|owner| !policy::key_usable(spki, self.dns.get(*owner).unwrap_or(&empty)))
+            .cloned()
+            .collect()
+    }
+
     /// Keys tlsa knows whose records are still served but that are no longer
     /// wanted: the old key after a roll, an abandoned next key.
     fn retiring(&self) -> Vec<(KeyId, Vec<u8>)> {
@@ -198,9 +238,10 @@ impl View<'_> {
             .collect()
     }
 
-    /// Whether some owner's RRset holds a record of this key.
+    /// Whether some owner's RRset holds a record of this key (of any
+    /// matching type, listed in the config or not).
     fn served_anywhere(&self, spki: &[u8]) -> bool {
-        let records = self.policy.records_for_key(spki);
+        let records = RecordPolicy::all_records_for_key(spki);
         self.dns
             .values()
             .any(|served| records.iter().any(|r| served.contains(r)))
@@ -224,29 +265,75 @@ impl View<'_> {
             .collect()
     }
 
-    /// Edits that add every wanted record and remove the given keys' records.
+    /// Edits that add every wanted record and remove the given keys' records
+    /// (of every matching type), plus records of a matching type the config
+    /// no longer lists; an owner whose RRset already is what it should be,
+    /// TTL included, gets no edit.
     fn edits(&self, remove_keys: &[Vec<u8>]) -> Vec<Edit> {
         let add = self
             .policy
             .rrset_for_keys(self.wanted().iter().map(|k| k.spki.as_slice()));
-        let remove: BTreeSet<TlsaRecord> = remove_keys
+        let removed: BTreeSet<TlsaRecord> = remove_keys
             .iter()
-            .flat_map(|spki| self.policy.records_for_key(spki))
+            .flat_map(|spki| RecordPolicy::all_records_for_key(spki))
             .collect();
+        // Keys still in DNS that stay there for now: a fully managed RRset is
+        // replaced whole, so their records must be part of the new content.
+        let staying: Vec<Vec<u8>> = self
+            .retiring()
+            .into_iter()
+            .map(|(_, spki)| spki)
+            .filter(|spki| !remove_keys.contains(spki))
+            .collect();
+        let known: Vec<Vec<u8>> = self
+            .wanted()
+            .iter()
+            .map(|k| k.spki.clone())
+            .chain(staying.iter().cloned())
+            .collect();
+        let empty = BTreeSet::new();
         self.owners
             .iter()
             .filter_map(|owner| {
+                let current = self.dns.get(owner).unwrap_or(&empty);
+                let stale: BTreeSet<TlsaRecord> = known
+                    .iter()
+                    .flat_map(|spki| self.policy.stale_records_for_key(spki, current))
+                    .collect();
+                let mut owner_add = add.clone();
+                if self.fully_managed {
+                    owner_add.extend(
+                        staying
+                            .iter()
+                            .flat_map(|spki| self.policy.records_for_key(spki))
+                            .filter(|r| current.contains(r)),
+                    );
+                }
                 let edit = Edit {
                     owner: owner.parse().ok()?,
-                    add: add.clone(),
-                    remove: remove.clone(),
+                    add: owner_add,
+                    remove: removed.union(&stale).cloned().collect(),
                     replace_all: self.fully_managed,
                     ttl: self.ttl,
                 };
-                let current = self.dns.get(owner).cloned().unwrap_or_default();
-                (edit.desired_from(&current) != current).then_some(edit)
+                let ttl_differs = !current.is_empty()
+                    && self
+                        .ttls
+                        .get(owner)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|t| t != self.ttl);
+                (edit.desired_from(current) != *current || ttl_differs).then_some(edit)
             })
             .collect()
+    }
+
+    /// Whether the live key was seen on every address recently enough.
+    fn verified(&self, live: &str) -> bool {
+        self.state
+            .verified
+            .as_ref()
+            .is_some_and(|v| v.key == live && v.at + VERIFIED_FRESH >= self.now)
     }
 }
 
@@ -264,7 +351,7 @@ pub fn decide(view: &View<'_>) -> Decision {
     // 1. The key in service unpublished: an outage in progress. Publish
     //    everything missing at once, before anything else.
     if let Some(live) = &view.deployed {
-        let owners = view.owners_missing(&live.key.spki);
+        let owners = view.owners_unusable(&live.key.spki);
         if !owners.is_empty() {
             alarms.push(Alarm::LiveKeyUnpublished {
                 key: live.key.id.clone(),
@@ -287,7 +374,13 @@ pub fn decide(view: &View<'_>) -> Decision {
         }
     }
 
-    // 2. Records of keys arriving or in service go out at once. A lone next
+    // 2. A next key is always kept ready (once the one we had went live), so
+    //    that its records go out with the first publication or the retire.
+    if view.next().is_none() {
+        return Decision::step(Step::GenerateNextKey, alarms);
+    }
+
+    // 3. Records of keys arriving or in service go out at once. A lone next
     //    key waits for the retire step when one is pending, so that the old
     //    key's removal and the new next key's addition are one change set.
     let urgent: Vec<&KeyMaterial> = missing
@@ -302,7 +395,7 @@ pub fn decide(view: &View<'_>) -> Decision {
         return Decision::step(publish(view, &missing), alarms);
     }
 
-    // 3. Published but not yet seen everywhere: wait for propagation and
+    // 4. Published but not yet seen everywhere: wait for propagation and
     //    record when it is safe. Removals are confirmed the same way.
     let unconfirmed: Vec<KeyId> = wanted
         .iter()
@@ -331,11 +424,6 @@ pub fn decide(view: &View<'_>) -> Decision {
             },
             alarms,
         );
-    }
-
-    // 4. A next key is always kept ready (once the one we had went live).
-    if view.next().is_none() {
-        return Decision::step(Step::GenerateNextKey, alarms);
     }
 
     // 5. A newer certificate from the source: same key deploys at once; a
@@ -384,18 +472,17 @@ pub fn decide(view: &View<'_>) -> Decision {
     // 6. Old keys leave DNS only once the server is seen presenting the new
     //    key on every address.
     if !retiring.is_empty() {
-        let live = view.deployed.as_ref().map(|d| d.key.id.clone());
-        let verified = view.state.verified.as_ref().map(|v| v.key.clone());
-        let Some(live) = live else {
+        let Some(live) = view.deployed.as_ref().map(|d| d.key.id.clone()) else {
             return Decision::default_idle(alarms);
         };
-        if verified.as_ref() != Some(&live) {
+        if !view.verified(&live) {
             return Decision::step(Step::Verify { key: live }, alarms);
         }
         let spkis: Vec<Vec<u8>> = retiring.iter().map(|(_, spki)| spki.clone()).collect();
         return Decision::step(
             Step::Retire {
                 keys: retiring.into_iter().map(|(id, _)| id).collect(),
+                added: missing.iter().map(|k| k.id.clone()).collect(),
                 edits: view.edits(&spkis),
             },
             alarms,
@@ -405,6 +492,12 @@ pub fn decide(view: &View<'_>) -> Decision {
     // 7. A lone next key waiting for a retire that is no longer pending.
     if !missing.is_empty() {
         return Decision::step(publish(view, &missing), alarms);
+    }
+
+    // 8. A TTL or the matching types changed in the config.
+    let edits = view.edits(&[]);
+    if !edits.is_empty() {
+        return Decision::step(Step::Reconcile { edits }, alarms);
     }
     Decision::default_idle(alarms)
 }
@@ -431,6 +524,7 @@ fn publish(view: &View<'_>, missing: &[&KeyMaterial]) -> Step {
 mod tests {
     use super::*;
     use crate::roll::state::{KeyState, Verified};
+    use crate::tlsa::Matching;
 
     const OWNER: &str = "_25._tcp.mail.example.com.";
 
@@ -453,6 +547,9 @@ mod tests {
         source: Option<CertFacts>,
         next: Option<KeyMaterial>,
         dns: BTreeSet<TlsaRecord>,
+        /// The TTL the RRset is served with.
+        ttl: Option<u32>,
+        fully_managed: bool,
         state: SetState,
         now: Timestamp,
         generated: u8,
@@ -468,8 +565,10 @@ mod tests {
                 source: Some(cert(deployed, 0)),
                 next: None,
                 dns: BTreeSet::new(),
+                ttl: None,
+                fully_managed: false,
                 state: SetState::default(),
-                now: 1000,
+                now: Timestamp::from_unix_secs(1000),
                 generated: 100,
                 log: Vec::new(),
             }
@@ -479,12 +578,13 @@ mod tests {
             let view = View {
                 owners: vec![OWNER.to_string()],
                 policy: &self.policy,
-                fully_managed: false,
+                fully_managed: self.fully_managed,
                 ttl: 60,
                 deployed: self.deployed.clone(),
                 source: self.source.clone(),
                 next: self.next.clone(),
                 dns: BTreeMap::from([(OWNER.to_string(), self.dns.clone())]),
+                ttls: BTreeMap::from([(OWNER.to_string(), self.ttl)]),
                 state: &self.state,
                 now: self.now,
             };
@@ -513,9 +613,16 @@ mod tests {
         /// Applies one step; returns it for the test to look at.
         fn execute(&mut self, step: &Step) {
             match step {
-                Step::Publish { keys, edits } | Step::Retire { keys, edits } => {
+                Step::Reconcile { edits } => {
                     for edit in edits {
                         self.dns = edit.desired_from(&self.dns);
+                        self.ttl = Some(edit.ttl);
+                    }
+                }
+                Step::Publish { keys, edits } | Step::Retire { keys, edits, .. } => {
+                    for edit in edits {
+                        self.dns = edit.desired_from(&self.dns);
+                        self.ttl = Some(edit.ttl);
                     }
                     if let Step::Retire { keys, .. } = step {
                         for id in keys {
@@ -538,7 +645,7 @@ mod tests {
                     }
                 }
                 Step::AwaitPropagation { keys, removed } => {
-                    self.now += 1;
+                    self.now = self.now + Duration::from_secs(1);
                     for id in keys {
                         let spki = hex::encode(self.spki_of(id));
                         let entry = self.state.keys.entry(id.clone()).or_insert(KeyState {
@@ -552,7 +659,7 @@ mod tests {
                             removed_at: None,
                         });
                         entry.propagated_at = Some(self.now);
-                        entry.safe_at = Some(self.now + 60);
+                        entry.safe_at = Some(self.now + Duration::from_secs(60));
                     }
                     for id in removed {
                         self.state.keys.remove(id);
@@ -586,15 +693,14 @@ mod tests {
 
         /// The deployed key must be in the RRset unless the test made an emergency.
         fn check_invariant(&mut self) {
-            if let Some(d) = &self.deployed {
-                let records = self.policy.records_for_key(&d.key.spki);
-                if !records.iter().all(|r| self.dns.contains(r)) {
-                    self.log.push(format!(
-                        "at {} the live key {} is unpublished",
-                        self.now,
-                        d.key.short()
-                    ));
-                }
+            if let Some(d) = &self.deployed
+                && !policy::key_usable(&d.key.spki, &self.dns)
+            {
+                self.log.push(format!(
+                    "at {} the live key {} is unpublished",
+                    self.now,
+                    d.key.short()
+                ));
             }
         }
 
@@ -634,6 +740,7 @@ mod tests {
                 Step::Deploy { .. } => "deploy",
                 Step::Verify { .. } => "verify",
                 Step::Retire { .. } => "retire",
+                Step::Reconcile { .. } => "reconcile",
             })
             .collect()
     }
@@ -650,7 +757,7 @@ mod tests {
         let mut world = World::new(1);
         world.dns = world.policy.records_for_key(&key(1).spki);
         let steps = world.run();
-        assert_eq!(kinds(&steps), ["await", "generate", "publish", "await"]);
+        assert_eq!(kinds(&steps), ["generate", "publish", "await"]);
         assert_eq!(world.keys_in_dns().len(), 2);
         assert!(world.run().is_empty(), "a rerun does nothing");
         assert!(world.log.is_empty(), "{:?}", world.log);
@@ -683,7 +790,10 @@ mod tests {
             unreachable!()
         };
         assert_eq!(edits.len(), 1, "one change set");
-        assert_eq!(edits[0].remove, world.policy.records_for_key(&key(1).spki));
+        assert_eq!(
+            edits[0].remove,
+            RecordPolicy::all_records_for_key(&key(1).spki)
+        );
         assert_eq!(edits[0].add.len(), 2, "live and the fresh next key");
         let expected: BTreeSet<String> = [next.short(), world.next.as_ref().unwrap().short()]
             .iter()
@@ -710,7 +820,7 @@ mod tests {
         assert_eq!(waiting.step, None, "the old certificate stays in service");
         let safe_at = world.state.keys[&key(9).id].safe_at.unwrap();
         assert_eq!(waiting.wake_at, Some(safe_at));
-        world.now = safe_at - 1;
+        world.now = safe_at - Duration::from_millis(1);
         assert_eq!(world.decide().step, None);
         world.now = safe_at;
         assert!(matches!(
@@ -886,5 +996,75 @@ mod tests {
             assert!(matches!(world.decide().step, Some(Step::Verify { .. })));
         }
         assert!(world.keys_in_dns().contains(key(1).short()));
+    }
+
+    #[test]
+    fn a_fully_managed_rrset_keeps_the_retiring_key_while_a_new_key_is_published() {
+        let mut world = adopted(1);
+        world.fully_managed = true;
+        roll_to_next(&mut world);
+        until(&mut world, |step| matches!(step, Step::Verify { .. }));
+        // Verification keeps failing; meanwhile the ACME client brings a
+        // surprise key, whose publication replaces the whole RRset.
+        world.source = Some(cert(9, 0));
+        let Some(Step::Publish { edits, .. }) = world.decide().step else {
+            panic!("expected a publish")
+        };
+        let after = edits[0].desired_from(&world.dns);
+        assert!(
+            world.policy.records_for_key(&key(1).spki).is_subset(&after),
+            "the old key, still presented until verified, keeps its record"
+        );
+    }
+
+    #[test]
+    fn adding_and_removing_a_matching_type_keeps_every_key_usable() {
+        let mut world = adopted(1);
+        world.policy.matching = vec![Matching::Sha256, Matching::Sha512];
+        let decision = world.decide();
+        assert!(decision.alarms.is_empty(), "{:?}", decision.alarms);
+        let steps = world.run();
+        assert_eq!(kinds(&steps)[0], "publish", "{steps:?}");
+        assert_eq!(world.dns.iter().filter(|r| r.matching == 2).count(), 2);
+        world.policy.matching = vec![Matching::Sha256];
+        let steps = world.run();
+        assert_eq!(kinds(&steps), ["reconcile"]);
+        assert!(world.dns.iter().all(|r| r.matching == 1));
+        // A roll afterwards leaves no record of the old key of either type.
+        roll_to_next(&mut world);
+        world.run();
+        assert!(!world.keys_in_dns().contains(key(1).short()));
+        assert!(world.log.is_empty(), "{:?}", world.log);
+    }
+
+    #[test]
+    fn a_changed_ttl_is_applied_without_touching_the_records() {
+        let mut world = adopted(1);
+        world.ttl = Some(3600);
+        let before = world.dns.clone();
+        let Some(Step::Reconcile { edits }) = world.decide().step else {
+            panic!("expected a reconcile")
+        };
+        assert_eq!(edits.len(), 1);
+        assert_eq!(edits[0].ttl, 60);
+        world.execute(&Step::Reconcile { edits });
+        assert_eq!(world.dns, before);
+        assert_eq!(world.decide().step, None);
+    }
+
+    #[test]
+    fn an_old_verification_is_repeated_before_anything_is_removed() {
+        let mut world = adopted(1);
+        roll_to_next(&mut world);
+        let verify = until(&mut world, |step| matches!(step, Step::Verify { .. }));
+        world.execute(&verify);
+        world.now = world.now + VERIFIED_FRESH + Duration::from_secs(1);
+        assert!(matches!(world.decide().step, Some(Step::Verify { .. })));
+    }
+
+    #[test]
+    fn a_hand_edited_key_id_does_not_panic() {
+        assert_eq!(short("ééééééééééééééééééé"), "éééééééééééééééé");
+        assert_eq!(short("ab"), "ab");
     }
 }

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
 
-/// Unix seconds.
-pub type Timestamp = u64;
+pub use super::timestamp::Timestamp;
 
 /// A key's identity: the hex SHA-256 of its SubjectPublicKeyInfo, which is
 /// also the association data of its `3 1 1` record.
@@ -60,6 +59,14 @@ pub struct SetState {
     /// another reload rather than by a verification of files no server loaded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reload_pending: bool,
+    /// A TTL lowered recently: caches may hold RRsets with the old, longer
+    /// TTL until `until`, so keys published before then count with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_hold: Option<TtlHold>,
+    /// The last run that checked DNS found nothing to do or wait for, with
+    /// these inputs: `tlsa run --offline-if-idle` may skip the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleMark>,
     /// Recent events, newest last, for `tlsa status`.
     #[serde(default)]
     pub timeline: Vec<Event>,
@@ -91,6 +98,20 @@ pub struct KeyState {
     /// the removal is seen on every authoritative server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtlHold {
+    pub ttl: u32,
+    pub until: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleMark {
+    /// When DNS was last read and found in order.
+    pub checked_at: Timestamp,
+    /// SHA-256 over the set's config and files at that time (see `roll::idle`).
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,8 +284,8 @@ mod tests {
             "ab".into(),
             KeyState {
                 spki: "3059".into(),
-                first_seen: 10,
-                published_at: Some(11),
+                first_seen: Timestamp::from_unix_secs(10),
+                published_at: Some(Timestamp::from_unix_secs(11)),
                 prior_ttl: Some(60),
                 prior_absent: false,
                 propagated_at: None,
@@ -272,12 +293,12 @@ mod tests {
                 removed_at: None,
             },
         );
-        set.record(12, "published");
+        set.record(Timestamp::from_unix_secs(12), "published");
         store.save(&state).unwrap();
         assert_eq!(store.load().unwrap(), state);
         let text = std::fs::read_to_string(state_file(dir.path())).unwrap();
         assert!(
-            text.contains("\"published_at\": 11"),
+            text.contains("\"published_at\": \"1970-01-01T00:00:11Z\""),
             "human-readable: {text}"
         );
     }
@@ -315,9 +336,9 @@ mod tests {
     fn timeline_is_bounded() {
         let mut set = SetState::default();
         for i in 0..(TIMELINE_LEN as u64 + 10) {
-            set.record(i, format!("event {i}"));
+            set.record(Timestamp::from_unix_secs(i), format!("event {i}"));
         }
         assert_eq!(set.timeline.len(), TIMELINE_LEN);
-        assert_eq!(set.timeline[0].at, 10);
+        assert_eq!(set.timeline[0].at, Timestamp::from_unix_secs(10));
     }
 }

@@ -1,0 +1,96 @@
+//! Proving from local facts alone that a set has nothing to do, so that
+//! `tlsa run --offline-if-idle` (cron every few minutes) sends no query.
+//!
+//! A run that read DNS and found the set idle (no step due, nothing to wait
+//! for, no alarm) leaves an [`IdleMark`]: a digest of everything else the
+//! plan looks at (the set's config, the deployed and source certificates,
+//! the next key, the keys the state knows). Until the digest changes, only
+//! DNS could make a step due, and DNS changes only by someone else's hand;
+//! the mark is trusted for [`OFFLINE_MAX_AGE`] at most, so a run reads DNS
+//! at least that often and still catches a record deleted by hand.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::files::{self, FileError};
+use super::keys;
+use super::state::{IdleMark, SetState, Timestamp};
+use crate::config::CertSet;
+
+/// How long an idle mark spares the network.
+pub const OFFLINE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// The mark a networked run leaves on an idle set.
+pub fn mark(
+    set: &CertSet,
+    state_dir: &Path,
+    entry: &SetState,
+    now: Timestamp,
+) -> Result<IdleMark, FileError> {
+    Ok(IdleMark {
+        checked_at: now,
+        digest: digest(set, state_dir, entry)?,
+    })
+}
+
+/// Whether the set is provably idle now without reading DNS.
+pub fn provably_idle(set: &CertSet, state_dir: &Path, entry: &SetState, now: Timestamp) -> bool {
+    let Some(mark) = &entry.idle else {
+        return false;
+    };
+    let pending = entry.alarm.is_some()
+        || entry.reload_pending
+        || entry.rollover_requested_at.is_some()
+        || entry
+            .keys
+            .values()
+            .any(|k| k.safe_at.is_none_or(|at| at > now));
+    !pending
+        && mark.checked_at + OFFLINE_MAX_AGE > now
+        && digest(set, state_dir, entry).is_ok_and(|d| d == mark.digest)
+}
+
+fn digest(set: &CertSet, state_dir: &Path, entry: &SetState) -> Result<String, FileError> {
+    let mut hash = Sha256::new();
+    let mut feed = |part: &str| {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    };
+    // The set's settings as Debug text, so any change shows; the name
+    // without its position in the file, which moves when other parts change.
+    feed(set.name.get_ref());
+    feed(&format!(
+        "{:?} {:?} {:?} {:?} {:?} {} {} {} {:?} {:?}",
+        set.endpoints,
+        set.source,
+        set.deploy,
+        set.next_key,
+        set.matching,
+        set.ttl,
+        set.margin,
+        set.fully_managed,
+        set.verify,
+        set.manual
+    ));
+    for chain in [
+        files::deploy_files(set).chain,
+        files::source_files(set, state_dir).chain,
+    ] {
+        let facts = files::cert_facts(&chain)?;
+        feed(facts.as_ref().map_or("-", |c| c.fingerprint.as_str()));
+    }
+    let next = entry.next_key.as_deref().unwrap_or("-");
+    feed(next);
+    let next_on_disk = entry
+        .next_key
+        .as_ref()
+        .is_some_and(|id| keys::key_path(state_dir, set.name.get_ref(), id).exists());
+    feed(if next_on_disk { "on disk" } else { "absent" });
+    for (id, key) in &entry.keys {
+        feed(&format!("{id} {:?} {:?}", key.safe_at, key.removed_at));
+    }
+    feed(&format!("{:?}", entry.verified));
+    Ok(hex::encode(hash.finalize()))
+}
