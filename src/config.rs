@@ -246,8 +246,19 @@ fn default_port() -> u16 {
 pub enum Source {
     /// A certbot lineage directory (`/etc/letsencrypt/live/NAME`).
     Certbot(PathBuf),
+    /// Two certbot lineages that alternate the live and next roles, both
+    /// renewed with `--reuse-key`: the one whose key is deployed is live,
+    /// the other one's key is the pre-published next key (instead of one
+    /// tlsa generates), so a planned roll has its certificate ready.
+    CertbotPair([PathBuf; 2]),
     /// Plain certificate chain and key files written by some ACME client.
     Files { cert: PathBuf, key: PathBuf },
+    /// An acme.sh certificate directory (`~/.acme.sh/NAME` or `NAME_ecc`):
+    /// `fullchain.cer` and `NAME.key`.
+    AcmeSh(PathBuf),
+    /// lego's `--path` directory and the certificate's domain:
+    /// `certificates/DOMAIN.crt` (the bundle) and `certificates/DOMAIN.key`.
+    Lego { path: PathBuf, domain: String },
     /// tlsa issues self-signed certificates for its own keys (DANE-EE needs
     /// no CA: RFC 7672 §3.1.1).
     SelfSigned { names: Vec<String> },
@@ -256,7 +267,10 @@ pub enum Source {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deploy {
-    /// Directory tlsa owns; the server reads `fullchain.pem` and `privkey.pem` from it.
+    /// Directory tlsa owns; the server reads `fullchain.pem` and
+    /// `privkey.pem` from it, or `combined.pem` (key then chain, one file:
+    /// replaced in one rename, so no server ever reads a key with the wrong
+    /// certificate; Postfix: `smtpd_tls_chain_files`).
     pub dir: PathBuf,
     /// Command run after a deploy, as an argument list (no shell).
     #[serde(default)]

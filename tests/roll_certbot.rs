@@ -728,3 +728,83 @@ fn a_planned_roll_killed_at_each_step_completes_on_rerun_safely() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The staged-key setup for certbot users: two lineages for the same name, both kept
+/// renewed with `--reuse-key`; the one not in service holds the pre-published next key, so
+/// a planned roll deploys at once; afterwards the old lineage gets a new key through the hook,
+/// which publishes it and retires the old key in one change.
+#[test]
+fn a_certbot_pair_rolls_to_the_other_lineage_at_once_and_retires_the_old_key_on_its_renewal() {
+    let started = Instant::now();
+    let lab = Lab::start();
+    let acme = Acme::start();
+    let dir = tempfile::tempdir().unwrap();
+    let domain = format!("mail.{}", lab.zone().trim_end_matches('.'));
+    acme.certonly(&domain, None);
+    let args = [
+        "certonly",
+        "--standalone",
+        "--cert-name",
+        "mail-next",
+        "-d",
+        &domain,
+        "--key-type",
+        "ecdsa",
+    ];
+    acme.certbot_ok(&args.map(std::ffi::OsStr::new));
+    let (first, second) = (acme.lineage(&domain), acme.lineage("mail-next"));
+    let source = format!(
+        r#"{{ certbot-pair = ["{}", "{}"] }}"#,
+        first.display(),
+        second.display()
+    );
+    let record = format!("date +%s.%N >> '{}'", dir.path().join("reloads").display());
+    let config = write_roll_config(&lab, dir.path(), &source, &["sh", "-c", &record]);
+    let hook = DeployHook::tlsa(dir.path(), &config);
+    let key_a = cert_of(&first.join("fullchain.pem")).0;
+    let key_b = cert_of(&second.join("fullchain.pem")).0;
+    assert_ne!(key_a, key_b);
+
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    assert_eq!(deployed_key(dir.path()), key_a, "the first lineage is live");
+    assert_eq!(served(&lab), keys(&[&key_a, &key_b]), "the other is next");
+    assert!(
+        read_state(dir.path()).sets["mail"].next_key.is_none(),
+        "tlsa made no key"
+    );
+
+    let (_witness, probe) = probe(&lab, dir.path());
+    let roll = tlsa(&config, &["rollover", "--wait"]);
+    assert!(roll.status.success());
+    assert_eq!(
+        deployed_key(dir.path()),
+        key_b,
+        "rolled to the other lineage"
+    );
+    let stderr = String::from_utf8_lossy(&roll.stderr);
+    assert!(
+        !stderr.contains("waiting until"),
+        "the next key was safe long before: no wait at deploy time\n{stderr}"
+    );
+
+    // The old lineage gets a new key; the hook publishes it and retires the old key.
+    acme.renew(&domain, RenewKey::New, Some(hook.path()));
+    assert_eq!(hook.exits(), [0], "{}{}", hook.log(), hook.stderr());
+    let key_a2 = cert_of(&first.join("fullchain.pem")).0;
+    assert_ne!(key_a2, key_a);
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    assert_eq!(served(&lab), keys(&[&key_b, &key_a2]));
+    assert_eq!(deployed_key(dir.path()), key_b, "the live lineage stays");
+    let timeline = &read_state(dir.path()).sets["mail"].timeline;
+    assert!(
+        timeline.iter().any(|e| e.what.contains("in one change")),
+        "retire and publish in one change set: {timeline:?}"
+    );
+
+    let log = finish(probe);
+    assert!(log.violations.is_empty(), "{:#?}", log.violations);
+    eprintln!(
+        "timings: pair roll {:.1} s total",
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -53,7 +53,11 @@ pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let sets: Vec<String> = loaded
         .sets
         .iter()
-        .filter(|s| matches!(&s.source, Source::Certbot(dir) if canonical(dir) == renewed))
+        .filter(|s| match &s.source {
+            Source::Certbot(dir) => canonical(dir) == renewed,
+            Source::CertbotPair(dirs) => dirs.iter().any(|dir| canonical(dir) == renewed),
+            _ => false,
+        })
         .map(|s| s.name.get_ref().clone())
         .collect();
     if sets.is_empty() {

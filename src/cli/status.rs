@@ -80,7 +80,9 @@ fn status_of(
         files::cert_facts(path).map_err(|e| Failure::Runtime(vec![e.to_string()]))
     };
     let live = read(&files::deploy_files(set).chain)?.map(|c| c.key.id);
-    let source = read(&files::source_files(set, state_dir).chain)?.map(|c| c.key.id);
+    let source_files = files::source_files(set, state_dir, set_state)
+        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    let source = read(&source_files.chain)?.map(|c| c.key.id);
     let staged = source.filter(|s| Some(s) != live.as_ref());
     let next = set_state
         .next_key

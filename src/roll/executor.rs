@@ -615,7 +615,7 @@ impl Engine {
         let Source::SelfSigned { names } = &set.source else {
             return Ok(false);
         };
-        let staged = files::source_files(set, dir);
+        let staged = files::source_files(set, dir, entry)?;
         let deployed = files::deploy_files(set);
         if staged.chain.exists() || deployed.chain.exists() {
             return Ok(false);
@@ -639,9 +639,33 @@ impl Engine {
         entry: &mut SetState,
     ) -> Result<(), EngineError> {
         let name = set.name.get_ref();
+        let now = self.now();
+        if let Source::CertbotPair(lineages) = &set.source {
+            let (live, other) = files::pair_roles(set, lineages)?;
+            let live_key = files::cert_facts(&live.chain)?.map(|c| c.key.id);
+            let Some(next) = files::cert_facts(&other.chain)?.map(|c| c.key.id) else {
+                return Err(EngineError::Config(format!(
+                    "set {name}: the other lineage {} has no certificate yet; issue one there (certbot certonly --cert-name …) first",
+                    other.chain.display()
+                )));
+            };
+            if Some(&next) == live_key.as_ref() {
+                return Err(EngineError::Config(format!(
+                    "set {name}: both lineages hold the same key; renew {} with --new-key first",
+                    other.chain.display()
+                )));
+            }
+            entry.rollover_requested_at = Some(now);
+            entry.record(
+                now,
+                format!("rollover to key {} requested", plan::short(&next)),
+            );
+            entry.rollover_to = Some(next);
+            return Ok(());
+        }
         let Source::SelfSigned { names } = &set.source else {
             return Err(EngineError::Config(format!(
-                "set {name}: a planned roll needs a certificate for the next key; for an ACME source, request one with `tlsa csr {name}` and let the deploy hook bring it in"
+                "set {name}: a planned roll needs a certificate for the next key; use a certbot pair source (see the README), or request one with `tlsa csr {name}` and let the deploy hook bring it in"
             )));
         };
         let Some(next) = entry.next_key.clone() else {
@@ -650,13 +674,13 @@ impl Engine {
             )));
         };
         let path = keys::key_path(dir, name, &next);
-        stage_self_signed(&path, names, &files::source_files(set, dir))?;
-        let now = self.now();
+        stage_self_signed(&path, names, &files::source_files(set, dir, entry)?)?;
         entry.rollover_requested_at = Some(now);
         entry.record(
             now,
             format!("rollover to key {} requested", plan::short(&next)),
         );
+        entry.rollover_to = Some(next);
         Ok(())
     }
 
@@ -700,24 +724,30 @@ impl Engine {
         set_state: &SetState,
         observed: &Observed,
     ) -> Result<Decision, EngineError> {
-        let next = match &set_state.next_key {
-            Some(id) => {
+        let paired = match &set.source {
+            Source::CertbotPair(lineages) => Some(files::pair_roles(set, lineages)?.1),
+            _ => None,
+        };
+        let next = match (&paired, &set_state.next_key) {
+            (Some(other), _) => files::cert_facts(&other.chain)?.map(|c| c.key),
+            (None, Some(id)) => {
                 let path = keys::key_path(state_dir, set.name.get_ref(), id);
                 path.exists()
                     .then(|| files::key_material(&path))
                     .transpose()?
                     .filter(|k| &k.id == id)
             }
-            None => None,
+            (None, None) => None,
         };
         let policy = Self::policy(set);
         let view = View {
+            generates_next: paired.is_none(),
             owners: owners.iter().map(|o| o.text.clone()).collect(),
             policy: &policy,
             fully_managed: set.fully_managed,
             ttl: set.ttl,
             deployed: files::cert_facts(&files::deploy_files(set).chain)?,
-            source: files::cert_facts(&files::source_files(set, state_dir).chain)?,
+            source: files::cert_facts(&files::source_files(set, state_dir, set_state)?.chain)?,
             next,
             dns: observed.records.clone(),
             ttls: observed.ttls.clone(),
@@ -776,7 +806,7 @@ impl Engine {
                 entry.next_key = Some(key.id);
             }
             Step::Deploy { key, .. } => {
-                let source = files::source_files(set, dir);
+                let source = files::source_files(set, dir, entry)?;
                 // The plan decided on what the source held a moment ago; an
                 // ACME client may have replaced it since.
                 let found = files::cert_facts(&source.chain)?.map(|c| c.key.id);
@@ -792,6 +822,7 @@ impl Engine {
                 files::reload(&set.deploy.reload).await?;
                 entry.reload_pending = false;
                 entry.rollover_requested_at = None;
+                entry.rollover_to = None;
             }
             Step::Verify { key } => {
                 let deployed = files::cert_facts(&files::deploy_files(set).chain)?
@@ -918,12 +949,19 @@ impl Engine {
         entry: &SetState,
         id: &str,
     ) -> Result<Vec<u8>, EngineError> {
-        let candidates = [
-            files::cert_facts(&files::deploy_files(set).chain)?.map(|c| c.key),
-            files::cert_facts(&files::source_files(set, dir).chain)?.map(|c| c.key),
+        let mut chains = vec![
+            files::deploy_files(set).chain,
+            files::source_files(set, dir, entry)?.chain,
         ];
-        if let Some(key) = candidates.into_iter().flatten().find(|k| k.id == id) {
-            return Ok(key.spki);
+        if let Source::CertbotPair(lineages) = &set.source {
+            chains.extend(lineages.iter().map(|l| CertFiles::in_dir(l).chain));
+        }
+        for chain in chains {
+            if let Some(facts) = files::cert_facts(&chain)?
+                && facts.key.id == id
+            {
+                return Ok(facts.key.spki);
+            }
         }
         let path = keys::key_path(dir, set.name.get_ref(), id);
         if path.exists() {

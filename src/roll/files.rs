@@ -8,11 +8,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::plan::{CertFacts, KeyMaterial};
+use super::state::SetState;
 use crate::config::{CertSet, Source};
 use crate::fsutil::write_atomic;
 
 pub const CHAIN_FILE: &str = "fullchain.pem";
 pub const KEY_FILE: &str = "privkey.pem";
+/// The key followed by the chain, in one file (see `config::Deploy`).
+pub const COMBINED_FILE: &str = "combined.pem";
 /// How long a reload command may run before it counts as failed.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -55,14 +58,68 @@ pub fn staged_dir(state_dir: &Path, set: &str) -> PathBuf {
     state_dir.join("staged").join(set)
 }
 
-/// Where the newest certificate of a set comes from.
-pub fn source_files(set: &CertSet, state_dir: &Path) -> CertFiles {
+/// Where the certificate to put into service comes from: the ACME client's
+/// newest, or the staged one of a planned roll. For a certbot pair, the
+/// live lineage, or the other one once a roll to it was requested.
+pub fn source_files(
+    set: &CertSet,
+    state_dir: &Path,
+    entry: &SetState,
+) -> Result<CertFiles, FileError> {
+    if let Source::CertbotPair(lineages) = &set.source {
+        let (live, other) = pair_roles(set, lineages)?;
+        let target = entry.rollover_to.as_deref();
+        let other_is_target =
+            target.is_some() && cert_facts(&other.chain)?.map(|c| c.key.id).as_deref() == target;
+        return Ok(if other_is_target { other } else { live });
+    }
+    Ok(source_files_of(set, state_dir))
+}
+
+/// For a certbot pair: (the lineage whose key is deployed, the other one);
+/// the first lineage is live while nothing is deployed.
+pub fn pair_roles(
+    set: &CertSet,
+    lineages: &[PathBuf; 2],
+) -> Result<(CertFiles, CertFiles), FileError> {
+    let [first, second] = lineages.clone().map(|dir| CertFiles::in_dir(&dir));
+    let deployed = cert_facts(&deploy_files(set).chain)?.map(|c| c.key.id);
+    let second_live =
+        deployed.is_some() && cert_facts(&second.chain)?.map(|c| c.key.id) == deployed;
+    Ok(if second_live {
+        (second, first)
+    } else {
+        (first, second)
+    })
+}
+
+/// The certificate files a set's source names, without roles.
+fn source_files_of(set: &CertSet, state_dir: &Path) -> CertFiles {
     match &set.source {
         Source::Certbot(lineage) => CertFiles::in_dir(lineage),
+        Source::CertbotPair(lineages) => CertFiles::in_dir(&lineages[0]),
         Source::Files { cert, key } => CertFiles {
             chain: cert.clone(),
             key: key.clone(),
         },
+        Source::AcmeSh(dir) => {
+            // acme.sh names ECDSA certificates' directories `NAME_ecc`.
+            let dir_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let name = dir_name.strip_suffix("_ecc").unwrap_or(dir_name);
+            CertFiles {
+                chain: dir.join("fullchain.cer"),
+                key: dir.join(format!("{name}.key")),
+            }
+        }
+        Source::Lego { path, domain } => {
+            // lego writes `*.example.com` as `_.example.com`.
+            let name = domain.replace('*', "_");
+            let dir = path.join("certificates");
+            CertFiles {
+                chain: dir.join(format!("{name}.crt")),
+                key: dir.join(format!("{name}.key")),
+            }
+        }
         Source::SelfSigned { .. } => CertFiles::in_dir(&staged_dir(state_dir, set.name.get_ref())),
     }
 }
@@ -95,10 +152,11 @@ pub fn key_material(key: &Path) -> Result<KeyMaterial, FileError> {
     Ok(KeyMaterial::from_spki(&crate::tlsa::load_file(key)?.spki))
 }
 
-/// Puts `from` into service at `to`: the key first (0600) and then the
-/// chain, each atomically, after checking that they belong together. A
-/// server reading between the two writes sees the old chain with the new
-/// key for an instant at most; reload happens after both.
+/// Puts `from` into service at `to`: the combined file (key and chain, one
+/// atomic rename), then the key (0600) and the chain, each atomically,
+/// after checking that they belong together. A server reading the separate
+/// files between their two renames could see the old chain with the new
+/// key; one reading `combined.pem` never can. Reload happens after all.
 pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
     let cert = cert_facts(&from.chain)?.ok_or_else(|| FileError::Read {
         file: from.chain.clone(),
@@ -117,7 +175,20 @@ pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
         })
     };
     let (chain, key) = (read(&from.chain)?, read(&from.key)?);
-    for (path, content, mode) in [(&to.key, &key, 0o600), (&to.chain, &chain, 0o644)] {
+    let mut combined = key.clone();
+    if !combined.ends_with(b"\n") {
+        combined.push(b'\n');
+    }
+    combined.extend_from_slice(&chain);
+    let combined_path = to
+        .key
+        .parent()
+        .map_or_else(|| PathBuf::from(COMBINED_FILE), |d| d.join(COMBINED_FILE));
+    for (path, content, mode) in [
+        (&combined_path, &combined, 0o600),
+        (&to.key, &key, 0o600),
+        (&to.chain, &chain, 0o644),
+    ] {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| FileError::Write {
                 file: path.clone(),
@@ -161,4 +232,87 @@ pub async fn reload(command: &[String]) -> Result<(), FileError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::config::{Config, KeyAlgorithmChoice};
+
+    fn set_with_source(source: &str) -> CertSet {
+        let text = format!(
+            r#"
+[dnssec]
+resolver = "127.0.0.1:53"
+
+[[set]]
+name = "mail"
+source = {source}
+deploy = {{ dir = "/tmp/deploy" }}
+
+[[set.endpoint]]
+host = "mail.example.com"
+port = 25
+"#
+        );
+        Config::parse(&text).unwrap().sets.remove(0)
+    }
+
+    #[test]
+    fn acme_sh_and_lego_layouts_name_their_files() {
+        let acme = set_with_source(r#"{ acme-sh = "/root/.acme.sh/mail.example.com_ecc" }"#);
+        let files = source_files_of(&acme, Path::new("/state"));
+        assert_eq!(
+            files.chain,
+            Path::new("/root/.acme.sh/mail.example.com_ecc/fullchain.cer")
+        );
+        assert_eq!(
+            files.key,
+            Path::new("/root/.acme.sh/mail.example.com_ecc/mail.example.com.key")
+        );
+        let lego =
+            set_with_source(r#"{ lego = { path = "/root/.lego", domain = "*.example.com" } }"#);
+        let files = source_files_of(&lego, Path::new("/state"));
+        assert_eq!(
+            files.chain,
+            Path::new("/root/.lego/certificates/_.example.com.crt")
+        );
+        assert_eq!(
+            files.key,
+            Path::new("/root/.lego/certificates/_.example.com.key")
+        );
+    }
+
+    #[test]
+    fn install_writes_a_combined_file_key_first_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, key_path) =
+            super::super::keys::create_next_key(dir.path(), "mail", KeyAlgorithmChoice::EcdsaP256)
+                .unwrap();
+        let pem =
+            super::super::keys::self_signed_pem(&key_path, &["mail.example".into()], 1).unwrap();
+        let from = CertFiles {
+            chain: dir.path().join("chain.pem"),
+            key: key_path.clone(),
+        };
+        std::fs::write(&from.chain, &pem).unwrap();
+        let to = CertFiles::in_dir(&dir.path().join("deploy"));
+        install(&from, &to).unwrap();
+        let combined =
+            std::fs::read_to_string(dir.path().join("deploy").join(COMBINED_FILE)).unwrap();
+        let key = std::fs::read_to_string(&key_path).unwrap();
+        assert!(combined.starts_with(&key));
+        assert!(combined.ends_with(&pem));
+        for file in [COMBINED_FILE, KEY_FILE] {
+            let mode = std::fs::metadata(dir.path().join("deploy").join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        let loaded = crate::tlsa::load_file(&dir.path().join("deploy").join(COMBINED_FILE));
+        assert!(loaded.is_ok(), "the combined file reads as key + chain");
+    }
 }

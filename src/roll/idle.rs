@@ -76,7 +76,7 @@ fn digest(set: &CertSet, state_dir: &Path, entry: &SetState) -> Result<String, F
     ));
     for chain in [
         files::deploy_files(set).chain,
-        files::source_files(set, state_dir).chain,
+        files::source_files(set, state_dir, entry)?.chain,
     ] {
         let facts = files::cert_facts(&chain)?;
         feed(facts.as_ref().map_or("-", |c| c.fingerprint.as_str()));

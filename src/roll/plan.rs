@@ -73,8 +73,12 @@ pub struct View<'a> {
     pub deployed: Option<CertFacts>,
     /// The newest certificate from the ACME client or the staged roll.
     pub source: Option<CertFacts>,
-    /// tlsa's pre-generated next key, if one exists on disk.
+    /// The pre-published next key: tlsa's own (if one exists on disk), or
+    /// the other lineage's of a certbot pair.
     pub next: Option<KeyMaterial>,
+    /// tlsa generates next keys itself (not for a certbot pair, whose next
+    /// key comes from the other lineage).
+    pub generates_next: bool,
     /// The TLSA RRset of each owner as the primary / provider serves it.
     pub dns: BTreeMap<String, BTreeSet<TlsaRecord>>,
     /// The TTL each owner's RRset is served with (`None`: no RRset, or unknown).
@@ -376,7 +380,7 @@ pub fn decide(view: &View<'_>) -> Decision {
 
     // 2. A next key is always kept ready (once the one we had went live), so
     //    that its records go out with the first publication or the retire.
-    if view.next().is_none() {
+    if view.next().is_none() && view.generates_next {
         return Decision::step(Step::GenerateNextKey, alarms);
     }
 
@@ -579,6 +583,7 @@ mod tests {
                 owners: vec![OWNER.to_string()],
                 policy: &self.policy,
                 fully_managed: self.fully_managed,
+                generates_next: true,
                 ttl: 60,
                 deployed: self.deployed.clone(),
                 source: self.source.clone(),

@@ -42,6 +42,10 @@ pub struct SetState {
     /// An operator asked for a planned roll at this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollover_requested_at: Option<Timestamp>,
+    /// The key that planned roll goes to (for a certbot pair: which lineage
+    /// to deploy, even after a run killed mid-deploy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollover_to: Option<KeyId>,
     /// An emergency seen by the last run (the live key unpublished), shown
     /// by `tlsa status` until a run finds it resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
