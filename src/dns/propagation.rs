@@ -12,6 +12,7 @@
 //! The NS set is read once per [`ZoneServers`]: a wait does not follow NS
 //! changes made while it runs.
 
+pub(crate) use super::query::rcode_name;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -769,21 +770,6 @@ fn parse_tlsa(
             soa_minimum: None,
         },
     })
-}
-
-/// The mnemonic of an rcode, as dig prints it.
-pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        ResponseCode::NotZone => "NOTZONE".into(),
-        other => format!("RCODE{}", u16::from(other)),
-    }
 }
 
 /// The polling schedule of [`wait_until_propagated`].

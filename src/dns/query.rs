@@ -11,7 +11,7 @@ use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
 use hickory_net::udp::UdpClientStream;
 use hickory_net::xfer::{DnsHandle, DnsMultiplexer, FirstAnswer};
-use hickory_proto::op::{DnsRequest, DnsRequestOptions, DnsResponse, Message, Query};
+use hickory_proto::op::{DnsRequest, DnsRequestOptions, DnsResponse, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::DnsError;
@@ -159,5 +159,23 @@ pub fn net_error(
             question: question.to_string(),
             why: other.to_string(),
         },
+    }
+}
+
+/// The mnemonic of a response code (RFC 1035, RFC 2136, RFC 6895), for messages.
+pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::YXDomain => "YXDOMAIN".into(),
+        ResponseCode::YXRRSet => "YXRRSET".into(),
+        ResponseCode::NXRRSet => "NXRRSET".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::NotZone => "NOTZONE".into(),
+        other => format!("RCODE{}", u16::from(other)),
     }
 }

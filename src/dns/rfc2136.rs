@@ -25,6 +25,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::DnsError;
 use super::provider::{Applied, ChangeSet, Provider, Rrset, RrsetChange};
+use super::query::rcode_name;
 use super::query::{self, Ask, Transport};
 use super::rdata;
 use super::tsig::{RequestSignature, TsigKey};
@@ -507,24 +508,6 @@ fn tsig_detail(error: TsigError, response: &DnsResponse) -> String {
         }
         TsigError::BadTrunc => "BADTRUNC: the server rejected the MAC length".into(),
         TsigError::Unknown(code) => format!("TSIG error {code}"),
-    }
-}
-
-/// The mnemonic of an rcode (`NOTAUTH`), as operators see it in logs.
-fn rcode_name(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::YXDomain => "YXDOMAIN".into(),
-        ResponseCode::YXRRSet => "YXRRSET".into(),
-        ResponseCode::NXRRSet => "NXRRSET".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        ResponseCode::NotZone => "NOTZONE".into(),
-        other => format!("rcode {} ({other})", u16::from(other)),
     }
 }
 
