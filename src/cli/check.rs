@@ -207,6 +207,7 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
         connect: ConnectOptions {
             timeout: Duration::from_secs_f64(args.timeout),
             helo,
+            key_kind: None,
         },
         expiry_days: args.expiry_days,
         now: SystemTime::now(),

@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -23,6 +23,7 @@ use tokio_rustls::TlsConnector;
 use super::endpoint::{Endpoint, Protocol};
 use super::starttls::{self, Stage, StageCell, StartTlsError};
 use crate::tlsa::Certificate;
+use crate::tlsa::key::KeyAlgorithm;
 
 /// Default limit for one address: connect, dialogue and handshake together.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +38,55 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// The name sent in EHLO/LHLO.
     pub helo: String,
+    /// Offer only the signature schemes of this kind of key, so that a
+    /// server holding several certificates (RSA and ECDSA) presents the one
+    /// with such a key, as a client supporting only that kind would see.
+    pub key_kind: Option<KeyKind>,
+}
+
+/// The kinds of server key a TLS client can ask for through its signature
+/// algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    Ecdsa,
+    Ed25519,
+}
+
+impl KeyKind {
+    /// The kind of the key in a SubjectPublicKeyInfo, if a TLS client can ask for it.
+    pub fn of_spki(spki: &[u8]) -> Option<KeyKind> {
+        match crate::tlsa::key::spki_algorithm(spki)? {
+            KeyAlgorithm::Rsa { .. } => Some(KeyKind::Rsa),
+            KeyAlgorithm::Ecdsa { .. } => Some(KeyKind::Ecdsa),
+            KeyAlgorithm::Ed25519 => Some(KeyKind::Ed25519),
+            KeyAlgorithm::Other(_) => None,
+        }
+    }
+
+    fn allows(self, scheme: SignatureScheme) -> bool {
+        use SignatureScheme as S;
+        match self {
+            KeyKind::Rsa => matches!(
+                scheme,
+                S::RSA_PSS_SHA256
+                    | S::RSA_PSS_SHA384
+                    | S::RSA_PSS_SHA512
+                    | S::RSA_PKCS1_SHA256
+                    | S::RSA_PKCS1_SHA384
+                    | S::RSA_PKCS1_SHA512
+                    | S::RSA_PKCS1_SHA1
+            ),
+            KeyKind::Ecdsa => matches!(
+                scheme,
+                S::ECDSA_NISTP256_SHA256
+                    | S::ECDSA_NISTP384_SHA384
+                    | S::ECDSA_NISTP521_SHA512
+                    | S::ECDSA_SHA1_Legacy
+            ),
+            KeyKind::Ed25519 => scheme == S::ED25519,
+        }
+    }
 }
 
 impl Default for ConnectOptions {
@@ -44,6 +94,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             timeout: DEFAULT_TIMEOUT,
             helo: default_helo(),
+            key_kind: None,
         }
     }
 }
@@ -142,7 +193,7 @@ async fn attempt(
         })?;
 
     stage.set(Stage::Handshake);
-    let verifier = Arc::new(RecordingVerifier::new(provider()));
+    let verifier = Arc::new(RecordingVerifier::new(provider(), options.key_kind));
     let config = client_config(verifier.clone()).map_err(|detail| CaptureFailure::Handshake {
         detail,
         chain: Vec::new(),
@@ -276,13 +327,15 @@ fn client_config(verifier: Arc<RecordingVerifier>) -> Result<rustls::ClientConfi
 #[derive(Debug)]
 struct RecordingVerifier {
     algorithms: WebPkiSupportedAlgorithms,
+    key_kind: Option<KeyKind>,
     seen: Mutex<Option<Vec<CertificateDer<'static>>>>,
 }
 
 impl RecordingVerifier {
-    fn new(provider: Arc<CryptoProvider>) -> Self {
+    fn new(provider: Arc<CryptoProvider>, key_kind: Option<KeyKind>) -> Self {
         RecordingVerifier {
             algorithms: provider.signature_verification_algorithms,
+            key_kind,
             seen: Mutex::new(None),
         }
     }
@@ -330,7 +383,13 @@ impl ServerCertVerifier for RecordingVerifier {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
+    /// What the client offers in signature_algorithms, which the server
+    /// uses to choose among its certificates.
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
+        let mut schemes = self.algorithms.supported_schemes();
+        if let Some(kind) = self.key_kind {
+            schemes.retain(|&scheme| kind.allows(scheme));
+        }
+        schemes
     }
 }

@@ -14,5 +14,5 @@ pub mod resolve;
 pub mod starttls;
 pub mod verdict;
 
-pub use capture::{CaptureFailure, ConnectOptions, Presented, capture};
+pub use capture::{CaptureFailure, ConnectOptions, KeyKind, Presented, capture};
 pub use endpoint::{Endpoint, Protocol};

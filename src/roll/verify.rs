@@ -10,6 +10,7 @@ use super::plan::KeyMaterial;
 use crate::config::{CertSet, Config, ValidationMode};
 use crate::dns::DnsError;
 use crate::dns::dnssec::Anchors;
+use crate::live::KeyKind;
 use crate::live::check::{CheckOptions, verify_rrset};
 use crate::live::endpoint::{Endpoint, Protocol};
 use crate::live::resolve::{Dns, Trust, ValidatingDns};
@@ -78,13 +79,11 @@ impl Verify for Live {
         }
         let record =
             TlsaRecord::compute(Usage::DaneEe, Selector::Spki, Matching::Sha256, &key.spki);
-        let check = verify_rrset(
-            &endpoints,
-            &[record],
-            self.dns.clone(),
-            &CheckOptions::default(),
-        )
-        .await;
+        // Ask for this key's kind: a server with an RSA and an ECDSA
+        // certificate (two sets) presents each to a client that asks for it.
+        let mut options = CheckOptions::default();
+        options.connect.key_kind = KeyKind::of_spki(&key.spki);
+        let check = verify_rrset(&endpoints, &[record], self.dns.clone(), &options).await;
         if check.verified() {
             Ok(())
         } else {

@@ -60,7 +60,10 @@ pub struct TlsIdentity {
 impl TlsIdentity {
     /// A self-signed ECDSA P-256 certificate for `names`, valid from a day ago for `days`.
     pub fn self_signed(names: &[&str], days: u32) -> Self {
-        let key = KeyPair::generate().expect("generate key");
+        Self::self_signed_with(KeyPair::generate().expect("generate key"), names, days)
+    }
+
+    fn self_signed_with(key: KeyPair, names: &[&str], days: u32) -> Self {
         let cert = leaf_params(names, days)
             .self_signed(&key)
             .expect("self-sign certificate");
@@ -70,6 +73,13 @@ impl TlsIdentity {
             chain_der: vec![cert.der().to_vec()],
             spki_der: key.subject_public_key_info(),
         }
+    }
+
+    /// A self-signed RSA-2048 certificate for `names` (for a server holding
+    /// an RSA and an ECDSA certificate at once).
+    pub fn self_signed_rsa(names: &[&str], days: u32) -> Self {
+        let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("generate RSA key");
+        Self::self_signed_with(key, names, days)
     }
 
     /// A leaf for `names` issued by a fresh CA; the chain holds leaf and CA (as a server
@@ -292,6 +302,28 @@ impl Postfix {
     /// Replaces the key and chain files (atomically each); takes effect at [`Self::reload`].
     pub fn install(&self, identity: &TlsIdentity) {
         write_identity(&self.tls_dir, identity);
+    }
+
+    /// Adds a second key and chain (another key type) to `smtpd_tls_chain_files`, as a
+    /// server with an RSA and an ECDSA certificate has, and reloads.
+    pub fn add_second_identity(&self, identity: &TlsIdentity) {
+        let second = self.tls_dir.join("second");
+        fs::create_dir_all(&second).expect("create second TLS directory");
+        write_identity(&second, identity);
+        let files = format!(
+            "smtpd_tls_chain_files = {0}/key.pem, {0}/fullchain.pem, {1}/key.pem, {1}/fullchain.pem",
+            self.tls_dir.display(),
+            second.display()
+        );
+        let output = tools::run(
+            Command::new(tools::tool("postconf"))
+                .arg("-c")
+                .arg(&self.config_dir)
+                .arg("-e")
+                .arg(&files),
+        );
+        assert!(output.status.success(), "postconf failed: {output:?}");
+        self.reload();
     }
 
     /// `postfix -c DIR reload`: new smtpd processes load the installed key and chain.
