@@ -9,31 +9,16 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Lab, Postfix, PostfixOptions, TlsIdentity};
+use support::{
+    Lab, Postfix, PostfixOptions, TlsIdentity, self_signed_source, tlsa, write_roll_config,
+};
 use tlsa::live::capture::{ConnectOptions, capture};
 use tlsa::live::endpoint::Endpoint;
 use tlsa::roll::plan::KeyMaterial;
-
-fn tlsa(config: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .output()
-        .unwrap();
-    eprintln!(
-        "tlsa {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 struct Sample {
     at: Duration,
@@ -111,42 +96,21 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
     }
     let zone = lab.zone().trim_end_matches('.').to_string();
     let smtp = postfix.addresses()[0];
-    let config_text = format!(
-        r#"state_dir = "{dir}/state"
-
-[dnssec]
-resolver = "{resolver}"
-anchor = "{anchor}"
-
-[[zone]]
-name = "{zone}"
-backend = "rfc2136"
-server = "{server}"
-tsig_key = {{ file = "{key}" }}
-ns_port = {port}
-
-[[set]]
-name = "mail"
-source = {{ self-signed = {{ names = ["mail.{zone}"] }} }}
-deploy = {{ dir = "{deploy}", reload = ["postfix", "-c", "{postfix_dir}", "reload"] }}
-ttl = 2
-margin = 0
-
-[[set.endpoint]]
-host = "mail.{zone}"
-port = 25
-addresses = ["{smtp}"]
-"#,
-        dir = dir.path().display(),
-        resolver = lab.resolver_addr(),
-        anchor = lab.dnskey_anchor_file().display(),
-        server = lab.server_addr(),
-        key = lab.tsig_key_file().display(),
-        port = lab.server_addr().port(),
-        deploy = deploy.display(),
-        postfix_dir = postfix.config_dir().display(),
+    // The lab's config, verified live against Postfix on its loopback address.
+    let postfix_dir = postfix.config_dir().display().to_string();
+    let config = write_roll_config(
+        &lab,
+        dir.path(),
+        &self_signed_source(&lab),
+        &["postfix", "-c", &postfix_dir, "reload"],
     );
-    let config = dir.path().join("tlsa.toml");
+    let config_text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("verify = \"deployed-files\"\n", "")
+        .replace(
+            "port = 25\n",
+            &format!("port = 25\naddresses = [\"{smtp}\"]\n"),
+        );
     std::fs::write(&config, config_text).unwrap();
 
     // Steady state first: the first key live in Postfix and in DNS.

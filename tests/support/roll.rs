@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::dig;
 use super::lab::Lab;
+use super::powerdns::PowerDnsLab;
 
 /// The test set's only endpoint, relative to the lab zone.
 pub const MAIL_OWNER: &str = "_25._tcp.mail";
@@ -23,7 +24,12 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `source = { self-signed = … }` for `mail.ZONE`.
 pub fn self_signed_source(lab: &Lab) -> String {
-    let zone = lab.zone().trim_end_matches('.');
+    self_signed_source_in(lab.zone())
+}
+
+/// `source = { self-signed = … }` for `mail.ZONE` of any zone.
+pub fn self_signed_source_in(zone: &str) -> String {
+    let zone = zone.trim_end_matches('.');
     format!(r#"{{ self-signed = {{ names = ["mail.{zone}"] }} }}"#)
 }
 
@@ -32,12 +38,58 @@ pub fn certbot_source(lineage: &Path) -> String {
     format!(r#"{{ certbot = "{}" }}"#, lineage.display())
 }
 
+/// The DNS side of a roll config: the zone, how tlsa publishes into it, and the resolver
+/// and trust anchor it validates with.
+pub struct RollDns {
+    pub zone: String,
+    pub resolver: SocketAddr,
+    pub anchor: PathBuf,
+    /// The `[[zone]]` keys after `name`, one per line.
+    pub backend: String,
+}
+
+impl RollDns {
+    /// The lab's BIND through RFC 2136 with TSIG, validated from its DNSKEY anchor.
+    pub fn bind(lab: &Lab) -> Self {
+        RollDns {
+            zone: lab.zone().trim_end_matches('.').to_string(),
+            resolver: lab.resolver_addr(),
+            anchor: lab.dnskey_anchor_file().to_path_buf(),
+            backend: format!(
+                "backend = \"rfc2136\"\nserver = \"{}\"\ntsig_key = {{ file = \"{}\" }}\nns_port = {}",
+                lab.server_addr(),
+                lab.tsig_key_file().display(),
+                lab.server_addr().port()
+            ),
+        }
+    }
+
+    /// PowerDNS through its HTTP API, validated from the DS it reports.
+    pub fn powerdns(lab: &PowerDnsLab) -> Self {
+        RollDns {
+            zone: lab.zone().trim_end_matches('.').to_string(),
+            resolver: lab.resolver_addr(),
+            anchor: lab.ds_anchor_file().to_path_buf(),
+            backend: format!(
+                "backend = \"powerdns\"\napi_url = \"{}\"\napi_key = {{ file = \"{}\" }}\nns_port = {}",
+                lab.api_url(),
+                lab.api_key_file().display(),
+                lab.dns_addr().port()
+            ),
+        }
+    }
+}
+
 /// Writes `DIR/tlsa.toml`: the lab zone (RFC 2136 with TSIG, validated from the lab's DNSKEY
 /// anchor), and one set `mail` for `_25._tcp.mail.ZONE` with `source` (a TOML inline table),
 /// deploy target `DIR/live` and `reload` (argv), TTL 2 s, margin 0, state in `DIR/state`.
 /// No server listens for the set, so the `verified` step checks the deploy target.
 pub fn write_roll_config(lab: &Lab, dir: &Path, source: &str, reload: &[&str]) -> PathBuf {
-    let zone = lab.zone().trim_end_matches('.');
+    write_roll_config_for(&RollDns::bind(lab), dir, source, reload)
+}
+
+/// [`write_roll_config`] with any DNS side.
+pub fn write_roll_config_for(dns: &RollDns, dir: &Path, source: &str, reload: &[&str]) -> PathBuf {
     let reload: Vec<String> = reload.iter().map(|arg| format!("{arg:?}")).collect();
     let config = format!(
         r#"state_dir = "{dir}/state"
@@ -48,10 +100,7 @@ anchor = "{anchor}"
 
 [[zone]]
 name = "{zone}"
-backend = "rfc2136"
-server = "{server}"
-tsig_key = {{ file = "{key}" }}
-ns_port = {port}
+{backend}
 
 [[set]]
 name = "mail"
@@ -67,11 +116,10 @@ host = "mail.{zone}"
 port = 25
 "#,
         dir = dir.display(),
-        resolver = lab.resolver_addr(),
-        anchor = lab.dnskey_anchor_file().display(),
-        server = lab.server_addr(),
-        key = lab.tsig_key_file().display(),
-        port = lab.server_addr().port(),
+        resolver = dns.resolver,
+        anchor = dns.anchor.display(),
+        zone = dns.zone,
+        backend = dns.backend,
         reload = reload.join(", "),
     );
     let path = dir.join("tlsa.toml");
@@ -116,6 +164,11 @@ fn three_one_one(reply: &dig::DigReply) -> BTreeSet<String> {
 
 /// The 3 1 1 data served for the set's owner by the authoritative server.
 pub fn served(lab: &Lab) -> BTreeSet<String> {
+    three_one_one(&lab.query_server(&lab.name(MAIL_OWNER), "TLSA"))
+}
+
+/// The 3 1 1 data served for the set's owner by PowerDNS.
+pub fn served_by_powerdns(lab: &PowerDnsLab) -> BTreeSet<String> {
     three_one_one(&lab.query_server(&lab.name(MAIL_OWNER), "TLSA"))
 }
 
