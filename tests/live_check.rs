@@ -866,3 +866,100 @@ fn verify_rrset_for_the_roll_engine() {
         );
     });
 }
+
+/// `tlsa check -c CONFIG` checks every endpoint of every set of a tlsa config — here a
+/// STARTTLS port and an implicit-TLS port of one Postfix, pinned by the config's
+/// `addresses` — with the config's resolver and anchor; each endpoint names its set, and
+/// one endpoint going wrong is CRITICAL while the other stays OK.
+#[test]
+fn config_checks_every_configured_endpoint() {
+    let lab = Lab::start();
+    let id = TlsIdentity::self_signed(&["mail.example.test"], 90);
+    let postfix = Postfix::start(PostfixOptions {
+        tls: Some(id.clone()),
+        implicit_tls: true,
+        ..PostfixOptions::default()
+    });
+    let wrapper = postfix.implicit_tls_addr().expect("wrapper-mode port");
+    let smtp = postfix.addresses()[0];
+    let host = lab.name("mail").trim_end_matches('.').to_string();
+    let good = format!("3 1 1 {}", id.spki_sha256());
+    for port in [25, 465] {
+        set_tlsa(
+            &lab,
+            &format!("_{port}._tcp.{host}."),
+            std::slice::from_ref(&good),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::write_config(&lab, dir.path());
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "port = 25\n",
+        &format!(
+            "port = 25\naddresses = [\"{smtp}\"]\n\n[[set.endpoint]]\nhost = \"{host}\"\nport = 465\naddresses = [\"{wrapper}\"]\n"
+        ),
+    );
+    std::fs::write(&config, &text).unwrap();
+    let config_arg = config.display().to_string();
+    let run_check = || {
+        tlsa(&[
+            "check".into(),
+            "-c".into(),
+            config_arg.clone(),
+            "--json".into(),
+        ])
+    };
+
+    let run = run_check();
+    let report = run.json();
+    assert_schema(&report);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let endpoints = report["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "{}", run.stdout);
+    for (endpoint, (port, protocol)) in endpoints.iter().zip([(25, "smtp"), (465, "none")]) {
+        assert_eq!(endpoint["sets"], serde_json::json!(["mail"]));
+        assert_eq!(endpoint["port"], port);
+        assert_eq!(endpoint["protocol"], protocol);
+        assert_eq!(endpoint["status"], "OK");
+        assert_eq!(endpoint["tlsa"]["dnssec"], "secure");
+    }
+
+    set_tlsa(
+        &lab,
+        &format!("_465._tcp.{host}."),
+        &[format!("3 1 1 {OTHER_HASH}")],
+    );
+    let run = run_check();
+    let report = run.json();
+    assert_eq!(run.code, Some(2), "{}", run.stdout);
+    assert_eq!(report["status"], "CRITICAL");
+    let status: Vec<(u64, String)> = report["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["port"].as_u64().unwrap(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(status, [(25, "OK".into()), (465, "CRITICAL".into())]);
+    let text_run = tlsa(&["check".into(), "-c".into(), config_arg.clone()]);
+    assert!(
+        text_run.stdout.contains(&format!("set mail: {host}:465")),
+        "{}",
+        text_run.stdout
+    );
+
+    // A typo in the config: UNKNOWN, naming the file and the line.
+    std::fs::write(&config, text.replace("margin = 0", "margni = 0")).unwrap();
+    let run = tlsa(&["check".into(), "-c".into(), config_arg.clone()]);
+    assert_eq!(run.code, Some(3), "{}", run.stdout);
+    assert!(run.stdout.starts_with("TLSA UNKNOWN"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&config_arg) && run.stdout.contains("margni"),
+        "{}",
+        run.stdout
+    );
+}

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 
 use super::Failure;
+use crate::config::{CertSet, Config};
 use crate::dns::dnssec::Anchors;
 use crate::live::capture::{ConnectOptions, default_helo};
 use crate::live::check::{self, CheckOptions, Report, Target};
@@ -33,16 +34,32 @@ Examples:
   tlsa check --mx example.com --json
   tlsa check imap.example.com --port 993
   tlsa check mail.example.com --port 25 --address 192.0.2.1:25 --address [2001:db8::1]:25
-  tlsa check mail.example.com --resolver 127.0.0.1 --trust-ad"
+  tlsa check mail.example.com --resolver 127.0.0.1 --trust-ad
+  tlsa check -c /etc/tlsa/tlsa.toml"
 )]
 pub struct CheckArgs {
     /// Host name of the endpoint (TLSA owner _PORT._tcp.HOST).
     #[arg(
         value_name = "HOST",
-        required_unless_present = "mx",
+        required_unless_present_any = ["mx", "config"],
         conflicts_with = "mx"
     )]
     pub host: Option<String>,
+
+    /// Check every endpoint of every certificate set in this tlsa config,
+    /// with its resolver and trust anchor (unless given here) and the
+    /// addresses it pins.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with_all = ["host", "mx", "addresses"]
+    )]
+    pub config: Option<PathBuf>,
+
+    /// With --config: only this certificate set (repeatable).
+    #[arg(long = "set", value_name = "SET", requires = "config")]
+    pub sets: Vec<String>,
 
     /// Service port; also selects the TLSA owner name.
     #[arg(short, long, default_value_t = 25)]
@@ -120,7 +137,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<(), Failure> {
 
 /// Runs the check; `Err` is a reason the check could not run (UNKNOWN).
 fn checked(args: &CheckArgs) -> Result<Report, String> {
-    let (targets, options, resolver, trust) = prepare(args)?;
+    let (targets, options, resolver, trust, config) = prepare(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,8 +146,70 @@ fn checked(args: &CheckArgs) -> Result<Report, String> {
         let dns = ValidatingDns::new(resolver, &trust)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(check::check(&targets, Arc::new(dns), &options).await)
+        let mut report = check::check(&targets, Arc::new(dns), &options).await;
+        if let Some(config) = &config {
+            label_with_sets(&mut report, config, &args.sets);
+        }
+        Ok(report)
     })
+}
+
+/// Names, on each endpoint of the report, the sets of the config it serves.
+fn label_with_sets(report: &mut Report, config: &Config, only: &[String]) {
+    for endpoint in &mut report.endpoints {
+        endpoint.sets = selected_sets(config, only)
+            .filter(|set| {
+                set.endpoints.iter().any(|e| {
+                    e.port == endpoint.port
+                        && e.host
+                            .trim_end_matches('.')
+                            .eq_ignore_ascii_case(&endpoint.host)
+                })
+            })
+            .map(|set| set.name.get_ref().clone())
+            .collect();
+    }
+}
+
+fn selected_sets<'a>(config: &'a Config, only: &'a [String]) -> impl Iterator<Item = &'a CertSet> {
+    config
+        .sets
+        .iter()
+        .filter(move |set| only.is_empty() || only.contains(set.name.get_ref()))
+}
+
+/// Every endpoint of the selected sets, each once (two sets of a dual
+/// RSA+ECDSA server share their endpoints).
+fn config_targets(config: &Config, only: &[String]) -> Result<Vec<Target>, String> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !config.sets.iter().any(|s| s.name.get_ref() == *name))
+    {
+        return Err(format!(
+            "--set {unknown}: no certificate set of that name in the config"
+        ));
+    }
+    let mut targets: Vec<Target> = Vec::new();
+    for set in selected_sets(config, only) {
+        for (endpoint, addresses) in crate::roll::verify::endpoints_of(set)
+            .map_err(|why| format!("set {}: {why}", set.name.get_ref()))?
+        {
+            let duplicate = targets.iter().any(|t| {
+                matches!(t, Target::Endpoint { endpoint: e, addresses: a }
+                    if *e == endpoint && *a == addresses)
+            });
+            if !duplicate {
+                targets.push(Target::Endpoint {
+                    endpoint,
+                    addresses,
+                });
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err("the config has no endpoint to check".into());
+    }
+    Ok(targets)
 }
 
 /// UNKNOWN: the monitoring line still goes to stdout (as JSON with --json),
@@ -154,7 +233,7 @@ fn unknown(args: &CheckArgs, why: String, out: &mut dyn Write) -> Failure {
     }
 }
 
-type Prepared = (Vec<Target>, CheckOptions, SocketAddr, Trust);
+type Prepared = (Vec<Target>, CheckOptions, SocketAddr, Trust, Option<Config>);
 
 fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
@@ -163,7 +242,13 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
             args.timeout
         ));
     }
+    let config = args
+        .config
+        .as_ref()
+        .map(|file| Config::load(file).map_err(|e| e.to_string()))
+        .transpose()?;
     let targets = match (&args.host, &args.mx) {
+        _ if config.is_some() => config_targets(config.as_ref().expect("checked"), &args.sets)?,
         (_, Some(domain)) => vec![Target::Mx {
             domain: check::normalise_domain(domain)?,
             port: args.port,
@@ -186,16 +271,20 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
                 addresses,
             }]
         }
-        (None, None) => return Err("give a HOST to check, or --mx DOMAIN".into()),
+        (None, None) => {
+            return Err("give a HOST to check, --mx DOMAIN, or -c CONFIG".into());
+        }
     };
-    let resolver = match &args.resolver {
-        Some(text) => parse_resolver(text)?,
-        None => resolve::system_resolver()?,
+    let resolver = match (&args.resolver, &config) {
+        (Some(text), _) => parse_resolver(text)?,
+        (None, Some(config)) => config.dnssec.resolver,
+        (None, None) => resolve::system_resolver()?,
     };
-    let trust = match (&args.anchor, args.trust_ad) {
-        (_, true) => Trust::ResolverAd,
-        (Some(file), false) => Trust::Anchored(Anchors::File(file.clone())),
-        (None, false) => Trust::Anchored(Anchors::RootKeys),
+    let trust = match (&args.anchor, args.trust_ad, &config) {
+        (_, true, _) => Trust::ResolverAd,
+        (Some(file), false, _) => Trust::Anchored(Anchors::File(file.clone())),
+        (None, false, Some(config)) => crate::roll::verify::trust_of(config),
+        (None, false, None) => Trust::Anchored(Anchors::RootKeys),
     };
     let helo = match &args.helo {
         Some(name) => {
@@ -212,7 +301,7 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
         expiry_days: args.expiry_days,
         now: SystemTime::now(),
     };
-    Ok((targets, options, resolver, trust))
+    Ok((targets, options, resolver, trust, config))
 }
 
 /// `192.0.2.1:25`, `[2001:db8::1]:25`, or an address alone (then `port`).
@@ -260,9 +349,13 @@ fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         )?;
     }
     for e in &report.endpoints {
+        let sets = match e.sets.as_slice() {
+            [] => String::new(),
+            sets => format!("set {}: ", sets.join(", ")),
+        };
         writeln!(
             out,
-            "\n{}:{} ({})  {}  TLSA {} {}: {}",
+            "\n{sets}{}:{} ({})  {}  TLSA {} {}: {}",
             e.host,
             e.port,
             e.protocol,

@@ -113,6 +113,9 @@ pub struct MxHost {
 /// One endpoint: its TLSA RRset, its addresses, and each address's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointReport {
+    /// The certificate sets of a config (`tlsa check -c`) this endpoint serves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<String>,
     pub host: String,
     pub port: u16,
     pub protocol: Protocol,
@@ -392,6 +395,7 @@ async fn check_endpoint(
     let owner = Name::from_ascii(&owner_text);
     let (Ok(host_name), Ok(owner)) = (host_name, owner) else {
         return EndpointReport {
+            sets: Vec::new(),
             host: endpoint.host.clone(),
             port: endpoint.port,
             protocol: endpoint.protocol,
@@ -521,6 +525,7 @@ async fn check_endpoint(
         .chain(addresses.iter().map(|a| a.status))
         .fold(Status::Ok, Status::worst);
     EndpointReport {
+        sets: Vec::new(),
         host: endpoint.host.clone(),
         port: endpoint.port,
         protocol: endpoint.protocol,

@@ -1,6 +1,7 @@
 //! The `verified` step: before any record is removed, every address of
 //! every endpoint of the set must present the deployed key.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -47,15 +48,42 @@ pub struct Live {
     dns: Arc<dyn Dns>,
 }
 
+/// How the config says DNS answers are validated, for live checks.
+pub fn trust_of(config: &Config) -> Trust {
+    match config.dnssec.mode {
+        ValidationMode::Ad => Trust::ResolverAd,
+        ValidationMode::Anchored => Trust::Anchored(match &config.dnssec.anchor {
+            Some(file) => Anchors::File(file.clone()),
+            None => Anchors::RootKeys,
+        }),
+    }
+}
+
+/// An endpoint with the addresses the config pins, if any (otherwise its
+/// A/AAAA records are used).
+pub type PinnedEndpoint = (Endpoint, Option<Vec<SocketAddr>>);
+
+/// A set's endpoints as live checks take them.
+pub fn endpoints_of(set: &CertSet) -> Result<Vec<PinnedEndpoint>, String> {
+    set.endpoints
+        .iter()
+        .map(|e| {
+            let protocol = e
+                .starttls
+                .as_deref()
+                .map(str::parse::<Protocol>)
+                .transpose()
+                .map_err(|why| format!("endpoint {}:{}: {why}", e.host, e.port))?;
+            let endpoint = Endpoint::new(&e.host, e.port, protocol)?;
+            let addresses = (!e.addresses.is_empty()).then(|| e.addresses.clone());
+            Ok((endpoint, addresses))
+        })
+        .collect()
+}
+
 impl Live {
     pub async fn new(config: &Config) -> Result<Self, DnsError> {
-        let trust = match config.dnssec.mode {
-            ValidationMode::Ad => Trust::ResolverAd,
-            ValidationMode::Anchored => Trust::Anchored(match &config.dnssec.anchor {
-                Some(file) => Anchors::File(file.clone()),
-                None => Anchors::RootKeys,
-            }),
-        };
+        let trust = trust_of(config);
         Ok(Live {
             dns: Arc::new(ValidatingDns::new(config.dnssec.resolver, &trust).await?),
         })
@@ -65,18 +93,7 @@ impl Live {
 #[async_trait]
 impl Verify for Live {
     async fn presents(&self, set: &CertSet, key: &KeyMaterial) -> Result<(), String> {
-        let mut endpoints = Vec::new();
-        for e in &set.endpoints {
-            let protocol = e
-                .starttls
-                .as_deref()
-                .map(str::parse::<Protocol>)
-                .transpose()
-                .map_err(|why| format!("endpoint {}:{}: {why}", e.host, e.port))?;
-            let endpoint = Endpoint::new(&e.host, e.port, protocol)?;
-            let addresses = (!e.addresses.is_empty()).then(|| e.addresses.clone());
-            endpoints.push((endpoint, addresses));
-        }
+        let endpoints = endpoints_of(set)?;
         let record =
             TlsaRecord::compute(Usage::DaneEe, Selector::Spki, Matching::Sha256, &key.spki);
         // Ask for this key's kind: a server with an RSA and an ECDSA
