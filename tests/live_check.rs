@@ -329,6 +329,20 @@ fn assert_schema(doc: &Value) {
     }
 }
 
+/// A lab, a key, and a Postfix offering STARTTLS on its port and implicit TLS (wrapper
+/// mode) on the returned address.
+fn implicit_tls_scene() -> (Lab, TlsIdentity, Postfix, SocketAddr) {
+    let lab = Lab::start();
+    let id = TlsIdentity::self_signed(&["mail.example.test"], 90);
+    let postfix = Postfix::start(PostfixOptions {
+        tls: Some(id.clone()),
+        implicit_tls: true,
+        ..PostfixOptions::default()
+    });
+    let wrapper = postfix.implicit_tls_addr().expect("wrapper-mode port");
+    (lab, id, postfix, wrapper)
+}
+
 fn starttls_postfix(identity: &TlsIdentity) -> Postfix {
     Postfix::start(PostfixOptions {
         tls: Some(identity.clone()),
@@ -546,14 +560,7 @@ fn starttls_missing_closed_port_and_silent_server() {
 /// TLSA owner uses port 465, the connection goes to the wrapper's loopback port.
 #[test]
 fn implicit_tls_endpoint() {
-    let lab = Lab::start();
-    let id = TlsIdentity::self_signed(&["mail.example.test"], 90);
-    let postfix = Postfix::start(PostfixOptions {
-        tls: Some(id.clone()),
-        implicit_tls: true,
-        ..PostfixOptions::default()
-    });
-    let wrapper = postfix.implicit_tls_addr().expect("wrapper-mode port");
+    let (lab, id, postfix, wrapper) = implicit_tls_scene();
     let host = lab.name("mail").trim_end_matches('.').to_string();
     let good = format!("3 1 1 {}", id.spki_sha256());
     set_tlsa(
@@ -873,14 +880,7 @@ fn verify_rrset_for_the_roll_engine() {
 /// one endpoint going wrong is CRITICAL while the other stays OK.
 #[test]
 fn config_checks_every_configured_endpoint() {
-    let lab = Lab::start();
-    let id = TlsIdentity::self_signed(&["mail.example.test"], 90);
-    let postfix = Postfix::start(PostfixOptions {
-        tls: Some(id.clone()),
-        implicit_tls: true,
-        ..PostfixOptions::default()
-    });
-    let wrapper = postfix.implicit_tls_addr().expect("wrapper-mode port");
+    let (lab, id, postfix, wrapper) = implicit_tls_scene();
     let smtp = postfix.addresses()[0];
     let host = lab.name("mail").trim_end_matches('.').to_string();
     let good = format!("3 1 1 {}", id.spki_sha256());
