@@ -5,18 +5,14 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use hickory_proto::rr::Name;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-use support::{DigReply, Lab, poll_until};
+use support::{DigReply, Forwarder, Lab, poll_until};
 use tlsa::dns::rfc2136::Rfc2136;
 use tlsa::dns::tsig::TsigKey;
 use tlsa::dns::{Applied, ChangeSet, DnsError, Edit, Provider, Rrset, RrsetChange, apply_edits};
@@ -593,127 +589,4 @@ impl Provider for Interfering<'_> {
         }
         result
     }
-}
-
-// ------------------------------------------------------------------------------------------
-// A counting forwarder
-
-/// A loopback DNS forwarder (UDP and TCP on one port) to one server, counting UPDATE
-/// messages (opcode 5) per transport. Its tasks end with the test's runtime.
-struct Forwarder {
-    addr: SocketAddr,
-    udp_updates: Arc<AtomicUsize>,
-    tcp_updates: Arc<AtomicUsize>,
-    queries: Arc<AtomicUsize>,
-}
-
-const OPCODE_UPDATE: u8 = 5;
-
-fn opcode(message: &[u8]) -> Option<u8> {
-    message.get(2).map(|b| (b >> 3) & 0x0f)
-}
-
-impl Forwarder {
-    async fn start(upstream: SocketAddr) -> Self {
-        // One port for both transports: take a free UDP port, then TCP on the same number.
-        let (udp, tcp) = loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
-            let port = udp.local_addr().unwrap().port();
-            if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
-                break (Arc::new(udp), tcp);
-            }
-        };
-        let forwarder = Forwarder {
-            addr: udp.local_addr().unwrap(),
-            udp_updates: Arc::default(),
-            tcp_updates: Arc::default(),
-            queries: Arc::default(),
-        };
-        let (updates, queries) = (forwarder.udp_updates.clone(), forwarder.queries.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65535];
-            while let Ok((len, client)) = udp.recv_from(&mut buf).await {
-                let request = buf[..len].to_vec();
-                count(&request, &updates, &queries);
-                let udp = udp.clone();
-                tokio::spawn(async move {
-                    let upstream_socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
-                    upstream_socket
-                        .connect(upstream)
-                        .await
-                        .expect("connect UDP");
-                    upstream_socket.send(&request).await.expect("forward UDP");
-                    let mut answer = vec![0u8; 65535];
-                    let wait = tokio::time::timeout(
-                        Duration::from_secs(10),
-                        upstream_socket.recv(&mut answer),
-                    );
-                    if let Ok(Ok(len)) = wait.await {
-                        let _ = udp.send_to(&answer[..len], client).await;
-                    }
-                });
-            }
-        });
-        let (updates, queries) = (forwarder.tcp_updates.clone(), forwarder.queries.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = tcp.accept().await {
-                let (updates, queries) = (updates.clone(), queries.clone());
-                tokio::spawn(async move {
-                    let _ = relay_tcp(client, upstream, &updates, &queries).await;
-                });
-            }
-        });
-        forwarder
-    }
-
-    /// UPDATE messages seen so far: (over UDP, over TCP).
-    fn updates(&self) -> (usize, usize) {
-        (
-            self.udp_updates.load(Ordering::SeqCst),
-            self.tcp_updates.load(Ordering::SeqCst),
-        )
-    }
-
-    /// Other messages seen so far.
-    fn queries(&self) -> usize {
-        self.queries.load(Ordering::SeqCst)
-    }
-}
-
-fn count(message: &[u8], updates: &AtomicUsize, queries: &AtomicUsize) {
-    if opcode(message) == Some(OPCODE_UPDATE) {
-        updates.fetch_add(1, Ordering::SeqCst);
-    } else {
-        queries.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Relays length-prefixed messages between one client connection and the server.
-async fn relay_tcp(
-    mut client: TcpStream,
-    upstream: SocketAddr,
-    updates: &AtomicUsize,
-    queries: &AtomicUsize,
-) -> std::io::Result<()> {
-    let mut server = TcpStream::connect(upstream).await?;
-    loop {
-        let request = read_framed(&mut client).await?;
-        count(&request, updates, queries);
-        write_framed(&mut server, &request).await?;
-        let answer = read_framed(&mut server).await?;
-        write_framed(&mut client, &answer).await?;
-    }
-}
-
-async fn read_framed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let len = stream.read_u16().await?;
-    let mut message = vec![0u8; usize::from(len)];
-    stream.read_exact(&mut message).await?;
-    Ok(message)
-}
-
-async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
-    let len = u16::try_from(message.len()).expect("DNS message over 64 KiB");
-    stream.write_u16(len).await?;
-    stream.write_all(message).await
 }

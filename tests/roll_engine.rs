@@ -327,3 +327,35 @@ fn a_lowered_ttl_is_applied_and_keys_published_after_it_still_wait_for_the_old_o
     let next = set.next_key.as_ref().unwrap();
     assert_eq!(set.keys[next].prior_ttl, Some(3), "{set:#?}");
 }
+
+/// Ten sets of ten owner names in one zone, worked on concurrently: every owner gets its
+/// set's live and next key. (With concurrent UPDATEs to one zone, BIND 9.18's inline
+/// signing was seen to accept changes it then never served; the engine now sends one
+/// zone's changes one at a time, and this test is what caught it.)
+#[test]
+fn many_sets_in_one_zone_are_published_concurrently() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::write_many_sets_config(&lab, dir.path(), 100, 10);
+
+    let run = tlsa(&config, &["run", "--wait", "--concurrency", "16"]);
+    assert!(run.status.success());
+    for set in 0..10 {
+        let live = support::deployed_key_in(&dir.path().join(format!("live/s{set}"))).unwrap();
+        for i in set * 10..set * 10 + 10 {
+            let rrset = lab.query_server(&lab.name(&format!("_25._tcp.h{i}")), "TLSA");
+            let keys: BTreeSet<String> = rrset
+                .records("TLSA")
+                .map(|r| {
+                    r.rdata
+                        .split_whitespace()
+                        .skip(3)
+                        .collect::<String>()
+                        .to_lowercase()
+                })
+                .collect();
+            assert_eq!(keys.len(), 2, "h{i}: {keys:?}");
+            assert!(keys.contains(&live), "h{i} holds set s{set}'s live key");
+        }
+    }
+}

@@ -94,6 +94,12 @@ struct ZoneRuntime {
     name: Name,
     provider: Box<dyn Provider>,
     discovery: Discovery,
+    /// Held while a change to the zone is read, planned and applied: sets
+    /// run concurrently, but changes to one zone go one at a time. BIND 9.18
+    /// with inline signing was seen to lose concurrent UPDATEs between its
+    /// raw and signed zones ("receive_secure_serial: unchanged": accepted,
+    /// never served), and a primary is better served by one writer anyway.
+    writer: tokio::sync::Mutex<()>,
 }
 
 /// An owner name of a set, with the configured zone that holds it.
@@ -304,6 +310,7 @@ impl Engine {
                 name,
                 provider,
                 discovery,
+                writer: tokio::sync::Mutex::new(()),
             });
         }
         let validator = match config.dnssec.mode {
@@ -876,6 +883,7 @@ impl Engine {
             if in_zone.is_empty() {
                 continue;
             }
+            let _one_writer = zone.writer.lock().await;
             let applied = dns::apply_edits(zone.provider.as_ref(), &zone.name, &in_zone).await?;
             if let Some(serial) = applied.and_then(|a| a.serial) {
                 let mut serials = self.serials.lock().unwrap_or_else(|e| e.into_inner());

@@ -16,6 +16,7 @@ mod acme;
 mod authoritative;
 mod bind;
 mod dig;
+mod forwarder;
 mod http_mock;
 mod knot;
 mod lab;
@@ -36,6 +37,7 @@ mod zonefile_bind;
 pub use acme::{Acme, CertbotRun, DeployHook, RenewKey};
 pub use authoritative::Server;
 pub use dig::{DigReply, Record, dig};
+pub use forwarder::Forwarder;
 pub use http_mock::{HttpMock, MockRequest, MockResponse};
 pub use lab::{Lab, LabOptions, StartupTimes};
 pub use postfix::{Postfix, PostfixOptions, SilentServer, TlsIdentity, closed_port};
@@ -44,7 +46,7 @@ pub use resolver::Resolver;
 pub use roll::{
     MAIL_OWNER, ProbeLog, RollDns, SafetyProbe, certbot_source, deployed_key, deployed_key_in,
     self_signed_source, self_signed_source_in, served, served_by_powerdns, tlsa, write_config,
-    write_roll_config, write_roll_config_for,
+    write_many_sets_config, write_roll_config, write_roll_config_for,
 };
 pub use static_server::{
     LOOPBACK_V6, Setup, StaticServer, random_loopback_v4, served_serial, soa_serial,

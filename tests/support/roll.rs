@@ -127,6 +127,30 @@ port = 25
     path
 }
 
+/// Writes `DIR/tlsa.toml` for many owner names in the lab zone: sets `s0`, `s1`, … of up to
+/// `per_set` endpoints `hI.ZONE:25` (I from 0 to `names` − 1), self-signed, deployed to
+/// `DIR/live/sN`, verified by their deploy targets.
+pub fn write_many_sets_config(lab: &Lab, dir: &Path, names: usize, per_set: usize) -> PathBuf {
+    let config = write_roll_config(lab, dir, &self_signed_source(lab), &[]);
+    let base = std::fs::read_to_string(&config).unwrap();
+    let zone = lab.zone().trim_end_matches('.');
+    let mut text = base[..base.find("[[set]]").unwrap()].to_string();
+    for (set, first) in (0..names).step_by(per_set).enumerate() {
+        text.push_str(&format!(
+            "[[set]]\nname = \"s{set}\"\nsource = {{ self-signed = {{ names = [\"h{set}.{zone}\"] }} }}\n\
+             deploy = {{ dir = \"{dir}/live/s{set}\" }}\nttl = 2\nmargin = 0\nverify = \"deployed-files\"\n\n",
+            dir = dir.display()
+        ));
+        for i in first..(first + per_set).min(names) {
+            text.push_str(&format!(
+                "[[set.endpoint]]\nhost = \"h{i}.{zone}\"\nport = 25\n\n"
+            ));
+        }
+    }
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// [`write_roll_config`] for a self-signed set whose reload command touches `DIR/reloaded`.
 pub fn write_config(lab: &Lab, dir: &Path) -> PathBuf {
     let reloaded = dir.join("reloaded").display().to_string();
