@@ -344,16 +344,7 @@ fn many_sets_in_one_zone_are_published_concurrently() {
         let live = support::deployed_key_in(&dir.path().join(format!("live/s{set}"))).unwrap();
         for i in set * 10..set * 10 + 10 {
             let rrset = lab.query_server(&lab.name(&format!("_25._tcp.h{i}")), "TLSA");
-            let keys: BTreeSet<String> = rrset
-                .records("TLSA")
-                .map(|r| {
-                    r.rdata
-                        .split_whitespace()
-                        .skip(3)
-                        .collect::<String>()
-                        .to_lowercase()
-                })
-                .collect();
+            let keys = support::three_one_one(&rrset);
             assert_eq!(keys.len(), 2, "h{i}: {keys:?}");
             assert!(keys.contains(&live), "h{i} holds set s{set}'s live key");
         }

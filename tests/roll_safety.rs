@@ -46,16 +46,7 @@ fn probe(
                 witness,
                 &["+dnssec", "+nosplit", &owner, "TLSA"],
             ));
-            let cached: BTreeSet<String> = reply
-                .records("TLSA")
-                .map(|r| {
-                    r.rdata
-                        .split_whitespace()
-                        .skip(3)
-                        .collect::<String>()
-                        .to_lowercase()
-                })
-                .collect();
+            let cached = support::three_one_one(&reply);
             let presented = runtime
                 .block_on(capture(smtp, &endpoint, &ConnectOptions::default()))
                 .ok()

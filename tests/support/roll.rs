@@ -175,7 +175,7 @@ pub fn tlsa(config: &Path, args: &[&str]) -> Output {
 }
 
 /// The `3 1 1` association data (lower-case hex) in TLSA answer records.
-fn three_one_one(reply: &dig::DigReply) -> BTreeSet<String> {
+pub fn three_one_one(reply: &dig::DigReply) -> BTreeSet<String> {
     reply
         .records("TLSA")
         .filter_map(|r| {
