@@ -492,7 +492,15 @@ impl Engine {
             let before = entry.clone();
             self.track_emergency(set, &mut entry, &decision)?;
             if decision.step.is_none() && decision.wake_at.is_none() && entry.alarm.is_none() {
-                entry.idle = Some(super::idle::mark(set, &dir, &entry, self.now())?);
+                let mark = super::idle::mark(set, &dir, &entry, self.now())?;
+                // Refreshed only now and then: an idle run from cron writes no state.
+                if entry
+                    .idle
+                    .as_ref()
+                    .is_none_or(|old| super::idle::worth_refreshing(old, &mark))
+                {
+                    entry.idle = Some(mark);
+                }
             } else {
                 entry.idle = None;
             }

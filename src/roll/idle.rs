@@ -35,6 +35,16 @@ pub fn mark(
     })
 }
 
+/// How stale a mark may get before an idle run rewrites it (and the state).
+pub const MARK_REFRESH: Duration = Duration::from_secs(3600);
+
+/// Whether `new` should replace `old`: the inputs changed, or `old` is
+/// older than [`MARK_REFRESH`]. So the offline window is
+/// [`OFFLINE_MAX_AGE`] from a networked check at most an hour older than the last.
+pub fn worth_refreshing(old: &IdleMark, new: &IdleMark) -> bool {
+    old.digest != new.digest || old.checked_at + MARK_REFRESH <= new.checked_at
+}
+
 /// Whether the set is provably idle now without reading DNS.
 pub fn provably_idle(set: &CertSet, state_dir: &Path, entry: &SetState, now: Timestamp) -> bool {
     let Some(mark) = &entry.idle else {
