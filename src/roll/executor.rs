@@ -26,13 +26,14 @@ use super::state::{
     KeyState, SetState, State, StateError, StateStore, Timestamp, TtlHold, Verified,
 };
 pub use super::verify::{DeployedFiles, Live, Verify};
+use super::zone_writer::ZoneWriter;
 use crate::clock::Clock;
 use crate::config::{BackendKind, CertSet, Config, SecretRef, Source, ValidationMode, VerifyMode};
 use crate::dns::dnssec::{Anchors, Validator};
 use crate::dns::propagation::{self, Discovery, Expected, Lookup, ZoneServers};
 use crate::dns::rfc2136::Rfc2136;
 use crate::dns::tsig::TsigKey;
-use crate::dns::{self, DnsError, Edit, Provider, ttl};
+use crate::dns::{DnsError, Edit, Provider, ttl};
 use crate::tlsa::TlsaRecord;
 
 /// How long one propagation wait may take before the run gives up (the
@@ -48,10 +49,11 @@ const COUNTDOWN_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// Boxed: DNS errors carry names and addresses, and a large error type
-    /// would bloat every `Result` on the engine's paths.
+    /// Shared: DNS errors carry names and addresses (a large error type
+    /// would bloat every `Result` on the engine's paths), and one failed
+    /// batched change is the error of every set in the batch.
     #[error(transparent)]
-    Dns(Box<DnsError>),
+    Dns(Arc<DnsError>),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -85,7 +87,13 @@ pub enum EngineError {
 
 impl From<DnsError> for EngineError {
     fn from(error: DnsError) -> Self {
-        EngineError::Dns(Box::new(error))
+        EngineError::Dns(Arc::new(error))
+    }
+}
+
+impl From<Arc<DnsError>> for EngineError {
+    fn from(error: Arc<DnsError>) -> Self {
+        EngineError::Dns(error)
     }
 }
 
@@ -94,12 +102,8 @@ struct ZoneRuntime {
     name: Name,
     provider: Box<dyn Provider>,
     discovery: Discovery,
-    /// Held while a change to the zone is read, planned and applied: sets
-    /// run concurrently, but changes to one zone go one at a time. BIND 9.18
-    /// with inline signing was seen to lose concurrent UPDATEs between its
-    /// raw and signed zones ("receive_secure_serial: unchanged": accepted,
-    /// never served), and a primary is better served by one writer anyway.
-    writer: tokio::sync::Mutex<()>,
+    /// Sends the sets' changes to the zone one message at a time, batched.
+    writer: ZoneWriter,
 }
 
 /// An owner name of a set, with the configured zone that holds it.
@@ -310,7 +314,7 @@ impl Engine {
                 name,
                 provider,
                 discovery,
-                writer: tokio::sync::Mutex::new(()),
+                writer: ZoneWriter::default(),
             });
         }
         let validator = match config.dnssec.mode {
@@ -891,8 +895,10 @@ impl Engine {
             if in_zone.is_empty() {
                 continue;
             }
-            let _one_writer = zone.writer.lock().await;
-            let applied = dns::apply_edits(zone.provider.as_ref(), &zone.name, &in_zone).await?;
+            let applied = zone
+                .writer
+                .apply(zone.provider.as_ref(), &zone.name, in_zone)
+                .await?;
             if let Some(serial) = applied.and_then(|a| a.serial) {
                 let mut serials = self.serials.lock().unwrap_or_else(|e| e.into_inner());
                 serials.insert(zone_index, serial);

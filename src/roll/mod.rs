@@ -11,3 +11,4 @@ pub mod policy;
 pub mod state;
 pub mod timestamp;
 pub mod verify;
+pub mod zone_writer;
