@@ -368,8 +368,8 @@ fn scale(sets: usize, owners: usize, concurrency: &[u64]) {
         "scale: {sets} sets x {owners} owner names in one zone, first `tlsa run` (publish live and next keys)"
     );
     println!(
-        "{:>11}  {:>9} {:>12} {:>8} {:>9}",
-        "concurrency", "wall (s)", "peak RSS(MB)", "UPDATEs", "queries"
+        "{:>11}  {:>9} {:>12} {:>12} {:>8} {:>9}",
+        "concurrency", "wall (s)", "tlsa CPU (s)", "peak RSS(MB)", "UPDATEs", "queries"
     );
     for &c in concurrency {
         let lab = Lab::start();
@@ -402,11 +402,20 @@ fn scale(sets: usize, owners: usize, concurrency: &[u64]) {
             })
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(f64::NAN);
+        let seconds = |label: &str| -> f64 {
+            stderr
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(label))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let cpu = seconds("User time (seconds): ") + seconds("System time (seconds): ");
         let (udp, tcp) = primary.updates();
         println!(
-            "{:>11}  {:>9.1} {:>12.1} {:>8} {:>9}",
+            "{:>11}  {:>9.1} {:>12.1} {:>12.1} {:>8} {:>9}",
             c,
             wall,
+            cpu,
             rss_kb / 1024.0,
             udp + tcp,
             primary.queries()
