@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::dns::dnssec::Anchors;
+use crate::live::endpoint::{Endpoint as LiveEndpoint, Protocol};
+use crate::live::resolve::Trust;
 use crate::tlsa::Matching;
 
 /// Where the config is looked for when neither `-c` nor `TLSA_CONFIG` is given.
@@ -51,6 +54,47 @@ pub struct Dnssec {
     pub anchor: Option<PathBuf>,
     #[serde(default)]
     pub mode: ValidationMode,
+}
+
+impl Dnssec {
+    /// How DNS answers are trusted by live checks: the AD bit in `ad` mode,
+    /// otherwise validation here from the anchor (the root KSKs when absent).
+    pub fn trust(&self) -> Trust {
+        match self.mode {
+            ValidationMode::Ad => Trust::ResolverAd,
+            ValidationMode::Anchored => Trust::Anchored(match &self.anchor {
+                Some(file) => Anchors::File(file.clone()),
+                None => Anchors::RootKeys,
+            }),
+        }
+    }
+}
+
+/// An endpoint with the addresses the config pins, if any (otherwise its
+/// A/AAAA records are used).
+pub type PinnedEndpoint = (LiveEndpoint, Option<Vec<SocketAddr>>);
+
+impl CertSet {
+    /// The set's endpoints as live checks take them; `Err` names the
+    /// endpoint and what is wrong with it.
+    pub fn live_endpoints(&self) -> Result<Vec<PinnedEndpoint>, String> {
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let place = format!("endpoint {}:{}", e.host, e.port);
+                let protocol = e
+                    .starttls
+                    .as_deref()
+                    .map(str::parse::<Protocol>)
+                    .transpose()
+                    .map_err(|why| format!("{place}: starttls: {why}"))?;
+                let endpoint = LiveEndpoint::new(&e.host, e.port, protocol)
+                    .map_err(|why| format!("{place}: {why}"))?;
+                let addresses = (!e.addresses.is_empty()).then(|| e.addresses.clone());
+                Ok((endpoint, addresses))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -346,6 +390,14 @@ impl Config {
                     set.name.get_ref()
                 ));
             }
+            // Caught here rather than at the verify step of some later roll.
+            if let Err(why) = set.live_endpoints() {
+                return Err(format!(
+                    "{}: set {:?}: {why}",
+                    at(set.name.span()),
+                    set.name.get_ref()
+                ));
+            }
         }
         for zone in &self.zones {
             let place = format!("{}: zone {:?}", at(zone.name.span()), zone.name.get_ref());
@@ -423,6 +475,23 @@ matching = ["sha2-256", "sha2-512"]
 host = "mail.example.com"
 port = 25
 "#;
+
+    #[test]
+    fn endpoints_are_checked_at_load() {
+        let err = Config::parse(&GOOD.replace("port = 25", "port = 25\nstarttls = \"smpt\""))
+            .unwrap_err();
+        assert!(
+            err.contains("mail.example.com:25") && err.contains("smpt"),
+            "{err}"
+        );
+        let err =
+            Config::parse(&GOOD.replace("host = \"mail.example.com\"", "host = \"192.0.2.1\""))
+                .unwrap_err();
+        assert!(
+            err.contains("set \"mail\"") && err.contains("192.0.2.1"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn parses_a_complete_config() {

@@ -561,7 +561,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
     assert_eq!((bound.seconds, bound.term), (5, Term::NewRrsetTtl));
     assert_eq!(
         ttl::t_safe(done.at, None, &facts, false, margin),
-        done.at + Duration::from_secs(6)
+        done.at + Duration::from_secs(6) + ttl::RESOLVER_CLOCK_GRANULARITY
     );
     let per_server = ttl::per_server(&done.observation, &owner);
     assert_eq!(per_server.len(), 1);
@@ -587,7 +587,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
     assert_eq!((bound.seconds, bound.term), (5, Term::OldRrsetTtl));
     assert_eq!(
         ttl::t_safe(done.at, Some(5), &facts, true, margin),
-        done.at + Duration::from_secs(6)
+        done.at + Duration::from_secs(6) + ttl::RESOLVER_CLOCK_GRANULARITY
     );
 
     // A new owner with TTL 1: the negative TTL (3) is the longest a resolver may have cached.
@@ -607,7 +607,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
     assert_eq!((bound.seconds, bound.term), (3, Term::NegativeTtl));
     assert_eq!(
         ttl::t_safe(done.at, None, &facts, false, margin),
-        done.at + Duration::from_secs(4)
+        done.at + Duration::from_secs(4) + ttl::RESOLVER_CLOCK_GRANULARITY
     );
     let all = ttl::worst_case_by_owner(&done.observation);
     assert_eq!(all.keys().collect::<Vec<_>>(), vec![&other]);

@@ -191,7 +191,8 @@ fn config_targets(config: &Config, only: &[String]) -> Result<Vec<Target>, Strin
     }
     let mut targets: Vec<Target> = Vec::new();
     for set in selected_sets(config, only) {
-        for (endpoint, addresses) in crate::roll::verify::endpoints_of(set)
+        for (endpoint, addresses) in set
+            .live_endpoints()
             .map_err(|why| format!("set {}: {why}", set.name.get_ref()))?
         {
             let duplicate = targets.iter().any(|t| {
@@ -283,7 +284,7 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
     let trust = match (&args.anchor, args.trust_ad, &config) {
         (_, true, _) => Trust::ResolverAd,
         (Some(file), false, _) => Trust::Anchored(Anchors::File(file.clone())),
-        (None, false, Some(config)) => crate::roll::verify::trust_of(config),
+        (None, false, Some(config)) => config.dnssec.trust(),
         (None, false, None) => Trust::Anchored(Anchors::RootKeys),
     };
     let helo = match &args.helo {

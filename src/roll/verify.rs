@@ -1,20 +1,18 @@
 //! The `verified` step: before any record is removed, every address of
 //! every endpoint of the set must present the deployed key.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::files;
 use super::plan::KeyMaterial;
-use crate::config::{CertSet, Config, ValidationMode};
+use crate::config::{CertSet, Config};
 use crate::dns::DnsError;
-use crate::dns::dnssec::Anchors;
 use crate::live::KeyKind;
 use crate::live::check::{CheckOptions, verify_rrset};
-use crate::live::endpoint::{Endpoint, Protocol};
-use crate::live::resolve::{Dns, Trust, ValidatingDns};
+
+use crate::live::resolve::{Dns, ValidatingDns};
 use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
 
 /// Checks which key the servers of a set present.
@@ -48,42 +46,9 @@ pub struct Live {
     dns: Arc<dyn Dns>,
 }
 
-/// How the config says DNS answers are validated, for live checks.
-pub fn trust_of(config: &Config) -> Trust {
-    match config.dnssec.mode {
-        ValidationMode::Ad => Trust::ResolverAd,
-        ValidationMode::Anchored => Trust::Anchored(match &config.dnssec.anchor {
-            Some(file) => Anchors::File(file.clone()),
-            None => Anchors::RootKeys,
-        }),
-    }
-}
-
-/// An endpoint with the addresses the config pins, if any (otherwise its
-/// A/AAAA records are used).
-pub type PinnedEndpoint = (Endpoint, Option<Vec<SocketAddr>>);
-
-/// A set's endpoints as live checks take them.
-pub fn endpoints_of(set: &CertSet) -> Result<Vec<PinnedEndpoint>, String> {
-    set.endpoints
-        .iter()
-        .map(|e| {
-            let protocol = e
-                .starttls
-                .as_deref()
-                .map(str::parse::<Protocol>)
-                .transpose()
-                .map_err(|why| format!("endpoint {}:{}: {why}", e.host, e.port))?;
-            let endpoint = Endpoint::new(&e.host, e.port, protocol)?;
-            let addresses = (!e.addresses.is_empty()).then(|| e.addresses.clone());
-            Ok((endpoint, addresses))
-        })
-        .collect()
-}
-
 impl Live {
     pub async fn new(config: &Config) -> Result<Self, DnsError> {
-        let trust = trust_of(config);
+        let trust = config.dnssec.trust();
         Ok(Live {
             dns: Arc::new(ValidatingDns::new(config.dnssec.resolver, &trust).await?),
         })
@@ -93,7 +58,7 @@ impl Live {
 #[async_trait]
 impl Verify for Live {
     async fn presents(&self, set: &CertSet, key: &KeyMaterial) -> Result<(), String> {
-        let endpoints = endpoints_of(set)?;
+        let endpoints = set.live_endpoints()?;
         let record =
             TlsaRecord::compute(Usage::DaneEe, Selector::Spki, Matching::Sha256, &key.spki);
         // Ask for this key's kind: a server with an RSA and an ECDSA
