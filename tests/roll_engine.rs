@@ -306,6 +306,24 @@ fn a_lowered_ttl_is_applied_and_keys_published_after_it_still_wait_for_the_old_o
     assert_eq!(ttl_served(), 3);
 
     std::fs::write(&config, text.replace("ttl = 2", "ttl = 1")).unwrap();
+    // The plan shows the TTL change, and as nsupdate input the whole RRset
+    // deleted and added back with the new TTL.
+    let plan = tlsa(&config, &["plan"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    let absolute = format!("{}.", owner.trim_end_matches('.'));
+    assert!(shown.contains("(TTL 3 -> 1)"), "{shown}");
+    assert!(
+        shown.contains(&format!("update delete {absolute} TLSA\n")),
+        "{shown}"
+    );
+    assert_eq!(
+        shown
+            .matches(&format!("update add {absolute} 1 TLSA 3 1 1"))
+            .count(),
+        2,
+        "{shown}"
+    );
+    assert_eq!(ttl_served(), 3, "plan changed nothing");
     let lowered = tlsa(&config, &["run"]);
     assert!(lowered.status.success());
     assert!(
