@@ -4,7 +4,8 @@
 //!
 //!   cargo bench --bench roll -- latency [TTLS=2,5,30] [RUNS=5]
 //!   cargo bench --bench roll -- cron [NAMES=1,100,1000]
-//!   cargo bench --bench roll -- scale [SETS=1000] [OWNERS=10] [CONCURRENCY=1,16,64]
+//!   cargo bench --bench roll -- scale [SETS=1000] [OWNERS=10] [CONCURRENCY=16,64]
+//!   cargo bench --bench roll -- zones [ZONES=1000] [OWNERS=10] [CONCURRENCY=16]
 //!
 //! latency: a set adopted from nothing (publish, propagate, wait until safe, deploy), then a
 //!   planned roll; reports how close the deploy comes to the physical limit — the first
@@ -18,6 +19,7 @@
 //! scale: SETS sets of OWNERS owner names in one zone (the lab has one zone): the first
 //!   `tlsa run` publishing every set's live and next key, per concurrency: wall time, peak
 //!   RSS, UPDATE messages.
+//! zones: ZONES zones on one BIND, one set of OWNERS owner names per zone: the same figures.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -52,7 +54,12 @@ fn main() {
         Some("scale") => scale(
             list(1, "1000")[0] as usize,
             list(2, "10")[0] as usize,
-            &list(3, "1,16,64"),
+            &list(3, "16,64"),
+        ),
+        Some("zones") => zones(
+            list(1, "1000")[0] as usize,
+            list(2, "10")[0] as usize,
+            &list(3, "16"),
         ),
         _ => {
             eprintln!("usage: cargo bench --bench roll -- latency|cron|scale [...] (see the file)")
@@ -367,10 +374,7 @@ fn scale(sets: usize, owners: usize, concurrency: &[u64]) {
     println!(
         "scale: {sets} sets x {owners} owner names in one zone, first `tlsa run` (publish live and next keys)"
     );
-    println!(
-        "{:>11}  {:>9} {:>12} {:>12} {:>8} {:>9}",
-        "concurrency", "wall (s)", "tlsa CPU (s)", "peak RSS(MB)", "UPDATEs", "queries"
-    );
+    print_scale_header();
     for &c in concurrency {
         let lab = Lab::start();
         let primary = runtime.block_on(Forwarder::start(lab.server_addr()));
@@ -383,46 +387,98 @@ fn scale(sets: usize, owners: usize, concurrency: &[u64]) {
             primary.addr,
             lab.resolver_addr(),
         );
-        let started = Instant::now();
-        let out = Command::new("/usr/bin/time")
-            .arg("-v")
-            .arg(tlsa_binary())
-            .args(["run", "--concurrency", &c.to_string(), "-c"])
-            .arg(&config)
-            .output()
-            .expect("GNU time is installed (apt-get install time)");
-        let wall = started.elapsed().as_secs_f64();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        let rss_kb: f64 = stderr
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("Maximum resident set size (kbytes): ")
-            })
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(f64::NAN);
-        let seconds = |label: &str| -> f64 {
-            stderr
-                .lines()
-                .find_map(|l| l.trim().strip_prefix(label))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(f64::NAN)
-        };
-        let cpu = seconds("User time (seconds): ") + seconds("System time (seconds): ");
-        let (udp, tcp) = primary.updates();
-        println!(
-            "{:>11}  {:>9.1} {:>12.1} {:>12.1} {:>8} {:>9}",
-            c,
-            wall,
-            cpu,
-            rss_kb / 1024.0,
-            udp + tcp,
-            primary.queries()
-        );
+        first_run_row(&config, c, &primary);
     }
     println!(
         "reproduce: cargo bench --bench roll -- scale {sets} {owners} {}",
         commas(concurrency)
+    );
+}
+
+fn zones(count: usize, owners: usize, concurrency: &[u64]) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    println!(
+        "zones: {count} zones x {owners} owner names (one set per zone) on one BIND, first `tlsa run`"
+    );
+    for &c in concurrency {
+        let started = Instant::now();
+        let lab = support::MultiZoneLab::start(count, 2);
+        println!(
+            "  (BIND loaded and signed {count} zones in {:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+        let primary = runtime.block_on(Forwarder::start(lab.server_addr()));
+        let dir = tempfile::tempdir().unwrap();
+        let config = lab.write_config(dir.path(), owners);
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            &format!("server = \"{}\"", lab.server_addr()),
+            &format!("server = \"{}\"", primary.addr),
+        );
+        std::fs::write(&config, text).unwrap();
+        print_scale_header();
+        first_run_row(&config, c, &primary);
+    }
+    println!(
+        "reproduce: cargo bench --bench roll -- zones {count} {owners} {}",
+        commas(concurrency)
+    );
+}
+
+fn print_scale_header() {
+    println!(
+        "{:>11}  {:>9} {:>12} {:>12} {:>8} {:>9}",
+        "concurrency", "wall (s)", "tlsa CPU (s)", "peak RSS(MB)", "UPDATEs", "queries"
+    );
+}
+
+/// Runs the first `tlsa run` of `config` under GNU time and prints its row.
+fn first_run_row(config: &Path, concurrency: u64, primary: &Forwarder) {
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(tlsa_binary())
+        .args(["run", "--concurrency", &concurrency.to_string(), "-c"])
+        .arg(config)
+        .output()
+        .expect("GNU time is installed (apt-get install time)");
+    let wall = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let problems: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                !l.starts_with("tlsa: set ") && !l.trim_start().starts_with(char::is_uppercase)
+            })
+            .take(20)
+            .collect();
+        panic!(
+            "tlsa run failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains("FAILED"))
+                .take(10)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            problems.join("\n")
+        );
+    }
+    let value = |label: &str| -> f64 {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let cpu = value("User time (seconds): ") + value("System time (seconds): ");
+    let rss_mb = value("Maximum resident set size (kbytes): ") / 1024.0;
+    let (udp, tcp) = primary.updates();
+    println!(
+        "{:>11}  {:>9.1} {:>12.1} {:>12.1} {:>8} {:>9}",
+        concurrency,
+        wall,
+        cpu,
+        rss_mb,
+        udp + tcp,
+        primary.queries()
     );
 }

@@ -9,11 +9,17 @@ use super::tools;
 
 /// named.conf for one zone, everything (keys, journal, pid file) inside `dir`.
 pub fn config_text(dir: &Path, setup: &ZoneSetup, port: u16) -> String {
+    config_text_zones(dir, std::slice::from_ref(setup), port)
+}
+
+/// named.conf for several zones sharing one TTL and one TSIG key (the first zone's).
+pub fn config_text_zones(dir: &Path, setups: &[ZoneSetup], port: u16) -> String {
     let keys = dir.join("keys");
     fs::create_dir_all(&keys).expect("create BIND key directory");
     let (dir, keys) = (dir.display(), keys.display());
-    let (zone, ttl, key_name) = (setup.zone, setup.ttl, &setup.key.name);
-    let (key_file, zone_file) = (setup.key.file.display(), setup.zone_file.display());
+    let first = &setups[0];
+    let (ttl, key_file) = (first.ttl, first.key.file.display());
+    let zones: String = setups.iter().map(zone_stanza).collect();
     // `reuseport no`: one socket per address; it does not stop the kernel from sharing the
     // UDP port (BIND still sets SO_REUSEADDR), which is why the launcher verifies answers.
     // `notify no`: NOTIFY would go to the NS address, 127.0.0.1 port 53 — not ours.
@@ -49,6 +55,14 @@ dnssec-policy "lab" {{
     parent-propagation-delay 0;
 }};
 
+{zones}"#
+    )
+}
+
+fn zone_stanza(setup: &ZoneSetup) -> String {
+    let (zone, key_name, zone_file) = (setup.zone, &setup.key.name, setup.zone_file.display());
+    format!(
+        r#"
 zone "{zone}" {{
     type primary;
     file "{zone_file}";

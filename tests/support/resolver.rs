@@ -26,6 +26,16 @@ impl Resolver {
     /// `ds_anchor` (zone-file syntax). Returns once unbound answers; whether the zone
     /// validates is up to the caller ([`Self::wait_validated`]) — it must not with a wrong DS.
     pub fn start(dir: &Path, zone: &str, authoritative: SocketAddr, ds_anchor: &str) -> Self {
+        Self::start_zones(dir, &[zone], authoritative, ds_anchor)
+    }
+
+    /// [`Self::start`] for several zones on the same authoritative server.
+    pub fn start_zones(
+        dir: &Path,
+        zones: &[&str],
+        authoritative: SocketAddr,
+        ds_anchor: &str,
+    ) -> Self {
         fs::create_dir_all(dir).expect("create resolver directory");
         let anchor = dir.join("ds.anchor");
         fs::write(&anchor, ds_anchor).expect("write DS trust anchor");
@@ -36,7 +46,7 @@ impl Resolver {
             "unbound",
             dir,
             |port| {
-                let text = config_text(dir, &anchor, &identity, zone, authoritative, port);
+                let text = config_text(dir, &anchor, &identity, zones, authoritative, port);
                 fs::write(&config, text).expect("write unbound configuration");
                 let mut cmd = tools::command("unbound");
                 cmd.arg("-d").arg("-c").arg(&config);
@@ -137,12 +147,16 @@ fn config_text(
     dir: &Path,
     anchor: &Path,
     identity: &str,
-    zone: &str,
+    zones: &[&str],
     authoritative: SocketAddr,
     port: u16,
 ) -> String {
     let (dir, anchor) = (dir.display(), anchor.display());
     let auth = format!("{}@{}", authoritative.ip(), authoritative.port());
+    let stubs: String = zones
+        .iter()
+        .map(|zone| format!("stub-zone:\n    name: \"{zone}\"\n    stub-addr: {auth}\n\n"))
+        .collect();
     // - `so-reuseport: no`: a taken port makes unbound exit (and the launcher retry) instead
     //   of silently sharing it.
     // - `local-zone: "test." nodefault`: otherwise unbound answers .test NXDOMAIN itself.
@@ -187,11 +201,7 @@ remote-control:
     control-interface: "{dir}/control.sock"
     control-use-cert: no
 
-stub-zone:
-    name: "{zone}"
-    stub-addr: {auth}
-
-stub-zone:
+{stubs}stub-zone:
     name: "."
     stub-addr: {auth}
     stub-prime: no
