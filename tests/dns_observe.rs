@@ -348,6 +348,20 @@ async fn tlsa_validates_secure_from_dnskey_and_ds_anchors() {
             (Verdict::Secure, Some(AnswerKind::NxDomain)),
             "{v}"
         );
+
+        // The same three through one shared handle (what the roll engine does per change).
+        let all = validator
+            .validate_tlsa_all(&[owner.clone(), nodata.clone(), nxdomain.clone()])
+            .await;
+        let shapes: Vec<_> = all.iter().map(|v| (v.verdict, v.answer)).collect();
+        assert_eq!(
+            shapes,
+            [
+                (Verdict::Secure, Some(AnswerKind::Positive)),
+                (Verdict::Secure, Some(AnswerKind::NoData)),
+                (Verdict::Secure, Some(AnswerKind::NxDomain)),
+            ]
+        );
     }
 }
 
@@ -395,6 +409,13 @@ async fn wrong_anchors_are_bogus_or_refused() {
     let v = validator.validate_tlsa(&nxdomain).await;
     eprintln!("{v}");
     assert_eq!(v.verdict, Verdict::Bogus, "{v}");
+    let all = validator
+        .validate_tlsa_all(&[owner.clone(), nxdomain.clone()])
+        .await;
+    assert!(
+        all.iter().all(|v| v.verdict == Verdict::Bogus),
+        "a shared handle is Bogus too: {all:?}"
+    );
 
     // Only the root KSKs: this private zone cannot chain to them.
     let validator = Validator::anchored(lab.resolver_addr(), &Anchors::RootKeys)

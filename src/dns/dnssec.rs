@@ -239,6 +239,45 @@ impl Validator {
     /// answer is an Indeterminate verdict saying why.
     pub async fn validate_tlsa(&self, owner: &Name) -> Validation {
         let outcome = tokio::time::timeout(self.timeout, self.decide(owner)).await;
+        self.validation(owner, outcome)
+    }
+
+    /// [`Self::validate_tlsa`] for several owners (of one change), sharing
+    /// one connection and one validating handle: the zone's DNSKEY RRset is
+    /// fetched and verified once, not once per owner. Its cache lives only
+    /// as long as this call.
+    pub async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
+        let Mode::Anchored { anchors } = &self.mode else {
+            let mut all = Vec::new();
+            for owner in owners {
+                all.push(self.validate_tlsa(owner).await);
+            }
+            return all;
+        };
+        let handle = match query::tcp_client(self.resolver, self.question_timeout).await {
+            Ok(client) => DnssecDnsHandle::with_trust_anchor(client, anchors.clone()),
+            Err(e) => {
+                let why = format!("cannot reach resolver {} over TCP: {e}", self.resolver);
+                return owners
+                    .iter()
+                    .map(|owner| self.validation(owner, Ok(indeterminate(owner, why.clone()))))
+                    .collect();
+            }
+        };
+        let mut all = Vec::new();
+        for owner in owners {
+            let outcome =
+                tokio::time::timeout(self.timeout, self.decide_with(&handle, owner)).await;
+            all.push(self.validation(owner, outcome));
+        }
+        all
+    }
+
+    fn validation(
+        &self,
+        owner: &Name,
+        outcome: Result<Decision, tokio::time::error::Elapsed>,
+    ) -> Validation {
         let (verdict, reason, answer, rrset) = outcome.unwrap_or_else(|_| {
             (
                 Verdict::Indeterminate,
@@ -282,6 +321,14 @@ impl Validator {
             }
         };
         let handle = DnssecDnsHandle::with_trust_anchor(client, anchors);
+        self.decide_with(&handle, owner).await
+    }
+
+    async fn decide_with<H: DnsHandle>(
+        &self,
+        handle: &DnssecDnsHandle<H>,
+        owner: &Name,
+    ) -> Decision {
         let mut options = DnsRequestOptions::default();
         options.recursion_desired = true;
         options.edns_set_dnssec_ok = true;

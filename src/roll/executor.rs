@@ -999,8 +999,9 @@ impl Engine {
     /// Refuses to change anything unless every owner validates as Secure
     /// (positive or negative answer).
     async fn require_secure(&self, owners: &[Owner]) -> Result<(), EngineError> {
-        for owner in owners {
-            let validation = self.validator.validate_tlsa(&owner.name).await;
+        let names: Vec<Name> = owners.iter().map(|o| o.name.clone()).collect();
+        let validations = self.validator.validate_tlsa_all(&names).await;
+        for (owner, validation) in owners.iter().zip(validations) {
             if !validation.is_acceptable_for_changes() {
                 return Err(EngineError::Insecure {
                     zone: self.zones[owner.zone].name.to_string(),
