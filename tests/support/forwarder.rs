@@ -125,6 +125,10 @@ async fn read_framed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
     let len = u16::try_from(message.len()).expect("DNS message over 64 KiB");
-    stream.write_u16(len).await?;
-    stream.write_all(message).await
+    // One write: a separate 2-byte write waits on Nagle and delayed ACK (~40 ms
+    // per exchange), which distorted the benchmarks' timings.
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await
 }
