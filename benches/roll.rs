@@ -188,7 +188,7 @@ fn reloads(dir: &Path) -> Vec<f64> {
 }
 
 fn safe_at(dir: &Path, key: &str) -> f64 {
-    let state = tlsa::roll::state::load_from(&dir.join("state/state.json")).unwrap();
+    let state = tlsa::roll::state::load_dir(&dir.join("state")).unwrap();
     let at = state.sets["mail"].keys[key].safe_at.expect("safe_at");
     at.unix_ms() as f64 / 1000.0
 }

@@ -383,6 +383,13 @@ impl Config {
                     set.name.get_ref()
                 ));
             }
+            if !is_file_safe_name(set.name.get_ref()) {
+                return Err(format!(
+                    "{}: set name {:?}: use letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64): it names the set's state file and key directory",
+                    at(set.name.span()),
+                    set.name.get_ref()
+                ));
+            }
             if set.endpoints.is_empty() {
                 return Err(format!(
                     "{}: set {:?} has no [[set.endpoint]]; add one with host and port",
@@ -446,6 +453,14 @@ fn one_paragraph(message: &str) -> String {
         .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether a set name can name files: no path separators, no leading dot.
+fn is_file_safe_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(allowed)
 }
 
 #[cfg(test)]
@@ -539,5 +554,18 @@ port = 25
             err.contains("line 15") && err.contains("no [[set.endpoint]]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn set_names_that_would_escape_the_state_directory_are_refused() {
+        for bad in ["../mail", "a/b", ".hidden", ""] {
+            let err = Config::parse(&GOOD.replace("name = \"mail\"", &format!("name = {bad:?}")))
+                .unwrap_err();
+            assert!(
+                err.contains("line 15") && err.contains("set name"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(Config::parse(&GOOD.replace("name = \"mail\"", "name = \"mx-1.rsa_2\"")).is_ok());
     }
 }

@@ -52,6 +52,7 @@ on_both_servers!(
     add_replace_delete,
     zone_is_found_at_the_server,
     several_owners_go_out_as_one_update,
+    a_change_too_large_for_one_message_goes_out_in_parts,
     compare_and_swap_retries_after_another_writer,
     ttl_only_change_is_applied,
     authentication_failures_leave_the_zone_unchanged,
@@ -300,6 +301,42 @@ async fn several_owners_go_out_as_one_update(lab: &Lab) {
         forwarder.queries() > 0,
         "reads went through the forwarder too"
     );
+}
+
+/// 400 owners with two `3 1 2` records each need about 100 KB: more than one TCP message can
+/// carry (64 KiB). The change goes out as two UPDATEs and every owner gets its records.
+async fn a_change_too_large_for_one_message_goes_out_in_parts(lab: &Lab) {
+    let forwarder = Forwarder::start(lab.server_addr()).await;
+    let p = Rfc2136::new(forwarder.addr, Some(lab_key(lab)));
+    let records = |i: usize| [rec512(i as u8), rec512(i as u8 ^ 0xff)];
+    let owners: Vec<Name> = (0..400)
+        .map(|i| owner(lab, &format!("_25._tcp.host-{i:03}")))
+        .collect();
+    let edits: Vec<Edit> = owners
+        .iter()
+        .enumerate()
+        .map(|(i, o)| add(o, &records(i), 60))
+        .collect();
+    apply(&p, lab, &edits).await;
+    assert_eq!(forwarder.updates(), (0, 2), "UPDATE messages (UDP, TCP)");
+    // The server answers an UPDATE before it has signed every new name: poll.
+    let deadline = std::time::Instant::now() + PUBLISH_TIMEOUT;
+    loop {
+        let mut missing = Vec::new();
+        for (i, o) in owners.iter().enumerate() {
+            if read(lab, o).await.records != set(&records(i)) {
+                missing.push(i);
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "owners not served as changed after {PUBLISH_TIMEOUT:?}: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Another writer adds a record between our read and our write: our prerequisite fails

@@ -107,7 +107,7 @@ impl Scene {
 }
 
 fn read_state(dir: &Path) -> State {
-    state::load_from(&state::state_file(&dir.join("state"))).expect("the state file parses")
+    state::load_dir(&dir.join("state")).expect("the state files parse")
 }
 
 fn probe(lab: &Lab, dir: &Path) -> (Resolver, SafetyProbe) {
@@ -697,7 +697,7 @@ fn a_planned_roll_killed_at_each_step_completes_on_rerun_safely() {
     let target = read_state(dir).sets["mail"].next_key.clone().unwrap();
     let stopped = tlsa(&world.manual_retire, &["rollover", "--wait"]);
     assert!(String::from_utf8_lossy(&stopped.stdout).contains("is manual"));
-    let state_file = state::state_file(&dir.join("state"));
+    let state_file = state::set_file(&dir.join("state"), "mail");
     let before_retire = std::fs::read(&state_file).unwrap();
     let retire = tlsa(&world.manual_retire, &["run", "--confirm", "--wait"]);
     assert!(retire.status.success());

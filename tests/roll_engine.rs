@@ -338,9 +338,7 @@ fn a_lowered_ttl_is_applied_and_keys_published_after_it_still_wait_for_the_old_o
     assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
     assert_eq!(served(&lab).len(), 2);
     assert_ne!(served(&lab), records);
-    let state: tlsa::roll::state::State =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state/state.json")).unwrap())
-            .unwrap();
+    let state = tlsa::roll::state::load_dir(&dir.path().join("state")).unwrap();
     let set = &state.sets["mail"];
     let next = set.next_key.as_ref().unwrap();
     assert_eq!(set.keys[next].prior_ttl, Some(3), "{set:#?}");

@@ -139,16 +139,12 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
     std::thread::sleep(Duration::from_millis(600));
     assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
     let second_key_live = deployed(&deploy);
-    let state_file = dir.path().join("state/state.json");
+    let state_file = tlsa::roll::state::set_file(&dir.path().join("state"), "mail");
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
-    let third_key = state["sets"]["mail"]["next_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let third_key = state["next_key"].as_str().unwrap().to_string();
     let safe_at: tlsa::roll::state::Timestamp =
-        serde_json::from_value(state["sets"]["mail"]["keys"][&third_key]["safe_at"].clone())
-            .unwrap();
+        serde_json::from_value(state["keys"][&third_key]["safe_at"].clone()).unwrap();
     let roll_start = probe_start.elapsed();
     let roll_start_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)

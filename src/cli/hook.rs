@@ -97,8 +97,8 @@ pub fn csr(args: &CsrArgs, out: &mut dyn Write) -> Result<(), Failure> {
                 args.set
             )])
         })?;
-    let state = state::load_from(&state::state_file(&config.state_dir))
-        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    let state =
+        state::load_dir(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
     let next = state
         .sets
         .get(&args.set)

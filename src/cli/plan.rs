@@ -20,8 +20,8 @@ pub struct PlanArgs {
 
 pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let config = args.config.load()?;
-    let state = state::load_from(&state::state_file(&config.state_dir))
-        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    let state =
+        state::load_dir(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
     let ttls: Vec<(String, u32)> = config
         .sets
         .iter()

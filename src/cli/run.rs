@@ -105,8 +105,8 @@ pub fn rollover(args: &RolloverArgs, out: &mut dyn Write) -> Result<(), Failure>
 
 /// The selected sets whose idleness the state proves without DNS.
 fn provably_idle_sets(config: &Config, only: &[String]) -> Result<Vec<String>, Failure> {
-    let state = state::load_from(&state::state_file(&config.state_dir))
-        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    let state =
+        state::load_dir(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
     let now = unix(std::time::SystemTime::now());
     Ok(config
         .sets

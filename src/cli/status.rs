@@ -52,8 +52,8 @@ struct KeyStatus {
 
 pub fn run(args: &StatusArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let config = args.config.load()?;
-    let state = state::load_from(&state::state_file(&config.state_dir))
-        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    let state =
+        state::load_dir(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
     let mut report = Vec::new();
     for set in &config.sets {
         let empty = SetState::default();

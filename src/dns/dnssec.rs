@@ -45,9 +45,10 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use super::DnsError;
 use super::propagation::{AnswerKind, rcode_name, seconds};
 use super::provider::Rrset;
-use super::query::{self, Ask};
+use super::query::{self, Ask, FreshSocketsHandle};
 use super::rdata;
 use crate::tlsa::TlsaRecord;
+use futures_util::StreamExt;
 
 /// The DNSSEC status of an answer (RFC 4035 §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,14 +154,45 @@ impl fmt::Display for Anchors {
     }
 }
 
+/// Owners of one change validated concurrently.
+const VALIDATIONS_AT_ONCE: usize = 8;
+
 /// Default bound on one whole validation (it takes several questions:
 /// DNSKEY, DS, NS of each zone on the chain).
 pub const DEFAULT_VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a validation result is reused (bounded further by the
+/// RRset's TTL): what a validating resolver would cache, and short enough
+/// that a chain broken meanwhile is noticed within a minute.
+const VALIDATION_CACHE_LIFE: Duration = Duration::from_secs(60);
+/// A failed validation is retried this soon: the operator may be fixing it.
+const FAILED_VALIDATION_CACHE_LIFE: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 enum Mode {
-    Anchored { anchors: Arc<TrustAnchors> },
+    /// One validating handle for the validator's life: a zone's DNSKEY
+    /// RRset and the chain above it are verified once, not once per owner
+    /// and step (ECDSA verification was most of a large run's CPU time).
+    /// Every answer is still fetched from the resolver; a changed RRset or
+    /// signature is a cache miss.
+    Anchored {
+        anchors: Arc<TrustAnchors>,
+        handle: DnssecDnsHandle<FreshSocketsHandle>,
+    },
     ResolverAd,
+}
+
+fn validating_handle(
+    resolver: SocketAddr,
+    anchors: &Arc<TrustAnchors>,
+    question_timeout: Duration,
+) -> DnssecDnsHandle<FreshSocketsHandle> {
+    DnssecDnsHandle::with_trust_anchor(
+        FreshSocketsHandle::new(resolver, question_timeout),
+        anchors.clone(),
+    )
+    .positive_validation_ttl(Duration::ZERO..=VALIDATION_CACHE_LIFE)
+    .negative_validation_ttl(Duration::ZERO..=FAILED_VALIDATION_CACHE_LIFE)
 }
 
 /// Validates TLSA answers; see the module documentation for the two modes.
@@ -193,12 +225,15 @@ impl Validator {
             Anchors::RootKeys => TrustAnchors::default(),
             Anchors::File(path) => load_anchor_file(path, resolver, query::DEFAULT_TIMEOUT).await?,
         };
+        let anchors_text = anchors.to_string();
+        let anchors = Arc::new(trust);
         Ok(Validator {
             resolver,
             mode: Mode::Anchored {
-                anchors: Arc::new(trust),
+                handle: validating_handle(resolver, &anchors, query::DEFAULT_TIMEOUT),
+                anchors,
             },
-            method: format!("validated from {anchors} via resolver {resolver}"),
+            method: format!("validated from {anchors_text} via resolver {resolver}"),
             question_timeout: query::DEFAULT_TIMEOUT,
             timeout: DEFAULT_VALIDATION_TIMEOUT,
         })
@@ -222,6 +257,9 @@ impl Validator {
     pub fn with_timeouts(mut self, question: Duration, whole: Duration) -> Self {
         self.question_timeout = question;
         self.timeout = whole;
+        if let Mode::Anchored { anchors, handle } = &mut self.mode {
+            *handle = validating_handle(self.resolver, anchors, question);
+        }
         self
     }
 
@@ -242,35 +280,14 @@ impl Validator {
         self.validation(owner, outcome)
     }
 
-    /// [`Self::validate_tlsa`] for several owners (of one change), sharing
-    /// one connection and one validating handle: the zone's DNSKEY RRset is
-    /// fetched and verified once, not once per owner. Its cache lives only
-    /// as long as this call.
+    /// [`Self::validate_tlsa`] for several owners (of one change), a few
+    /// at a time, in the order given.
     pub async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
-        let Mode::Anchored { anchors } = &self.mode else {
-            let mut all = Vec::new();
-            for owner in owners {
-                all.push(self.validate_tlsa(owner).await);
-            }
-            return all;
-        };
-        let handle = match query::tcp_client(self.resolver, self.question_timeout).await {
-            Ok(client) => DnssecDnsHandle::with_trust_anchor(client, anchors.clone()),
-            Err(e) => {
-                let why = format!("cannot reach resolver {} over TCP: {e}", self.resolver);
-                return owners
-                    .iter()
-                    .map(|owner| self.validation(owner, Ok(indeterminate(owner, why.clone()))))
-                    .collect();
-            }
-        };
-        let mut all = Vec::new();
-        for owner in owners {
-            let outcome =
-                tokio::time::timeout(self.timeout, self.decide_with(&handle, owner)).await;
-            all.push(self.validation(owner, outcome));
-        }
-        all
+        futures_util::stream::iter(owners)
+            .map(|owner| self.validate_tlsa(owner))
+            .buffered(VALIDATIONS_AT_ONCE)
+            .collect()
+            .await
     }
 
     fn validation(
@@ -302,26 +319,9 @@ impl Validator {
 
     async fn decide(&self, owner: &Name) -> Decision {
         match &self.mode {
-            Mode::Anchored { anchors } => self.decide_anchored(owner, anchors.clone()).await,
+            Mode::Anchored { handle, .. } => self.decide_with(handle, owner).await,
             Mode::ResolverAd => self.decide_ad(owner).await,
         }
-    }
-
-    async fn decide_anchored(&self, owner: &Name, anchors: Arc<TrustAnchors>) -> Decision {
-        // TCP: answers carrying RRSIGs can exceed a UDP payload, and the
-        // DNSSEC handle does not retry truncated answers over TCP. A fresh
-        // handle per validation: no validation cache outlives the call.
-        let client = match query::tcp_client(self.resolver, self.question_timeout).await {
-            Ok(client) => client,
-            Err(e) => {
-                return indeterminate(
-                    owner,
-                    format!("cannot reach resolver {} over TCP: {e}", self.resolver),
-                );
-            }
-        };
-        let handle = DnssecDnsHandle::with_trust_anchor(client, anchors);
-        self.decide_with(&handle, owner).await
     }
 
     async fn decide_with<H: DnsHandle>(

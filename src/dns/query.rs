@@ -3,7 +3,10 @@
 //! errors that name the server.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
+
+use futures_util::Stream;
 
 use hickory_net::NetError;
 use hickory_net::client::Client;
@@ -81,6 +84,47 @@ pub async fn tcp_client(
     let (client, background) = Client::<TokioRuntimeProvider>::from_sender(multiplexer);
     tokio::spawn(background);
     Ok(client)
+}
+
+/// A [`DnsHandle`] that sends each request on fresh sockets: UDP, then TCP
+/// when the answer is truncated (the DNSSEC handle does not retry truncated
+/// answers itself, and DNSKEY answers with RRSIGs can exceed a UDP payload).
+/// It owns no connection and no background task, so one handle — and the
+/// validation cache of a `DnssecDnsHandle` around it — can serve a whole run,
+/// from whichever runtime polls it.
+#[derive(Clone)]
+pub struct FreshSocketsHandle {
+    server: SocketAddr,
+    timeout: Duration,
+}
+
+impl FreshSocketsHandle {
+    pub fn new(server: SocketAddr, timeout: Duration) -> Self {
+        FreshSocketsHandle { server, timeout }
+    }
+}
+
+impl DnsHandle for FreshSocketsHandle {
+    type Response = Pin<Box<dyn Stream<Item = Result<DnsResponse, NetError>> + Send>>;
+    type Runtime = TokioRuntimeProvider;
+
+    fn send(&self, request: DnsRequest) -> Self::Response {
+        let (server, timeout) = (self.server, self.timeout);
+        Box::pin(futures_util::stream::once(async move {
+            let udp = udp_client(server, timeout)
+                .send(request.clone())
+                .first_answer()
+                .await?;
+            if !udp.truncation {
+                return Ok(udp);
+            }
+            tcp_client(server, timeout)
+                .await?
+                .send(request)
+                .first_answer()
+                .await
+        }))
+    }
 }
 
 /// Sends a prepared message (e.g. a signed UPDATE) over `transport`.

@@ -32,6 +32,9 @@ use super::tsig::{RequestSignature, TsigKey};
 
 /// Largest message sent over UDP (RFC 1035 §4.2.1; no EDNS on UPDATE).
 const UDP_LIMIT: usize = 512;
+/// The largest UPDATE sent: a DNS message over TCP is at most 65,535 bytes,
+/// and the TSIG record added when signing takes up to a few hundred.
+const MAX_UPDATE_BYTES: usize = 65_535 - 1_024;
 
 /// How often the server is asked again while waiting for it to serve a
 /// change (BIND's inline signing serves an update some ms after answering).
@@ -75,7 +78,23 @@ impl Rfc2136 {
 
     /// [`Provider::apply`] with the request signed at `unix_time` (seconds)
     /// instead of now: the clock seam for tests of BADTIME.
+    ///
+    /// A change set too large for one message (64 KiB) goes out as several
+    /// UPDATEs, one after the other, each owner's RRset whole in one of them
+    /// with its own prerequisite: what one owner serves always moves from
+    /// one consistent RRset to the next, which is what DANE needs; a failure
+    /// part way leaves earlier parts applied, and the caller's next reading
+    /// of the zone starts from there.
     pub async fn apply_at(&self, set: &ChangeSet, unix_time: u64) -> Result<Applied, DnsError> {
+        let mut applied = Applied::default();
+        for part in split_to_fit(set, MAX_UPDATE_BYTES)? {
+            applied = self.apply_message(&part, unix_time).await?;
+        }
+        Ok(applied)
+    }
+
+    /// One UPDATE message for `set`.
+    async fn apply_message(&self, set: &ChangeSet, unix_time: u64) -> Result<Applied, DnsError> {
         let question = format!("UPDATE of zone {}", set.zone);
         let mut message = update_message(set);
         let signature = match &self.key {
@@ -153,10 +172,15 @@ impl Rfc2136 {
     /// Sends a prepared (signed) UPDATE: over UDP when it fits in 512 bytes,
     /// else over TCP; over TCP again when the UDP answer is truncated.
     async fn send(&self, message: Message, question: &str) -> Result<DnsResponse, DnsError> {
-        let size = message
+        let bytes = message
             .to_vec()
-            .map_err(|e| DnsError::Config(format!("cannot encode the {question}: {e}")))?
-            .len();
+            .map_err(|e| DnsError::Config(format!("cannot encode the {question}: {e}")))?;
+        if is_truncated(&bytes) {
+            return Err(DnsError::Config(format!(
+                "internal: the {question} does not fit in one message; nothing was sent"
+            )));
+        }
+        let size = bytes.len();
         let transport = if size > UDP_LIMIT {
             Transport::Tcp
         } else {
@@ -474,6 +498,53 @@ fn add_updates(message: &mut Message, change: &RrsetChange) {
     }
 }
 
+/// Splits `set` into change sets whose UPDATE messages fit in `limit`
+/// bytes, in order; one part when it fits. Each part is measured as
+/// encoded: name compression cannot point past the first 16 KiB of a
+/// message, so sizes do not add up per change.
+fn split_to_fit(set: &ChangeSet, limit: usize) -> Result<Vec<ChangeSet>, DnsError> {
+    let part = |changes: &[RrsetChange]| ChangeSet {
+        zone: set.zone.clone(),
+        changes: changes.to_vec(),
+    };
+    let mut parts = Vec::new();
+    let mut pending = vec![set.changes.as_slice()];
+    while let Some(changes) = pending.pop() {
+        let candidate = part(changes);
+        let size = encoded_size(&update_message(&candidate), &set.zone)?;
+        if size.is_some_and(|size| size <= limit) {
+            parts.push(candidate);
+            continue;
+        }
+        if let [change] = changes {
+            return Err(DnsError::Config(format!(
+                "the change to {} alone is larger than one UPDATE message can carry ({limit} bytes); publish fewer records there (fewer matching types or keys)",
+                change.owner
+            )));
+        }
+        // Halves, the first half on top so that parts come out in order.
+        let (first, second) = changes.split_at(changes.len() / 2);
+        pending.push(second);
+        pending.push(first);
+    }
+    Ok(parts)
+}
+
+/// The encoded size of `message`, or `None` when it does not fit in one
+/// DNS message: hickory then drops records and sets the TC bit, and a
+/// truncated UPDATE would be a partial change.
+fn encoded_size(message: &Message, zone: &Name) -> Result<Option<usize>, DnsError> {
+    let bytes = message
+        .to_vec()
+        .map_err(|e| DnsError::Config(format!("cannot encode the UPDATE of zone {zone}: {e}")))?;
+    Ok((!is_truncated(&bytes)).then_some(bytes.len()))
+}
+
+/// The TC bit of an encoded message (RFC 1035 §4.1.1: header byte 2, 0x02).
+fn is_truncated(bytes: &[u8]) -> bool {
+    bytes.get(2).is_some_and(|flags| flags & 0x02 != 0)
+}
+
 /// `name`, fully qualified (names from the wire always are).
 fn fqdn(name: &Name) -> Name {
     let mut name = name.clone();
@@ -557,6 +628,15 @@ mod tests {
         bytes.iter().map(|b| rec(*b)).collect()
     }
 
+    /// A `3 1 2` record: 64 bytes of digest.
+    fn big(byte: u8) -> TlsaRecord {
+        TlsaRecord {
+            matching: 2,
+            data: vec![byte; 64],
+            ..rec(byte)
+        }
+    }
+
     fn change(owner: &str, expected: &[u8], desired: &[u8], ttl: u32) -> RrsetChange {
         RrsetChange {
             owner: name(owner),
@@ -620,6 +700,46 @@ mod tests {
                 (NONE, TLSA, 0, Some(5))
             ]
         );
+    }
+
+    #[test]
+    fn a_change_set_too_large_for_one_message_is_split_by_owner() {
+        let changes: Vec<RrsetChange> = (0..40)
+            .map(|i| change(&format!("_25._tcp.h{i}.example."), &[1, 2], &[2, 3], 60))
+            .collect();
+        let set = ChangeSet {
+            zone: name("example."),
+            changes: changes.clone(),
+        };
+        let whole = update_message(&set).to_vec().unwrap().len();
+        assert_eq!(split_to_fit(&set, whole).unwrap(), vec![set.clone()]);
+        let parts = split_to_fit(&set, whole / 3).unwrap();
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        for part in &parts {
+            assert!(update_message(part).to_vec().unwrap().len() <= whole / 3);
+            assert!(!part.changes.is_empty());
+        }
+        let rejoined: Vec<RrsetChange> = parts.into_iter().flat_map(|p| p.changes).collect();
+        assert_eq!(rejoined, changes, "every change once, in order");
+        let err = split_to_fit(&set, 100).unwrap_err().to_string();
+        // Past 16 KiB names cannot be compressed: measured, not added up.
+        let many = ChangeSet {
+            zone: name("example."),
+            changes: (0..400)
+                .map(|i| {
+                    let mut c = change(&format!("_25._tcp.host-{i:03}.example."), &[], &[], 60);
+                    c.desired = [0u8, 1].iter().map(|b| big(*b ^ i as u8)).collect();
+                    c
+                })
+                .collect(),
+        };
+        let parts = split_to_fit(&many, MAX_UPDATE_BYTES).unwrap();
+        assert_eq!(parts.iter().map(|p| p.changes.len()).sum::<usize>(), 400);
+        for part in &parts {
+            let size = encoded_size(&update_message(part), &many.zone).unwrap();
+            assert!(size.is_some_and(|s| s <= MAX_UPDATE_BYTES), "{size:?}");
+        }
+        assert!(err.contains("_25._tcp.h0.example."), "{err}");
     }
 
     #[test]

@@ -1,8 +1,6 @@
-//! The state of a run shared by the sets it works on concurrently, saved
-//! with group commit: every step's result is on disk before the set takes
-//! its next step, but a save started while others were waiting covers them
-//! all, so a thousand sets stepping at once cost a handful of writes, not a
-//! thousand.
+//! The state of a run shared by the sets it works on concurrently: each
+//! set reads its state once and writes its own file after every step, so
+//! the step's result is on disk before the set takes the next one.
 
 use std::sync::Mutex;
 
@@ -10,18 +8,15 @@ use super::state::{SetState, State, StateError, StateStore};
 
 pub struct Journal<'a> {
     store: &'a StateStore,
-    /// The state as the sets left it, and a counter of changes made to it.
-    current: Mutex<(State, u64)>,
-    /// The change counter of the last save; held while saving.
-    saved: tokio::sync::Mutex<u64>,
+    /// The state as the sets left it.
+    current: Mutex<State>,
 }
 
 impl<'a> Journal<'a> {
     pub fn new(store: &'a StateStore, state: State) -> Self {
         Journal {
             store,
-            current: Mutex::new((state, 0)),
-            saved: tokio::sync::Mutex::new(0),
+            current: Mutex::new(state),
         }
     }
 
@@ -32,27 +27,14 @@ impl<'a> Journal<'a> {
     /// The stored state of one set (empty for a set never seen).
     pub fn get(&self, set: &str) -> SetState {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        current.0.sets.get(set).cloned().unwrap_or_default()
+        current.sets.get(set).cloned().unwrap_or_default()
     }
 
     /// Records a set's new state and returns once it is on disk.
     pub async fn put(&self, set: &str, state: &SetState) -> Result<(), StateError> {
-        let change = {
-            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-            current.0.sets.insert(set.to_string(), state.clone());
-            current.1 += 1;
-            current.1
-        };
-        let mut saved = self.saved.lock().await;
-        if *saved >= change {
-            return Ok(()); // a save that started after our change covered it
-        }
-        let (snapshot, covers) = {
-            let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-            (current.0.clone(), current.1)
-        };
-        self.store.save(&snapshot)?;
-        *saved = covers;
+        self.store.save_set(set, state)?;
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.sets.insert(set.to_string(), state.clone());
         Ok(())
     }
 }

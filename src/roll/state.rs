@@ -3,6 +3,11 @@
 //! Human-readable JSON, versioned, replaced atomically, guarded by a lock.
 //! It holds timestamps and intent, never secrets; DNS stays the source of
 //! truth for records and every run reconciles with it.
+//!
+//! One file per set (`sets/SET.json`): a step of one set rewrites only that
+//! set's few kilobytes. (A single file for all sets made a run over a
+//! thousand sets rewrite megabytes after every step.) A `state.json` from
+//! an older tlsa is split into set files when the store is opened.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -20,7 +25,9 @@ pub use super::timestamp::Timestamp;
 pub type KeyId = String;
 
 pub const STATE_VERSION: u32 = 1;
-const STATE_FILE: &str = "state.json";
+/// Where older versions kept every set in one file; migrated on open.
+const LEGACY_STATE_FILE: &str = "state.json";
+const SETS_DIR: &str = "sets";
 const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +35,16 @@ pub struct State {
     pub version: u32,
     #[serde(default)]
     pub sets: BTreeMap<String, SetState>,
+}
+
+/// What one set's file holds: the set's state, with the version and the
+/// set's name so that a file read on its own says what it is.
+#[derive(Debug, Serialize, Deserialize)]
+struct SetFile {
+    version: u32,
+    set: String,
+    #[serde(flatten)]
+    state: SetState,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,72 +222,141 @@ impl StateStore {
         lock.set_len(0).map_err(|e| dir_error(e.to_string()))?;
         lock.rewind().map_err(|e| dir_error(e.to_string()))?;
         write!(lock, "{}", std::process::id()).map_err(|e| dir_error(e.to_string()))?;
-        Ok(StateStore {
+        std::fs::create_dir_all(dir.join(SETS_DIR)).map_err(|e| dir_error(e.to_string()))?;
+        let store = StateStore {
             dir: dir.to_path_buf(),
             _lock: lock,
-        })
+        };
+        store.migrate_legacy()?;
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn file(&self) -> PathBuf {
-        self.dir.join(STATE_FILE)
-    }
-
     /// The stored state, or an empty one on first use.
     pub fn load(&self) -> Result<State, StateError> {
-        load_from(&self.file())
+        load_dir(&self.dir)
     }
 
-    pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let file = self.file();
-        let mut text = serde_json::to_string_pretty(state).map_err(|e| StateError::Write {
+    /// Replaces one set's file.
+    pub fn save_set(&self, name: &str, state: &SetState) -> Result<(), StateError> {
+        let file = set_file(&self.dir, name);
+        let write_error = |why: String| StateError::Write {
             file: file.clone(),
-            why: e.to_string(),
-        })?;
+            why,
+        };
+        let content = SetFile {
+            version: STATE_VERSION,
+            set: name.to_string(),
+            state: state.clone(),
+        };
+        let mut text =
+            serde_json::to_string_pretty(&content).map_err(|e| write_error(e.to_string()))?;
         text.push('\n');
-        write_atomic(&file, text.as_bytes(), 0o644).map_err(|e| StateError::Write {
-            file,
+        write_atomic(&file, text.as_bytes(), 0o644).map_err(|e| write_error(e.to_string()))
+    }
+
+    /// Every set of the state, each in its own file.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        state
+            .sets
+            .iter()
+            .try_for_each(|(name, set)| self.save_set(name, set))
+    }
+
+    /// Splits an older tlsa's `state.json` into set files (a set file
+    /// already present is newer and wins), then moves it aside.
+    fn migrate_legacy(&self) -> Result<(), StateError> {
+        let legacy = self.dir.join(LEGACY_STATE_FILE);
+        let Some(old) = load_legacy(&legacy)? else {
+            return Ok(());
+        };
+        for (name, set) in &old.sets {
+            if !set_file(&self.dir, name).exists() {
+                self.save_set(name, set)?;
+            }
+        }
+        let aside = self.dir.join(format!("{LEGACY_STATE_FILE}.migrated"));
+        std::fs::rename(&legacy, &aside).map_err(|e| StateError::Write {
+            file: legacy,
             why: e.to_string(),
         })
     }
 }
 
-/// Reads a state file without the lock (for read-only commands).
-pub fn load_from(file: &Path) -> Result<State, StateError> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(State {
-                version: STATE_VERSION,
-                sets: BTreeMap::new(),
-            });
-        }
+/// The file of one set's state inside a state directory.
+pub fn set_file(dir: &Path, set: &str) -> PathBuf {
+    dir.join(SETS_DIR).join(format!("{set}.json"))
+}
+
+/// Reads a state directory without the lock (for read-only commands): the
+/// set files, and an older tlsa's `state.json` not yet migrated.
+pub fn load_dir(dir: &Path) -> Result<State, StateError> {
+    let mut state = load_legacy(&dir.join(LEGACY_STATE_FILE))?.unwrap_or(State {
+        version: STATE_VERSION,
+        sets: BTreeMap::new(),
+    });
+    let sets_dir = dir.join(SETS_DIR);
+    let entries = match std::fs::read_dir(&sets_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(state),
         Err(e) => {
-            return Err(StateError::Damaged {
-                file: file.to_path_buf(),
+            return Err(StateError::Dir {
+                dir: sets_dir,
                 why: e.to_string(),
             });
         }
     };
-    let state: State = serde_json::from_str(&text).map_err(|e| StateError::Damaged {
-        file: file.to_path_buf(),
-        why: e.to_string(),
-    })?;
-    if state.version != STATE_VERSION {
-        return Err(StateError::Version {
-            file: file.to_path_buf(),
-            found: state.version,
-        });
+    for entry in entries {
+        let path = entry
+            .map_err(|e| StateError::Dir {
+                dir: sets_dir.clone(),
+                why: e.to_string(),
+            })?
+            .path();
+        // Temporary files of an interrupted write start with a dot.
+        let visible = path
+            .file_name()
+            .is_some_and(|n| !n.to_string_lossy().starts_with('.'));
+        if !visible || path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let file: SetFile = parse(&path)?;
+        state.sets.insert(file.set, file.state);
     }
     Ok(state)
 }
 
-/// The state file inside a state directory.
-pub fn state_file(dir: &Path) -> PathBuf {
-    dir.join(STATE_FILE)
+/// An older tlsa's single state file, if there is one.
+fn load_legacy(file: &Path) -> Result<Option<State>, StateError> {
+    if !file.exists() {
+        return Ok(None);
+    }
+    let state: State = parse(file)?;
+    Ok(Some(state))
+}
+
+/// Reads a JSON state file and checks its version.
+fn parse<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, StateError> {
+    let damaged = |why: String| StateError::Damaged {
+        file: file.to_path_buf(),
+        why,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| damaged(e.to_string()))?;
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let version: Versioned = serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
+    if version.version != STATE_VERSION {
+        return Err(StateError::Version {
+            file: file.to_path_buf(),
+            found: version.version,
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))
 }
 
 #[cfg(test)]
@@ -300,10 +386,60 @@ mod tests {
         set.record(Timestamp::from_unix_secs(12), "published");
         store.save(&state).unwrap();
         assert_eq!(store.load().unwrap(), state);
-        let text = std::fs::read_to_string(state_file(dir.path())).unwrap();
+        let text = std::fs::read_to_string(set_file(dir.path(), "mail")).unwrap();
         assert!(
             text.contains("\"published_at\": \"1970-01-01T00:00:11Z\""),
             "human-readable: {text}"
+        );
+        assert!(text.contains("\"set\": \"mail\""), "names its set: {text}");
+    }
+
+    #[test]
+    fn a_step_rewrites_only_its_own_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut one = SetState::default();
+        one.record(Timestamp::from_unix_secs(1), "one");
+        store.save_set("one", &one).unwrap();
+        store.save_set("two", &SetState::default()).unwrap();
+        let before = std::fs::metadata(set_file(dir.path(), "two"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        one.record(Timestamp::from_unix_secs(2), "again");
+        store.save_set("one", &one).unwrap();
+        let after = std::fs::metadata(set_file(dir.path(), "two"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after, "set two's file untouched");
+        assert_eq!(store.load().unwrap().sets["one"].timeline.len(), 2);
+    }
+
+    #[test]
+    fn an_older_single_state_file_is_split_into_set_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join(LEGACY_STATE_FILE);
+        std::fs::write(
+            &legacy,
+            r#"{"version": 1, "sets": {"mail": {"keys": {}, "next_key": "abcd", "timeline": []}}}"#,
+        )
+        .unwrap();
+        // Read-only commands see it before any run migrated it.
+        assert_eq!(
+            load_dir(dir.path()).unwrap().sets["mail"]
+                .next_key
+                .as_deref(),
+            Some("abcd")
+        );
+        let store = StateStore::open(dir.path()).unwrap();
+        assert!(!legacy.exists(), "moved aside");
+        assert!(dir.path().join("state.json.migrated").exists());
+        assert!(set_file(dir.path(), "mail").exists());
+        assert_eq!(
+            store.load().unwrap().sets["mail"].next_key.as_deref(),
+            Some("abcd")
         );
     }
 
@@ -319,21 +455,17 @@ mod tests {
     #[test]
     fn damaged_and_future_files_are_refused_with_advice() {
         let dir = tempfile::tempdir().unwrap();
-        let file = state_file(dir.path());
+        let file = set_file(dir.path(), "mail");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, "{ not json").unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
         assert!(
-            load_from(&file)
-                .unwrap_err()
-                .to_string()
-                .contains("damaged")
+            err.contains("damaged") && err.contains("mail.json"),
+            "{err}"
         );
-        std::fs::write(&file, r#"{"version": 99, "sets": {}}"#).unwrap();
-        assert!(
-            load_from(&file)
-                .unwrap_err()
-                .to_string()
-                .contains("newer tlsa")
-        );
+        std::fs::write(&file, r#"{"version": 99, "set": "mail"}"#).unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("newer tlsa"), "{err}");
     }
 
     #[test]
