@@ -16,10 +16,11 @@
 //! cron: `tlsa run` with nothing due, for N owner names (sets of 10 endpoints), with and
 //!   without `--offline-if-idle`: wall time (hyperfine) and DNS messages sent, counted by
 //!   forwarders in front of the primary and the resolver.
-//! scale: SETS sets of OWNERS owner names in one zone (the lab has one zone): the first
-//!   `tlsa run` publishing every set's live and next key, per concurrency: wall time, peak
-//!   RSS, UPDATE messages.
-//! zones: ZONES zones on one BIND, one set of OWNERS owner names per zone: the same figures.
+//! scale: SETS sets of OWNERS owner names in one zone (the lab has one zone), per
+//!   concurrency, three runs (see `roll_rows`): the first publication, the deploy, and a
+//!   planned roll (retire the old key and publish a fresh next key in one change per set):
+//!   wall time, tlsa CPU time, peak RSS, UPDATE messages and other queries to the primary.
+//! zones: ZONES zones on one BIND, one set of OWNERS owner names per zone: the same runs.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -371,9 +372,7 @@ fn cron(names: &[u64]) {
 
 fn scale(sets: usize, owners: usize, concurrency: &[u64]) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    println!(
-        "scale: {sets} sets x {owners} owner names in one zone, first `tlsa run` (publish live and next keys)"
-    );
+    println!("scale: {sets} sets x {owners} owner names in one zone");
     print_scale_header();
     for &c in concurrency {
         let lab = Lab::start();
@@ -387,7 +386,7 @@ fn scale(sets: usize, owners: usize, concurrency: &[u64]) {
             primary.addr,
             lab.resolver_addr(),
         );
-        first_run_row(&config, c, &primary);
+        roll_rows(&config, c, &primary);
     }
     println!(
         "reproduce: cargo bench --bench roll -- scale {sets} {owners} {}",
@@ -397,9 +396,7 @@ fn scale(sets: usize, owners: usize, concurrency: &[u64]) {
 
 fn zones(count: usize, owners: usize, concurrency: &[u64]) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    println!(
-        "zones: {count} zones x {owners} owner names (one set per zone) on one BIND, first `tlsa run`"
-    );
+    println!("zones: {count} zones x {owners} owner names (one set per zone) on one BIND");
     for &c in concurrency {
         let started = Instant::now();
         let lab = support::MultiZoneLab::start(count, 2);
@@ -416,7 +413,7 @@ fn zones(count: usize, owners: usize, concurrency: &[u64]) {
         );
         std::fs::write(&config, text).unwrap();
         print_scale_header();
-        first_run_row(&config, c, &primary);
+        roll_rows(&config, c, &primary);
     }
     println!(
         "reproduce: cargo bench --bench roll -- zones {count} {owners} {}",
@@ -426,18 +423,39 @@ fn zones(count: usize, owners: usize, concurrency: &[u64]) {
 
 fn print_scale_header() {
     println!(
-        "{:>11}  {:>9} {:>12} {:>12} {:>8} {:>9}",
-        "concurrency", "wall (s)", "tlsa CPU (s)", "peak RSS(MB)", "UPDATEs", "queries"
+        "{:<9} {:>11}  {:>9} {:>12} {:>12} {:>8} {:>9}",
+        "step", "concurrency", "wall (s)", "tlsa CPU (s)", "peak RSS(MB)", "UPDATEs", "queries"
     );
 }
 
-/// Runs the first `tlsa run` of `config` under GNU time and prints its row.
-fn first_run_row(config: &Path, concurrency: u64, primary: &Forwarder) {
+/// The three runs of a roll across every set, one row each:
+/// - publish: the first `tlsa run` (each set's live and next key published, propagated,
+///   validated; it ends waiting for the caches);
+/// - deploy: `tlsa run --wait` (waits for the caches, ~3 s with TTL 2, then deploys and
+///   checks every set; no DNS change);
+/// - roll: `tlsa rollover --wait` (the planned roll: the next key goes live at once, then one
+///   change per set retires the old key and publishes a fresh next key, and propagation).
+fn roll_rows(config: &Path, concurrency: u64, primary: &Forwarder) {
+    let c = concurrency.to_string();
+    for (step, args) in [
+        ("publish", vec!["run", "--concurrency", &c]),
+        ("deploy", vec!["run", "--wait", "--concurrency", &c]),
+        ("roll", vec!["rollover", "--wait", "--concurrency", &c]),
+    ] {
+        timed_row(step, config, &args, concurrency, primary);
+    }
+}
+
+/// Runs `tlsa ARGS -c CONFIG` under GNU time and prints its row; UPDATEs and queries are
+/// those of this run, counted by the forwarder in front of the primary.
+fn timed_row(step: &str, config: &Path, args: &[&str], concurrency: u64, primary: &Forwarder) {
+    let (updates_before, queries_before) = (primary.updates(), primary.queries());
     let started = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
         .arg(tlsa_binary())
-        .args(["run", "--concurrency", &concurrency.to_string(), "-c"])
+        .args(args)
+        .arg("-c")
         .arg(config)
         .output()
         .expect("GNU time is installed (apt-get install time)");
@@ -452,7 +470,7 @@ fn first_run_row(config: &Path, concurrency: u64, primary: &Forwarder) {
             .take(20)
             .collect();
         panic!(
-            "tlsa run failed:\n{}\n{}",
+            "tlsa {args:?} failed:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .filter(|l| l.contains("FAILED"))
@@ -471,14 +489,15 @@ fn first_run_row(config: &Path, concurrency: u64, primary: &Forwarder) {
     };
     let cpu = value("User time (seconds): ") + value("System time (seconds): ");
     let rss_mb = value("Maximum resident set size (kbytes): ") / 1024.0;
-    let (udp, tcp) = primary.updates();
+    let ((udp, tcp), (udp0, tcp0)) = (primary.updates(), updates_before);
     println!(
-        "{:>11}  {:>9.1} {:>12.1} {:>12.1} {:>8} {:>9}",
+        "{:<9} {:>11}  {:>9.1} {:>12.1} {:>12.1} {:>8} {:>9}",
+        step,
         concurrency,
         wall,
         cpu,
         rss_mb,
-        udp + tcp,
-        primary.queries()
+        udp + tcp - udp0 - tcp0,
+        primary.queries() - queries_before
     );
 }

@@ -62,7 +62,7 @@ port = 25
     );
     println!("# config:\n{config_text}");
     let config = Config::parse(&config_text)?;
-    let store = StateStore::open(&config.state_dir)?;
+    let store = Arc::new(StateStore::open(&config.state_dir)?);
     let start = Instant::now();
     let owner = lab.name("_25._tcp.mail");
     let show = |title: &str| {
@@ -77,21 +77,24 @@ port = 25
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let engine = Engine::new(
-            config,
-            Arc::new(SystemClock),
-            Box::new(DeployedFiles),
-            Box::new(move |line: &str| {
-                println!("[{:6.2} s] {line}", start.elapsed().as_secs_f64())
-            }),
-        )
-        .await?;
+        let engine = Arc::new(
+            Engine::new(
+                config,
+                Arc::new(SystemClock),
+                Box::new(DeployedFiles),
+                Box::new(move |line: &str| {
+                    println!("[{:6.2} s] {line}", start.elapsed().as_secs_f64())
+                }),
+            )
+            .await?,
+        );
         println!(
             "\n## first run: adopt the set, publish, wait until safe, deploy, publish a next key"
         );
         let outcomes = engine
+            .clone()
             .run(
-                &store,
+                store.clone(),
                 &RunOptions {
                     wait: true,
                     ..RunOptions::default()
@@ -102,8 +105,9 @@ port = 25
         show("after the first run");
         println!("\n## planned roll to the pre-published next key");
         let outcomes = engine
+            .clone()
             .run(
-                &store,
+                store.clone(),
                 &RunOptions {
                     wait: true,
                     rollover: true,

@@ -15,8 +15,8 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr().lock();
+    // Unlocked handles: the engine's progress lines come from other threads.
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     match run(cli, &mut stdout, &mut stderr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -29,6 +29,12 @@ pub struct RunArgs {
     /// setting changed since. For frequent cron runs.
     #[arg(long)]
     pub offline_if_idle: bool,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ConcurrencyArg {
     /// Sets worked on at once [default: the config's `concurrency`, 16].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: Option<u16>,
@@ -43,6 +49,8 @@ pub struct RolloverArgs {
     /// Stay until the roll is complete.
     #[arg(long)]
     pub wait: bool,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArg,
 }
 
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
@@ -51,7 +59,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
         sets: args.sets.clone(),
         wait: args.wait,
         confirm: args.confirm,
-        concurrency: args.concurrency.map(usize::from),
+        concurrency: args.concurrency.concurrency.map(usize::from),
         ..RunOptions::default()
     };
     let mut skipped = Vec::new();
@@ -97,6 +105,7 @@ pub fn rollover(args: &RolloverArgs, out: &mut dyn Write) -> Result<(), Failure>
             sets: args.set.iter().cloned().collect(),
             wait: args.wait,
             rollover: true,
+            concurrency: args.concurrency.concurrency.map(usize::from),
             ..RunOptions::default()
         },
     )?;
@@ -136,8 +145,8 @@ pub fn execute(config: Config, options: &RunOptions) -> Result<Vec<SetOutcome>, 
                 }
             }));
         }
-        engine
-            .run(&store, options)
+        std::sync::Arc::new(engine)
+            .run(std::sync::Arc::new(store), options)
             .await
             .map_err(common::engine_failure)
     })

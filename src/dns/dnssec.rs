@@ -283,8 +283,10 @@ impl Validator {
     /// [`Self::validate_tlsa`] for several owners (of one change), a few
     /// at a time, in the order given.
     pub async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
-        futures_util::stream::iter(owners)
-            .map(|owner| self.validate_tlsa(owner))
+        // Owned names: a closure over borrowed ones makes this future
+        // unusable in spawned tasks (a higher-ranked lifetime rustc cannot prove).
+        futures_util::stream::iter(owners.to_vec())
+            .map(|owner| async move { self.validate_tlsa(&owner).await })
             .buffered(VALIDATIONS_AT_ONCE)
             .collect()
             .await

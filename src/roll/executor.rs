@@ -407,9 +407,13 @@ impl Engine {
 
     /// Runs every due step of every selected set, several sets at once; a
     /// set that fails is reported in its outcome and the others go on.
+    ///
+    /// Each set runs as its own task, so a multi-threaded runtime spreads
+    /// the sets' work (validation, message handling, state writes) over
+    /// its threads; a set whose task panicked is reported as failed.
     pub async fn run(
-        &self,
-        store: &StateStore,
+        self: Arc<Self>,
+        store: Arc<StateStore>,
         options: &RunOptions,
     ) -> Result<Vec<SetOutcome>, EngineError> {
         if let Some(unknown) = options
@@ -421,48 +425,76 @@ impl Engine {
                 "no certificate set named {unknown:?} in the config"
             )));
         }
-        let journal = Journal::new(store, store.load()?);
-        let selected = self
-            .config
-            .sets
-            .iter()
-            .filter(|set| options.sets.is_empty() || options.sets.contains(set.name.get_ref()));
+        let journal = Arc::new(Journal::new(store.clone(), store.load()?));
+        let selected: Vec<usize> = (0..self.config.sets.len())
+            .filter(|&i| {
+                options.sets.is_empty() || options.sets.contains(self.config.sets[i].name.get_ref())
+            })
+            .collect();
         let concurrency = options
             .concurrency
             .unwrap_or(self.config.concurrency)
             .max(1);
-        let journal = &journal;
-        let mut outcomes: Vec<(usize, SetOutcome)> =
-            futures_util::stream::iter(selected.enumerate())
-                .map(|(index, set)| async move {
-                    let mut outcome = SetOutcome {
-                        set: set.name.get_ref().clone(),
+        let shared_options = Arc::new(options.clone());
+        let mut outcomes: Vec<(usize, SetOutcome)> = futures_util::stream::iter(selected)
+            .map(|index| {
+                let (engine, journal, options) =
+                    (self.clone(), journal.clone(), shared_options.clone());
+                let name = self.config.sets[index].name.get_ref().clone();
+                let task = tokio::spawn(async move {
+                    let set = &engine.config.sets[index];
+                    engine.run_set_reporting(set, &journal, &options).await
+                });
+                async move {
+                    let outcome = task.await.unwrap_or_else(|e| SetOutcome {
+                        failure: Some(SetFailure {
+                            kind: FailureKind::Other,
+                            message: format!(
+                                "set {name}: internal error ({e}); this is a bug, please report it"
+                            ),
+                        }),
+                        set: name,
                         ..SetOutcome::default()
-                    };
-                    if let Err(error) = self.run_set(set, journal, options, &mut outcome).await {
-                        let kind = match error {
-                            EngineError::Config(_) => FailureKind::Config,
-                            EngineError::NotPropagated(_) => FailureKind::NotPropagated,
-                            _ => FailureKind::Other,
-                        };
-                        outcome.failure = Some(SetFailure {
-                            kind,
-                            message: error.to_string(),
-                        });
-                    }
+                    });
                     (index, outcome)
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
         outcomes.sort_by_key(|(index, _)| *index);
         Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
+    }
+
+    /// One set's run, with its failure in the outcome.
+    async fn run_set_reporting(
+        &self,
+        set: &CertSet,
+        journal: &Journal,
+        options: &RunOptions,
+    ) -> SetOutcome {
+        let mut outcome = SetOutcome {
+            set: set.name.get_ref().clone(),
+            ..SetOutcome::default()
+        };
+        if let Err(error) = self.run_set(set, journal, options, &mut outcome).await {
+            let kind = match error {
+                EngineError::Config(_) => FailureKind::Config,
+                EngineError::NotPropagated(_) => FailureKind::NotPropagated,
+                _ => FailureKind::Other,
+            };
+            outcome.failure = Some(SetFailure {
+                kind,
+                message: error.to_string(),
+            });
+        }
+        outcome
     }
 
     async fn run_set(
         &self,
         set: &CertSet,
-        journal: &Journal<'_>,
+        journal: &Journal,
         options: &RunOptions,
         outcome: &mut SetOutcome,
     ) -> Result<(), EngineError> {

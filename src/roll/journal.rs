@@ -2,18 +2,18 @@
 //! set reads its state once and writes its own file after every step, so
 //! the step's result is on disk before the set takes the next one.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::state::{SetState, State, StateError, StateStore};
 
-pub struct Journal<'a> {
-    store: &'a StateStore,
+pub struct Journal {
+    store: Arc<StateStore>,
     /// The state as the sets left it.
     current: Mutex<State>,
 }
 
-impl<'a> Journal<'a> {
-    pub fn new(store: &'a StateStore, state: State) -> Self {
+impl Journal {
+    pub fn new(store: Arc<StateStore>, state: State) -> Self {
         Journal {
             store,
             current: Mutex::new(state),
@@ -21,7 +21,7 @@ impl<'a> Journal<'a> {
     }
 
     pub fn store(&self) -> &StateStore {
-        self.store
+        &self.store
     }
 
     /// The stored state of one set (empty for a set never seen).
@@ -30,9 +30,18 @@ impl<'a> Journal<'a> {
         current.sets.get(set).cloned().unwrap_or_default()
     }
 
-    /// Records a set's new state and returns once it is on disk.
+    /// Records a set's new state and returns once it is on disk. The write
+    /// (two fsyncs) runs on a blocking thread, not on the runtime's.
     pub async fn put(&self, set: &str, state: &SetState) -> Result<(), StateError> {
-        self.store.save_set(set, state)?;
+        let (store, name, content) = (self.store.clone(), set.to_string(), state.clone());
+        tokio::task::spawn_blocking(move || store.save_set(&name, &content))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StateError::Write {
+                    file: super::state::set_file(self.store.dir(), set),
+                    why: format!("the writing thread failed: {e}"),
+                })
+            })?;
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         current.sets.insert(set.to_string(), state.clone());
         Ok(())
@@ -47,8 +56,8 @@ mod tests {
     #[tokio::test]
     async fn concurrent_puts_all_reach_the_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        let journal = Journal::new(&store, store.load().unwrap());
+        let store = Arc::new(StateStore::open(dir.path()).unwrap());
+        let journal = Journal::new(store.clone(), store.load().unwrap());
         let puts = (0..20).map(|i| {
             let journal = &journal;
             async move {
