@@ -21,4 +21,6 @@ pub mod zone;
 pub mod zonefile;
 
 pub use error::DnsError;
-pub use provider::{Applied, ChangeSet, Edit, Provider, Rrset, RrsetChange, apply_edits};
+pub use provider::{
+    Applied, ChangeSet, Edit, Provider, Rrset, RrsetChange, apply_edits, apply_edits_known,
+};

@@ -119,10 +119,27 @@ pub async fn apply_edits(
     zone: &Name,
     edits: &[Edit],
 ) -> Result<Option<Applied>, DnsError> {
-    for _ in 0..MAX_ATTEMPTS {
+    apply_edits_known(provider, zone, edits, &[]).await
+}
+
+/// [`apply_edits`], planning the first attempt from `known` (RRsets the
+/// caller has just read) instead of reading them again: each change's
+/// prerequisite still pins the RRset as known, so a stale one fails the
+/// attempt and the next one reads.
+pub async fn apply_edits_known(
+    provider: &dyn Provider,
+    zone: &Name,
+    edits: &[Edit],
+    known: &[Rrset],
+) -> Result<Option<Applied>, DnsError> {
+    for attempt in 0..MAX_ATTEMPTS {
         let mut changes = Vec::new();
         for edit in edits {
-            let current = provider.read(zone, &edit.owner).await?;
+            let already = known.iter().find(|r| r.owner == edit.owner);
+            let current = match already {
+                Some(rrset) if attempt == 0 => rrset.clone(),
+                _ => provider.read(zone, &edit.owner).await?,
+            };
             let desired = edit.desired_from(&current.records);
             if desired != current.records || current.ttl.is_some_and(|t| t != edit.ttl) {
                 changes.push(RrsetChange {

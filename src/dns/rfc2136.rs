@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use hickory_net::NetError;
 use hickory_proto::op::{DnsResponse, Message, OpCode, Query, ResponseCode, UpdateMessage};
 use hickory_proto::rr::rdata::tsig::TsigError;
@@ -39,6 +40,8 @@ const MAX_UPDATE_BYTES: usize = 65_535 - 1_024;
 /// How often the server is asked again while waiting for it to serve a
 /// change (BIND's inline signing serves an update some ms after answering).
 const POLL: Duration = Duration::from_millis(20);
+/// Owners read at once when checking that an update is served.
+const READS_AT_ONCE: usize = 8;
 
 /// RFC 2136 dynamic updates to one server.
 #[derive(Debug, Clone)]
@@ -302,13 +305,23 @@ impl Rfc2136 {
         }
     }
 
+    /// Whether the server serves every changed RRset as desired; a few
+    /// owners are read at a time.
     async fn serves_all(&self, set: &ChangeSet) -> bool {
-        for change in &set.changes {
-            let Ok(now) = self.read(&set.zone, &change.owner).await else {
-                return false;
-            };
-            let ttl_ok = change.desired.is_empty() || now.ttl == Some(change.ttl);
-            if now.records != change.desired || !ttl_ok {
+        let checks: Vec<_> = set
+            .changes
+            .iter()
+            .map(|change| async move {
+                let Ok(now) = self.read(&set.zone, &change.owner).await else {
+                    return false;
+                };
+                let ttl_ok = change.desired.is_empty() || now.ttl == Some(change.ttl);
+                now.records == change.desired && ttl_ok
+            })
+            .collect();
+        let mut results = futures_util::stream::iter(checks).buffer_unordered(READS_AT_ONCE);
+        while let Some(served) = results.next().await {
+            if !served {
                 return false;
             }
         }

@@ -44,6 +44,8 @@ const MAX_STEPS_PER_RUN: usize = 64;
 /// Self-signed certificates are valid this long (DANE-EE ignores dates, but
 /// some clients log expired certificates).
 const SELF_SIGNED_DAYS: i64 = 365;
+/// Owner names read at once from the primary / provider.
+const READS_AT_ONCE: usize = 8;
 /// How often the countdown on a terminal is redrawn.
 const COUNTDOWN_TICK: Duration = Duration::from_secs(1);
 
@@ -123,6 +125,17 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The RRset read at `owner`, if it was read.
+    fn rrset(&self, owner: &Name) -> Option<crate::dns::Rrset> {
+        let text = owner.to_ascii().to_ascii_lowercase();
+        let records = self.records.get(&text)?;
+        Some(crate::dns::Rrset {
+            owner: owner.clone(),
+            ttl: self.ttls.get(&text).copied().flatten(),
+            records: records.clone(),
+        })
+    }
+
     /// The longest TTL now served, and whether some owner has no RRset:
     /// what caches may hold from before a change.
     fn prior(&self) -> (Option<u32>, bool) {
@@ -755,11 +768,22 @@ impl Engine {
     }
 
     /// Reads every owner's RRset from the primary / provider.
+    /// A few owners at a time: a set may have many endpoints.
     async fn observe(&self, owners: &[Owner]) -> Result<Observed, EngineError> {
+        let reads: Vec<_> = owners
+            .iter()
+            .map(|owner| async move {
+                let zone = &self.zones[owner.zone];
+                zone.provider
+                    .read(&zone.name, &owner.name)
+                    .await
+                    .map(|rrset| (owner, rrset))
+            })
+            .collect();
+        let mut reads = futures_util::stream::iter(reads).buffer_unordered(READS_AT_ONCE);
         let mut observed = Observed::default();
-        for owner in owners {
-            let zone = &self.zones[owner.zone];
-            let rrset = zone.provider.read(&zone.name, &owner.name).await?;
+        while let Some(read) = reads.next().await {
+            let (owner, rrset) = read?;
             observed.ttls.insert(owner.text.clone(), rrset.ttl);
             observed.records.insert(owner.text.clone(), rrset.records);
         }
@@ -927,9 +951,13 @@ impl Engine {
             if in_zone.is_empty() {
                 continue;
             }
+            let known = in_zone
+                .iter()
+                .filter_map(|e| observed.rrset(&e.owner))
+                .collect();
             let applied = zone
                 .writer
-                .apply(zone.provider.as_ref(), &zone.name, in_zone)
+                .apply(zone.provider.as_ref(), &zone.name, in_zone, known)
                 .await?;
             if let Some(serial) = applied.and_then(|a| a.serial) {
                 let mut serials = self.serials.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use hickory_proto::rr::Name;
 use tokio::sync::oneshot;
 
-use crate::dns::{self, Applied, DnsError, Edit, Provider};
+use crate::dns::{self, Applied, DnsError, Edit, Provider, Rrset};
 
 /// At most this many sets' changes go into one message: an UPDATE must fit
 /// in 64 KiB, and a set's change is a few hundred bytes per owner name.
@@ -25,6 +25,8 @@ pub type Outcome = Result<Option<Applied>, Arc<DnsError>>;
 
 struct Pending {
     edits: Vec<Edit>,
+    /// The RRsets the edits were planned from, as just read.
+    known: Vec<Rrset>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -36,10 +38,21 @@ pub struct ZoneWriter {
 
 impl ZoneWriter {
     /// Applies `edits` to `zone`, together with whatever other changes to
-    /// the zone are waiting; returns once they are applied.
-    pub async fn apply(&self, provider: &dyn Provider, zone: &Name, edits: Vec<Edit>) -> Outcome {
+    /// the zone are waiting; returns once they are applied. `known`: the
+    /// RRsets they were planned from (see [`dns::apply_edits_known`]).
+    pub async fn apply(
+        &self,
+        provider: &dyn Provider,
+        zone: &Name,
+        edits: Vec<Edit>,
+        known: Vec<Rrset>,
+    ) -> Outcome {
         let (reply, mut outcome) = oneshot::channel();
-        self.queue().push(Pending { edits, reply });
+        self.queue().push(Pending {
+            edits,
+            known,
+            reply,
+        });
         let _turn = self.turn.lock().await;
         // Whoever holds the turn sends everything waiting, batch by batch,
         // until this caller's change has gone out (perhaps in an earlier
@@ -55,7 +68,8 @@ impl ZoneWriter {
                 )));
             }
             let edits: Vec<Edit> = batch.iter().flat_map(|p| p.edits.clone()).collect();
-            let result = dns::apply_edits(provider, zone, &edits)
+            let known: Vec<Rrset> = batch.iter().flat_map(|p| p.known.clone()).collect();
+            let result = dns::apply_edits_known(provider, zone, &edits, &known)
                 .await
                 .map_err(Arc::new);
             for pending in batch {
@@ -154,7 +168,7 @@ mod tests {
         let zone = Name::from_ascii("example.").unwrap();
         let writes = (0..20u8).map(|i| {
             let owner = format!("_25._tcp.h{i}.example.");
-            writer.apply(&memory, &zone, vec![edit(&owner, i)])
+            writer.apply(&memory, &zone, vec![edit(&owner, i)], Vec::new())
         });
         let outcomes = futures_util::future::join_all(writes).await;
         assert!(outcomes.iter().all(Result::is_ok));
@@ -172,7 +186,8 @@ mod tests {
         let (memory, writer) = (Memory::default(), ZoneWriter::default());
         let zone = Name::from_ascii("example.").unwrap();
         let owner = "_25._tcp.mail.example.";
-        let writes = (0..3u8).map(|i| writer.apply(&memory, &zone, vec![edit(owner, i)]));
+        let writes =
+            (0..3u8).map(|i| writer.apply(&memory, &zone, vec![edit(owner, i)], Vec::new()));
         let outcomes = futures_util::future::join_all(writes).await;
         assert!(outcomes.iter().all(Result::is_ok));
         let served = memory.rrsets.lock().unwrap()[&Name::from_ascii(owner).unwrap()].clone();
