@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{Lab, deployed_key, served, tlsa, write_config};
+use support::{Lab, deployed_key, served, set_section, tlsa, write_config};
 
 #[test]
 fn self_signed_set_is_adopted_published_and_rolled() {
@@ -222,22 +222,17 @@ fn a_failing_set_is_reported_and_the_other_sets_still_run() {
     std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
     let zone = lab.zone().trim_end_matches('.');
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        r#"
-[[set]]
-name = "broken"
-source = {{ files = {{ cert = "{cert}", key = "{cert}" }} }}
-deploy = {{ dir = "{dir}/broken-live", reload = [] }}
-ttl = 2
-margin = 0
-verify = "deployed-files"
-
-[[set.endpoint]]
-host = "submission.{zone}"
-port = 587
-"#,
-        cert = broken.display(),
-        dir = dir.path().display(),
+    text.push_str(&set_section(
+        "broken",
+        &format!(
+            "{{ files = {{ cert = {0:?}, key = {0:?} }} }}",
+            broken.display().to_string()
+        ),
+        &format!(
+            "{{ dir = \"{}/broken-live\", reload = [] }}",
+            dir.path().display()
+        ),
+        &[(format!("submission.{zone}"), 587)],
     ));
     std::fs::write(&config, text).unwrap();
 

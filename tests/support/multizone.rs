@@ -151,16 +151,14 @@ impl MultiZoneLab {
         }
         for (n, zone) in self.zones.iter().enumerate() {
             let zone = zone.trim_end_matches('.');
-            text.push_str(&format!(
-                "[[set]]\nname = \"s{n}\"\nsource = {{ self-signed = {{ names = [\"h0.{zone}\"] }} }}\n\
-                 deploy = {{ dir = \"{}/live/s{n}\" }}\nttl = 2\nmargin = 0\nverify = \"deployed-files\"\n\n",
-                dir.display()
+            let endpoints: Vec<(String, u16)> =
+                (0..owners).map(|i| (format!("h{i}.{zone}"), 25)).collect();
+            text.push_str(&super::roll::set_section(
+                &format!("s{n}"),
+                &super::roll::self_signed_for(&format!("h0.{zone}")),
+                &format!("{{ dir = \"{}/live/s{n}\" }}", dir.display()),
+                &endpoints,
             ));
-            for i in 0..owners {
-                text.push_str(&format!(
-                    "[[set.endpoint]]\nhost = \"h{i}.{zone}\"\nport = 25\n\n"
-                ));
-            }
         }
         let path = dir.join("tlsa.toml");
         fs::write(&path, text).expect("write config");

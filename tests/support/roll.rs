@@ -29,8 +29,7 @@ pub fn self_signed_source(lab: &Lab) -> String {
 
 /// `source = { self-signed = … }` for `mail.ZONE` of any zone.
 pub fn self_signed_source_in(zone: &str) -> String {
-    let zone = zone.trim_end_matches('.');
-    format!(r#"{{ self-signed = {{ names = ["mail.{zone}"] }} }}"#)
+    self_signed_for(&format!("mail.{}", zone.trim_end_matches('.')))
 }
 
 /// `source = { certbot = "LINEAGE" }`.
@@ -102,29 +101,48 @@ anchor = "{anchor}"
 name = "{zone}"
 {backend}
 
-[[set]]
-name = "mail"
-source = {source}
-deploy = {{ dir = "{dir}/live", reload = [{reload}] }}
-ttl = 2
-margin = 0
-# No server listens for this test set: check the deploy target instead.
-verify = "deployed-files"
-
-[[set.endpoint]]
-host = "mail.{zone}"
-port = 25
-"#,
+{set}"#,
         dir = dir.display(),
         resolver = dns.resolver,
         anchor = dns.anchor.display(),
         zone = dns.zone,
         backend = dns.backend,
-        reload = reload.join(", "),
+        set = set_section(
+            "mail",
+            source,
+            &format!(
+                "{{ dir = \"{}/live\", reload = [{}] }}",
+                dir.display(),
+                reload.join(", ")
+            ),
+            &[(format!("mail.{}", dns.zone), 25)],
+        ),
     );
     let path = dir.join("tlsa.toml");
     std::fs::write(&path, config).unwrap();
     path
+}
+
+/// One `[[set]]` table of the lab configs: `source` and `deploy` as TOML inline tables, TTL
+/// 2 s, margin 0, verified by its deploy target (no server listens for test sets), with one
+/// `[[set.endpoint]]` per (host, port).
+pub fn set_section(name: &str, source: &str, deploy: &str, endpoints: &[(String, u16)]) -> String {
+    let mut text = format!(
+        "[[set]]\nname = \"{name}\"\nsource = {source}\ndeploy = {deploy}\nttl = 2\nmargin = 0\n\
+         # No server listens for this test set: check the deploy target instead.\n\
+         verify = \"deployed-files\"\n\n"
+    );
+    for (host, port) in endpoints {
+        text.push_str(&format!(
+            "[[set.endpoint]]\nhost = \"{host}\"\nport = {port}\n\n"
+        ));
+    }
+    text
+}
+
+/// `{ self-signed = { names = [NAME] } }`.
+pub fn self_signed_for(name: &str) -> String {
+    format!("{{ self-signed = {{ names = [\"{name}\"] }} }}")
 }
 
 /// Writes `DIR/tlsa.toml` for many owner names in the lab zone: sets `s0`, `s1`, … of up to
@@ -136,16 +154,15 @@ pub fn write_many_sets_config(lab: &Lab, dir: &Path, names: usize, per_set: usiz
     let zone = lab.zone().trim_end_matches('.');
     let mut text = base[..base.find("[[set]]").unwrap()].to_string();
     for (set, first) in (0..names).step_by(per_set).enumerate() {
-        text.push_str(&format!(
-            "[[set]]\nname = \"s{set}\"\nsource = {{ self-signed = {{ names = [\"h{set}.{zone}\"] }} }}\n\
-             deploy = {{ dir = \"{dir}/live/s{set}\" }}\nttl = 2\nmargin = 0\nverify = \"deployed-files\"\n\n",
-            dir = dir.display()
+        let endpoints: Vec<(String, u16)> = (first..(first + per_set).min(names))
+            .map(|i| (format!("h{i}.{zone}"), 25))
+            .collect();
+        text.push_str(&set_section(
+            &format!("s{set}"),
+            &self_signed_for(&format!("h{set}.{zone}")),
+            &format!("{{ dir = \"{}/live/s{set}\" }}", dir.display()),
+            &endpoints,
         ));
-        for i in first..(first + per_set).min(names) {
-            text.push_str(&format!(
-                "[[set.endpoint]]\nhost = \"h{i}.{zone}\"\nport = 25\n\n"
-            ));
-        }
     }
     std::fs::write(&config, text).unwrap();
     config
