@@ -327,8 +327,12 @@ pub enum KeyAlgorithmChoice {
     #[default]
     EcdsaP256,
     EcdsaP384,
+    // "rsa-2048" reads like "ecdsa-p256"; both spellings are accepted.
+    #[serde(alias = "rsa-2048")]
     Rsa2048,
+    #[serde(alias = "rsa-3072")]
     Rsa3072,
+    #[serde(alias = "rsa-4096")]
     Rsa4096,
 }
 
@@ -514,6 +518,15 @@ port = 25
         assert_eq!(config.sets[0].endpoints[0].host, "mail.example.com");
         assert_eq!(config.sets[0].matching.len(), 2);
         assert_eq!(config.sets[0].next_key, KeyAlgorithmChoice::EcdsaP256);
+        for (text, expected) in [
+            ("rsa-2048", KeyAlgorithmChoice::Rsa2048),
+            ("rsa4096", KeyAlgorithmChoice::Rsa4096),
+            ("ecdsa-p384", KeyAlgorithmChoice::EcdsaP384),
+        ] {
+            let line = format!("next_key = \"{text}\"\nmatching =");
+            let config = Config::parse(&GOOD.replace("matching =", &line)).unwrap();
+            assert_eq!(config.sets[0].next_key, expected, "{text}");
+        }
         assert_eq!(config.dnssec.mode, ValidationMode::Anchored);
         assert_eq!(config.zones[0].backend, BackendKind::Rfc2136);
     }

@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{Lab, deployed_key, served, set_section, tlsa, write_config};
+use support::{Lab, deployed_key, deployed_key_in, served, set_section, tlsa, write_config};
 
 #[test]
 fn self_signed_set_is_adopted_published_and_rolled() {
@@ -360,4 +360,144 @@ fn many_sets_in_one_zone_are_published_concurrently() {
             assert!(keys.contains(&live), "h{i} holds set s{set}'s live key");
         }
     }
+}
+
+/// One set whose endpoints live in two zones (`mail` and `mx1` in the first, `mx2` in the
+/// second): each change of the roll is one UPDATE per zone, every owner in both zones serves
+/// the same records, and the old key is retired from both.
+#[test]
+fn a_set_spanning_two_zones_is_rolled_in_both() {
+    let lab = support::MultiZoneLab::start(2, 2);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let primary = runtime.block_on(support::Forwarder::start(lab.server_addr()));
+    let dir = tempfile::tempdir().unwrap();
+    let [first, second] = [0, 1].map(|i| lab.zones()[i].trim_end_matches('.').to_string());
+    let config = lab.write_config(dir.path(), 0);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.truncate(text.find("[[set]]").unwrap());
+    let text = text.replace(
+        &format!("server = \"{}\"", lab.server_addr()),
+        &format!("server = \"{}\"", primary.addr),
+    ) + &set_section(
+        "mail",
+        &support::self_signed_for(&format!("mail.{first}")),
+        &format!("{{ dir = \"{}/live\" }}", dir.path().display()),
+        &[
+            (format!("mail.{first}"), 25),
+            (format!("mx1.{first}"), 25),
+            (format!("mx2.{second}"), 25),
+        ],
+    );
+    std::fs::write(&config, text).unwrap();
+    let owners = [
+        format!("_25._tcp.mail.{first}."),
+        format!("_25._tcp.mx1.{first}."),
+        format!("_25._tcp.mx2.{second}."),
+    ];
+    let served_at = |owner: &str| {
+        support::three_one_one(&support::query(
+            lab.server_addr(),
+            owner,
+            "TLSA",
+            &["+norec"],
+        ))
+    };
+    let updates = || {
+        let (udp, tcp) = primary.updates();
+        udp + tcp
+    };
+
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let live = deployed_key(dir.path());
+    let first_records = served_at(&owners[0]);
+    assert_eq!(first_records.len(), 2, "live and next key");
+    assert!(first_records.contains(&live));
+    for owner in &owners[1..] {
+        assert_eq!(served_at(owner), first_records, "{owner}");
+    }
+    assert_eq!(
+        updates(),
+        2,
+        "live and next published with one UPDATE per zone"
+    );
+
+    assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
+    let new_live = deployed_key(dir.path());
+    assert_ne!(new_live, live);
+    for owner in &owners {
+        let records = served_at(owner);
+        assert!(!records.contains(&live), "{owner}: old key retired");
+        assert!(records.contains(&new_live), "{owner}: {records:?}");
+        assert_eq!(records.len(), 2, "{owner}: live and a fresh next key");
+    }
+    assert_eq!(
+        updates(),
+        4,
+        "retire + new next key: one more UPDATE per zone"
+    );
+}
+
+/// A server with an RSA and an ECDSA certificate is two sets on the same endpoint: both keys
+/// (and both next keys) are published side by side, each set rolls only its own key, and
+/// neither set's retire touches the other's records.
+#[test]
+fn rsa_and_ecdsa_sets_on_one_endpoint_roll_independently() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    let zone = lab.zone().trim_end_matches('.');
+    let rsa_dir = dir.path().join("live-rsa");
+    let rsa_set = set_section(
+        "mail-rsa",
+        &support::self_signed_source(&lab),
+        &format!("{{ dir = \"{}\" }}", rsa_dir.display()),
+        &[(format!("mail.{zone}"), 25)],
+    )
+    .replace("ttl = 2\n", "next_key = \"rsa-2048\"\nttl = 2\n");
+    let text = std::fs::read_to_string(&config).unwrap() + "\n" + &rsa_set;
+    std::fs::write(&config, text).unwrap();
+    let is_rsa = |deploy_dir: &std::path::Path| {
+        let pem = std::fs::read(deploy_dir.join("fullchain.pem")).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        cert.public_key().algorithm.algorithm == x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION
+    };
+
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let (ecdsa, rsa) = (deployed_key(dir.path()), deployed_key_in(&rsa_dir).unwrap());
+    assert!(is_rsa(&rsa_dir) && !is_rsa(&dir.path().join("live")));
+    let served_first = served(&lab);
+    assert_eq!(served_first.len(), 4, "two live and two next keys");
+    assert!(served_first.contains(&ecdsa) && served_first.contains(&rsa));
+
+    assert!(
+        tlsa(&config, &["rollover", "mail-rsa", "--wait"])
+            .status
+            .success()
+    );
+    let new_rsa = deployed_key_in(&rsa_dir).unwrap();
+    assert_ne!(new_rsa, rsa);
+    assert!(is_rsa(&rsa_dir), "the RSA set's next key is RSA too");
+    assert_eq!(
+        deployed_key(dir.path()),
+        ecdsa,
+        "the ECDSA set did not move"
+    );
+    let after_rsa = served(&lab);
+    assert!(!after_rsa.contains(&rsa), "old RSA key retired");
+    assert!(after_rsa.contains(&new_rsa) && after_rsa.contains(&ecdsa));
+    assert_eq!(after_rsa.len(), 4, "{after_rsa:?}");
+
+    assert!(
+        tlsa(&config, &["rollover", "mail", "--wait"])
+            .status
+            .success()
+    );
+    let new_ecdsa = deployed_key(dir.path());
+    assert_ne!(new_ecdsa, ecdsa);
+    assert_eq!(deployed_key_in(&rsa_dir).unwrap(), new_rsa);
+    let after_both = served(&lab);
+    assert!(!after_both.contains(&ecdsa), "old ECDSA key retired");
+    assert!(after_both.contains(&new_ecdsa) && after_both.contains(&new_rsa));
+    assert_eq!(after_both.len(), 4, "{after_both:?}");
 }

@@ -37,7 +37,7 @@ mod zonefile_bind;
 
 pub use acme::{Acme, CertbotRun, DeployHook, RenewKey};
 pub use authoritative::Server;
-pub use dig::{DigReply, Record, dig};
+pub use dig::{DigReply, Record, dig, query};
 pub use forwarder::Forwarder;
 pub use http_mock::{HttpMock, MockRequest, MockResponse};
 pub use lab::{Lab, LabOptions, StartupTimes};
@@ -47,8 +47,8 @@ pub use powerdns::PowerDnsLab;
 pub use resolver::Resolver;
 pub use roll::{
     MAIL_OWNER, ProbeLog, RollDns, SafetyProbe, certbot_source, deployed_key, deployed_key_in,
-    self_signed_source, self_signed_source_in, served, served_by_powerdns, set_section,
-    three_one_one, tlsa, write_config, write_many_sets_config, write_roll_config,
+    self_signed_for, self_signed_source, self_signed_source_in, served, served_by_powerdns,
+    set_section, three_one_one, tlsa, write_config, write_many_sets_config, write_roll_config,
     write_roll_config_for,
 };
 pub use static_server::{
