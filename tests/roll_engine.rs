@@ -501,3 +501,53 @@ fn rsa_and_ecdsa_sets_on_one_endpoint_roll_independently() {
     assert!(after_both.contains(&new_ecdsa) && after_both.contains(&new_rsa));
     assert_eq!(after_both.len(), 4, "{after_both:?}");
 }
+
+/// `--wait` on a terminal redraws one countdown line while it sleeps, and clears it before
+/// the next line; off a terminal it announces the wait once and prints no countdown.
+/// `script` gives the first run a pseudo-terminal.
+#[test]
+fn wait_shows_a_countdown_on_a_terminal_only() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    let script = support::tool_with_hint(
+        "script",
+        "install util-linux's bsdutils (apt-get install -y bsdutils)",
+    );
+    let command = format!(
+        "{} run --wait -c {}",
+        support::tlsa_binary(),
+        config.display()
+    );
+    // -e: script's status is the command's; -q: no banner; the typescript is discarded.
+    let out = std::process::Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("\r\x1b[Kset mail: ") && terminal.contains(" s to wait"),
+        "a countdown line: {terminal:?}"
+    );
+    let last = terminal.rfind(" s to wait").unwrap() + " s to wait".len();
+    let after = &terminal[last..];
+    assert!(
+        after.starts_with("\r\x1b[Ktlsa: set mail: deploy"),
+        "the countdown is cleared before the next line: {after:?}"
+    );
+    assert!(served(&lab).contains(&deployed_key(dir.path())));
+
+    // Without a terminal: the same wait, announced once, and no countdown.
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    let out = tlsa(&config, &["run", "--wait"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success());
+    assert!(stderr.contains("waiting until"), "{stderr}");
+    assert!(
+        !stderr.contains("s to wait") && !stderr.contains('\x1b'),
+        "{stderr}"
+    );
+}

@@ -54,7 +54,7 @@ pub use roll::{
 pub use static_server::{
     LOOPBACK_V6, Setup, StaticServer, random_loopback_v4, served_serial, soa_serial,
 };
-pub use tools::tool;
+pub use tools::{tlsa_binary, tool, tool_with_hint};
 pub use tsig::TSIG_ALGORITHM;
 pub use wait::{POLL_INTERVAL, poll_until, try_poll_every, try_poll_until};
 pub use zonefile_bind::BindZoneFileLab;
