@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    Lab, Postfix, PostfixOptions, SilentServer, TlsIdentity, closed_port, poll_until,
+    Dovecot, Lab, Postfix, PostfixOptions, SilentServer, TlsIdentity, closed_port, poll_until,
     random_loopback_v4,
 };
 
@@ -960,6 +960,80 @@ fn config_checks_every_configured_endpoint() {
     assert!(
         run.stdout.contains(&config_arg) && run.stdout.contains("margni"),
         "{}",
+        run.stdout
+    );
+}
+
+/// IMAP and POP3 against a real Dovecot: STARTTLS on each (`--starttls imap|pop3`, the
+/// dialogues the unit tests only script) and implicit TLS (IMAPS, POP3S) all present the key
+/// the TLSA records name, and openssl agrees on the STARTTLS ports; a wrong record at the
+/// POP3 port is a mismatch naming the presented key, there only.
+#[test]
+fn imap_and_pop3_on_a_real_dovecot() {
+    let lab = Lab::start();
+    let id = TlsIdentity::self_signed(&["mail.example.test"], 90);
+    let dovecot = Dovecot::start(&id);
+    let host = lab.name("mail").trim_end_matches('.').to_string();
+    let good = format!("3 1 1 {}", id.spki_sha256());
+    let endpoints = [
+        (dovecot.imap, "imap"),
+        (dovecot.pop3, "pop3"),
+        (dovecot.imaps, "none"),
+        (dovecot.pop3s, "none"),
+    ];
+    let owner = |addr: SocketAddr| format!("_{}._tcp.{host}.", addr.port());
+    for (addr, _) in endpoints {
+        set_tlsa(&lab, &owner(addr), std::slice::from_ref(&good));
+    }
+    let check_at = |addr: SocketAddr, protocol: &str| {
+        let (port, address) = (addr.port().to_string(), addr.to_string());
+        check(
+            &lab,
+            &host,
+            &[
+                "--port",
+                &port,
+                "--starttls",
+                protocol,
+                "--address",
+                &address,
+                "--json",
+            ],
+        )
+    };
+    for (addr, protocol) in endpoints {
+        let run = check_at(addr, protocol);
+        assert_eq!(run.code, Some(0), "{protocol} on {addr}: {}", run.stdout);
+        let report = run.json();
+        assert_schema(&report);
+        assert_eq!(report["endpoints"][0]["protocol"], protocol);
+        assert_eq!(verdicts(&report), vec![(addr.to_string(), "match".into())]);
+        if protocol != "none" {
+            let (verdict, text) = openssl_verdict(
+                addr,
+                Some(protocol),
+                &host,
+                std::slice::from_ref(&good),
+                DNS_TIMEOUT,
+            );
+            assert_eq!(verdict, "match", "openssl {protocol}:\n{text}");
+        }
+    }
+
+    set_tlsa(&lab, &owner(dovecot.pop3), &[format!("3 1 1 {OTHER_HASH}")]);
+    let run = check_at(dovecot.pop3, "pop3");
+    assert_eq!(run.code, Some(2), "{}", run.stdout);
+    let entry = &addresses(&run.json())[0];
+    assert_eq!(entry["verdict"], "mismatch", "{entry}");
+    assert!(
+        entry.to_string().contains(&id.spki_sha256()[..12]),
+        "names the presented key: {entry}"
+    );
+    let run = check_at(dovecot.imap, "imap");
+    assert_eq!(
+        run.code,
+        Some(0),
+        "the IMAP port is unaffected: {}",
         run.stdout
     );
 }

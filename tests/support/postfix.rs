@@ -367,7 +367,7 @@ fn daemon_directory() -> PathBuf {
     }
 }
 
-fn write_identity(tls_dir: &Path, identity: &TlsIdentity) {
+pub(super) fn write_identity(tls_dir: &Path, identity: &TlsIdentity) {
     // Postfix reads both at smtpd start; rename makes each file switch atomically.
     for (name, content, mode) in [
         ("key.pem", &identity.key_pem, 0o600),
