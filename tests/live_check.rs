@@ -923,6 +923,16 @@ fn config_checks_every_configured_endpoint() {
         assert_eq!(endpoint["status"], "OK");
         assert_eq!(endpoint["tlsa"]["dnssec"], "secure");
     }
+    // Bare `tlsa check` (the monitoring plugin's simplest call) reads the config every
+    // other command reads: $TLSA_CONFIG here.
+    let bare = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(["check", "--json"])
+        .env("TLSA_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(bare.status.code(), Some(0));
+    let bare: Value = serde_json::from_slice(&bare.stdout).unwrap();
+    assert_eq!(bare["endpoints"].as_array().unwrap().len(), 2, "{bare}");
 
     set_tlsa(
         &lab,

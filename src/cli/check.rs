@@ -39,16 +39,13 @@ Examples:
 )]
 pub struct CheckArgs {
     /// Host name of the endpoint (TLSA owner _PORT._tcp.HOST).
-    #[arg(
-        value_name = "HOST",
-        required_unless_present_any = ["mx", "config"],
-        conflicts_with = "mx"
-    )]
+    #[arg(value_name = "HOST", conflicts_with = "mx")]
     pub host: Option<String>,
 
     /// Check every endpoint of every certificate set in this tlsa config,
     /// with its resolver and trust anchor (unless given here) and the
-    /// addresses it pins.
+    /// addresses it pins. Without HOST, --mx or -c: $TLSA_CONFIG, else
+    /// /etc/tlsa/tlsa.toml.
     #[arg(
         short = 'c',
         long = "config",
@@ -243,9 +240,17 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
             args.timeout
         ));
     }
+    // Nothing named on the command line: the configured endpoints, from the
+    // config every other command reads by default.
+    let default_config =
+        (args.host.is_none() && args.mx.is_none() && args.config.is_none()).then(|| {
+            std::env::var_os("TLSA_CONFIG")
+                .map_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH), PathBuf::from)
+        });
     let config = args
         .config
         .as_ref()
+        .or(default_config.as_ref())
         .map(|file| Config::load(file).map_err(|e| e.to_string()))
         .transpose()?;
     let targets = match (&args.host, &args.mx) {
