@@ -460,7 +460,7 @@ fn one_paragraph(message: &str) -> String {
 }
 
 /// Whether a set name can name files: no path separators, no leading dot.
-fn is_file_safe_name(name: &str) -> bool {
+pub(crate) fn is_file_safe_name(name: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())

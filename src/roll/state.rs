@@ -247,6 +247,12 @@ impl StateStore {
             file: file.clone(),
             why,
         };
+        // Config names are checked at load; a legacy state file's are not.
+        if !crate::config::is_file_safe_name(name) {
+            return Err(write_error(format!(
+                "the set name {name:?} cannot name a file; rename the set in the config"
+            )));
+        }
         let content = SetFile {
             version: STATE_VERSION,
             set: name.to_string(),
@@ -274,6 +280,11 @@ impl StateStore {
             return Ok(());
         };
         for (name, set) in &old.sets {
+            // A name the config can no longer hold has no set to serve; its
+            // entry stays in the moved-aside file.
+            if !crate::config::is_file_safe_name(name) {
+                continue;
+            }
             if !set_file(&self.dir, name).exists() {
                 self.save_set(name, set)?;
             }
@@ -423,7 +434,8 @@ mod tests {
         let legacy = dir.path().join(LEGACY_STATE_FILE);
         std::fs::write(
             &legacy,
-            r#"{"version": 1, "sets": {"mail": {"keys": {}, "next_key": "abcd", "timeline": []}}}"#,
+            r#"{"version": 1, "sets": {"mail": {"keys": {}, "next_key": "abcd", "timeline": []},
+                "../outside": {"keys": {}, "timeline": []}}}"#,
         )
         .unwrap();
         // Read-only commands see it before any run migrated it.
@@ -437,6 +449,11 @@ mod tests {
         assert!(!legacy.exists(), "moved aside");
         assert!(dir.path().join("state.json.migrated").exists());
         assert!(set_file(dir.path(), "mail").exists());
+        assert!(
+            !dir.path().join("outside.json").exists(),
+            "no file outside sets/"
+        );
+        assert!(store.save_set("../outside", &SetState::default()).is_err());
         assert_eq!(
             store.load().unwrap().sets["mail"].next_key.as_deref(),
             Some("abcd")
