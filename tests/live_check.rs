@@ -925,14 +925,24 @@ fn config_checks_every_configured_endpoint() {
     }
     // Bare `tlsa check` (the monitoring plugin's simplest call) reads the config every
     // other command reads: $TLSA_CONFIG here.
-    let bare = Command::new(env!("CARGO_BIN_EXE_tlsa"))
-        .args(["check", "--json"])
-        .env("TLSA_CONFIG", &config)
-        .output()
-        .unwrap();
-    assert_eq!(bare.status.code(), Some(0));
-    let bare: Value = serde_json::from_slice(&bare.stdout).unwrap();
-    assert_eq!(bare["endpoints"].as_array().unwrap().len(), 2, "{bare}");
+    let bare = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tlsa"))
+            .arg("check")
+            .args(args)
+            .env("TLSA_CONFIG", &config)
+            .output()
+            .unwrap()
+    };
+    for args in [&["--json"][..], &["--set", "mail", "--json"]] {
+        let out = bare(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["endpoints"].as_array().unwrap().len(), 2, "{report}");
+    }
+    // A forgotten HOST: --port would silently not apply to the configured endpoints.
+    let out = bare(&["--port", "587"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("give its HOST"));
 
     set_tlsa(
         &lab,

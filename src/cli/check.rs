@@ -54,13 +54,14 @@ pub struct CheckArgs {
     )]
     pub config: Option<PathBuf>,
 
-    /// With --config: only this certificate set (repeatable).
-    #[arg(long = "set", value_name = "SET", requires = "config")]
+    /// With a config (-c or the default one): only this certificate set
+    /// (repeatable).
+    #[arg(long = "set", value_name = "SET", conflicts_with_all = ["host", "mx"])]
     pub sets: Vec<String>,
 
-    /// Service port; also selects the TLSA owner name.
-    #[arg(short, long, default_value_t = 25)]
-    pub port: u16,
+    /// Service port; also selects the TLSA owner name [default: 25].
+    #[arg(short, long)]
+    pub port: Option<u16>,
 
     /// How TLS starts: smtp, lmtp, imap, pop3, or none (implicit TLS)
     /// [default: by port: 25/587 smtp, 143 imap, 110 pop3, 465/993/995/443 none].
@@ -231,6 +232,9 @@ fn unknown(args: &CheckArgs, why: String, out: &mut dyn Write) -> Failure {
     }
 }
 
+/// The SMTP port, when --port is not given.
+const DEFAULT_PORT: u16 = 25;
+
 type Prepared = (Vec<Target>, CheckOptions, SocketAddr, Trust, Option<Config>);
 
 fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
@@ -240,13 +244,23 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
             args.timeout
         ));
     }
+    let port = args.port.unwrap_or(DEFAULT_PORT);
+    let one_endpoint = args.host.is_some() || args.mx.is_some();
+    if !one_endpoint
+        && (args.port.is_some() || args.starttls.is_some() || !args.addresses.is_empty())
+    {
+        // Without HOST they would silently not apply to the configured endpoints.
+        return Err(
+            "--port, --starttls and --address describe one endpoint: give its HOST (or --mx DOMAIN); a config's endpoints carry their own"
+                .into(),
+        );
+    }
     // Nothing named on the command line: the configured endpoints, from the
     // config every other command reads by default.
-    let default_config =
-        (args.host.is_none() && args.mx.is_none() && args.config.is_none()).then(|| {
-            std::env::var_os("TLSA_CONFIG")
-                .map_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH), PathBuf::from)
-        });
+    let default_config = (!one_endpoint && args.config.is_none()).then(|| {
+        std::env::var_os("TLSA_CONFIG")
+            .map_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH), PathBuf::from)
+    });
     let config = args
         .config
         .as_ref()
@@ -257,18 +271,18 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
         _ if config.is_some() => config_targets(config.as_ref().expect("checked"), &args.sets)?,
         (_, Some(domain)) => vec![Target::Mx {
             domain: check::normalise_domain(domain)?,
-            port: args.port,
+            port,
             protocol: args.starttls.unwrap_or(Protocol::Smtp),
         }],
         (Some(host), None) => {
-            let endpoint = Endpoint::new(host, args.port, args.starttls)?;
+            let endpoint = Endpoint::new(host, port, args.starttls)?;
             let addresses = if args.addresses.is_empty() {
                 None
             } else {
                 Some(
                     args.addresses
                         .iter()
-                        .map(|a| parse_address(a, args.port))
+                        .map(|a| parse_address(a, port))
                         .collect::<Result<Vec<_>, _>>()?,
                 )
             };

@@ -91,7 +91,9 @@ impl Rfc2136 {
     pub async fn apply_at(&self, set: &ChangeSet, unix_time: u64) -> Result<Applied, DnsError> {
         let mut applied = Applied::default();
         for part in split_to_fit(set, MAX_UPDATE_BYTES)? {
-            applied = self.apply_message(&part, unix_time).await?;
+            // The last serial seen includes every part before it.
+            let serial = self.apply_message(&part, unix_time).await?.serial;
+            applied.serial = serial.or(applied.serial);
         }
         Ok(applied)
     }

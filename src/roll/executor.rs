@@ -593,8 +593,18 @@ impl Engine {
                 entry.reload_pending = true;
                 journal.put(&name, &entry).await?;
             }
-            self.execute(set, &owners, &dir, &mut entry, step, &observed, timeout)
-                .await?;
+            let before_step = entry.clone();
+            if let Err(error) = self
+                .execute(set, &owners, &dir, &mut entry, step, &observed, timeout)
+                .await
+            {
+                // What a step records before acting (a TTL hold) must
+                // survive its failure: the change may have been applied.
+                if entry != before_step {
+                    journal.put(&name, &entry).await?;
+                }
+                return Err(error);
+            }
             entry.record(self.now(), summary.clone());
             journal.put(&name, &entry).await?;
             outcome.done.push(summary);
@@ -937,6 +947,7 @@ impl Engine {
         observed: &Observed,
     ) -> Result<(), EngineError> {
         self.require_secure(owners).await?;
+        self.hold_lowered_ttl(set, entry, observed);
         for zone_index in Self::zones_of(owners) {
             let zone = &self.zones[zone_index];
             let in_zone: Vec<Edit> = edits
@@ -961,9 +972,21 @@ impl Engine {
                 .await?;
             if let Some(serial) = applied.and_then(|a| a.serial) {
                 let mut serials = self.serials.lock().unwrap_or_else(|e| e.into_inner());
-                serials.insert(zone_index, serial);
+                // Sets' changes finish in any order: keep the newest serial.
+                let newest = serials
+                    .get(&zone_index)
+                    .map_or(serial, |&known| newer_serial(known, serial));
+                serials.insert(zone_index, newest);
             }
         }
+        Ok(())
+    }
+
+    /// Remembers a TTL the change is about to lower: caches may hold the
+    /// RRsets with the old, longer TTL. Recorded before the change is sent,
+    /// so that a change applied but not confirmed (a lost answer, a failure
+    /// between the messages of a large change) still counts with it.
+    fn hold_lowered_ttl(&self, set: &CertSet, entry: &mut SetState, observed: &Observed) {
         let now = self.now();
         if entry.ttl_hold.as_ref().is_some_and(|h| h.until <= now) {
             entry.ttl_hold = None;
@@ -980,7 +1003,6 @@ impl Engine {
                 until: held.as_ref().map_or(until, |h| h.until.max(until)),
             });
         }
-        Ok(())
     }
 
     /// The longest TTL a cache may hold an RRset of this set with now: what
@@ -1162,6 +1184,11 @@ impl Engine {
     }
 }
 
+/// The newer of two SOA serials, in serial number arithmetic (RFC 1982).
+fn newer_serial(a: u32, b: u32) -> u32 {
+    if b.wrapping_sub(a) as i32 > 0 { b } else { a }
+}
+
 fn new_key_state(spki: Vec<u8>, now: Timestamp) -> KeyState {
     KeyState {
         spki: hex::encode(spki),
@@ -1255,5 +1282,18 @@ pub fn describe(step: &Step) -> String {
             "bring {} RRset(s) in line with the config (TTL, matching types)",
             edits.len()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newer_serial;
+
+    #[test]
+    fn the_newer_serial_wins_across_the_wrap() {
+        assert_eq!(newer_serial(10, 11), 11);
+        assert_eq!(newer_serial(11, 10), 11);
+        assert_eq!(newer_serial(u32::MAX, 2), 2, "2 follows 4294967295");
+        assert_eq!(newer_serial(2, u32::MAX), 2);
     }
 }

@@ -289,7 +289,14 @@ impl StateStore {
                 self.save_set(name, set)?;
             }
         }
-        let aside = self.dir.join(format!("{LEGACY_STATE_FILE}.migrated"));
+        // Never over an earlier one (a downgrade and upgrade again).
+        let aside = (0..)
+            .map(|n| match n {
+                0 => self.dir.join(format!("{LEGACY_STATE_FILE}.migrated")),
+                n => self.dir.join(format!("{LEGACY_STATE_FILE}.migrated.{n}")),
+            })
+            .find(|path| !path.exists())
+            .expect("an unused name");
         std::fs::rename(&legacy, &aside).map_err(|e| StateError::Write {
             file: legacy,
             why: e.to_string(),
@@ -334,7 +341,21 @@ pub fn load_dir(dir: &Path) -> Result<State, StateError> {
         if !visible || path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let file: SetFile = parse(&path)?;
+        let Some(file) = parse::<SetFile>(&path)? else {
+            continue; // removed meanwhile
+        };
+        // A copy (a backup, say) must not pass for the set's own file.
+        if path != set_file(dir, &file.set) {
+            return Err(StateError::Damaged {
+                file: path,
+                why: format!(
+                    "it holds the state of set {:?}, whose file is {}; move this copy out of {}",
+                    file.set,
+                    set_file(dir, &file.set).display(),
+                    sets_dir.display()
+                ),
+            });
+        }
         state.sets.insert(file.set, file.state);
     }
     Ok(state)
@@ -342,20 +363,21 @@ pub fn load_dir(dir: &Path) -> Result<State, StateError> {
 
 /// An older tlsa's single state file, if there is one.
 fn load_legacy(file: &Path) -> Result<Option<State>, StateError> {
-    if !file.exists() {
-        return Ok(None);
-    }
-    let state: State = parse(file)?;
-    Ok(Some(state))
+    parse(file)
 }
 
-/// Reads a JSON state file and checks its version.
-fn parse<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, StateError> {
+/// Reads a JSON state file and checks its version; `None` if there is no
+/// such file (a run may be moving it aside while a read-only command reads).
+fn parse<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<Option<T>, StateError> {
     let damaged = |why: String| StateError::Damaged {
         file: file.to_path_buf(),
         why,
     };
-    let text = std::fs::read_to_string(file).map_err(|e| damaged(e.to_string()))?;
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(damaged(e.to_string())),
+    };
     #[derive(Deserialize)]
     struct Versioned {
         version: u32,
@@ -367,7 +389,9 @@ fn parse<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, StateError> {
             found: version.version,
         });
     }
-    serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| damaged(e.to_string()))
 }
 
 #[cfg(test)]
@@ -467,6 +491,20 @@ mod tests {
         let err = StateStore::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains(&std::process::id().to_string()), "{err}");
         assert!(err.contains("another tlsa run"), "{err}");
+    }
+
+    #[test]
+    fn a_copy_of_a_set_file_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.save_set("mail", &SetState::default()).unwrap();
+        let copy = dir.path().join("sets/mail-old.json");
+        std::fs::copy(set_file(dir.path(), "mail"), &copy).unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("mail-old.json") && err.contains("move this copy"),
+            "{err}"
+        );
     }
 
     #[test]
