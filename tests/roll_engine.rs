@@ -551,3 +551,32 @@ fn wait_shows_a_countdown_on_a_terminal_only() {
         "{stderr}"
     );
 }
+
+/// A change that lowers the TTL records the hold before it is sent: when the UPDATE fails
+/// (here a wrong TSIG key; equally an answer lost after the server applied it), the state
+/// still says caches may hold the RRset with the old TTL.
+#[test]
+fn a_failed_change_that_lowers_the_ttl_still_holds_the_old_one() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&lab, dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("ttl = 2", "ttl = 3")).unwrap();
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let state = || tlsa::roll::state::load_dir(&dir.path().join("state")).unwrap();
+    assert!(state().sets["mail"].ttl_hold.is_none());
+
+    std::fs::write(&config, text.replace("ttl = 2", "ttl = 1")).unwrap();
+    let key_file = lab.tsig_key_file();
+    let good = std::fs::read_to_string(key_file).unwrap();
+    let wrong = good.replace(lab.tsig_secret(), "c2VjcmV0IHRoYXQgaXMgd3Jvbmc=");
+    std::fs::write(key_file, &wrong).unwrap();
+    let failed = tlsa(&config, &["run"]);
+    assert_eq!(failed.status.code(), Some(1));
+    let hold = state().sets["mail"].ttl_hold.clone();
+    assert_eq!(hold.map(|h| h.ttl), Some(3), "held despite the failure");
+
+    std::fs::write(key_file, good).unwrap();
+    assert!(tlsa(&config, &["run"]).status.success());
+    assert_eq!(state().sets["mail"].ttl_hold.as_ref().map(|h| h.ttl), Some(3));
+}
