@@ -9,6 +9,24 @@ use std::collections::BTreeSet;
 
 use support::{Lab, deployed_key, deployed_key_in, served, set_section, tlsa, write_config};
 
+/// The set `mail` published with TTL 3 and deployed; returns the config and its original
+/// text (with `ttl = 2`) for the test to rewrite.
+fn deployed_with_ttl_3(lab: &Lab, dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let config = write_config(lab, dir);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("ttl = 2", "ttl = 3")).unwrap();
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    (config, text)
+}
+
+/// Replaces the secret in the lab's TSIG key file by a wrong one; returns the good file text.
+fn break_tsig_key(lab: &Lab) -> String {
+    let good = std::fs::read_to_string(lab.tsig_key_file()).unwrap();
+    let wrong = good.replace(lab.tsig_secret(), "c2VjcmV0IHRoYXQgaXMgd3Jvbmc=");
+    std::fs::write(lab.tsig_key_file(), wrong).unwrap();
+    good
+}
+
 #[test]
 fn self_signed_set_is_adopted_published_and_rolled() {
     let lab = Lab::start();
@@ -115,10 +133,7 @@ fn a_wrong_tsig_key_mid_roll_removes_nothing_and_the_roll_resumes_once_fixed() {
     let before = served(&lab);
     let live = deployed_key(dir.path());
 
-    let key_file = lab.tsig_key_file();
-    let good = std::fs::read_to_string(key_file).unwrap();
-    let wrong = good.replace(lab.tsig_secret(), "c2VjcmV0IHRoYXQgaXMgd3Jvbmc=");
-    std::fs::write(key_file, &wrong).unwrap();
+    let (key_file, good) = (lab.tsig_key_file(), break_tsig_key(&lab));
     let failed = tlsa(&config, &["rollover", "--wait"]);
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
@@ -286,10 +301,7 @@ fn an_idle_set_is_skipped_without_any_query_with_offline_if_idle() {
 fn a_lowered_ttl_is_applied_and_keys_published_after_it_still_wait_for_the_old_one() {
     let lab = Lab::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(&lab, dir.path());
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("ttl = 2", "ttl = 3")).unwrap();
-    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let (config, text) = deployed_with_ttl_3(&lab, dir.path());
     let owner = lab.name("_25._tcp.mail");
     let ttl_served = || {
         lab.query_server(&owner, "TLSA")
@@ -559,18 +571,12 @@ fn wait_shows_a_countdown_on_a_terminal_only() {
 fn a_failed_change_that_lowers_the_ttl_still_holds_the_old_one() {
     let lab = Lab::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(&lab, dir.path());
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("ttl = 2", "ttl = 3")).unwrap();
-    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let (config, text) = deployed_with_ttl_3(&lab, dir.path());
     let state = || tlsa::roll::state::load_dir(&dir.path().join("state")).unwrap();
     assert!(state().sets["mail"].ttl_hold.is_none());
 
     std::fs::write(&config, text.replace("ttl = 2", "ttl = 1")).unwrap();
-    let key_file = lab.tsig_key_file();
-    let good = std::fs::read_to_string(key_file).unwrap();
-    let wrong = good.replace(lab.tsig_secret(), "c2VjcmV0IHRoYXQgaXMgd3Jvbmc=");
-    std::fs::write(key_file, &wrong).unwrap();
+    let (key_file, good) = (lab.tsig_key_file(), break_tsig_key(&lab));
     let failed = tlsa(&config, &["run"]);
     assert_eq!(failed.status.code(), Some(1));
     let hold = state().sets["mail"].ttl_hold.clone();
@@ -578,5 +584,8 @@ fn a_failed_change_that_lowers_the_ttl_still_holds_the_old_one() {
 
     std::fs::write(key_file, good).unwrap();
     assert!(tlsa(&config, &["run"]).status.success());
-    assert_eq!(state().sets["mail"].ttl_hold.as_ref().map(|h| h.ttl), Some(3));
+    assert_eq!(
+        state().sets["mail"].ttl_hold.as_ref().map(|h| h.ttl),
+        Some(3)
+    );
 }
