@@ -53,6 +53,21 @@ fn a_self_signed_set_is_adopted_and_rolled_through_the_powerdns_api() {
     assert_eq!(records.len(), 2, "live and next: {records:?}");
     assert!(records.contains(&live));
 
+    // The probe must see the first key live before the roll replaces it (the roll deploys
+    // the pre-published next key at once).
+    support::poll_until(
+        "the probe to see the first key deployed",
+        std::time::Duration::from_secs(20),
+        || {
+            probe
+                .log()
+                .deployed
+                .iter()
+                .any(|(_, key)| *key == live)
+                .then_some(())
+        },
+    );
+
     // Idempotent: a rerun changes nothing, not even the serial.
     let serial_before = serial(&lab);
     let again = tlsa(&config, &["run"]);
