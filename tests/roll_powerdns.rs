@@ -94,9 +94,13 @@ fn a_self_signed_set_is_adopted_and_rolled_through_the_powerdns_api() {
     assert!(stderr.contains("in one change"), "{stderr}");
 
     support::poll_until(
-        "the probe's last samples",
+        "the probe's last samples, with the new key live",
         std::time::Duration::from_secs(20),
-        || (probe.log().samples >= 20).then_some(()),
+        || {
+            let log = probe.log();
+            let seen = log.deployed.iter().any(|(_, key)| *key == new_live);
+            (log.samples >= 20 && seen).then_some(())
+        },
     );
     let log = probe.stop();
     eprintln!(
@@ -107,5 +111,8 @@ fn a_self_signed_set_is_adopted_and_rolled_through_the_powerdns_api() {
         started.elapsed().as_secs_f64()
     );
     assert!(log.violations.is_empty(), "{:#?}", log.violations);
-    assert!(log.deployed.len() >= 2, "the probe saw both keys live");
+    assert!(
+        log.deployed.len() >= 2,
+        "the probe saw both keys live: {log:?}"
+    );
 }
