@@ -349,7 +349,7 @@ async fn tlsa_validates_secure_from_dnskey_and_ds_anchors() {
             "{v}"
         );
 
-        // The same three through one shared handle (what the roll engine does per change).
+        // The same three validated together, as the roll engine does for a change's owners.
         let all = validator
             .validate_tlsa_all(&[owner.clone(), nodata.clone(), nxdomain.clone()])
             .await;
@@ -414,7 +414,7 @@ async fn wrong_anchors_are_bogus_or_refused() {
         .await;
     assert!(
         all.iter().all(|v| v.verdict == Verdict::Bogus),
-        "a shared handle is Bogus too: {all:?}"
+        "validated together, Bogus too: {all:?}"
     );
 
     // Only the root KSKs: this private zone cannot chain to them.

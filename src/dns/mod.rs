@@ -23,4 +23,5 @@ pub mod zonefile;
 pub use error::DnsError;
 pub use provider::{
     Applied, ChangeSet, Edit, Provider, Rrset, RrsetChange, apply_edits, apply_edits_known,
+    read_rrsets,
 };

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use futures_util::{FutureExt, Stream, StreamExt};
 use hickory_proto::rr::Name;
 
 use super::DnsError;
@@ -105,6 +106,23 @@ impl Edit {
             .cloned()
             .collect()
     }
+}
+
+/// RRsets read at once from the primary / provider: a set may have many
+/// endpoints, and a change many owners.
+pub const READS_AT_ONCE: usize = 8;
+
+/// Reads the RRsets named by `reads` — (a key of the caller's, the back-end,
+/// the zone, the owner) — a few at a time; each result comes with its key,
+/// in the order they arrive.
+pub fn read_rrsets<'a, K: Send + 'a>(
+    reads: impl IntoIterator<Item = (K, &'a dyn Provider, &'a Name, &'a Name)>,
+) -> impl Stream<Item = (K, Result<Rrset, DnsError>)> + Send + 'a {
+    let reads: Vec<_> = reads
+        .into_iter()
+        .map(|(key, provider, zone, owner)| provider.read(zone, owner).map(|read| (key, read)))
+        .collect();
+    futures_util::stream::iter(reads).buffer_unordered(READS_AT_ONCE)
 }
 
 /// How many times a change set is re-planned after losing a race.

@@ -25,7 +25,7 @@ use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::DnsError;
-use super::provider::{Applied, ChangeSet, Provider, Rrset, RrsetChange};
+use super::provider::{Applied, ChangeSet, Provider, Rrset, RrsetChange, read_rrsets};
 use super::query::rcode_name;
 use super::query::{self, Ask, Transport};
 use super::rdata;
@@ -40,8 +40,6 @@ const MAX_UPDATE_BYTES: usize = 65_535 - 1_024;
 /// How often the server is asked again while waiting for it to serve a
 /// change (BIND's inline signing serves an update some ms after answering).
 const POLL: Duration = Duration::from_millis(20);
-/// Owners read at once when checking that an update is served.
-const READS_AT_ONCE: usize = 8;
 
 /// RFC 2136 dynamic updates to one server.
 #[derive(Debug, Clone)]
@@ -307,23 +305,19 @@ impl Rfc2136 {
         }
     }
 
-    /// Whether the server serves every changed RRset as desired; a few
-    /// owners are read at a time.
+    /// Whether the server serves every changed RRset as desired.
     async fn serves_all(&self, set: &ChangeSet) -> bool {
-        let checks: Vec<_> = set
+        let reads = set
             .changes
             .iter()
-            .map(|change| async move {
-                let Ok(now) = self.read(&set.zone, &change.owner).await else {
-                    return false;
-                };
-                let ttl_ok = change.desired.is_empty() || now.ttl == Some(change.ttl);
-                now.records == change.desired && ttl_ok
-            })
-            .collect();
-        let mut results = futures_util::stream::iter(checks).buffer_unordered(READS_AT_ONCE);
-        while let Some(served) = results.next().await {
-            if !served {
+            .map(|change| (change, self as &dyn Provider, &set.zone, &change.owner));
+        let mut reads = std::pin::pin!(read_rrsets(reads));
+        while let Some((change, read)) = reads.next().await {
+            let Ok(now) = read else {
+                return false;
+            };
+            let ttl_ok = change.desired.is_empty() || now.ttl == Some(change.ttl);
+            if now.records != change.desired || !ttl_ok {
                 return false;
             }
         }

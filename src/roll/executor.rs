@@ -44,8 +44,6 @@ const MAX_STEPS_PER_RUN: usize = 64;
 /// Self-signed certificates are valid this long (DANE-EE ignores dates, but
 /// some clients log expired certificates).
 const SELF_SIGNED_DAYS: i64 = 365;
-/// Owner names read at once from the primary / provider.
-const READS_AT_ONCE: usize = 8;
 /// How often the countdown on a terminal is redrawn.
 const COUNTDOWN_TICK: Duration = Duration::from_secs(1);
 
@@ -778,22 +776,15 @@ impl Engine {
     }
 
     /// Reads every owner's RRset from the primary / provider.
-    /// A few owners at a time: a set may have many endpoints.
     async fn observe(&self, owners: &[Owner]) -> Result<Observed, EngineError> {
-        let reads: Vec<_> = owners
-            .iter()
-            .map(|owner| async move {
-                let zone = &self.zones[owner.zone];
-                zone.provider
-                    .read(&zone.name, &owner.name)
-                    .await
-                    .map(|rrset| (owner, rrset))
-            })
-            .collect();
-        let mut reads = futures_util::stream::iter(reads).buffer_unordered(READS_AT_ONCE);
+        let reads = owners.iter().map(|owner| {
+            let zone = &self.zones[owner.zone];
+            (owner, zone.provider.as_ref(), &zone.name, &owner.name)
+        });
+        let mut reads = std::pin::pin!(crate::dns::read_rrsets(reads));
         let mut observed = Observed::default();
-        while let Some(read) = reads.next().await {
-            let (owner, rrset) = read?;
+        while let Some((owner, read)) = reads.next().await {
+            let rrset = read?;
             observed.ttls.insert(owner.text.clone(), rrset.ttl);
             observed.records.insert(owner.text.clone(), rrset.records);
         }
@@ -973,10 +964,10 @@ impl Engine {
             if let Some(serial) = applied.and_then(|a| a.serial) {
                 let mut serials = self.serials.lock().unwrap_or_else(|e| e.into_inner());
                 // Sets' changes finish in any order: keep the newest serial.
-                let newest = serials
-                    .get(&zone_index)
-                    .map_or(serial, |&known| newer_serial(known, serial));
-                serials.insert(zone_index, newest);
+                let known = serials.entry(zone_index).or_insert(serial);
+                if propagation::serial_at_least(serial, *known) {
+                    *known = serial;
+                }
             }
         }
         Ok(())
@@ -1184,11 +1175,6 @@ impl Engine {
     }
 }
 
-/// The newer of two SOA serials, in serial number arithmetic (RFC 1982).
-fn newer_serial(a: u32, b: u32) -> u32 {
-    if b.wrapping_sub(a) as i32 > 0 { b } else { a }
-}
-
 fn new_key_state(spki: Vec<u8>, now: Timestamp) -> KeyState {
     KeyState {
         spki: hex::encode(spki),
@@ -1282,18 +1268,5 @@ pub fn describe(step: &Step) -> String {
             "bring {} RRset(s) in line with the config (TTL, matching types)",
             edits.len()
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::newer_serial;
-
-    #[test]
-    fn the_newer_serial_wins_across_the_wrap() {
-        assert_eq!(newer_serial(10, 11), 11);
-        assert_eq!(newer_serial(11, 10), 11);
-        assert_eq!(newer_serial(u32::MAX, 2), 2, "2 follows 4294967295");
-        assert_eq!(newer_serial(2, u32::MAX), 2);
     }
 }

@@ -264,19 +264,11 @@ impl StateStore {
         write_atomic(&file, text.as_bytes(), 0o644).map_err(|e| write_error(e.to_string()))
     }
 
-    /// Every set of the state, each in its own file.
-    pub fn save(&self, state: &State) -> Result<(), StateError> {
-        state
-            .sets
-            .iter()
-            .try_for_each(|(name, set)| self.save_set(name, set))
-    }
-
     /// Splits an older tlsa's `state.json` into set files (a set file
     /// already present is newer and wins), then moves it aside.
     fn migrate_legacy(&self) -> Result<(), StateError> {
         let legacy = self.dir.join(LEGACY_STATE_FILE);
-        let Some(old) = load_legacy(&legacy)? else {
+        let Some(old) = parse::<State>(&legacy)? else {
             return Ok(());
         };
         for (name, set) in &old.sets {
@@ -312,7 +304,7 @@ pub fn set_file(dir: &Path, set: &str) -> PathBuf {
 /// Reads a state directory without the lock (for read-only commands): the
 /// set files, and an older tlsa's `state.json` not yet migrated.
 pub fn load_dir(dir: &Path) -> Result<State, StateError> {
-    let mut state = load_legacy(&dir.join(LEGACY_STATE_FILE))?.unwrap_or(State {
+    let mut state = parse::<State>(&dir.join(LEGACY_STATE_FILE))?.unwrap_or(State {
         version: STATE_VERSION,
         sets: BTreeMap::new(),
     });
@@ -359,11 +351,6 @@ pub fn load_dir(dir: &Path) -> Result<State, StateError> {
         state.sets.insert(file.set, file.state);
     }
     Ok(state)
-}
-
-/// An older tlsa's single state file, if there is one.
-fn load_legacy(file: &Path) -> Result<Option<State>, StateError> {
-    parse(file)
 }
 
 /// Reads a JSON state file and checks its version; `None` if there is no
@@ -419,7 +406,7 @@ mod tests {
             },
         );
         set.record(Timestamp::from_unix_secs(12), "published");
-        store.save(&state).unwrap();
+        store.save_set("mail", &state.sets["mail"]).unwrap();
         assert_eq!(store.load().unwrap(), state);
         let text = std::fs::read_to_string(set_file(dir.path(), "mail")).unwrap();
         assert!(

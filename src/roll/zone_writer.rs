@@ -17,8 +17,9 @@ use tokio::sync::oneshot;
 
 use crate::dns::{self, Applied, DnsError, Edit, Provider, Rrset};
 
-/// At most this many sets' changes go into one message: an UPDATE must fit
-/// in 64 KiB, and a set's change is a few hundred bytes per owner name.
+/// At most this many sets' changes go into one change set: one failed change
+/// set fails every set in it. (An RFC 2136 change set too large for one
+/// message is split by the back-end.)
 const MAX_BATCH: usize = 16;
 
 pub type Outcome = Result<Option<Applied>, Arc<DnsError>>;

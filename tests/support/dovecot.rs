@@ -5,7 +5,6 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -33,13 +32,8 @@ impl Dovecot {
     /// greets with this instance's own greeting and the other ports accept connections.
     pub fn start(identity: &TlsIdentity) -> Self {
         let dovecot = tools::tool_with_hint("dovecot", INSTALL_HINT);
-        let dir = tempfile::Builder::new()
-            .prefix("tlsa-dovecot-")
-            .tempdir()
-            .expect("create Dovecot directory");
         // Dovecot's unprivileged login processes read the certificate through this directory.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-            .expect("make the Dovecot directory traversable");
+        let dir = super::postfix::traversable_dir("tlsa-dovecot-");
         // key.pem (0600) and fullchain.pem, as Postfix gets them.
         super::postfix::write_identity(dir.path(), identity);
         // Unique to this instance: the greeting proves who answers on a port.

@@ -174,13 +174,8 @@ impl Postfix {
             master.display()
         );
 
-        let dir = tempfile::Builder::new()
-            .prefix("tlsa-postfix-")
-            .tempdir()
-            .expect("create Postfix directory");
         // Postfix's unprivileged daemons must reach the queue under this directory.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-            .expect("make the Postfix directory traversable");
+        let dir = traversable_dir("tlsa-postfix-");
         let config_dir = dir.path().join("etc");
         let tls_dir = dir.path().join("tls");
         fs::create_dir_all(&config_dir).expect("create config directory");
@@ -365,6 +360,17 @@ fn daemon_directory() -> PathBuf {
     } else {
         PathBuf::from(DEFAULT_DAEMON_DIRECTORY)
     }
+}
+
+/// A fresh directory that a mail server's unprivileged processes can traverse (0755).
+pub(super) fn traversable_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create a server directory");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+        .expect("make the server directory traversable");
+    dir
 }
 
 pub(super) fn write_identity(tls_dir: &Path, identity: &TlsIdentity) {
