@@ -38,17 +38,17 @@ pub fn open_state(config: &Config) -> Result<StateStore, Failure> {
 }
 
 pub async fn engine(config: Config) -> Result<Engine, Failure> {
-    // Sets that say `verify = "deployed-files"` are checked that way by the
-    // engine itself; the live verifier serves the others.
-    let verifier: Box<dyn crate::roll::verify::Verify> =
-        match crate::roll::verify::Live::new(&config).await {
+    // Sets that say `verify = "deployed-files"` are observed that way by the
+    // engine itself; the live observer serves the others.
+    let servers: Box<dyn crate::roll::presented::Servers> =
+        match crate::roll::presented::Live::new(&config).await {
             Ok(live) => Box::new(live),
             Err(e) => return Err(Failure::Runtime(vec![e.to_string()])),
         };
     Engine::new(
         config,
         Arc::new(SystemClock),
-        verifier,
+        servers,
         Box::new(|line: &str| eprintln!("tlsa: {line}")),
     )
     .await

@@ -35,6 +35,10 @@ pub enum HookClient {
         /// The lineage directory certbot renewed.
         #[arg(long, env = "RENEWED_LINEAGE")]
         lineage: PathBuf,
+        /// Seconds the hook waits for propagation before leaving the rest to
+        /// the timer's `tlsa run` [default: 20].
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        propagation_timeout: Option<u64>,
     },
 }
 
@@ -47,7 +51,11 @@ pub struct CsrArgs {
 }
 
 pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let HookClient::Certbot { config, lineage } = &args.client;
+    let HookClient::Certbot {
+        config,
+        lineage,
+        propagation_timeout,
+    } = &args.client;
     let loaded = config.load()?;
     let renewed = canonical(lineage);
     let sets: Vec<String> = loaded
@@ -72,7 +80,9 @@ pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
     // Never hold certbot up for long: what cannot finish now, the timer does.
     let options = RunOptions {
         sets,
-        propagation_timeout: Some(HOOK_PROPAGATION_TIMEOUT),
+        propagation_timeout: Some(
+            propagation_timeout.map_or(HOOK_PROPAGATION_TIMEOUT, std::time::Duration::from_secs),
+        ),
         ..RunOptions::default()
     };
     let outcomes = super::run::execute(loaded, &options)?;

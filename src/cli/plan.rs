@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::Failure;
 use super::common::{self, ConfigArgs};
-use crate::roll::executor::{describe, unix};
+use crate::roll::executor::unix;
 use crate::roll::state;
 use crate::tlsa::TlsaRecord;
 
@@ -50,7 +50,7 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
                 }
                 continue;
             };
-            writeln!(out, "{set}: next step: {}", describe(step))?;
+            writeln!(out, "{set}: next step: {step}")?;
             let Some(edits) = step.edits() else {
                 continue;
             };

@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use super::Failure;
 use super::common::{self, ConfigArgs};
-use crate::config::CertSet;
+use crate::config::{CertSet, VerifyMode};
 use crate::roll::executor::unix;
 use crate::roll::files;
 use crate::roll::plan::short;
-use crate::roll::state::{self, Event, KeyState, SetState};
+use crate::roll::state::{self, Event, KeyState, PresentedSeen, SetState};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -38,6 +38,13 @@ struct SetStatus {
     /// An emergency seen by the last run.
     alarm: Option<String>,
     alarm_until: Option<crate::roll::state::Timestamp>,
+    /// The last verify step failed: a deploy that did not take effect.
+    verify_failure: Option<String>,
+    /// `live`: the servers are observed every run; `deployed-files`: the
+    /// deploy target's key is taken as presented.
+    observed: &'static str,
+    /// What every address presented at the last observation.
+    presented: Option<PresentedSeen>,
     keys: Vec<KeyStatus>,
     timeline: Vec<Event>,
 }
@@ -116,6 +123,12 @@ fn status_of(
         next,
         alarm: set_state.alarm.clone(),
         alarm_until: set_state.alarm_until,
+        verify_failure: set_state.verify_failure.clone(),
+        observed: match set.verify {
+            VerifyMode::Live => "live",
+            VerifyMode::DeployedFiles => "deployed-files",
+        },
+        presented: set_state.presented.clone(),
         keys,
         timeline: set_state.timeline[skip..].to_vec(),
     })
@@ -125,12 +138,12 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
     let now = unix(std::time::SystemTime::now());
     for set in report {
         writeln!(out, "set {}", set.set)?;
+        let (red, reset) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            ("\x1b[1;31m", "\x1b[0m")
+        } else {
+            ("", "")
+        };
         if let Some(alarm) = &set.alarm {
-            let (red, reset) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                ("\x1b[1;31m", "\x1b[0m")
-            } else {
-                ("", "")
-            };
             writeln!(out, "  {red}ALARM: {alarm}{reset}")?;
             if let Some(until) = set.alarm_until {
                 writeln!(
@@ -140,8 +153,33 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
                 )?;
             }
         }
+        if let Some(failure) = &set.verify_failure {
+            writeln!(out, "  {red}{failure}{reset}")?;
+        }
         if set.live.is_none() {
             writeln!(out, "  nothing deployed yet")?;
+        }
+        match (&set.presented, set.observed) {
+            (_, "deployed-files") => writeln!(
+                out,
+                "  presented: not observed (verify = \"deployed-files\": the deploy target's key counts as presented)"
+            )?,
+            (None, _) => writeln!(out, "  presented: not observed yet")?,
+            (Some(seen), _) => {
+                writeln!(
+                    out,
+                    "  presented, as observed at {}:",
+                    common::when(seen.at, now)
+                )?;
+                for address in &seen.addresses {
+                    let what = match (&address.key, &address.error) {
+                        (Some(key), _) => format!("key {}", short(key)),
+                        (None, Some(why)) => format!("nothing seen: {why}"),
+                        (None, None) => "nothing seen".to_string(),
+                    };
+                    writeln!(out, "    {}  {what}", address.address)?;
+                }
+            }
         }
         for key in &set.keys {
             let mut facts = Vec::new();

@@ -8,7 +8,7 @@ pub mod journal;
 pub mod keys;
 pub mod plan;
 pub mod policy;
+pub mod presented;
 pub mod state;
 pub mod timestamp;
-pub mod verify;
 pub mod zone_writer;
