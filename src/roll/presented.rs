@@ -93,8 +93,37 @@ impl Servers for Live {
                     Some(address) => format!("{} at {address}", found.endpoint),
                     None => found.endpoint,
                 },
-                key: found.spki.map(|spki| KeyMaterial::from_spki(&spki)),
+                key: found.spki.and_then(|spki| of_kind(&spki, kind)),
             })
             .collect()
+    }
+}
+
+/// The presented key, if it is of the kind asked for. Another kind belongs
+/// to another set of the same server (an RSA and an ECDSA set share their
+/// endpoints): it is no key of this set, and counting it in service would
+/// make this set publish, and later retire, the other set's records.
+fn of_kind(spki: &[u8], kind: Option<KeyKind>) -> Result<KeyMaterial, String> {
+    let found = KeyKind::of_spki(spki);
+    match kind {
+        Some(wanted) if found != Some(wanted) => Err(format!(
+            "presented a key of another kind ({found:?}) although only {wanted:?} was offered"
+        )),
+        _ => Ok(KeyMaterial::from_spki(spki)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_of_another_kind_is_not_taken_as_this_sets() {
+        let ecdsa =
+            rcgen::PublicKeyData::subject_public_key_info(&rcgen::KeyPair::generate().unwrap());
+        assert!(of_kind(&ecdsa, Some(KeyKind::Ecdsa)).is_ok());
+        assert!(of_kind(&ecdsa, None).is_ok());
+        let error = of_kind(&ecdsa, Some(KeyKind::Rsa)).unwrap_err();
+        assert!(error.contains("another kind"), "{error}");
     }
 }
