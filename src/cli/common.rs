@@ -33,6 +33,19 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Runtime(vec![format!("cannot start the async runtime: {e}")]))
 }
 
+/// Refuses `--set` names the config does not have.
+pub fn known_sets(config: &Config, names: &[String]) -> Result<(), Failure> {
+    match names
+        .iter()
+        .find(|n| !config.sets.iter().any(|s| s.name.get_ref() == *n))
+    {
+        Some(unknown) => Err(Failure::Input(vec![format!(
+            "no certificate set named {unknown:?} in the config"
+        )])),
+        None => Ok(()),
+    }
+}
+
 pub fn open_state(config: &Config) -> Result<StateStore, Failure> {
     StateStore::open(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))
 }

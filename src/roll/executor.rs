@@ -24,8 +24,8 @@ use super::plan::{self, Decision, KeyMaterial, PresentedAt, Step, View};
 use super::policy::RecordPolicy;
 pub use super::presented::{DeployedFiles, Live, Servers};
 use super::state::{
-    AddressSeen, KeyState, PresentedSeen, SetState, State, StateError, StateStore, Timestamp,
-    TtlHold, Verified,
+    AddressSeen, KeyState, LastRun, PresentedSeen, SetState, State, StateError, StateStore,
+    Timestamp, TtlHold, Verified,
 };
 use super::zone_writer::ZoneWriter;
 use crate::clock::Clock;
@@ -128,6 +128,8 @@ struct Owner {
 pub struct Observed {
     pub records: BTreeMap<String, BTreeSet<TlsaRecord>>,
     pub ttls: BTreeMap<String, Option<u32>>,
+    /// What every address of the set presents, observed in the same look.
+    pub presented: Vec<PresentedAt>,
 }
 
 impl Observed {
@@ -197,6 +199,17 @@ pub struct SetOutcome {
     pub failure: Option<SetFailure>,
     /// Handled safely, worth a word (exit 0).
     pub notices: Vec<String>,
+}
+
+/// What `tlsa plan` shows for one set.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub set: String,
+    pub decision: Decision,
+    /// After a next key is generated: what follows, with an example key.
+    pub then: Option<Decision>,
+    /// The RRsets the decision was made from.
+    pub observed: Observed,
 }
 
 /// Progress lines for people, as the run goes.
@@ -510,7 +523,52 @@ impl Engine {
                 message: error.to_string(),
             });
         }
+        if let Err(error) = self.record_last_run(set, journal, &outcome).await
+            && outcome.failure.is_none()
+        {
+            outcome.failure = Some(SetFailure {
+                kind: FailureKind::Other,
+                message: error.to_string(),
+            });
+        }
         outcome
+    }
+
+    /// Keeps how the run ended in the set's state, for `tlsa status`.
+    async fn record_last_run(
+        &self,
+        set: &CertSet,
+        journal: &Journal,
+        outcome: &SetOutcome,
+    ) -> Result<(), EngineError> {
+        let (result, error) = match (&outcome.failure, outcome.emergency) {
+            (Some(failure), _) if failure.message.starts_with("ALARM") => {
+                ("alarm", Some(failure.message.clone()))
+            }
+            (Some(failure), _) => ("failed", Some(failure.message.clone())),
+            (None, true) => ("alarm", Some(outcome.alarms.join("; "))),
+            (None, false) if outcome.waiting.is_some() => ("waiting", outcome.waiting.clone()),
+            (None, false) if !outcome.done.is_empty() => ("done", None),
+            (None, false) => ("idle", None),
+        };
+        let record = LastRun {
+            at: self.now(),
+            outcome: result.to_string(),
+            steps: outcome.done.len(),
+            error,
+            next_due: outcome.wake_at,
+        };
+        let name = set.name.get_ref();
+        let mut entry = journal.get(name);
+        let worth = entry
+            .last_run
+            .as_ref()
+            .is_none_or(|old| record.worth_saving_over(old, super::idle::MARK_REFRESH));
+        if worth {
+            entry.last_run = Some(record);
+            journal.put(name, &entry).await?;
+        }
+        Ok(())
     }
 
     async fn run_set(
@@ -533,9 +591,10 @@ impl Engine {
         }
         let timeout = self.propagation_timeout(options);
         for _ in 0..MAX_STEPS_PER_RUN {
-            let observed = self.observe(&owners).await?;
-            let presented = self.observe_servers(set, &dir, &entry).await?;
-            let decision = self.decide(set, &owners, &dir, &entry, &observed, &presented)?;
+            let mut observed = self.observe(&owners).await?;
+            observed.presented = self.observe_servers(set, &dir, &entry).await?;
+            let presented = observed.presented.clone();
+            let decision = self.decide(set, &owners, &dir, &entry, &observed, None)?;
             for alarm in &decision.alarms {
                 let text = alarm.to_string();
                 if !outcome.alarms.contains(&text) {
@@ -773,30 +832,42 @@ impl Engine {
         Ok(())
     }
 
-    /// What the plan would do now for every set, without doing it (and
-    /// without the lock: `tlsa plan` may run beside a `tlsa run`).
+    /// What the plan would do now for every set (or the named ones),
+    /// without doing it (and without the lock: `tlsa plan` may run beside a
+    /// `tlsa run`). When the step due is generating a next key, the preview
+    /// also shows what follows with an example key made in memory (never
+    /// written), so that a new set's whole first publication can be seen.
     pub async fn preview(
         &self,
         state: &State,
-    ) -> Result<Vec<(String, Decision, Observed)>, EngineError> {
+        only: &[String],
+    ) -> Result<Vec<Preview>, EngineError> {
         let mut previews = Vec::new();
         for set in &self.config.sets {
+            let name = set.name.get_ref();
+            if !only.is_empty() && !only.contains(name) {
+                continue;
+            }
             let owners = self.owners_in_zones(set)?;
             let empty = SetState::default();
-            let set_state = state.sets.get(set.name.get_ref()).unwrap_or(&empty);
-            let observed = self.observe(&owners).await?;
-            let presented = self
-                .observe_servers(set, &self.config.state_dir, set_state)
-                .await?;
-            let decision = self.decide(
-                set,
-                &owners,
-                &self.config.state_dir,
-                set_state,
-                &observed,
-                &presented,
-            )?;
-            previews.push((set.name.get_ref().clone(), decision, observed));
+            let set_state = state.sets.get(name).unwrap_or(&empty);
+            let dir = &self.config.state_dir;
+            let mut observed = self.observe(&owners).await?;
+            observed.presented = self.observe_servers(set, dir, set_state).await?;
+            let decide = |example| self.decide(set, &owners, dir, set_state, &observed, example);
+            let decision = decide(None)?;
+            let then = match decision.step {
+                Some(Step::GenerateNextKey) => {
+                    Some(decide(Some(keys::example_key(set.next_key)?))?)
+                }
+                _ => None,
+            };
+            previews.push(Preview {
+                set: name.clone(),
+                decision,
+                then,
+                observed,
+            });
         }
         Ok(previews)
     }
@@ -870,7 +941,7 @@ impl Engine {
         state_dir: &std::path::Path,
         set_state: &SetState,
         observed: &Observed,
-        presented: &[PresentedAt],
+        example_next: Option<KeyMaterial>,
     ) -> Result<Decision, EngineError> {
         let paired = match &set.source {
             Source::CertbotPair(lineages) => Some(files::pair_roles(set, lineages)?.1),
@@ -887,6 +958,7 @@ impl Engine {
             }
             (None, None) => None,
         };
+        let next = next.or(example_next);
         let policy = Self::policy(set);
         let view = View {
             generates_next: paired.is_none(),
@@ -897,7 +969,7 @@ impl Engine {
             deployed: files::cert_facts(&files::deploy_files(set).chain)?,
             source: files::cert_facts(&files::source_files(set, state_dir, set_state)?.chain)?,
             next,
-            presented: presented.to_vec(),
+            presented: observed.presented.clone(),
             publish_unmatched: set.on_unmatched_key == UnmatchedKey::Publish,
             dns: observed.records.clone(),
             ttls: observed.ttls.clone(),

@@ -96,9 +96,43 @@ pub struct SetState {
     /// status` (the plan always decides from a fresh observation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presented: Option<PresentedSeen>,
+    /// How the last run of this set ended, for `tlsa status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
     /// Recent events, newest last, for `tlsa status`.
     #[serde(default)]
     pub timeline: Vec<Event>,
+}
+
+/// How a run of a set ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// When it ended. Rewritten when anything else changes, and hourly
+    /// otherwise (an idle run from cron writes no state).
+    pub at: Timestamp,
+    /// `done` (steps taken, nothing pending), `waiting` (for a time or a
+    /// manual step), `idle`, `alarm` or `failed`.
+    pub outcome: String,
+    /// Steps the run performed.
+    #[serde(default)]
+    pub steps: usize,
+    /// Why it failed, or what the alarm said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the next step is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<Timestamp>,
+}
+
+impl LastRun {
+    /// Whether `self` says something `older` does not (or `older` is stale).
+    pub fn worth_saving_over(&self, older: &LastRun, refresh: std::time::Duration) -> bool {
+        let same = LastRun {
+            at: older.at,
+            ..self.clone()
+        };
+        same != *older || older.at + refresh <= self.at
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
