@@ -7,7 +7,7 @@
 //! owner, and reports per address the serial, the RRsets with their TTL
 //! facts, or what went wrong. [`wait_until_propagated`] polls until every
 //! address serves exactly the expected RRsets — the `t_propagated` of
-//! DESIGN.md §2 — or fails naming each server that lags and what it serves.
+//! docs/design.md §1 — or fails naming each server that lags and what it serves.
 //!
 //! The NS set is read once per [`ZoneServers`]: a wait does not follow NS
 //! changes made while it runs.

@@ -1,7 +1,7 @@
 //! Driving the roll engine from the outside, as an operator would: a config file for one
 //! certificate set in the lab zone, the `tlsa` binary under test, what the authoritative
 //! server serves, what the deploy target holds — and a [`SafetyProbe`] that watches the
-//! safety invariant (DESIGN.md §2) from a background thread while a test runs.
+//! safety invariant (docs/design.md §1) from a background thread while a test runs.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
