@@ -23,9 +23,10 @@ use super::keys::{self, KeyError};
 use super::plan::{self, Decision, KeyMaterial, PresentedAt, Step, View};
 use super::policy::RecordPolicy;
 pub use super::presented::{DeployedFiles, Live, Servers};
+use super::safety;
 use super::state::{
-    AddressSeen, KeyState, LastRun, PresentedSeen, SetState, State, StateError, StateStore,
-    Timestamp, TtlHold, Verified,
+    AddressSeen, LastRun, PresentedSeen, SetState, State, StateError, StateStore, Timestamp,
+    Verified,
 };
 use super::zone_writer::ZoneWriter;
 use crate::clock::Clock;
@@ -146,10 +147,11 @@ impl Observed {
 
     /// The longest TTL now served, and whether some owner has no RRset:
     /// what caches may hold from before a change.
-    fn prior(&self) -> (Option<u32>, bool) {
-        let longest = self.ttls.values().flatten().copied().max();
-        let absent = self.records.values().any(BTreeSet::is_empty);
-        (longest, absent)
+    fn before(&self) -> safety::Before {
+        safety::Before {
+            longest_ttl: self.ttls.values().flatten().copied().max(),
+            absent: self.records.values().any(BTreeSet::is_empty),
+        }
     }
 }
 
@@ -995,12 +997,12 @@ impl Engine {
             Step::Publish { keys, edits } => {
                 self.change(owners, entry, &edits, observed, propagation_timeout)
                     .await?;
-                self.note_published(entry, &keys, observed, now);
+                safety::note_published(entry, &keys, observed.before(), now);
             }
             Step::Retire { keys, added, edits } => {
                 self.change(owners, entry, &edits, observed, propagation_timeout)
                     .await?;
-                self.note_published(entry, &added, observed, now);
+                safety::note_published(entry, &added, observed.before(), now);
                 for id in keys {
                     if let Some(key) = entry.keys.get_mut(&id) {
                         key.removed_at = Some(now);
@@ -1115,7 +1117,13 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.require_secure(owners).await?;
         let new_ttl = edits.iter().map(|e| e.ttl).max();
-        self.hold_lowered_ttl(entry, observed, new_ttl, propagation_timeout);
+        safety::hold_lowered_ttl(
+            &mut entry.ttl_hold,
+            observed.before().longest_ttl,
+            new_ttl,
+            self.now(),
+            propagation_timeout,
+        );
         for zone_index in Self::zones_of(owners) {
             let zone = &self.zones[zone_index];
             let in_zone: Vec<Edit> = edits
@@ -1148,71 +1156,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// Remembers a TTL the change is about to lower: caches may hold the
-    /// RRsets with the old, longer TTL. Recorded before the change is sent,
-    /// so that a change applied but not confirmed (a lost answer, a failure
-    /// between the messages of a large change) still counts with it.
-    fn hold_lowered_ttl(
-        &self,
-        entry: &mut SetState,
-        observed: &Observed,
-        new_ttl: Option<u32>,
-        propagation_timeout: Duration,
-    ) {
-        let now = self.now();
-        if entry.ttl_hold.as_ref().is_some_and(|h| h.until <= now) {
-            entry.ttl_hold = None;
-        }
-        if let (Some(old), Some(new)) = (observed.prior().0, new_ttl)
-            && old > new
-        {
-            // Counted from now, plus the longest a propagation may take: a
-            // lagging server may hand out the old TTL until it catches up.
-            let until = now + propagation_timeout + Duration::from_secs(u64::from(old));
-            let held = entry.ttl_hold.take();
-            entry.ttl_hold = Some(TtlHold {
-                ttl: held.as_ref().map_or(old, |h| h.ttl.max(old)),
-                until: held.as_ref().map_or(until, |h| h.until.max(until)),
-            });
-        }
-    }
-
-    /// The longest TTL a cache may hold an RRset of this set with now: what
-    /// is served, or a longer TTL lowered recently.
-    fn prior_ttl(&self, entry: &SetState, observed: &Observed) -> Option<u32> {
-        let held = entry
-            .ttl_hold
-            .as_ref()
-            .filter(|h| h.until > self.now())
-            .map(|h| h.ttl);
-        observed.prior().0.max(held)
-    }
-
-    /// Records that `keys` now have records (published at `now`), with what
-    /// caches may hold from before. A key published before keeps the worst
-    /// of both: its `safe_at` may only move later.
-    fn note_published(
-        &self,
-        entry: &mut SetState,
-        keys: &[KeyMaterial],
-        observed: &Observed,
-        now: Timestamp,
-    ) {
-        let prior_ttl = self.prior_ttl(entry, observed);
-        let (_, prior_absent) = observed.prior();
-        for material in keys {
-            let key = entry
-                .keys
-                .entry(material.id.clone())
-                .or_insert_with(|| KeyState::new(&material.spki, now));
-            key.published_at.get_or_insert(now);
-            key.prior_ttl = key.prior_ttl.max(prior_ttl);
-            key.prior_absent |= prior_absent;
-            key.propagated_at = None;
-            key.safe_at = None;
-        }
     }
 
     /// Refuses to change anything unless every owner validates as Secure
@@ -1293,39 +1236,27 @@ impl Engine {
             propagated_at = propagated_at.max(propagated.at);
         }
         self.require_secure(owners).await?;
-        let margin = Duration::from_secs(set.margin);
-        let at = unix(propagated_at);
         let policy = Self::policy(set);
-        let current_ttl = self.prior_ttl(entry, observed);
-        for material in keys {
-            let (id, spki) = (&material.id, &material.spki);
+        let found = safety::Propagation {
+            at: propagated_at,
+            facts,
+            prior_ttl: safety::prior_ttl(
+                entry.ttl_hold.as_ref(),
+                observed.before().longest_ttl,
+                self.now(),
+            ),
+            margin: Duration::from_secs(set.margin),
+        };
+        for key in keys {
             // Only a key whose records every server serves can become safe.
-            let records = policy.records_for_key(spki);
-            if !observed
+            let records = policy.records_for_key(&key.spki);
+            if observed
                 .records
                 .values()
                 .all(|served| records.is_subset(served))
             {
-                continue;
+                safety::mark_propagated(entry, key, &found);
             }
-            let key = entry.keys.entry(id.clone()).or_insert_with(|| {
-                // Adopted: published before tlsa knew it. Assume the worst
-                // about what caches held before.
-                let mut adopted = KeyState::new(spki, at);
-                adopted.prior_ttl = current_ttl;
-                adopted.prior_absent = true;
-                adopted
-            });
-            let safe = ttl::t_safe(
-                propagated_at,
-                key.prior_ttl,
-                &facts,
-                !key.prior_absent,
-                margin,
-            );
-            key.propagated_at = Some(at);
-            // Rounded up: a key is safe only once the whole interval has passed.
-            key.safe_at = Some(Timestamp::from_system_ceil(safe).max(at));
         }
         Ok(())
     }

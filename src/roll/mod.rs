@@ -9,6 +9,7 @@ pub mod keys;
 pub mod plan;
 pub mod policy;
 pub mod presented;
+pub mod safety;
 pub mod state;
 pub mod timestamp;
 pub mod zone_writer;

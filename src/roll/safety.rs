@@ -1,0 +1,257 @@
+//! The safety bookkeeping behind `safe_at`: what caches may still hold
+//! from before a change (the longest TTL, a TTL lowered recently, an RRset
+//! that did not exist), recorded when a key is published, and the instant
+//! the key becomes safe once every server serves it. Pure functions of the
+//! set's state, what was observed and the time, so that each rule is tested
+//! on its own; the executor calls them around its DNS work.
+
+use std::time::{Duration, SystemTime};
+
+use super::plan::KeyMaterial;
+use super::state::{KeyState, SetState, Timestamp, TtlHold};
+use crate::dns::ttl::{self, TtlFacts};
+
+/// What caches may hold from before a change, as the RRsets were observed
+/// just before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Before {
+    /// The longest TTL any of the set's RRsets is served with.
+    pub longest_ttl: Option<u32>,
+    /// Some owner has no RRset: negative answers may be cached.
+    pub absent: bool,
+}
+
+/// Remembers a TTL a change is about to lower (`served` is the longest
+/// served now, `new` the change's): caches may hold the RRsets with the old,
+/// longer TTL. Called before the change is sent, so that a change applied
+/// but not confirmed (a lost answer, a failure between the messages of a
+/// large change) still counts with it. A hold only grows; an expired one is
+/// dropped.
+pub fn hold_lowered_ttl(
+    hold: &mut Option<TtlHold>,
+    served: Option<u32>,
+    new: Option<u32>,
+    now: Timestamp,
+    propagation_timeout: Duration,
+) {
+    if hold.as_ref().is_some_and(|h| h.until <= now) {
+        *hold = None;
+    }
+    let (Some(old), Some(new)) = (served, new) else {
+        return;
+    };
+    if old <= new {
+        return;
+    }
+    // Counted from now, plus the longest a propagation may take: a lagging
+    // server may hand out the old TTL until it catches up.
+    let until = now + propagation_timeout + Duration::from_secs(u64::from(old));
+    *hold = Some(match hold.take() {
+        Some(held) => TtlHold {
+            ttl: held.ttl.max(old),
+            until: held.until.max(until),
+        },
+        None => TtlHold { ttl: old, until },
+    });
+}
+
+/// The longest TTL a cache may hold an RRset of the set with now: what is
+/// served, or a longer TTL lowered recently.
+pub fn prior_ttl(hold: Option<&TtlHold>, served: Option<u32>, now: Timestamp) -> Option<u32> {
+    let held = hold.filter(|h| h.until > now).map(|h| h.ttl);
+    served.max(held)
+}
+
+/// Records that `keys` now have records (published at `now`), with what
+/// caches may hold from before. A key published before keeps the worst of
+/// both: its `safe_at` may only move later. Its propagation is confirmed
+/// again.
+pub fn note_published(entry: &mut SetState, keys: &[KeyMaterial], before: Before, now: Timestamp) {
+    let prior = prior_ttl(entry.ttl_hold.as_ref(), before.longest_ttl, now);
+    for material in keys {
+        let key = entry
+            .keys
+            .entry(material.id.clone())
+            .or_insert_with(|| KeyState::new(&material.spki, now));
+        key.published_at.get_or_insert(now);
+        key.prior_ttl = key.prior_ttl.max(prior);
+        key.prior_absent |= before.absent;
+        key.propagated_at = None;
+        key.safe_at = None;
+    }
+}
+
+/// What propagation found, for [`mark_propagated`].
+#[derive(Debug, Clone, Copy)]
+pub struct Propagation {
+    /// When every server was seen serving the change (`t_propagated`).
+    pub at: SystemTime,
+    /// The worst TTL facts across the servers and owners.
+    pub facts: TtlFacts,
+    /// The longest TTL caches may hold from before (see [`prior_ttl`]),
+    /// assumed for a key tlsa finds published without having published it.
+    pub prior_ttl: Option<u32>,
+    pub margin: Duration,
+}
+
+/// Records when `key` (whose records every server serves) becomes safe. A
+/// key tlsa did not publish (adopted: published before tlsa knew it, or
+/// by hand) is assumed the worst about what caches held before: the longest
+/// TTL and a negative answer. Rounded up to the millisecond, and never
+/// before `propagated_at`.
+pub fn mark_propagated(entry: &mut SetState, key: &KeyMaterial, found: &Propagation) {
+    let at = Timestamp::from_system(found.at);
+    let state = entry.keys.entry(key.id.clone()).or_insert_with(|| {
+        let mut adopted = KeyState::new(&key.spki, at);
+        adopted.prior_ttl = found.prior_ttl;
+        adopted.prior_absent = true;
+        adopted
+    });
+    let safe = ttl::t_safe(
+        found.at,
+        state.prior_ttl,
+        &found.facts,
+        !state.prior_absent,
+        found.margin,
+    );
+    state.propagated_at = Some(at);
+    state.safe_at = Some(Timestamp::from_system_ceil(safe).max(at));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_unix_secs(secs)
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(120);
+
+    fn key(n: u8) -> KeyMaterial {
+        KeyMaterial::from_spki(&[n; 16])
+    }
+
+    #[test]
+    fn a_lowered_ttl_is_held_for_the_old_ttl_plus_the_propagation_timeout() {
+        let mut hold = None;
+        hold_lowered_ttl(&mut hold, Some(3600), Some(60), at(1000), TIMEOUT);
+        assert_eq!(
+            hold,
+            Some(TtlHold {
+                ttl: 3600,
+                until: at(1000 + 120 + 3600)
+            })
+        );
+        assert_eq!(prior_ttl(hold.as_ref(), Some(60), at(2000)), Some(3600));
+        assert_eq!(
+            prior_ttl(hold.as_ref(), Some(60), at(1000 + 120 + 3600)),
+            Some(60),
+            "over once the old TTL has passed"
+        );
+    }
+
+    #[test]
+    fn a_hold_only_grows_and_an_expired_one_is_dropped() {
+        let mut hold = Some(TtlHold {
+            ttl: 7200,
+            until: at(50_000),
+        });
+        hold_lowered_ttl(&mut hold, Some(3600), Some(60), at(1000), TIMEOUT);
+        assert_eq!(
+            hold,
+            Some(TtlHold {
+                ttl: 7200,
+                until: at(50_000)
+            }),
+            "neither the TTL nor the end moves earlier"
+        );
+        hold_lowered_ttl(&mut hold, Some(60), Some(60), at(60_000), TIMEOUT);
+        assert_eq!(hold, None, "expired, and nothing lowered now");
+    }
+
+    #[test]
+    fn raising_or_keeping_the_ttl_holds_nothing() {
+        let mut hold = None;
+        hold_lowered_ttl(&mut hold, Some(60), Some(3600), at(1000), TIMEOUT);
+        hold_lowered_ttl(&mut hold, Some(60), Some(60), at(1000), TIMEOUT);
+        hold_lowered_ttl(&mut hold, None, Some(60), at(1000), TIMEOUT);
+        assert_eq!(hold, None);
+    }
+
+    #[test]
+    fn a_key_published_twice_keeps_the_worst_of_both() {
+        let mut entry = SetState::default();
+        let before = Before {
+            longest_ttl: Some(3600),
+            absent: true,
+        };
+        note_published(&mut entry, &[key(1)], before, at(1000));
+        let state = &entry.keys[&key(1).id];
+        assert_eq!((state.prior_ttl, state.prior_absent), (Some(3600), true));
+        entry.keys.get_mut(&key(1).id).unwrap().safe_at = Some(at(5000));
+        let later = Before {
+            longest_ttl: Some(60),
+            absent: false,
+        };
+        note_published(&mut entry, &[key(1)], later, at(2000));
+        let state = &entry.keys[&key(1).id];
+        assert_eq!((state.prior_ttl, state.prior_absent), (Some(3600), true));
+        assert_eq!(state.published_at, Some(at(1000)), "first publication kept");
+        assert_eq!(state.safe_at, None, "propagation is confirmed again");
+    }
+
+    #[test]
+    fn a_key_published_after_a_lowered_ttl_waits_for_the_old_one() {
+        let mut entry = SetState::default();
+        hold_lowered_ttl(&mut entry.ttl_hold, Some(3600), Some(60), at(1000), TIMEOUT);
+        let served_now = Before {
+            longest_ttl: Some(60),
+            absent: false,
+        };
+        note_published(&mut entry, &[key(2)], served_now, at(1010));
+        assert_eq!(entry.keys[&key(2).id].prior_ttl, Some(3600));
+    }
+
+    fn propagation(at_secs: u64, prior_ttl: Option<u32>) -> Propagation {
+        Propagation {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(at_secs) + Duration::from_micros(300),
+            facts: TtlFacts {
+                rrset_ttl: Some(60),
+                rrsig_original_ttl: Some(60),
+                soa_ttl: Some(30),
+                soa_minimum: Some(30),
+            },
+            prior_ttl,
+            margin: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn safe_at_waits_for_the_longest_cache_and_is_rounded_up() {
+        let mut entry = SetState::default();
+        let before = Before {
+            longest_ttl: Some(300),
+            absent: false,
+        };
+        note_published(&mut entry, &[key(1)], before, at(1000));
+        mark_propagated(&mut entry, &key(1), &propagation(1002, None));
+        let state = &entry.keys[&key(1).id];
+        // 1002.0003 + 300 (old TTL) + 1 (clock granularity) + 5 (margin), rounded up.
+        assert_eq!(state.safe_at, Some(Timestamp::from_unix_ms(1_308_001)));
+        assert_eq!(
+            state.propagated_at,
+            Some(Timestamp::from_unix_ms(1_002_000))
+        );
+    }
+
+    #[test]
+    fn an_adopted_key_assumes_a_cached_negative_answer_and_the_longest_ttl() {
+        let mut entry = SetState::default();
+        mark_propagated(&mut entry, &key(7), &propagation(1000, Some(10)));
+        let state = &entry.keys[&key(7).id];
+        assert!(state.prior_absent);
+        // max(prior 10, new 60, RRSIG 60, negative 30) + 1 + 5.
+        assert_eq!(state.safe_at, Some(Timestamp::from_unix_ms(1_066_001)));
+    }
+}
