@@ -1,0 +1,333 @@
+//! The executor: observes files and DNS, asks the plan for the step due,
+//! performs it, records what happened, and asks again. Every step is
+//! preceded by the checks it depends on (DNSSEC validation before any
+//! change, propagation on every authoritative server before a key counts
+//! as published), and the state is saved after every step, so a crash or
+//! kill at any point is followed by a rerun that picks up where DNS and the
+//! files say the roll is.
+//!
+//! Sets are independent: a run works on several at once (bounded by
+//! `concurrency`), and one set's failure is reported without stopping the
+//! others.
+//!
+//! In parts: `wiring` (config → back-ends, validator), `run` (the loop over
+//! sets and steps), `observe` (DNS, presented keys, the plan's view),
+//! `steps` (performing a step); the safe_at bookkeeping is `roll::safety`.
+
+mod observe;
+mod run;
+mod steps;
+mod wiring;
+
+use run::remember_presented;
+use wiring::parse_name;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use hickory_proto::rr::Name;
+
+use super::files::{self, CertFiles, FileError};
+use super::journal::Journal;
+use super::keys::{self, KeyError};
+use super::plan::{self, Decision, KeyMaterial, PresentedAt, Step, View};
+use super::policy::RecordPolicy;
+pub use super::presented::{DeployedFiles, Live, Servers};
+use super::safety;
+use super::state::{
+    AddressSeen, LastRun, PresentedSeen, SetState, State, StateError, StateStore, Timestamp,
+    Verified,
+};
+use super::zone_writer::ZoneWriter;
+use crate::clock::Clock;
+use crate::config::{
+    BackendKind, CertSet, Config, KeyAlgorithmChoice, SecretRef, Source, UnmatchedKey,
+    ValidationMode, VerifyMode,
+};
+use crate::dns::dnssec::{Anchors, Validator};
+use crate::dns::propagation::{self, Discovery, Expected, Lookup, ZoneServers};
+use crate::dns::rfc2136::Rfc2136;
+use crate::dns::tsig::TsigKey;
+use crate::dns::{DnsError, Edit, Provider, ttl};
+use crate::live::KeyKind;
+use crate::tlsa::TlsaRecord;
+
+/// How long the verify step waits for every address to present a key just
+/// deployed (a server's reload takes a moment) before it calls the deploy
+/// failed.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the verify step looks again meanwhile.
+const VERIFY_POLL: Duration = Duration::from_millis(250);
+/// Steps one set may take in one run; a loop past this is a bug, not a roll.
+const MAX_STEPS_PER_RUN: usize = 64;
+/// Self-signed certificates are valid this long (DANE-EE ignores dates, but
+/// some clients log expired certificates).
+const SELF_SIGNED_DAYS: i64 = 365;
+/// How often the countdown on a terminal is redrawn.
+const COUNTDOWN_TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Shared: DNS errors carry names and addresses (a large error type
+    /// would bloat every `Result` on the engine's paths), and one failed
+    /// batched change is the error of every set in the batch.
+    #[error(transparent)]
+    Dns(Arc<DnsError>),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Files(#[from] FileError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    NotPropagated(String),
+    #[error("refusing to change zone {zone}: {why}")]
+    Insecure { zone: String, why: String },
+    #[error(
+        "ALARM: set {set}: the deployed key {key} is not presented everywhere: {why}. The records of every key still presented stay published and nothing is removed; check the reload command (deploy.reload) and which certificate the server reads, then run `tlsa run` again: it reloads again and checks again"
+    )]
+    NotVerified {
+        set: String,
+        key: String,
+        why: String,
+    },
+    #[error(
+        "set {set}: the certificate at {file} changed while the run was deciding (now key {found}, expected {expected}); nothing was deployed: run `tlsa run` again"
+    )]
+    SourceChanged {
+        set: String,
+        file: std::path::PathBuf,
+        expected: String,
+        found: String,
+    },
+}
+
+impl From<DnsError> for EngineError {
+    fn from(error: DnsError) -> Self {
+        EngineError::Dns(Arc::new(error))
+    }
+}
+
+impl From<Arc<DnsError>> for EngineError {
+    fn from(error: Arc<DnsError>) -> Self {
+        EngineError::Dns(error)
+    }
+}
+
+/// One configured zone, ready to use.
+struct ZoneRuntime {
+    name: Name,
+    provider: Box<dyn Provider>,
+    discovery: Discovery,
+    /// Sends the sets' changes to the zone one message at a time, batched.
+    writer: ZoneWriter,
+}
+
+/// An owner name of a set, with the configured zone that holds it.
+#[derive(Debug, Clone)]
+struct Owner {
+    text: String,
+    name: Name,
+    zone: usize,
+}
+
+/// What the primary / provider serves for a set's owner names, read once
+/// per step and used by both the plan and the step.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub records: BTreeMap<String, BTreeSet<TlsaRecord>>,
+    pub ttls: BTreeMap<String, Option<u32>>,
+    /// What every address of the set presents, observed in the same look.
+    pub presented: Vec<PresentedAt>,
+}
+
+impl Observed {
+    /// The RRset read at `owner`, if it was read.
+    fn rrset(&self, owner: &Name) -> Option<crate::dns::Rrset> {
+        let text = owner.to_ascii().to_ascii_lowercase();
+        let records = self.records.get(&text)?;
+        Some(crate::dns::Rrset {
+            owner: owner.clone(),
+            ttl: self.ttls.get(&text).copied().flatten(),
+            records: records.clone(),
+        })
+    }
+
+    /// The longest TTL now served, and whether some owner has no RRset:
+    /// what caches may hold from before a change.
+    fn before(&self) -> safety::Before {
+        safety::Before {
+            longest_ttl: self.ttls.values().flatten().copied().max(),
+            absent: self.records.values().any(BTreeSet::is_empty),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Only these sets (all when empty).
+    pub sets: Vec<String>,
+    /// Stay until nothing is pending, sleeping until each wake-up.
+    pub wait: bool,
+    /// Start a planned roll to the next key now.
+    pub rollover: bool,
+    /// Perform steps the config marks as manual.
+    pub confirm: bool,
+    /// How long one propagation wait may take [default: 120 s].
+    pub propagation_timeout: Option<Duration>,
+    /// Sets worked on at once [default: the config's `concurrency`].
+    pub concurrency: Option<usize>,
+}
+
+/// Why a set's run stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The config is wrong.
+    Config,
+    /// Published, but not every server serves it yet: the next run goes on.
+    NotPropagated,
+    /// DNS, files, a server or a check failed.
+    Other,
+}
+
+/// What a run did and what it waits for, per set.
+#[derive(Debug, Clone, Default)]
+pub struct SetOutcome {
+    pub set: String,
+    pub done: Vec<String>,
+    pub alarms: Vec<String>,
+    /// The live key was unpublished: DANE senders were refusing mail.
+    pub emergency: bool,
+    pub wake_at: Option<Timestamp>,
+    pub waiting: Option<String>,
+    pub failure: Option<SetFailure>,
+    /// Handled safely, worth a word (exit 0).
+    pub notices: Vec<String>,
+}
+
+/// What `tlsa plan` shows for one set.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub set: String,
+    pub decision: Decision,
+    /// After a next key is generated: what follows, with an example key.
+    pub then: Option<Decision>,
+    /// The RRsets the decision was made from.
+    pub observed: Observed,
+}
+
+/// Progress lines for people, as the run goes.
+pub type Progress = Box<dyn Fn(&str) + Send + Sync>;
+
+pub struct Engine {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    zones: Vec<ZoneRuntime>,
+    validator: Validator,
+    /// Observes what the servers of `verify = "live"` sets present.
+    servers: Box<dyn Servers>,
+    progress: Progress,
+    /// Redraws one status line (a countdown) on a terminal; `None` elsewhere.
+    countdown: Option<Progress>,
+    /// The SOA serial of each zone's last change in this run, by zone
+    /// index: propagation waits for servers to reach at least that serial.
+    serials: Mutex<BTreeMap<usize, u32>>,
+}
+
+/// An instant as RFC 3339, with "in N s" when in the future.
+pub fn when(at: Timestamp, now: Timestamp) -> String {
+    if at > now {
+        format!("{at} (in {:.1} s)", now.until(at).as_secs_f64())
+    } else {
+        at.to_string()
+    }
+}
+
+pub fn unix(time: SystemTime) -> Timestamp {
+    Timestamp::from_system(time)
+}
+
+impl Engine {
+    /// Shows a countdown while `--wait` sleeps (for terminals).
+    pub fn with_countdown(mut self, countdown: Progress) -> Self {
+        self.countdown = Some(countdown);
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn say(&self, text: &str) {
+        (self.progress)(text);
+    }
+
+    fn now(&self) -> Timestamp {
+        unix(self.clock.now())
+    }
+
+    /// The owner names of a set's endpoints.
+    pub fn owners(set: &CertSet) -> Result<Vec<String>, EngineError> {
+        set.endpoints
+            .iter()
+            .map(|e| {
+                parse_name(&format!("_{}._tcp.{}", e.port, e.host), "endpoint host")
+                    .map(|n| n.to_ascii().to_ascii_lowercase())
+            })
+            .collect()
+    }
+
+    /// Each owner name of a set with the configured zone holding it (the
+    /// longest match): a set's endpoints may live in different zones.
+    fn owners_in_zones(&self, set: &CertSet) -> Result<Vec<Owner>, EngineError> {
+        Self::owners(set)?
+            .into_iter()
+            .map(|text| {
+                let name = parse_name(&text, "owner")?;
+                let zone = self
+                    .zones
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, z)| z.name.zone_of(&name))
+                    .max_by_key(|(_, z)| z.name.num_labels())
+                    .map(|(i, _)| i)
+                    .ok_or_else(|| {
+                        EngineError::Config(format!(
+                            "set {}: no [[zone]] in the config contains {text}; add the zone that holds this name",
+                            set.name.get_ref()
+                        ))
+                    })?;
+                Ok(Owner { text, name, zone })
+            })
+            .collect()
+    }
+
+    /// The zones a set's owners live in, each once, in config order.
+    fn zones_of(owners: &[Owner]) -> BTreeSet<usize> {
+        owners.iter().map(|o| o.zone).collect()
+    }
+
+    fn policy(set: &CertSet) -> RecordPolicy {
+        RecordPolicy {
+            matching: set.matching.iter().map(|m| m.0).collect(),
+            ..RecordPolicy::default()
+        }
+    }
+
+    /// The effective propagation timeout: the run's option, else the config's.
+    fn propagation_timeout(&self, options: &RunOptions) -> Duration {
+        options
+            .propagation_timeout
+            .unwrap_or(Duration::from_secs(self.config.propagation_timeout))
+    }
+}

@@ -1,0 +1,106 @@
+//! Observing a set: the RRsets its owners have, what its servers present,
+//! and the plan's view of both with the files.
+
+use super::*;
+
+impl Engine {
+    /// Reads every owner's RRset from the primary / provider.
+    pub(super) async fn observe(&self, owners: &[Owner]) -> Result<Observed, EngineError> {
+        let reads = owners.iter().map(|owner| {
+            let zone = &self.zones[owner.zone];
+            (owner, zone.provider.as_ref(), &zone.name, &owner.name)
+        });
+        let mut reads = std::pin::pin!(crate::dns::read_rrsets(reads));
+        let mut observed = Observed::default();
+        while let Some((owner, read)) = reads.next().await {
+            let rrset = read?;
+            observed.ttls.insert(owner.text.clone(), rrset.ttl);
+            observed.records.insert(owner.text.clone(), rrset.records);
+        }
+        Ok(observed)
+    }
+
+    /// What every address of the set presents now (the deploy target's key
+    /// for `verify = "deployed-files"` sets).
+    pub(super) async fn observe_servers(
+        &self,
+        set: &CertSet,
+        state_dir: &std::path::Path,
+        set_state: &SetState,
+    ) -> Result<Vec<PresentedAt>, EngineError> {
+        if set.verify == VerifyMode::DeployedFiles {
+            return Ok(DeployedFiles.presented(set, None).await);
+        }
+        let kind = self.key_kind(set, state_dir, set_state)?;
+        Ok(self.servers.presented(set, kind).await)
+    }
+
+    /// The kind of key the set's servers are asked for: the deployed key's,
+    /// else the source's, else what the set generates.
+    pub(super) fn key_kind(
+        &self,
+        set: &CertSet,
+        state_dir: &std::path::Path,
+        set_state: &SetState,
+    ) -> Result<Option<KeyKind>, EngineError> {
+        let chains = [
+            files::deploy_files(set).chain,
+            files::source_files(set, state_dir, set_state)?.chain,
+        ];
+        for chain in chains {
+            if let Some(facts) = files::cert_facts(&chain)? {
+                return Ok(KeyKind::of_spki(&facts.key.spki));
+            }
+        }
+        Ok(Some(match set.next_key {
+            KeyAlgorithmChoice::EcdsaP256 | KeyAlgorithmChoice::EcdsaP384 => KeyKind::Ecdsa,
+            _ => KeyKind::Rsa,
+        }))
+    }
+
+    /// Asks the plan, given the files, what DNS serves and what the servers present.
+    pub(super) fn decide(
+        &self,
+        set: &CertSet,
+        owners: &[Owner],
+        state_dir: &std::path::Path,
+        set_state: &SetState,
+        observed: &Observed,
+        example_next: Option<KeyMaterial>,
+    ) -> Result<Decision, EngineError> {
+        let paired = match &set.source {
+            Source::CertbotPair(lineages) => Some(files::pair_roles(set, lineages)?.1),
+            _ => None,
+        };
+        let next = match (&paired, &set_state.next_key) {
+            (Some(other), _) => files::cert_facts(&other.chain)?.map(|c| c.key),
+            (None, Some(id)) => {
+                let path = keys::key_path(state_dir, set.name.get_ref(), id);
+                path.exists()
+                    .then(|| files::key_material(&path))
+                    .transpose()?
+                    .filter(|k| &k.id == id)
+            }
+            (None, None) => None,
+        };
+        let next = next.or(example_next);
+        let policy = Self::policy(set);
+        let view = View {
+            generates_next: paired.is_none(),
+            owners: owners.iter().map(|o| o.text.clone()).collect(),
+            policy: &policy,
+            fully_managed: set.fully_managed,
+            ttl: set.ttl,
+            deployed: files::cert_facts(&files::deploy_files(set).chain)?,
+            source: files::cert_facts(&files::source_files(set, state_dir, set_state)?.chain)?,
+            next,
+            presented: observed.presented.clone(),
+            publish_unmatched: set.on_unmatched_key == UnmatchedKey::Publish,
+            dns: observed.records.clone(),
+            ttls: observed.ttls.clone(),
+            state: set_state,
+            now: self.now(),
+        };
+        Ok(plan::decide(&view))
+    }
+}

@@ -1,0 +1,378 @@
+//! The run loop: every selected set as its own task, each asking the plan
+//! for the step due, performing it and recording what happened, until
+//! nothing is due (or, with `--wait`, until nothing is pending).
+
+use super::*;
+
+impl Engine {
+    /// Runs every due step of every selected set, several sets at once; a
+    /// set that fails is reported in its outcome and the others go on.
+    ///
+    /// Each set runs as its own task, so a multi-threaded runtime spreads
+    /// the sets' work (validation, message handling, state writes) over
+    /// its threads; a set whose task panicked is reported as failed.
+    pub async fn run(
+        self: Arc<Self>,
+        store: Arc<StateStore>,
+        options: &RunOptions,
+    ) -> Result<Vec<SetOutcome>, EngineError> {
+        if let Some(unknown) = options
+            .sets
+            .iter()
+            .find(|s| !self.config.sets.iter().any(|c| c.name.get_ref() == *s))
+        {
+            return Err(EngineError::Config(format!(
+                "no certificate set named {unknown:?} in the config"
+            )));
+        }
+        let journal = Arc::new(Journal::new(store.clone(), store.load()?));
+        let selected: Vec<usize> = (0..self.config.sets.len())
+            .filter(|&i| {
+                options.sets.is_empty() || options.sets.contains(self.config.sets[i].name.get_ref())
+            })
+            .collect();
+        let concurrency = options
+            .concurrency
+            .unwrap_or(self.config.concurrency)
+            .max(1);
+        let shared_options = Arc::new(options.clone());
+        let mut outcomes: Vec<(usize, SetOutcome)> = futures_util::stream::iter(selected)
+            .map(|index| {
+                let (engine, journal, options) =
+                    (self.clone(), journal.clone(), shared_options.clone());
+                let name = self.config.sets[index].name.get_ref().clone();
+                let task = tokio::spawn(async move {
+                    let set = &engine.config.sets[index];
+                    engine.run_set_reporting(set, &journal, &options).await
+                });
+                async move {
+                    let outcome = task.await.unwrap_or_else(|e| SetOutcome {
+                        failure: Some(SetFailure {
+                            kind: FailureKind::Other,
+                            message: format!(
+                                "set {name}: internal error ({e}); this is a bug, please report it"
+                            ),
+                        }),
+                        set: name,
+                        ..SetOutcome::default()
+                    });
+                    (index, outcome)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        outcomes.sort_by_key(|(index, _)| *index);
+        Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
+    }
+
+    /// One set's run, with its failure in the outcome.
+    pub(super) async fn run_set_reporting(
+        &self,
+        set: &CertSet,
+        journal: &Journal,
+        options: &RunOptions,
+    ) -> SetOutcome {
+        let mut outcome = SetOutcome {
+            set: set.name.get_ref().clone(),
+            ..SetOutcome::default()
+        };
+        if let Err(error) = self.run_set(set, journal, options, &mut outcome).await {
+            let kind = match error {
+                EngineError::Config(_) => FailureKind::Config,
+                EngineError::NotPropagated(_) => FailureKind::NotPropagated,
+                _ => FailureKind::Other,
+            };
+            outcome.failure = Some(SetFailure {
+                kind,
+                message: error.to_string(),
+            });
+        }
+        if let Err(error) = self.record_last_run(set, journal, &outcome).await
+            && outcome.failure.is_none()
+        {
+            outcome.failure = Some(SetFailure {
+                kind: FailureKind::Other,
+                message: error.to_string(),
+            });
+        }
+        outcome
+    }
+
+    /// Keeps how the run ended in the set's state, for `tlsa status`.
+    pub(super) async fn record_last_run(
+        &self,
+        set: &CertSet,
+        journal: &Journal,
+        outcome: &SetOutcome,
+    ) -> Result<(), EngineError> {
+        let (result, error) = match (&outcome.failure, outcome.emergency) {
+            (Some(failure), _) if failure.message.starts_with("ALARM") => {
+                ("alarm", Some(failure.message.clone()))
+            }
+            (Some(failure), _) => ("failed", Some(failure.message.clone())),
+            (None, true) => ("alarm", Some(outcome.alarms.join("; "))),
+            (None, false) if outcome.waiting.is_some() => ("waiting", outcome.waiting.clone()),
+            (None, false) if !outcome.done.is_empty() => ("done", None),
+            (None, false) => ("idle", None),
+        };
+        let record = LastRun {
+            at: self.now(),
+            outcome: result.to_string(),
+            steps: outcome.done.len(),
+            error,
+            next_due: outcome.wake_at,
+        };
+        let name = set.name.get_ref();
+        let mut entry = journal.get(name);
+        let worth = entry
+            .last_run
+            .as_ref()
+            .is_none_or(|old| record.worth_saving_over(old, crate::roll::idle::MARK_REFRESH));
+        if worth {
+            entry.last_run = Some(record);
+            journal.put(name, &entry).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn run_set(
+        &self,
+        set: &CertSet,
+        journal: &Journal,
+        options: &RunOptions,
+        outcome: &mut SetOutcome,
+    ) -> Result<(), EngineError> {
+        let name = set.name.get_ref().clone();
+        let owners = self.owners_in_zones(set)?;
+        let dir = journal.store().dir().to_path_buf();
+        let mut entry = journal.get(&name);
+        if self.prepare_source(set, &dir, &mut entry)? {
+            journal.put(&name, &entry).await?;
+        }
+        if options.rollover {
+            self.start_rollover(set, &dir, &mut entry)?;
+            journal.put(&name, &entry).await?;
+        }
+        let timeout = self.propagation_timeout(options);
+        for _ in 0..MAX_STEPS_PER_RUN {
+            let mut observed = self.observe(&owners).await?;
+            observed.presented = self.observe_servers(set, &dir, &entry).await?;
+            let presented = observed.presented.clone();
+            let decision = self.decide(set, &owners, &dir, &entry, &observed, None)?;
+            for alarm in &decision.alarms {
+                let text = alarm.to_string();
+                if !outcome.alarms.contains(&text) {
+                    self.say(&format!("ALARM: set {name}: {text}"));
+                    outcome.alarms.push(text);
+                }
+            }
+            outcome.emergency |= decision.emergency();
+            for notice in &decision.notices {
+                if !outcome.notices.contains(notice) {
+                    self.say(&format!("set {name}: notice: {notice}"));
+                    outcome.notices.push(notice.clone());
+                }
+            }
+            let before = entry.clone();
+            remember_presented(&mut entry, &presented, self.now());
+            self.track_emergency(&mut entry, &decision, &presented);
+            if decision.step.is_none() && decision.wake_at.is_none() && entry.alarm.is_none() {
+                let mark = crate::roll::idle::mark(set, &dir, &entry, self.now())?;
+                // Refreshed only now and then: an idle run from cron writes no state.
+                if entry
+                    .idle
+                    .as_ref()
+                    .is_none_or(|old| crate::roll::idle::worth_refreshing(old, &mark))
+                {
+                    entry.idle = Some(mark);
+                }
+            } else {
+                entry.idle = None;
+            }
+            if entry != before {
+                journal.put(&name, &entry).await?;
+            }
+            if let Some(step) = &decision.step
+                && !options.confirm
+                && set.manual.iter().any(|m| m.matches(step))
+            {
+                outcome.waiting = Some(format!(
+                    "the next step ({step}) is manual: run `tlsa run --confirm --set {name}` to perform it"
+                ));
+                return Ok(());
+            }
+            let Some(step) = decision.step else {
+                outcome.wake_at = decision.wake_at;
+                outcome.waiting = decision.waiting.clone();
+                if let (true, Some(at)) = (options.wait, decision.wake_at) {
+                    self.wait_until(&name, at, decision.waiting.as_deref())
+                        .await;
+                    continue;
+                }
+                if outcome.emergency
+                    && let Some(until) = entry.alarm_until
+                {
+                    let text = format!(
+                        "the live key's record is published again; resolvers that cached the RRset without it may still make DANE senders refuse mail until {}",
+                        when(until, self.now())
+                    );
+                    self.say(&format!("ALARM: set {name}: {text}"));
+                    outcome.alarms.push(text);
+                }
+                return Ok(());
+            };
+            let summary = step.to_string();
+            self.say(&format!("set {name}: {summary}"));
+            if matches!(step, Step::Deploy { .. }) {
+                // Known before the files change: see `SetState::reload_pending`.
+                entry.reload_pending = true;
+                journal.put(&name, &entry).await?;
+            }
+            let before_step = entry.clone();
+            if let Err(error) = self
+                .execute(set, &owners, &dir, &mut entry, step, &observed, timeout)
+                .await
+            {
+                // What a step records before acting (a TTL hold) must
+                // survive its failure: the change may have been applied.
+                if entry != before_step {
+                    journal.put(&name, &entry).await?;
+                }
+                return Err(error);
+            }
+            entry.record(self.now(), summary.clone());
+            journal.put(&name, &entry).await?;
+            outcome.done.push(summary);
+        }
+        Err(EngineError::Config(format!(
+            "set {name}: more than {MAX_STEPS_PER_RUN} steps in one run; this is a bug, please report it with the state file"
+        )))
+    }
+
+    /// Sleeps until `at` (and a little past, so the plan sees it passed),
+    /// redrawing a countdown on a terminal.
+    pub(super) async fn wait_until(&self, set: &str, at: Timestamp, why: Option<&str>) {
+        if let Some(why) = why {
+            self.say(&format!(
+                "set {set}: waiting until {}: {why}",
+                when(at, self.now())
+            ));
+        }
+        loop {
+            let left = self.now().until(at);
+            if left.is_zero() {
+                break;
+            }
+            match &self.countdown {
+                Some(countdown) => {
+                    countdown(&format!(
+                        "set {set}: {:.0} s to wait",
+                        left.as_secs_f64().ceil()
+                    ));
+                    self.clock.sleep(left.min(COUNTDOWN_TICK)).await;
+                }
+                None => self.clock.sleep(left).await,
+            }
+        }
+        if let Some(countdown) = &self.countdown {
+            countdown("");
+        }
+        // tokio never wakes early; 2 ms covers rounding to the millisecond.
+        self.clock.sleep(Duration::from_millis(2)).await;
+    }
+
+    /// Keeps the emergency alarm in the state while a presented key is
+    /// unmatched, and until every cache that may hold an RRset without it
+    /// has expired (the presented keys' `safe_at`), so `tlsa status` shows
+    /// it all that time.
+    pub(super) fn track_emergency(
+        &self,
+        entry: &mut SetState,
+        decision: &Decision,
+        presented: &[PresentedAt],
+    ) {
+        if let Some(alarm) = decision.alarms.first() {
+            entry.alarm = Some(alarm.to_string());
+            entry.alarm_until = None;
+            return;
+        }
+        if entry.alarm.is_none() {
+            return;
+        }
+        let safe_times: Vec<Option<Timestamp>> = presented
+            .iter()
+            .filter_map(|p| p.key.as_ref().ok())
+            .map(|key| entry.keys.get(&key.id).and_then(|k| k.safe_at))
+            .collect();
+        // Unknown (a key not yet confirmed) keeps the alarm up.
+        entry.alarm_until = safe_times
+            .iter()
+            .copied()
+            .collect::<Option<Vec<_>>>()
+            .and_then(|times| times.into_iter().max());
+        if entry.alarm_until.is_some_and(|until| until <= self.now()) {
+            entry.alarm = None;
+            entry.alarm_until = None;
+        }
+    }
+
+    /// What the plan would do now for every set (or the named ones),
+    /// without doing it (and without the lock: `tlsa plan` may run beside a
+    /// `tlsa run`). When the step due is generating a next key, the preview
+    /// also shows what follows with an example key made in memory (never
+    /// written), so that a new set's whole first publication can be seen.
+    pub async fn preview(
+        &self,
+        state: &State,
+        only: &[String],
+    ) -> Result<Vec<Preview>, EngineError> {
+        let mut previews = Vec::new();
+        for set in &self.config.sets {
+            let name = set.name.get_ref();
+            if !only.is_empty() && !only.contains(name) {
+                continue;
+            }
+            let owners = self.owners_in_zones(set)?;
+            let empty = SetState::default();
+            let set_state = state.sets.get(name).unwrap_or(&empty);
+            let dir = &self.config.state_dir;
+            let mut observed = self.observe(&owners).await?;
+            observed.presented = self.observe_servers(set, dir, set_state).await?;
+            let decide = |example| self.decide(set, &owners, dir, set_state, &observed, example);
+            let decision = decide(None)?;
+            let then = match decision.step {
+                Some(Step::GenerateNextKey) => {
+                    Some(decide(Some(keys::example_key(set.next_key)?))?)
+                }
+                _ => None,
+            };
+            previews.push(Preview {
+                set: name.clone(),
+                decision,
+                then,
+                observed,
+            });
+        }
+        Ok(previews)
+    }
+}
+
+/// Keeps what the servers presented for `tlsa status`: refreshed when it
+/// changed, and hourly otherwise, so that an idle run writes no state.
+pub(super) fn remember_presented(entry: &mut SetState, presented: &[PresentedAt], now: Timestamp) {
+    let addresses: Vec<AddressSeen> = presented
+        .iter()
+        .map(|p| AddressSeen {
+            address: p.address.clone(),
+            key: p.key.as_ref().ok().map(|k| k.id.clone()),
+            error: p.key.as_ref().err().cloned(),
+        })
+        .collect();
+    let fresh = entry.presented.as_ref().is_some_and(|seen| {
+        seen.addresses == addresses && seen.at + crate::roll::idle::MARK_REFRESH > now
+    });
+    if !fresh {
+        entry.presented = Some(PresentedSeen { at: now, addresses });
+    }
+}

@@ -1,0 +1,392 @@
+//! Performing one step, with the checks it depends on: Secure before any
+//! change, propagation on every server before a key counts as published,
+//! every address presenting a deployed key before it counts as verified.
+
+use super::*;
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn execute(
+        &self,
+        set: &CertSet,
+        owners: &[Owner],
+        dir: &std::path::Path,
+        entry: &mut SetState,
+        step: Step,
+        observed: &Observed,
+        propagation_timeout: Duration,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        match step {
+            Step::Publish { keys, edits } => {
+                self.change(owners, entry, &edits, observed, propagation_timeout)
+                    .await?;
+                safety::note_published(entry, &keys, observed.before(), now);
+            }
+            Step::Retire { keys, added, edits } => {
+                self.change(owners, entry, &edits, observed, propagation_timeout)
+                    .await?;
+                safety::note_published(entry, &added, observed.before(), now);
+                for id in keys {
+                    if let Some(key) = entry.keys.get_mut(&id) {
+                        key.removed_at = Some(now);
+                    }
+                }
+            }
+            Step::Reconcile { edits } => {
+                self.change(owners, entry, &edits, observed, propagation_timeout)
+                    .await?;
+            }
+            Step::AwaitPropagation { keys, removed } => {
+                self.await_propagation(set, owners, entry, &keys, observed, propagation_timeout)
+                    .await?;
+                for id in removed {
+                    entry.keys.remove(&id);
+                }
+            }
+            Step::GenerateNextKey => {
+                let (key, _) = keys::create_next_key(dir, set.name.get_ref(), set.next_key)?;
+                entry.next_key = Some(key.id);
+            }
+            Step::Deploy { key, .. } => {
+                let source = files::source_files(set, dir, entry)?;
+                // The plan decided on what the source held a moment ago; an
+                // ACME client may have replaced it since.
+                let found = files::cert_facts(&source.chain)?.map(|c| c.key.id);
+                if found.as_deref() != Some(key.as_str()) {
+                    return Err(EngineError::SourceChanged {
+                        set: set.name.get_ref().clone(),
+                        file: source.chain.clone(),
+                        expected: plan::short(&key).to_string(),
+                        found: found.as_deref().map_or("none", plan::short).to_string(),
+                    });
+                }
+                files::install(&source, &files::deploy_files(set))?;
+                files::reload(&set.deploy.reload).await?;
+                entry.reload_pending = false;
+                // Every deploy is verified live before it counts.
+                entry.verified = None;
+                entry.rollover_requested_at = None;
+                entry.rollover_to = None;
+            }
+            Step::Verify { key } => {
+                let presented = self.await_presented(set, dir, entry, &key).await?;
+                remember_presented(entry, &presented, self.now());
+                let elsewhere: Vec<String> = presented
+                    .iter()
+                    .filter(|p| !p.key.as_ref().is_ok_and(|k| k.id == key))
+                    .map(|p| match &p.key {
+                        Ok(other) => format!("{} presents key {}", p.address, other.short()),
+                        Err(why) => format!("{}: {why}", p.address),
+                    })
+                    .collect();
+                if presented.is_empty() || !elsewhere.is_empty() {
+                    // The next run reloads again before it checks again.
+                    entry.reload_pending = true;
+                    let error = EngineError::NotVerified {
+                        set: set.name.get_ref().clone(),
+                        key: plan::short(&key).to_string(),
+                        why: if presented.is_empty() {
+                            "no address to check".to_string()
+                        } else {
+                            elsewhere.join("; ")
+                        },
+                    };
+                    entry.verify_failure = Some(error.to_string());
+                    return Err(error);
+                }
+                entry.verify_failure = None;
+                entry.verified = Some(Verified {
+                    key,
+                    at: self.now(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Observes the servers until every address presents `key`, for at most
+    /// [`VERIFY_TIMEOUT`]; returns the last observation.
+    pub(super) async fn await_presented(
+        &self,
+        set: &CertSet,
+        dir: &std::path::Path,
+        entry: &SetState,
+        key: &str,
+    ) -> Result<Vec<PresentedAt>, EngineError> {
+        let deadline = self.clock.now() + VERIFY_TIMEOUT;
+        loop {
+            let presented = self.observe_servers(set, dir, entry).await?;
+            let everywhere = !presented.is_empty()
+                && presented
+                    .iter()
+                    .all(|p| p.key.as_ref().is_ok_and(|k| k.id == key));
+            if everywhere || self.clock.now() >= deadline {
+                return Ok(presented);
+            }
+            self.clock.sleep(VERIFY_POLL).await;
+        }
+    }
+
+    /// Applies a change set (one UPDATE / API call per zone), after checking
+    /// that every owner validates as Secure. A lowered TTL is remembered: a
+    /// cache may hold the RRset with the old, longer TTL for that long.
+    pub(super) async fn change(
+        &self,
+        owners: &[Owner],
+        entry: &mut SetState,
+        edits: &[Edit],
+        observed: &Observed,
+        propagation_timeout: Duration,
+    ) -> Result<(), EngineError> {
+        self.require_secure(owners).await?;
+        let new_ttl = edits.iter().map(|e| e.ttl).max();
+        safety::hold_lowered_ttl(
+            &mut entry.ttl_hold,
+            observed.before().longest_ttl,
+            new_ttl,
+            self.now(),
+            propagation_timeout,
+        );
+        for zone_index in Self::zones_of(owners) {
+            let zone = &self.zones[zone_index];
+            let in_zone: Vec<Edit> = edits
+                .iter()
+                .filter(|e| {
+                    owners
+                        .iter()
+                        .any(|o| o.zone == zone_index && o.name == e.owner)
+                })
+                .cloned()
+                .collect();
+            if in_zone.is_empty() {
+                continue;
+            }
+            let known = in_zone
+                .iter()
+                .filter_map(|e| observed.rrset(&e.owner))
+                .collect();
+            let applied = zone
+                .writer
+                .apply(zone.provider.as_ref(), &zone.name, in_zone, known)
+                .await?;
+            if let Some(serial) = applied.and_then(|a| a.serial) {
+                let mut serials = self.serials.lock().unwrap_or_else(|e| e.into_inner());
+                // Sets' changes finish in any order: keep the newest serial.
+                let known = serials.entry(zone_index).or_insert(serial);
+                if propagation::serial_at_least(serial, *known) {
+                    *known = serial;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to change anything unless every owner validates as Secure
+    /// (positive or negative answer).
+    pub(super) async fn require_secure(&self, owners: &[Owner]) -> Result<(), EngineError> {
+        let names: Vec<Name> = owners.iter().map(|o| o.name.clone()).collect();
+        let validations = self.validator.validate_tlsa_all(&names).await;
+        for (owner, validation) in owners.iter().zip(validations) {
+            if !validation.is_acceptable_for_changes() {
+                return Err(EngineError::Insecure {
+                    zone: self.zones[owner.zone].name.to_string(),
+                    why: format!(
+                        "{}: {validation}; tlsa only publishes into, and removes from, zones that validate as Secure",
+                        owner.text
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every authoritative address of every zone involved
+    /// serves what the primary serves (as just observed), validates it, and
+    /// records when each key is safe.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn await_propagation(
+        &self,
+        set: &CertSet,
+        owners: &[Owner],
+        entry: &mut SetState,
+        keys: &[KeyMaterial],
+        observed: &Observed,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        let deadline = self.clock.now() + timeout;
+        let mut facts = ttl::TtlFacts::default();
+        let mut propagated_at = SystemTime::UNIX_EPOCH;
+        for zone_index in Self::zones_of(owners) {
+            let zone = &self.zones[zone_index];
+            let rrsets = owners
+                .iter()
+                .filter(|o| o.zone == zone_index)
+                .map(|o| {
+                    let records = observed.records.get(&o.text).cloned().unwrap_or_default();
+                    (o.name.clone(), records)
+                })
+                .collect();
+            let min_serial = self
+                .serials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&zone_index)
+                .copied();
+            let expected = Expected { rrsets, min_serial };
+            let servers = ZoneServers::discover(&zone.discovery).await?;
+            let name = set.name.get_ref();
+            let report = |lags: &[propagation::Lag]| {
+                let lines: Vec<String> = lags.iter().map(ToString::to_string).collect();
+                (self.progress)(&format!(
+                    "set {name}: waiting for zone {} on {} address(es):\n    {}",
+                    zone.name,
+                    lags.len(),
+                    lines.join("\n    ")
+                ));
+            };
+            let propagated = propagation::wait_reporting(
+                &servers,
+                self.clock.as_ref(),
+                &expected,
+                deadline,
+                &report,
+            )
+            .await
+            .map_err(|e| EngineError::NotPropagated(e.to_string()))?;
+            facts = ttl::worst_case_by_owner(&propagated.observation)
+                .into_values()
+                .fold(facts, ttl::TtlFacts::longest);
+            propagated_at = propagated_at.max(propagated.at);
+        }
+        self.require_secure(owners).await?;
+        let policy = Self::policy(set);
+        let found = safety::Propagation {
+            at: propagated_at,
+            facts,
+            prior_ttl: safety::prior_ttl(
+                entry.ttl_hold.as_ref(),
+                observed.before().longest_ttl,
+                self.now(),
+            ),
+            margin: Duration::from_secs(set.margin),
+        };
+        for key in keys {
+            // Only a key whose records every server serves can become safe.
+            let records = policy.records_for_key(&key.spki);
+            if observed
+                .records
+                .values()
+                .all(|served| records.is_subset(served))
+            {
+                safety::mark_propagated(entry, key, &found);
+            }
+        }
+        Ok(())
+    }
+
+    /// A self-signed set without any certificate gets its first one.
+    /// Returns whether the state changed.
+    pub(super) fn prepare_source(
+        &self,
+        set: &CertSet,
+        dir: &std::path::Path,
+        entry: &mut SetState,
+    ) -> Result<bool, EngineError> {
+        let Source::SelfSigned { names } = &set.source else {
+            return Ok(false);
+        };
+        let staged = files::source_files(set, dir, entry)?;
+        let deployed = files::deploy_files(set);
+        if staged.chain.exists() || deployed.chain.exists() {
+            return Ok(false);
+        }
+        let name = set.name.get_ref();
+        let (key, path) = keys::create_next_key(dir, name, set.next_key)?;
+        stage_self_signed(&path, names, &staged)?;
+        self.say(&format!(
+            "set {name}: first key {} generated, certificate staged",
+            key.short()
+        ));
+        entry.record(self.now(), "first key generated");
+        Ok(true)
+    }
+
+    /// A planned roll: the next key gets a certificate and becomes the source.
+    pub(super) fn start_rollover(
+        &self,
+        set: &CertSet,
+        dir: &std::path::Path,
+        entry: &mut SetState,
+    ) -> Result<(), EngineError> {
+        let name = set.name.get_ref();
+        let now = self.now();
+        if let Source::CertbotPair(lineages) = &set.source {
+            let (live, other) = files::pair_roles(set, lineages)?;
+            let live_key = files::cert_facts(&live.chain)?.map(|c| c.key.id);
+            let Some(next) = files::cert_facts(&other.chain)?.map(|c| c.key.id) else {
+                return Err(EngineError::Config(format!(
+                    "set {name}: the other lineage {} has no certificate yet; issue one there (certbot certonly --cert-name …) first",
+                    other.chain.display()
+                )));
+            };
+            if Some(&next) == live_key.as_ref() {
+                return Err(EngineError::Config(format!(
+                    "set {name}: both lineages hold the same key; renew {} with --new-key first",
+                    other.chain.display()
+                )));
+            }
+            entry.rollover_requested_at = Some(now);
+            entry.record(
+                now,
+                format!("rollover to key {} requested", plan::short(&next)),
+            );
+            entry.rollover_to = Some(next);
+            return Ok(());
+        }
+        let Source::SelfSigned { names } = &set.source else {
+            return Err(EngineError::Config(format!(
+                "set {name}: a planned roll needs a certificate for the next key; use a certbot pair source (see the README), or request one with `tlsa csr {name}` and let the deploy hook bring it in"
+            )));
+        };
+        let Some(next) = entry.next_key.clone() else {
+            return Err(EngineError::Config(format!(
+                "set {name}: no next key yet; run `tlsa run` first so that one is generated and published"
+            )));
+        };
+        let path = keys::key_path(dir, name, &next);
+        stage_self_signed(&path, names, &files::source_files(set, dir, entry)?)?;
+        entry.rollover_requested_at = Some(now);
+        entry.record(
+            now,
+            format!("rollover to key {} requested", plan::short(&next)),
+        );
+        entry.rollover_to = Some(next);
+        Ok(())
+    }
+}
+
+/// Issues a self-signed certificate for the key at `key_path` into `to`.
+pub(super) fn stage_self_signed(
+    key_path: &std::path::Path,
+    names: &[String],
+    to: &CertFiles,
+) -> Result<(), EngineError> {
+    let pem = keys::self_signed_pem(key_path, names, SELF_SIGNED_DAYS)?;
+    let key = std::fs::read(key_path).map_err(|e| FileError::Read {
+        file: key_path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    let dir = to.chain.parent().expect("staged files live in a directory");
+    std::fs::create_dir_all(dir).map_err(|e| FileError::Write {
+        file: dir.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    for (path, content, mode) in [(&to.key, key, 0o600), (&to.chain, pem.into_bytes(), 0o644)] {
+        crate::fsutil::write_atomic(path, &content, mode).map_err(|e| FileError::Write {
+            file: path.clone(),
+            why: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
