@@ -197,6 +197,11 @@ pub struct CertSet {
     /// Matching types of the `3 1 x` records, in lockstep.
     #[serde(default = "default_matching")]
     pub matching: Vec<MatchingName>,
+    /// Fixed trust-anchor records published beside the keys and never
+    /// rolled: `2 1 1` (or `2 0 1`) of the CA intermediates that issue the
+    /// set's certificates, e.g. `["2 1 1 8d02…"]`.
+    #[serde(default)]
+    pub issuer: Vec<IssuerRecord>,
     #[serde(default = "default_ttl")]
     pub ttl: u32,
     /// Seconds added to `t_safe`.
@@ -287,6 +292,29 @@ impl<'de> Deserialize<'de> for MatchingName {
             Ok(m) => Ok(MatchingName(m)),
             Err(e) => Err(serde::de::Error::custom(e)),
         }
+    }
+}
+
+/// A `2 x y` record in presentation form. Only usage 2 (DANE-TA): usages 0
+/// and 1 are unusable for SMTP (RFC 7672 §3.1), and usage 3 records are
+/// the keys tlsa rolls itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerRecord(pub crate::tlsa::TlsaRecord);
+
+impl<'de> Deserialize<'de> for IssuerRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let record: crate::tlsa::TlsaRecord = text.parse().map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a TLSA record in presentation form (\"2 1 1 HEX\"): {e}"
+            ))
+        })?;
+        if record.usage != 2 {
+            return Err(serde::de::Error::custom(format!(
+                "{text:?}: issuer records are usage 2 (DANE-TA); the set's own keys get their 3 1 x records automatically"
+            )));
+        }
+        Ok(IssuerRecord(record))
     }
 }
 
@@ -586,6 +614,18 @@ port = 25
         let err = Config::parse(&GOOD.replace("backend = \"rfc2136\"", "backend = \"powerdns\""))
             .unwrap_err();
         assert!(err.contains("line 9") && err.contains("api_url"), "{err}");
+    }
+
+    #[test]
+    fn issuer_records_are_usage_2_in_presentation_form() {
+        let hex = "ab".repeat(32);
+        let with = |list: &str| GOOD.replace("matching =", &format!("issuer = {list}\nmatching ="));
+        let config = Config::parse(&with(&format!("[\"2 1 1 {hex}\"]"))).unwrap();
+        assert_eq!(config.sets[0].issuer[0].0.usage, 2);
+        let err = Config::parse(&with(&format!("[\"3 1 1 {hex}\"]"))).unwrap_err();
+        assert!(err.contains("usage 2"), "{err}");
+        let err = Config::parse(&with("[\"2 1 1 zz\"]")).unwrap_err();
+        assert!(err.contains("presentation form"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use hickory_proto::rr::Name;
@@ -239,19 +238,6 @@ pub fn describe_per_server(facts: &[(ServerAddr, TtlFacts)]) -> String {
         .map(|(server, facts)| format!("{server}: {facts}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The addresses whose facts differ from the worst case (servers disagreeing
-/// about TTLs are worth a warning: one of them is probably stale).
-pub fn disagreeing(facts: &[(ServerAddr, TtlFacts)]) -> Vec<SocketAddr> {
-    let Some(worst) = facts.iter().map(|(_, f)| *f).reduce(TtlFacts::longest) else {
-        return Vec::new();
-    };
-    facts
-        .iter()
-        .filter(|(_, f)| *f != worst)
-        .map(|(server, _)| server.addr)
-        .collect()
 }
 
 #[cfg(test)]

@@ -564,6 +564,19 @@ impl View<'_> {
                     .map(|why| format!("{} could not be observed: {why}", p.address))
             })
             .collect();
+        let wanted = self
+            .policy
+            .rrset_for_keys(self.wanted().iter().map(|k| k.spki.as_slice()));
+        for owner in &self.owners {
+            let served = self.dns.get(owner).cloned().unwrap_or_default();
+            let count = served.union(&wanted).count();
+            if count > policy::MAX_RECOMMENDED_RECORDS {
+                notices.push(format!(
+                    "the TLSA RRset at {owner} holds {count} records with the keys in service, arriving and next: some senders stop reading past {}; fewer endpoints per set, fewer matching types or fewer issuer records keep it smaller",
+                    policy::MAX_RECOMMENDED_RECORDS
+                ));
+            }
+        }
         if let Some(source) = &self.source {
             let unprepared = !self.state.keys.contains_key(&source.key.id)
                 && self
@@ -1500,6 +1513,39 @@ mod tests {
         assert_eq!(world.decide().step, None);
         world.servers = vec![Some(world.next.clone().unwrap())];
         assert!(matches!(world.decide().step, Some(Step::Verify { .. })));
+    }
+
+    #[test]
+    fn more_than_twelve_records_at_an_owner_is_a_notice() {
+        let mut world = adopted(1);
+        assert!(world.decide().notices.is_empty());
+        world.policy.matching = vec![Matching::Sha256, Matching::Sha512];
+        for n in 50..60 {
+            let record =
+                TlsaRecord::compute(Usage::DaneEe, Selector::Spki, Matching::Sha256, &[n; 16]);
+            world.dns.insert(record);
+        }
+        let notices = world.decide().notices;
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.contains("14 records") && n.contains("past 12")),
+            "{notices:?}"
+        );
+    }
+
+    #[test]
+    fn issuer_records_are_published_beside_the_keys() {
+        let mut world = World::new(1);
+        let issuer: TlsaRecord = format!("2 1 1 {}", "cd".repeat(32)).parse().unwrap();
+        world.policy.issuer_records = BTreeSet::from([issuer.clone()]);
+        world.run();
+        assert!(world.dns.contains(&issuer));
+        roll_to_next(&mut world);
+        world.run();
+        assert!(world.dns.contains(&issuer), "never rolled");
+        assert!(!world.keys_in_dns().contains(key(1).short()));
+        assert!(world.log.is_empty(), "{:?}", world.log);
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub enum EngineError {
     Keys(#[from] KeyError),
     #[error("{0}")]
     Config(String),
+    /// tlsa itself went wrong (not the input): exit 1, never the 2 of bad input.
+    #[error("{0}")]
+    Internal(String),
     #[error("{0}")]
     NotPropagated(String),
     #[error("refusing to change zone {zone}: {why}")]
@@ -320,7 +323,7 @@ impl Engine {
     fn policy(set: &CertSet) -> RecordPolicy {
         RecordPolicy {
             matching: set.matching.iter().map(|m| m.0).collect(),
-            ..RecordPolicy::default()
+            issuer_records: set.issuer.iter().map(|r| r.0.clone()).collect(),
         }
     }
 

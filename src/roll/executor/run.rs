@@ -245,7 +245,7 @@ impl Engine {
             journal.put(&name, &entry).await?;
             outcome.done.push(summary);
         }
-        Err(EngineError::Config(format!(
+        Err(EngineError::Internal(format!(
             "set {name}: more than {MAX_STEPS_PER_RUN} steps in one run; this is a bug, please report it with the state file"
         )))
     }
