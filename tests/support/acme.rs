@@ -1,6 +1,6 @@
 //! A real ACME CA and a real ACME client on loopback: pebble, with a TLS identity made by
 //! `openssl` for this run, and certbot with private config/work/logs directories, whose
-//! `--deploy-hook` can run the shipped `hooks/certbot-deploy-hook` with the `tlsa` under test.
+//! `--deploy-hook` can run the installed `certbot-deploy-hook` with the `tlsa` under test.
 //!
 //! Entry point: [`Acme`]. Facts about both programs here: `shared/LAB.md` (ACME section).
 
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::install::{HASH_SLINGER_TLSA, Installed, path_with_hash_slinger_first};
 use super::lab::LabDir;
 use super::launch::{self, Transport};
 use super::process::ServerProcess;
@@ -68,6 +69,8 @@ pub struct Acme {
     http01_port: u16,
     ca_file: PathBuf,
     runs: AtomicU32,
+    /// Set for every certbot run (and so for its hooks), after the inherited environment.
+    env: Vec<(String, String)>,
     dir: LabDir,
 }
 
@@ -130,8 +133,19 @@ impl Acme {
             http01_port,
             ca_file,
             runs: AtomicU32::new(0),
+            env: Vec::new(),
             dir,
         }
+    }
+
+    /// Sets `key=value` in the environment of every later certbot run (its hooks see it).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// certbot's directory of deploy hooks it runs after every renewal of any lineage.
+    pub fn deploy_hooks_dir(&self) -> PathBuf {
+        self.certbot_config_dir().join("renewal-hooks/deploy")
     }
 
     /// The ACME directory URL.
@@ -259,6 +273,7 @@ impl Acme {
                 .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
                 .arg(port.to_string())
                 .env("REQUESTS_CA_BUNDLE", &self.ca_file)
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(fs::File::create(&out_path).expect("certbot stdout file"))
                 .stderr(fs::File::create(&err_path).expect("certbot stderr file"));
@@ -299,33 +314,36 @@ impl Acme {
     }
 }
 
-/// A certbot `--deploy-hook` that runs the shipped `hooks/certbot-deploy-hook` with the
-/// `tlsa` binary under test first in `PATH` (hash-slinger installs another `tlsa` in
-/// /usr/bin) and `TLSA_CONFIG` set, appending what it prints to two logs (stdout, stderr).
+/// A certbot `--deploy-hook` that runs the certbot hook as `scripts/install` installs it (into
+/// `DIR/root/usr/local`, with the `tlsa` under test), with hash-slinger's `tlsa` first in
+/// `PATH` (the hook must call its own binary by absolute path) and `TLSA_CONFIG` set,
+/// appending what it prints to two logs (stdout, stderr).
 pub struct DeployHook {
     script: PathBuf,
     log: PathBuf,
     stderr: PathBuf,
+    installed: Installed,
 }
 
 impl DeployHook {
-    /// Writes the hook as `DIR/deploy-hook` (logs: `DIR/deploy-hook.log`, `.err`).
+    /// Installs tlsa into `DIR/root` and writes the hook as `DIR/deploy-hook` (logs:
+    /// `DIR/deploy-hook.log`, `.err`).
     pub fn tlsa(dir: &Path, config: &Path) -> Self {
-        let tlsa = Path::new(super::tools::tlsa_binary());
-        let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/certbot-deploy-hook");
+        let installed = Installed::new(&dir.join("root"));
+        let hook = installed.hook("certbot-deploy-hook");
         let script = dir.join("deploy-hook");
         let log = dir.join("deploy-hook.log");
         let stderr = dir.join("deploy-hook.err");
         let text = format!(
             r#"#!/bin/sh
-# certbot --deploy-hook of a test: the shipped hook with the tlsa under test.
+# certbot --deploy-hook of a test: the installed hook, another tlsa first in PATH.
 exec >>'{log}' 2>>'{stderr}'
-PATH='{bin_dir}':"$PATH"
+PATH='{path}'
 TLSA_CONFIG='{config}'
 export PATH TLSA_CONFIG
 echo "deploy-hook: start RENEWED_LINEAGE=$RENEWED_LINEAGE RENEWED_DOMAINS=$RENEWED_DOMAINS"
-if [ "$(command -v tlsa)" != '{tlsa}' ]; then
-  echo "deploy-hook: tlsa is $(command -v tlsa), not the binary under test"
+if [ "$(command -v tlsa)" != '{other}' ]; then
+  echo "deploy-hook: tlsa is $(command -v tlsa), not {other}"
   echo "deploy-hook: exit 127"
   exit 127
 fi
@@ -336,12 +354,9 @@ exit $rc
 "#,
             log = log.display(),
             stderr = stderr.display(),
-            bin_dir = tlsa
-                .parent()
-                .expect("the binary is in a directory")
-                .display(),
+            path = path_with_hash_slinger_first(&installed.prefix().join("sbin")),
             config = config.display(),
-            tlsa = tlsa.display(),
+            other = HASH_SLINGER_TLSA,
             hook = hook.display(),
         );
         fs::write(&script, text).expect("write the deploy hook");
@@ -351,11 +366,17 @@ exit $rc
             script,
             log,
             stderr,
+            installed,
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.script
+    }
+
+    /// The installation whose certbot hook this runs.
+    pub fn installed(&self) -> &Installed {
+        &self.installed
     }
 
     /// What the hook's runs printed on stdout so far, with a `deploy-hook: start …` and a

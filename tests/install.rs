@@ -1,0 +1,196 @@
+//! `scripts/install` into a fresh root directory, as an operator installs tlsa: every piece in
+//! place, every hook and unit calling the installed binary by absolute path, the units
+//! accepted by `systemd-analyze verify` (which also opens their man pages), diagnostics with
+//! journal priorities under systemd, and `--uninstall` removing exactly what was installed.
+//! (certbot renewing through the installed hook: tests/roll_certbot.rs.)
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::{Installed, tool_with_hint};
+
+const SYSTEMD_HINT: &str = "install systemd and man-db with `scripts/install-test-deps` \
+     (apt-get install -y --no-install-recommends systemd man-db)";
+
+/// Every file and directory under `root`, relative to it.
+fn tree(root: &Path) -> BTreeSet<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.insert(path.strip_prefix(root).unwrap().to_path_buf());
+            if path.is_dir() && !path.is_symlink() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn installs_every_piece_calling_the_binary_by_absolute_path_and_uninstalls_exactly_that() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    // Someone else's file in a directory the install shares: it must survive the uninstall.
+    let theirs = root.join("usr/local/share/man/man8/other.8");
+    fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+    fs::write(&theirs, ".TH other 8\n").unwrap();
+    let before = tree(&root);
+
+    let installed = Installed::new(&root);
+    let prefix = installed.prefix();
+    let version = Command::new(installed.binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("tlsa "));
+    for file in [
+        "share/man/man8/tlsa.8",
+        "share/man/man8/tlsa-run.8",
+        "share/man/man8/tlsa-hook-certbot.8",
+        "share/bash-completion/completions/tlsa",
+        "share/zsh/site-functions/_tlsa",
+        "share/fish/vendor_completions.d/tlsa.fish",
+        "lib/tlsa/install-manifest",
+    ] {
+        assert!(prefix.join(file).is_file(), "{file} installed");
+    }
+    let binary = installed.binary().display().to_string();
+    for (hook, client) in [
+        ("certbot-deploy-hook", "certbot"),
+        ("acme.sh-reloadcmd", "acme-sh"),
+        ("lego-renew-hook", "lego"),
+    ] {
+        let text = fs::read_to_string(installed.hook(hook)).unwrap();
+        let mode = fs::metadata(installed.hook(hook)).unwrap().mode();
+        assert_eq!(mode & 0o777, 0o755, "{hook}");
+        let exec: Vec<&str> = text.lines().filter(|l| l.starts_with("exec ")).collect();
+        assert_eq!(exec, [format!("exec {binary} hook {client}")], "{hook}");
+        // Its registration line names where it was installed.
+        assert!(
+            text.contains(&installed.hook(hook).display().to_string()),
+            "{hook}:\n{text}"
+        );
+    }
+    for unit in ["tlsa.service", "tlsa-daily.service"] {
+        let text = fs::read_to_string(installed.units_dir().join(unit)).unwrap();
+        let exec: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ExecStart="))
+            .collect();
+        let args = if unit == "tlsa.service" {
+            " run --offline-if-idle"
+        } else {
+            " run"
+        };
+        assert_eq!(exec, [format!("ExecStart={binary}{args}")], "{unit}");
+    }
+    // `man 8 tlsa` opens this tool's page, whatever section 1 holds (hash-slinger's tlsa).
+    let man = Command::new(tool_with_hint("man", SYSTEMD_HINT))
+        .args(["-w", "8", "tlsa"])
+        .env("MANPATH", installed.man_dir())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&man.stdout).trim(),
+        prefix.join("share/man/man8/tlsa.8").display().to_string()
+    );
+
+    installed.uninstall();
+    assert_eq!(tree(&root), before, "exactly the installed files removed");
+    assert!(theirs.exists());
+}
+
+#[test]
+fn the_installed_units_pass_systemd_analyze_verify() {
+    let analyze = tool_with_hint("systemd-analyze", SYSTEMD_HINT);
+    tool_with_hint("man", SYSTEMD_HINT);
+    let tmp = tempfile::tempdir().unwrap();
+    let installed = Installed::new(&tmp.path().join("root"));
+    let units: Vec<PathBuf> = [
+        "tlsa.service",
+        "tlsa.timer",
+        "tlsa-daily.service",
+        "tlsa-daily.timer",
+    ]
+    .iter()
+    .map(|u| installed.units_dir().join(u))
+    .collect();
+    // verify checks the syntax, that each ExecStart/ExecCondition binary exists and is
+    // executable, that the timers' units exist, and runs `man` for each Documentation= page:
+    // MANPATH lets it find the installed tlsa(8) and tlsa-run(8).
+    let verify = |files: &[PathBuf]| {
+        let out = Command::new(&analyze)
+            .arg("verify")
+            .args(files)
+            .env("MANPATH", installed.man_dir())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!("systemd-analyze verify {files:?}: {}\n{stderr}", out.status);
+        (out.status.success(), stderr)
+    };
+    let (ok, stderr) = verify(&units);
+    assert!(ok && stderr.trim().is_empty(), "{stderr}");
+
+    // The same check fails on what was shipped before: a binary nobody installs there and
+    // the man page of another tool.
+    let broken = tmp.path().join("broken");
+    fs::create_dir_all(&broken).unwrap();
+    let service = fs::read_to_string(&units[0]).unwrap();
+    let binary = installed.binary().display().to_string();
+    for (name, text) in [
+        (
+            "missing-binary.service",
+            service.replace(&binary, "/nonexistent/sbin/tlsa"),
+        ),
+        (
+            "wrong-page.service",
+            service.replace("man:tlsa(8)", "man:tlsa-nosuchpage(8)"),
+        ),
+    ] {
+        fs::write(broken.join(name), text).unwrap();
+        let (ok, stderr) = verify(&[broken.join(name)]);
+        assert!(!ok, "{name} must fail verification: {stderr}");
+    }
+}
+
+#[test]
+fn under_systemd_each_diagnostic_line_starts_with_its_journal_priority() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.toml");
+    // stderr is a file standing in for journald's stream; JOURNAL_STREAM names it (systemd
+    // sets DEVICE:INODE), or names another file (a child that inherited the variable).
+    let run = |announce: Option<&Path>| {
+        let log = tmp.path().join("stderr");
+        let file = fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(support::tlsa_binary());
+        cmd.args(["run", "-c"]).arg(&missing).stderr(file);
+        cmd.env_remove("JOURNAL_STREAM");
+        if let Some(stream) = announce {
+            let meta = fs::metadata(stream).unwrap();
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
+        let status = cmd.status().unwrap();
+        assert!(!status.success());
+        fs::read_to_string(&log).unwrap()
+    };
+    let log = tmp.path().join("stderr");
+    fs::write(&log, "").unwrap();
+    let journal = run(Some(&log));
+    assert!(journal.starts_with("<3>tlsa: "), "{journal}");
+    assert!(journal.lines().all(|l| l.starts_with("<3>")), "{journal}");
+    assert!(journal.contains("missing.toml"), "{journal}");
+    let elsewhere = tmp.path().join("other");
+    fs::write(&elsewhere, "").unwrap();
+    let inherited = run(Some(&elsewhere));
+    assert!(inherited.starts_with("tlsa: "), "{inherited}");
+    assert!(run(None).starts_with("tlsa: "));
+}
