@@ -194,3 +194,121 @@ fn under_systemd_each_diagnostic_line_starts_with_its_journal_priority() {
     assert!(inherited.starts_with("tlsa: "), "{inherited}");
     assert!(run(None).starts_with("tlsa: "));
 }
+
+/// A self-signed ECDSA certificate for `name`, as an ACME client would leave it: (chain PEM,
+/// key PEM, the key's 3 1 1 data).
+fn certificate(name: &str) -> (String, String, String) {
+    use rcgen::PublicKeyData;
+    let made = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    let spki = made.signing_key.subject_public_key_info();
+    let id = tlsa::roll::plan::KeyMaterial::from_spki(&spki).id;
+    (made.cert.pem(), made.signing_key.serialize_pem(), id)
+}
+
+/// Runs an installed hook as its ACME client does: `var` naming the renewed certificate,
+/// hash-slinger's `tlsa` first in PATH. (stdout, stderr); panics unless it exits 0.
+fn run_hook(installed: &Installed, hook: &str, config: &Path, var: &str, cert: &Path) -> String {
+    let out = Command::new(installed.hook(hook))
+        .env(
+            "PATH",
+            support::path_with_hash_slinger_first(&installed.prefix().join("sbin")),
+        )
+        .env("TLSA_CONFIG", config)
+        .env(var, cert)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "{hook} ({var}={}): {}\n{stdout}{}",
+        cert.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{hook}: {stdout}");
+    stdout
+}
+
+#[test]
+fn the_installed_acme_sh_and_lego_hooks_run_the_set_of_the_renewed_certificate_only() {
+    let lab = support::Lab::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let zone = lab.zone().trim_end_matches('.').to_string();
+    // acme.sh's layout for an ECDSA certificate, and lego's.
+    let acme_name = format!("mail.{zone}");
+    let acme_dir = dir.join(format!("acme.sh/{acme_name}_ecc"));
+    let (chain, key, acme_key) = certificate(&acme_name);
+    fs::create_dir_all(&acme_dir).unwrap();
+    fs::write(acme_dir.join("fullchain.cer"), chain).unwrap();
+    fs::write(acme_dir.join(format!("{acme_name}.key")), key).unwrap();
+    let lego_name = format!("mx2.{zone}");
+    let lego_certs = dir.join("lego/certificates");
+    let (chain, key, lego_key) = certificate(&lego_name);
+    fs::create_dir_all(&lego_certs).unwrap();
+    fs::write(lego_certs.join(format!("{lego_name}.crt")), chain).unwrap();
+    fs::write(lego_certs.join(format!("{lego_name}.key")), key).unwrap();
+
+    let config = support::write_roll_config(
+        &lab,
+        dir,
+        &format!(r#"{{ acme-sh = "{}" }}"#, acme_dir.display()),
+        &[],
+    );
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(&support::set_section(
+        "mx2",
+        &format!(
+            r#"{{ lego = {{ path = "{}", domain = "{lego_name}" }} }}"#,
+            dir.join("lego").display()
+        ),
+        &format!(r#"{{ dir = "{}/live-mx2" }}"#, dir.display()),
+        &[(lego_name.clone(), 25)],
+    ));
+    fs::write(&config, text).unwrap();
+    let installed = Installed::new(&dir.join("root"));
+    let served_at = |host: &str| {
+        support::three_one_one(&lab.query_server(&format!("_25._tcp.{host}."), "TLSA"))
+    };
+
+    // lego renewed mx2's certificate: only that set runs, and publishes its key at once.
+    let out = run_hook(
+        &installed,
+        "lego-renew-hook",
+        &config,
+        "LEGO_CERT_PATH",
+        &lego_certs.join(format!("{lego_name}.crt")),
+    );
+    assert!(
+        out.contains("tlsa: mx2: ") && !out.contains("tlsa: mail: "),
+        "{out}"
+    );
+    assert!(served_at(&lego_name).contains(&lego_key));
+    assert!(served_at(&acme_name).is_empty(), "the other set untouched");
+
+    // acme.sh renewed mail's: only that set runs.
+    let out = run_hook(
+        &installed,
+        "acme.sh-reloadcmd",
+        &config,
+        "CERT_FULLCHAIN_PATH",
+        &acme_dir.join("fullchain.cer"),
+    );
+    assert!(
+        out.contains("tlsa: mail: ") && !out.contains("tlsa: mx2: "),
+        "{out}"
+    );
+    assert!(served_at(&acme_name).contains(&acme_key));
+
+    // A certificate no set reads: nothing to do, and no failure for the ACME client.
+    let out = run_hook(
+        &installed,
+        "lego-renew-hook",
+        &config,
+        "LEGO_CERT_PATH",
+        &lego_certs.join("other.example.crt"),
+    );
+    assert!(
+        out.contains("no certificate set uses the certificate"),
+        "{out}"
+    );
+}
