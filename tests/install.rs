@@ -108,6 +108,37 @@ fn installs_every_piece_calling_the_binary_by_absolute_path_and_uninstalls_exact
 }
 
 #[test]
+fn a_staged_install_names_the_final_paths_and_uninstalls_from_the_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stage = tmp.path().join("stage");
+    let installed = Installed::staged(&stage);
+    assert!(installed.binary().starts_with(&stage) && installed.binary().is_file());
+    let hook = fs::read_to_string(installed.hook("certbot-deploy-hook")).unwrap();
+    assert!(
+        hook.contains("\nexec /usr/local/sbin/tlsa hook certbot\n"),
+        "{hook}"
+    );
+    let unit = fs::read_to_string(installed.units_dir().join("tlsa.service")).unwrap();
+    assert!(
+        unit.contains("\nExecStart=/usr/local/sbin/tlsa run --offline-if-idle\n"),
+        "{unit}"
+    );
+    let manifest = fs::read_to_string(installed.path("lib/tlsa/install-manifest")).unwrap();
+    assert!(
+        manifest
+            .lines()
+            .all(|l| !l.contains(stage.to_str().unwrap())),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("file /usr/local/sbin/tlsa\n"),
+        "{manifest}"
+    );
+    installed.uninstall();
+    assert!(tree(&stage).is_empty(), "{:?}", tree(&stage));
+}
+
+#[test]
 fn the_installed_units_pass_systemd_analyze_verify() {
     let analyze = tool_with_hint("systemd-analyze", SYSTEMD_HINT);
     tool_with_hint("man", SYSTEMD_HINT);

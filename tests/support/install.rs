@@ -1,6 +1,7 @@
 //! tlsa installed as an operator installs it: `scripts/install --prefix ROOT/usr/local` with
 //! the binary under test, into a fresh directory, so that the hooks and units hold absolute
-//! paths that exist on this machine (a DESTDIR-staged install would point at /usr/local).
+//! paths that exist on this machine — or staged as a packager does (`DESTDIR=ROOT`, prefix
+//! /usr/local), whose hooks and units name the final paths.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,43 +12,60 @@ pub const HASH_SLINGER_TLSA: &str = "/usr/bin/tlsa";
 const HASH_SLINGER_HINT: &str = "install hash-slinger with `scripts/install-test-deps` \
      (apt-get install -y --no-install-recommends hash-slinger)";
 
-/// One installation under `ROOT/usr/local`.
+/// One installation. Paths returned are where the files are on disk; for a staged one,
+/// [`Installed::prefix`] is the final prefix the files name.
 pub struct Installed {
-    root: PathBuf,
+    prefix: PathBuf,
+    destdir: Option<PathBuf>,
 }
 
 impl Installed {
     /// Runs `scripts/install --prefix ROOT/usr/local --binary <tlsa under test>`; panics with
     /// its output unless it succeeds.
     pub fn new(root: &Path) -> Self {
-        let installed = Installed {
-            root: root.to_path_buf(),
-        };
-        let binary = super::tools::tlsa_binary();
-        installed.script(&["--binary", binary]);
+        Self::install(root.join("usr/local"), None)
+    }
+
+    /// `DESTDIR=ROOT scripts/install --prefix /usr/local --binary <tlsa under test>`.
+    pub fn staged(root: &Path) -> Self {
+        Self::install(PathBuf::from("/usr/local"), Some(root.to_path_buf()))
+    }
+
+    fn install(prefix: PathBuf, destdir: Option<PathBuf>) -> Self {
+        let installed = Installed { prefix, destdir };
+        installed.script(&["--binary", super::tools::tlsa_binary()]);
         installed
     }
 
-    /// The installation prefix, `ROOT/usr/local`.
+    /// The prefix the installed files name (`ROOT/usr/local`, or `/usr/local` when staged).
     pub fn prefix(&self) -> PathBuf {
-        self.root.join("usr/local")
+        self.prefix.clone()
+    }
+
+    /// Where `PREFIX/relative` is on disk.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        let path = self.prefix.join(relative);
+        match &self.destdir {
+            Some(root) => root.join(path.strip_prefix("/").unwrap()),
+            None => path,
+        }
     }
 
     pub fn binary(&self) -> PathBuf {
-        self.prefix().join("sbin/tlsa")
+        self.path("sbin/tlsa")
     }
 
     /// An installed hook: `PREFIX/lib/tlsa/hooks/NAME`.
     pub fn hook(&self, name: &str) -> PathBuf {
-        self.prefix().join("lib/tlsa/hooks").join(name)
+        self.path("lib/tlsa/hooks").join(name)
     }
 
     pub fn units_dir(&self) -> PathBuf {
-        self.prefix().join("lib/systemd/system")
+        self.path("lib/systemd/system")
     }
 
     pub fn man_dir(&self) -> PathBuf {
-        self.prefix().join("share/man")
+        self.path("share/man")
     }
 
     /// `scripts/install --uninstall` for this prefix.
@@ -57,10 +75,13 @@ impl Installed {
 
     fn script(&self, args: &[&str]) -> Output {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install");
-        let out = Command::new(&script)
-            .arg("--prefix")
-            .arg(self.prefix())
-            .args(args)
+        let mut cmd = Command::new(&script);
+        cmd.arg("--prefix").arg(&self.prefix).args(args);
+        match &self.destdir {
+            Some(root) => cmd.env("DESTDIR", root),
+            None => cmd.env_remove("DESTDIR"),
+        };
+        let out = cmd
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
         assert!(
