@@ -4,7 +4,7 @@
 //!
 //! Entry point: [`Acme`]. Facts about both programs here: `shared/LAB.md` (ACME section).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -24,7 +24,10 @@ use super::wait::try_poll_every;
 const INSTALL_HINT: &str = "install pebble and certbot with `scripts/install-test-deps` \
      (apt-get install -y --no-install-recommends pebble certbot openssl)";
 
-/// How long one certbot run may take (~3.5 s to issue, ~1.5 s to renew on an idle machine).
+const LEGO_HINT: &str = "install lego with `scripts/install-test-deps` \
+     (apt-get install -y --no-install-recommends lego)";
+
+/// How long one certbot (or lego) run may take (~3.5 s to issue, ~1.5 s to renew on an idle machine).
 const CERTBOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// certbot runs tried when its standalone http-01 port turns out to be taken.
@@ -251,6 +254,58 @@ impl Acme {
     pub fn certbot(&self, args: &[&OsStr]) -> CertbotRun {
         let config_dir = self.certbot_config_dir();
         let base = self.dir.path().join("certbot");
+        self.client("certbot", "Could not bind", &|port| {
+            let mut all: Vec<OsString> = vec!["--non-interactive".into(), "--server".into()];
+            all.push(self.directory_url().into());
+            all.extend(["--config-dir".into(), config_dir.clone().into_os_string()]);
+            all.extend(["--work-dir".into(), base.join("work").into_os_string()]);
+            all.extend(["--logs-dir".into(), base.join("logs").into_os_string()]);
+            all.extend(args.iter().map(|a| a.to_os_string()));
+            all.extend(["--http-01-address", "127.0.0.1", "--http-01-port"].map(OsString::from));
+            all.push(port.to_string().into());
+            all
+        })
+    }
+
+    /// Runs lego against pebble with its account and certificates in `path` (`--path`):
+    /// `lego --server … --path PATH --email … --accept-tos --domains DOMAIN --key-type ec256
+    /// --http --http.port 127.0.0.1:P ARGS` (ARGS: the command, `run` or `renew …`).
+    pub fn lego(&self, path: &Path, domain: &str, args: &[&OsStr]) -> CertbotRun {
+        tools::tool_with_hint("lego", LEGO_HINT);
+        self.client("lego", "address already in use", &|port| {
+            let mut all: Vec<OsString> = vec!["--server".into(), self.directory_url().into()];
+            all.extend(["--path".into(), path.as_os_str().to_os_string()]);
+            all.extend(
+                [
+                    "--email",
+                    "tlsa-test@example.org",
+                    "--accept-tos",
+                    "--domains",
+                    domain,
+                    "--key-type",
+                    "ec256",
+                    "--http",
+                    "--http.port",
+                ]
+                .map(OsString::from),
+            );
+            all.push(format!("127.0.0.1:{port}").into());
+            all.extend(args.iter().map(|a| a.to_os_string()));
+            all
+        })
+    }
+
+    /// Runs the ACME client `program` with `args(http-01 port)`, trusting pebble's API CA and
+    /// with [`Self::set_env`]'s variables; bounded in time, and run again on another free
+    /// port when its output says `port_taken` (with pebble's VA always valid, nothing
+    /// connects to that port, so which one does not matter).
+    fn client(
+        &self,
+        program: &str,
+        port_taken: &str,
+        args: &dyn Fn(u16) -> Vec<OsString>,
+    ) -> CertbotRun {
+        let base = self.dir.path().join(program);
         let mut port = self.http01_port;
         for attempt in 1..=CERTBOT_ATTEMPTS {
             let n = self.runs.fetch_add(1, Ordering::Relaxed);
@@ -258,37 +313,29 @@ impl Acme {
                 base.join(format!("run-{n}.out")),
                 base.join(format!("run-{n}.err")),
             );
-            fs::create_dir_all(&base).expect("create the certbot directory");
-            let mut cmd = tools::command("certbot");
-            cmd.arg("--non-interactive")
-                .arg("--server")
-                .arg(self.directory_url())
-                .arg("--config-dir")
-                .arg(&config_dir)
-                .arg("--work-dir")
-                .arg(base.join("work"))
-                .arg("--logs-dir")
-                .arg(base.join("logs"))
-                .args(args)
-                .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
-                .arg(port.to_string())
+            fs::create_dir_all(&base).expect("create the client's directory");
+            let args = args(port);
+            let mut cmd = tools::command(program);
+            cmd.args(&args)
+                // certbot (Python requests) and lego read the CA from these.
                 .env("REQUESTS_CA_BUNDLE", &self.ca_file)
+                .env("LEGO_CA_CERTIFICATES", &self.ca_file)
                 .envs(self.env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
-                .stdout(fs::File::create(&out_path).expect("certbot stdout file"))
-                .stderr(fs::File::create(&err_path).expect("certbot stderr file"));
+                .stdout(fs::File::create(&out_path).expect("client stdout file"))
+                .stderr(fs::File::create(&err_path).expect("client stderr file"));
             let started = Instant::now();
             let mut child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
             let status = try_poll_every(Duration::from_millis(20), CERTBOT_TIMEOUT, || {
-                child.try_wait().expect("wait for certbot")
+                child.try_wait().expect("wait for the ACME client")
             });
             let Some(status) = status else {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "certbot {args:?} did not finish within {CERTBOT_TIMEOUT:?}:\n{}",
+                    "{program} {args:?} did not finish within {CERTBOT_TIMEOUT:?}:\n{}",
                     fs::read_to_string(&err_path).unwrap_or_default()
                 );
             };
@@ -299,13 +346,13 @@ impl Acme {
                 elapsed: started.elapsed(),
             };
             eprintln!(
-                "certbot {args:?}: {} in {} ms\n{}",
+                "{program} {args:?}: {} in {} ms\n{}",
                 run.status,
                 run.elapsed.as_millis(),
                 run.stderr.trim_end()
             );
-            let port_taken = format!("{}{}", run.stdout, run.stderr).contains("Could not bind");
-            if run.status.success() || !port_taken || attempt == CERTBOT_ATTEMPTS {
+            let taken = format!("{}{}", run.stdout, run.stderr).contains(port_taken);
+            if run.status.success() || !taken || attempt == CERTBOT_ATTEMPTS {
                 return run;
             }
             port = launch::free_port();
