@@ -3,7 +3,7 @@
 //! The hook runs the sets whose source is the renewed certificate once, without
 //! waiting for TTLs: a renewal with the same key deploys at once, a new key
 //! is published at once and deployed by a later `tlsa run` (timer) when it
-//! is safe. It never blocks certbot for longer than one propagation check.
+//! is safe. It never blocks the ACME client for longer than one propagation check.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -36,7 +36,7 @@ pub enum Command {
     Run(run::RunArgs),
     /// Start a planned roll to the pre-published next key.
     Rollover(run::RolloverArgs),
-    /// Run as an ACME client's renewal hook: certbot, acme.sh, lego (see hooks/).
+    /// Run as an ACME client's renewal hook: certbot, acme.sh or lego.
     Hook(hook::HookArgs),
     /// Print a certificate request (PKCS#10) for a set's next key.
     Csr(hook::CsrArgs),
