@@ -79,7 +79,10 @@ fn write_page(cmd: clap::Command, dir: &Path, top: bool) -> std::io::Result<()> 
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         write_page(sub.clone(), dir, false)?;
     }
-    let man = clap_mangen::Man::new(cmd).section(MAN_SECTION);
+    // Every page's footer names the package and version (a subcommand alone has none).
+    let man = clap_mangen::Man::new(cmd)
+        .section(MAN_SECTION)
+        .source(concat!("tlsa ", env!("CARGO_PKG_VERSION")));
     let mut page = Vec::new();
     man.render(&mut page)?;
     if top {
