@@ -92,7 +92,9 @@ fn write_page(cmd: clap::Command, dir: &Path, top: bool) -> std::io::Result<()> 
 }
 
 /// What the top page says beyond the options: the files, the environment and the other
-/// `tlsa`, which the command line definition does not know.
+/// `tlsa`, which the command line definition does not know. Paths are the Debian package's;
+/// scripts/install rewrites `/usr/sbin/tlsa` and `/usr/lib/tlsa/` to its prefix, here as in
+/// the hooks and units.
 const TOP_PAGE_EXTRA: &str = r#".SH FILES
 .TP
 \fI/etc/tlsa/tlsa.toml\fR
@@ -105,7 +107,7 @@ The usual \fBstate_dir\fR: timestamps, intent and next keys (no secrets).
 \fI/etc/tlsa/live\fR
 The usual deploy directories; the systemd units may write there.
 .TP
-\fI/usr/lib/tlsa/hooks\fR (\fI/usr/local/lib/tlsa/hooks\fR from scripts/install)
+\fI/usr/lib/tlsa/hooks\fR
 Hooks for certbot (\fBcertbot\-deploy\-hook\fR), acme.sh (\fBacme.sh\-reloadcmd\fR) and lego
 (\fBlego\-renew\-hook\fR); each calls this binary by the absolute path it was installed at.
 .TP
@@ -121,9 +123,9 @@ Set by systemd; when standard error is that stream, each diagnostic line starts 
 syslog priority (\fB<3>\fR errors, \fB<4>\fR warnings and alarms, \fB<6>\fR progress).
 .SH NOTES
 Debian's hash\-slinger package installs another program called \fBtlsa\fR as
-\fI/usr/bin/tlsa\fR, documented in \fBtlsa\fR(1). This one is installed in \fIsbin\fR
-(\fI/usr/sbin/tlsa\fR, or \fI/usr/local/sbin/tlsa\fR), which comes first in root's PATH; its
-hooks and units never look it up through PATH.
+\fI/usr/bin/tlsa\fR, documented in \fBtlsa\fR(1). This one is \fI/usr/sbin/tlsa\fR, in an sbin
+directory, which comes first in root's PATH; its hooks and units never look it up through
+PATH.
 "#;
 
 #[cfg(test)]
