@@ -33,6 +33,16 @@ pub struct Config {
     /// the time; the bound keeps the load on the primary and resolver sane).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Seconds one propagation wait may take before the run gives up (the
+    /// next run goes on from there).
+    #[serde(default = "default_propagation_timeout")]
+    pub propagation_timeout: u64,
+}
+
+pub const DEFAULT_PROPAGATION_TIMEOUT_SECS: u64 = 120;
+
+fn default_propagation_timeout() -> u64 {
+    DEFAULT_PROPAGATION_TIMEOUT_SECS
 }
 
 fn default_state_dir() -> PathBuf {
@@ -200,6 +210,11 @@ pub struct CertSet {
     /// `deployed-files` (only the deploy target; for hosts tlsa cannot reach).
     #[serde(default)]
     pub verify: VerifyMode,
+    /// What to do when a server presents a key tlsa did not expect and no
+    /// record matches it: publish its records at once (and alarm), or only
+    /// alarm (a key tlsa did not put there may be a mistake or an attack).
+    #[serde(default)]
+    pub on_unmatched_key: UnmatchedKey,
     /// Steps performed only with `tlsa run --confirm` (all automatic by default).
     #[serde(default)]
     pub manual: Vec<ManualStep>,
@@ -211,6 +226,14 @@ pub enum VerifyMode {
     #[default]
     Live,
     DeployedFiles,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmatchedKey {
+    #[default]
+    Publish,
+    Alarm,
 }
 
 /// Steps an operator may want to confirm by hand.
@@ -373,6 +396,12 @@ impl Config {
         if self.concurrency == 0 {
             return Err(
                 "concurrency = 0: expected the number of sets one run works on at once, 1 or more"
+                    .into(),
+            );
+        }
+        if self.propagation_timeout == 0 {
+            return Err(
+                "propagation_timeout = 0: expected the seconds one propagation wait may take, 1 or more (default 120)"
                     .into(),
             );
         }

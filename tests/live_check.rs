@@ -829,15 +829,16 @@ fn exit_codes_and_json_for_each_state() {
     drop(bogus);
 }
 
-/// The roll engine's question, asked through the library: does every address of the
-/// endpoint present a key matched by this RRset?
+/// The roll engine's observation, through the library: the key every address of the
+/// endpoint presents (its validated A/AAAA addresses), and why none for an address where
+/// nothing listens.
 #[test]
-fn verify_rrset_for_the_roll_engine() {
+fn presented_keys_for_the_roll_engine() {
     use tlsa::dns::dnssec::Anchors;
-    use tlsa::live::check::{CheckOptions, verify_rrset};
+    use tlsa::live::capture::ConnectOptions;
+    use tlsa::live::check::presented_keys;
     use tlsa::live::endpoint::{Endpoint, Protocol};
     use tlsa::live::resolve::{Trust, ValidatingDns};
-    use tlsa::tlsa::TlsaRecord;
 
     let lab = Lab::start();
     let id = TlsIdentity::self_signed(&["mail.example.test"], 90);
@@ -845,8 +846,7 @@ fn verify_rrset_for_the_roll_engine() {
     let host = publish_host(&lab, postfix.addresses());
     wait_validated(&lab, &host, "AAAA");
     let endpoint = Endpoint::new(&host, postfix.port(), Some(Protocol::Smtp)).unwrap();
-    let good: TlsaRecord = format!("3 1 1 {}", id.spki_sha256()).parse().unwrap();
-    let other: TlsaRecord = format!("3 1 1 {OTHER_HASH}").parse().unwrap();
+    let nobody = support::closed_port();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -856,21 +856,21 @@ fn verify_rrset_for_the_roll_engine() {
                 .await
                 .unwrap(),
         );
-        let options = CheckOptions::default();
-        let both = [other.clone(), good.clone()];
-        let endpoints = [(endpoint.clone(), None)];
-        let check = verify_rrset(&endpoints, &both, dns.clone(), &options).await;
-        assert!(check.verified(), "{:?}", check.problems());
-        assert_eq!(check.endpoints[0].addresses.len(), 3);
+        let connect = ConnectOptions::default();
+        let found = presented_keys(&[(endpoint.clone(), None)], dns.clone(), &connect).await;
+        assert_eq!(found.len(), 3, "every validated address: {found:?}");
+        for at in &found {
+            let spki = at.spki.as_ref().expect("a key");
+            assert_eq!(
+                tlsa::roll::plan::KeyMaterial::from_spki(spki).id,
+                id.spki_sha256()
+            );
+        }
 
-        let check = verify_rrset(&endpoints, &[other], dns, &options).await;
-        assert!(!check.verified());
-        let problems = check.problems();
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(
-            problems.iter().all(|p| p.contains(&good.to_string())),
-            "each names the presented key: {problems:?}"
-        );
+        let found = presented_keys(&[(endpoint, Some(vec![nobody]))], dns, &connect).await;
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].address, Some(nobody));
+        assert!(found[0].spki.is_err(), "{found:?}");
     });
 }
 

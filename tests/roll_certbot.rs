@@ -290,8 +290,10 @@ fn a_renewal_with_the_same_key_is_deployed_at_once_without_dns_change() {
     let (hook_log, hook_stderr) = (scene.hook.log(), scene.hook.stderr());
     eprintln!("deploy hook:\n{hook_log}{hook_stderr}");
     assert_eq!(scene.hook.exits(), [0], "{hook_log}");
+    // Deployed, then verified like every deploy (the first one and same-key renewals too).
     assert!(
-        hook_log.contains("tlsa: mail: 1 step(s) done"),
+        hook_log.contains("tlsa: mail: 2 step(s) done")
+            && hook_log.contains("done: verify that every address presents key"),
         "{hook_log}"
     );
     let (lineage_key, lineage_fingerprint) = scene.lineage_cert();
@@ -308,12 +310,13 @@ fn a_renewal_with_the_same_key_is_deployed_at_once_without_dns_change() {
     assert_eq!(scene.reloads(), 2, "the server was reloaded");
     assert_eq!(served_rrset(&scene.lab), rrset, "no DNS change");
     let timeline = &scene.state().sets["mail"].timeline;
+    let last_two: Vec<&str> = timeline[timeline.len() - 2..]
+        .iter()
+        .map(|e| e.what.as_str())
+        .collect();
     assert!(
-        timeline
-            .last()
-            .unwrap()
-            .what
-            .starts_with("deploy the renewed certificate (same key"),
+        last_two[0].starts_with("deploy the renewed certificate (same key")
+            && last_two[1].starts_with("verify that every address presents key"),
         "{timeline:?}"
     );
 
@@ -407,11 +410,13 @@ fn a_surprise_new_key_is_published_at_once_and_deployed_only_once_safe() {
         "certbot made a key nobody prepared"
     );
     assert_eq!(scene.hook.exits(), [0], "{hook_log}");
+    // certbot's default: handled safely by the gated deploy, so a notice, never an alarm.
     assert!(
-        hook_stderr.contains("tlsa: ALARM: set mail: the ACME client produced a new key")
+        hook_stderr.contains("tlsa: set mail: notice: the ACME client brought a new key")
             && hook_stderr.contains("not pre-published"),
-        "an alarm on stderr about the unprepared key: {hook_stderr}"
+        "a notice on stderr about the unprepared key: {hook_stderr}"
     );
+    assert!(!hook_stderr.contains("ALARM"), "no alarm: {hook_stderr}");
     // Published at once (and propagated: the hook waited for that), not deployed.
     assert_eq!(served(&scene.lab), keys(&[&old, &new, &next]));
     assert_eq!(
@@ -427,6 +432,10 @@ fn a_surprise_new_key_is_published_at_once_and_deployed_only_once_safe() {
     let run = tlsa(&scene.config, &["run", "--wait"]);
     let run_took = run_started.elapsed();
     assert!(run.status.success());
+    assert!(
+        !String::from_utf8_lossy(&run.stderr).contains("ALARM"),
+        "no alarm in the timer's run either"
+    );
     assert_eq!(deployed_key(scene.dir()), new);
     let deployed_at = mtime(&scene.dir().join("live/fullchain.pem"));
     assert!(

@@ -73,8 +73,32 @@ fn plan_and_status_describe_the_set_without_changing_it() {
 
     let plan = tlsa(&config, &["plan"]);
     assert!(plan.status.success());
-    assert!(String::from_utf8_lossy(&plan.stdout).contains("mail: next step:"));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("mail: next step: generate a new next key"),
+        "{text}"
+    );
+    // The whole first publication is shown, with an example key.
+    assert!(
+        text.contains("mail: then (with an example next key") && text.contains("    + 3 1 1 "),
+        "{text}"
+    );
+    assert!(text.contains("update add _25._tcp.mail."), "{text}");
     assert!(served(&lab).is_empty(), "plan changed nothing");
+    assert!(!dir.path().join("state/keys").exists(), "plan wrote no key");
+    let plan = tlsa(&config, &["plan", "--json", "--set", "mail"]);
+    let json: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(json[0]["step"], "generate a new next key");
+    assert_eq!(
+        json[0]["then"]["changes"][0]["after"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{json}"
+    );
+    let unknown = tlsa(&config, &["plan", "--set", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
 
     assert!(tlsa(&config, &["run", "--wait"]).status.success());
     let status = tlsa(&config, &["status", "--json"]);
@@ -263,6 +287,21 @@ fn a_failing_set_is_reported_and_the_other_sets_still_run() {
     // The healthy set did its whole first run regardless.
     assert_eq!(served(&lab).len(), 2, "live and next of set mail");
     assert!(served(&lab).contains(&deployed_key(dir.path())));
+    // Status tells the whole story: the failed run and its error, the other set's run.
+    let status = tlsa(&config, &["status", "--set", "broken"]);
+    assert!(status.status.success());
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("last run") && text.contains("failed") && text.contains("broken.pem"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("set mail"),
+        "--set shows that set only: {text}"
+    );
+    let status = tlsa(&config, &["status", "--json", "--set", "mail"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json[0]["last_run"]["outcome"], "done", "{json}");
 }
 
 #[test]

@@ -1,70 +1,21 @@
 //! The safety invariant, observed from outside during a real planned roll:
-//! a probe samples every ~150 ms the TLSA RRset as a sender's caching
-//! resolver (its own unbound) returns it, and the key a real Postfix presents
-//! over STARTTLS, and counts the instants where the presented key is missing
-//! from the cached RRset. The roll verifies live against Postfix before it
-//! retires anything.
+//! the shared [`SafetyProbe`] samples every 100 ms the TLSA RRset as a
+//! sender's caching resolver (its own unbound) returns it, and the key a real
+//! Postfix presents over STARTTLS, and counts the instants where the
+//! presented key is missing from the cached RRset. The roll observes Postfix
+//! itself on every run and verifies live before it retires anything.
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::{
-    Lab, Postfix, PostfixOptions, TlsIdentity, self_signed_source, tlsa, write_roll_config,
+    InService, Lab, Postfix, PostfixOptions, SafetyProbe, TlsIdentity, presented_key,
+    self_signed_source, tlsa, write_roll_config,
 };
-use tlsa::live::capture::{ConnectOptions, capture};
 use tlsa::live::endpoint::Endpoint;
 use tlsa::roll::plan::KeyMaterial;
-
-struct Sample {
-    at: Duration,
-    presented: Option<String>,
-    cached: BTreeSet<String>,
-}
-
-/// Samples until `stop`; returns every sample.
-fn probe(
-    witness: std::net::SocketAddr,
-    owner: String,
-    endpoint: Endpoint,
-    smtp: std::net::SocketAddr,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<Vec<Sample>> {
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let start = Instant::now();
-        let mut samples = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            let reply = support::DigReply::parse(&support::dig(
-                witness,
-                &["+dnssec", "+nosplit", &owner, "TLSA"],
-            ));
-            let cached = support::three_one_one(&reply);
-            let presented = runtime
-                .block_on(capture(smtp, &endpoint, &ConnectOptions::default()))
-                .ok()
-                .and_then(|p| {
-                    p.chain
-                        .first()
-                        .map(|leaf| KeyMaterial::from_spki(leaf.spki()).id)
-                });
-            samples.push(Sample {
-                at: start.elapsed(),
-                presented,
-                cached,
-            });
-            std::thread::sleep(Duration::from_millis(150));
-        }
-        samples
-    })
-}
 
 #[test]
 fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
@@ -115,27 +66,29 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
             .spki,
     )
     .id;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     support::poll_until(
         "Postfix presents the deployed key",
         Duration::from_secs(20),
-        || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let presented = runtime
-                .block_on(capture(smtp, &endpoint, &ConnectOptions::default()))
-                .ok()?;
-            (KeyMaterial::from_spki(presented.chain[0].spki()).id == first_key).then_some(())
-        },
+        || (presented_key(&runtime, smtp, &endpoint).as_ref() == Some(&first_key)).then_some(()),
     );
 
     // Two rolls back to back, watched by the probe from start to end. The
     // second rolls to a next key published moments before (by the first
     // roll's retire step), so it has to wait for that key's t_safe.
-    let stop = Arc::new(AtomicBool::new(false));
     let probe_start = Instant::now();
-    let watcher = probe(witness.addr(), owner.clone(), endpoint, smtp, stop.clone());
+    let probe = SafetyProbe::watch(
+        InService::Presented {
+            addresses: vec![smtp],
+            endpoint: endpoint.clone(),
+        },
+        owner.clone(),
+        lab.server_addr(),
+        witness.addr(),
+    );
     std::thread::sleep(Duration::from_millis(600));
     assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
     let second_key_live = deployed(&deploy);
@@ -152,55 +105,52 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
         .as_secs_f64();
     assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
     std::thread::sleep(Duration::from_secs(3)); // caches of the final RRset expire
-    stop.store(true, Ordering::Relaxed);
-    let samples = watcher.join().unwrap();
+    let log = probe.stop();
 
     let final_key = deployed(&deploy);
     assert_eq!(final_key, third_key);
     assert_ne!(second_key_live, first_key);
-    let violations: Vec<String> = samples
+    let live_at = log
+        .deployed
         .iter()
-        .filter(|s| s.presented.as_ref().is_some_and(|k| !s.cached.contains(k)))
-        .map(|s| {
-            format!(
-                "{:?}: presented {:?} cached {:?}",
-                s.at, s.presented, s.cached
-            )
-        })
-        .collect();
-    let live_at = samples
-        .iter()
-        .find(|s| s.presented.as_ref() == Some(&final_key))
-        .map(|s| s.at)
+        .find(|(_, key)| *key == final_key)
+        .map(|(at, _)| *at)
         .expect("the probe saw the last key go live");
     // Figures for the closing note: how close the deploy came to t_safe.
     let wait_needed = safe_at.unix_ms() as f64 / 1000.0 - roll_start_unix;
     let took = (live_at - roll_start).as_secs_f64();
     eprintln!(
-        "probe: {} samples over {:.1} s; second roll: t_safe {:.2} s after its start, key presented {:.2} s after its start (ratio {:.2}); violations: {}",
-        samples.len(),
-        samples.last().unwrap().at.as_secs_f64(),
+        "probe: {} samples ({} skipped); second roll: t_safe {:.2} s after its start, key presented {:.2} s after its start (ratio {:.2}); violations: {}",
+        log.samples,
+        log.skipped,
         wait_needed,
         took,
         took / wait_needed.max(0.001),
-        violations.len()
+        log.violations.len()
     );
-    assert!(samples.len() >= 20, "the probe sampled both rolls");
-    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(log.samples >= 20, "the probe sampled both rolls");
+    assert!(log.violations.is_empty(), "{:#?}", log.violations);
     assert!(took + 0.2 >= wait_needed, "the key went live before t_safe");
-    let last = samples.last().unwrap();
-    assert!(
-        !last.cached.contains(&second_key_live),
-        "old record gone at the end: {:?}",
-        last.cached
-    );
-    assert!(last.cached.contains(&final_key));
+    let order: Vec<&str> = log.deployed.iter().map(|(_, k)| k.as_str()).collect();
     assert_eq!(
-        last.cached.len(),
-        2,
-        "live and a fresh next key: {:?}",
-        last.cached
+        order,
+        [
+            first_key.as_str(),
+            second_key_live.as_str(),
+            final_key.as_str()
+        ],
+        "the probe saw both switches"
     );
+    let cached = support::three_one_one(&support::DigReply::parse(&support::dig(
+        witness.addr(),
+        &["+dnssec", "+nosplit", &owner, "TLSA"],
+    )));
+    assert!(
+        !cached.contains(&second_key_live),
+        "old record gone at the end: {cached:?}"
+    );
+    assert!(cached.contains(&final_key));
+    assert_eq!(cached.len(), 2, "live and a fresh next key: {cached:?}");
 }
 
 fn deployed(deploy: &Path) -> String {

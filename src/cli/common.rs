@@ -33,22 +33,35 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Runtime(vec![format!("cannot start the async runtime: {e}")]))
 }
 
+/// Refuses `--set` names the config does not have.
+pub fn known_sets(config: &Config, names: &[String]) -> Result<(), Failure> {
+    match names
+        .iter()
+        .find(|n| !config.sets.iter().any(|s| s.name.get_ref() == *n))
+    {
+        Some(unknown) => Err(Failure::Input(vec![format!(
+            "no certificate set named {unknown:?} in the config"
+        )])),
+        None => Ok(()),
+    }
+}
+
 pub fn open_state(config: &Config) -> Result<StateStore, Failure> {
     StateStore::open(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))
 }
 
 pub async fn engine(config: Config) -> Result<Engine, Failure> {
-    // Sets that say `verify = "deployed-files"` are checked that way by the
-    // engine itself; the live verifier serves the others.
-    let verifier: Box<dyn crate::roll::verify::Verify> =
-        match crate::roll::verify::Live::new(&config).await {
+    // Sets that say `verify = "deployed-files"` are observed that way by the
+    // engine itself; the live observer serves the others.
+    let servers: Box<dyn crate::roll::presented::Servers> =
+        match crate::roll::presented::Live::new(&config).await {
             Ok(live) => Box::new(live),
             Err(e) => return Err(Failure::Runtime(vec![e.to_string()])),
         };
     Engine::new(
         config,
         Arc::new(SystemClock),
-        verifier,
+        servers,
         Box::new(|line: &str| super::journal::say(super::journal::Level::of_progress(line), line)),
     )
     .await

@@ -31,7 +31,7 @@ pub enum HookClient {
     /// certbot --deploy-hook: reads RENEWED_LINEAGE.
     Certbot {
         #[command(flatten)]
-        config: ConfigArgs,
+        common: HookCommon,
         /// The lineage directory certbot renewed.
         #[arg(long, env = "RENEWED_LINEAGE")]
         lineage: PathBuf,
@@ -39,7 +39,7 @@ pub enum HookClient {
     /// acme.sh --reloadcmd (or --renew-hook): reads CERT_FULLCHAIN_PATH.
     AcmeSh {
         #[command(flatten)]
-        config: ConfigArgs,
+        common: HookCommon,
         /// The `fullchain.cer` acme.sh renewed (in its certificate directory).
         #[arg(long, env = "CERT_FULLCHAIN_PATH")]
         fullchain: PathBuf,
@@ -47,11 +47,22 @@ pub enum HookClient {
     /// lego --renew-hook: reads LEGO_CERT_PATH.
     Lego {
         #[command(flatten)]
-        config: ConfigArgs,
+        common: HookCommon,
         /// The certificate lego renewed (`PATH/certificates/DOMAIN.crt`).
         #[arg(long, env = "LEGO_CERT_PATH")]
         cert: PathBuf,
     },
+}
+
+/// What every client's hook takes.
+#[derive(Debug, Args)]
+pub struct HookCommon {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Seconds the hook waits for propagation before leaving the rest to
+    /// the timer's `tlsa run` [default: 20].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    propagation_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -63,11 +74,15 @@ pub struct CsrArgs {
 }
 
 pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let (config, renewed, what) = match &args.client {
-        HookClient::Certbot { config, lineage } => (config, lineage, "the lineage"),
-        HookClient::AcmeSh { config, fullchain } => (config, fullchain, "the certificate"),
-        HookClient::Lego { config, cert } => (config, cert, "the certificate"),
+    let (common, renewed, what) = match &args.client {
+        HookClient::Certbot { common, lineage } => (common, lineage, "the lineage"),
+        HookClient::AcmeSh { common, fullchain } => (common, fullchain, "the certificate"),
+        HookClient::Lego { common, cert } => (common, cert, "the certificate"),
     };
+    let HookCommon {
+        config,
+        propagation_timeout,
+    } = common;
     let loaded = config.load()?;
     let wanted = canonical(renewed);
     let sets: Vec<String> = loaded
@@ -96,10 +111,12 @@ pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
         return Ok(());
     }
-    // Never hold certbot up for long: what cannot finish now, the timer does.
+    // Never hold the ACME client up for long: what cannot finish now, the timer does.
     let options = RunOptions {
         sets,
-        propagation_timeout: Some(HOOK_PROPAGATION_TIMEOUT),
+        propagation_timeout: Some(
+            propagation_timeout.map_or(HOOK_PROPAGATION_TIMEOUT, std::time::Duration::from_secs),
+        ),
         ..RunOptions::default()
     };
     let outcomes = super::run::execute(loaded, &options)?;

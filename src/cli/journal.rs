@@ -16,14 +16,18 @@ use std::io::Write;
 pub enum Level {
     Error = 3,
     Warning = 4,
+    Notice = 5,
     Info = 6,
 }
 
 impl Level {
-    /// A progress line's level: alarms and warnings stand out, the rest is information.
+    /// A progress line's level: alarms and warnings stand out, then the engine's notices
+    /// (`set NAME: notice: …`, e.g. a key nobody prepared); the rest is information.
     pub fn of_progress(line: &str) -> Level {
         if line.starts_with("ALARM:") || line.starts_with("warning:") {
             Level::Warning
+        } else if line.starts_with("set ") && line.contains(": notice: ") {
+            Level::Notice
         } else {
             Level::Info
         }
@@ -110,6 +114,10 @@ mod tests {
         assert_eq!(
             Level::of_progress("warning: zone example.com: sha1"),
             Level::Warning
+        );
+        assert_eq!(
+            Level::of_progress("set mail: notice: a new key nobody prepared"),
+            Level::Notice
         );
         assert_eq!(Level::of_progress("set mail: deployed"), Level::Info);
         let alarm = "ALARM: set mail: the live key has no record";

@@ -1,101 +1,223 @@
 //! `tlsa plan`: the step each set would take now, as an RRset diff per
-//! owner name and the equivalent nsupdate script. Changes nothing.
+//! owner name and the equivalent nsupdate script. Changes nothing. On a new
+//! set, whose first step is generating a next key, it also shows the first
+//! publication that follows, with an example key made in memory.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::Failure;
 use super::common::{self, ConfigArgs};
-use crate::roll::executor::{describe, unix};
-use crate::roll::state;
+use crate::dns::Edit;
+use crate::roll::executor::{Observed, Preview, unix};
+use crate::roll::plan::{Decision, Step};
+use crate::roll::state::{self, Timestamp};
 use crate::tlsa::TlsaRecord;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Only this certificate set (repeatable; all sets when absent).
+    #[arg(long = "set", value_name = "SET")]
+    pub sets: Vec<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One set's plan, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct SetPlan {
+    set: String,
+    /// The step due now, for people; `null` when nothing is due.
+    step: Option<String>,
+    alarms: Vec<String>,
+    notices: Vec<String>,
+    waiting: Option<String>,
+    wake_at: Option<Timestamp>,
+    changes: Vec<Change>,
+    nsupdate: Vec<String>,
+    /// After a next key is generated: the step that follows, shown with an
+    /// example key (`tlsa run` generates the real one).
+    then: Option<Box<SetPlan>>,
+}
+
+/// One owner's RRset before and after the step.
+#[derive(Debug, Serialize)]
+struct Change {
+    owner: String,
+    ttl_before: Option<u32>,
+    ttl: u32,
+    before: Vec<String>,
+    after: Vec<String>,
 }
 
 pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let config = args.config.load()?;
+    common::known_sets(&config, &args.sets)?;
     let state =
         state::load_dir(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
-    let ttls: Vec<(String, u32)> = config
-        .sets
-        .iter()
-        .map(|s| (s.name.get_ref().clone(), s.ttl))
-        .collect();
     let previews = common::runtime()?.block_on(async {
         let engine = common::engine(config).await?;
-        engine.preview(&state).await.map_err(common::engine_failure)
+        engine
+            .preview(&state, &args.sets)
+            .await
+            .map_err(common::engine_failure)
     })?;
-    let now = unix(std::time::SystemTime::now());
-    let written: std::io::Result<()> = (|| {
-        for (set, decision, current) in &previews {
-            let ttl = ttls
-                .iter()
-                .find(|(n, _)| n == set)
-                .map_or(3600, |(_, t)| *t);
-            for alarm in &decision.alarms {
-                writeln!(out, "{set}: ALARM: {alarm}")?;
-            }
-            let Some(step) = &decision.step else {
-                match (&decision.waiting, decision.wake_at) {
-                    (Some(why), Some(at)) => {
-                        writeln!(out, "{set}: nothing due; {why} ({})", common::when(at, now))?
-                    }
-                    _ => writeln!(out, "{set}: nothing due")?,
-                }
-                continue;
-            };
-            writeln!(out, "{set}: next step: {}", describe(step))?;
-            let Some(edits) = step.edits() else {
-                continue;
-            };
-            let mut script = Vec::new();
-            for edit in edits {
-                let owner = edit.owner.to_ascii();
-                let before = current.records.get(&owner).cloned().unwrap_or_default();
-                let after = edit.desired_from(&before);
-                let served_ttl = current.ttls.get(&owner).copied().flatten();
-                let ttl_change = served_ttl.filter(|t| *t != edit.ttl && !before.is_empty());
-                match ttl_change {
-                    Some(old) => writeln!(out, "  {owner} TLSA (TTL {old} -> {}):", edit.ttl)?,
-                    None => writeln!(out, "  {owner} TLSA:")?,
-                }
-                // A new TTL applies to the whole RRset: delete it and add it
-                // back whole, in the same message.
-                if ttl_change.is_some() {
-                    script.push(format!("update delete {owner} TLSA"));
-                }
-                for record in before.union(&after).collect::<BTreeSet<&TlsaRecord>>() {
-                    let mark = match (before.contains(record), after.contains(record)) {
-                        (true, false) => '-',
-                        (false, true) => '+',
-                        _ => ' ',
-                    };
-                    writeln!(out, "    {mark} {record}")?;
-                    match mark {
-                        '-' if ttl_change.is_none() => {
-                            script.push(format!("update delete {owner} TLSA {record}"))
-                        }
-                        '+' => script.push(format!("update add {owner} {ttl} TLSA {record}")),
-                        ' ' if ttl_change.is_some() => {
-                            script.push(format!("update add {owner} {ttl} TLSA {record}"))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            writeln!(out, "  as nsupdate input:")?;
-            for line in script {
-                writeln!(out, "    {line}")?;
-            }
-            writeln!(out, "    send")?;
-        }
-        Ok(())
-    })();
+    let plans: Vec<SetPlan> = previews.iter().map(set_plan).collect();
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut *out, &plans)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(out))
+    } else {
+        plans
+            .iter()
+            .try_for_each(|plan| print_text(plan, out, "next step: "))
+    };
     written.map_err(|e| Failure::Runtime(vec![format!("cannot write output: {e}")]))
+}
+
+fn set_plan(preview: &Preview) -> SetPlan {
+    let mut plan = plan_of(&preview.set, &preview.decision, &preview.observed);
+    plan.then = preview
+        .then
+        .as_ref()
+        .map(|then| Box::new(plan_of(&preview.set, then, &preview.observed)));
+    plan
+}
+
+fn plan_of(set: &str, decision: &Decision, observed: &Observed) -> SetPlan {
+    let edits = decision.step.as_ref().and_then(Step::edits).unwrap_or(&[]);
+    let changes = edits.iter().map(|edit| change(edit, observed)).collect();
+    SetPlan {
+        set: set.to_string(),
+        step: decision.step.as_ref().map(ToString::to_string),
+        alarms: decision.alarms.iter().map(ToString::to_string).collect(),
+        notices: decision.notices.clone(),
+        waiting: decision.waiting.clone(),
+        wake_at: decision.wake_at,
+        nsupdate: nsupdate(edits, observed),
+        changes,
+        then: None,
+    }
+}
+
+fn change(edit: &Edit, observed: &Observed) -> Change {
+    let owner = edit.owner.to_ascii();
+    let before = observed.records.get(&owner).cloned().unwrap_or_default();
+    let after = edit.desired_from(&before);
+    Change {
+        ttl_before: observed.ttls.get(&owner).copied().flatten(),
+        ttl: edit.ttl,
+        before: before.iter().map(ToString::to_string).collect(),
+        after: after.iter().map(ToString::to_string).collect(),
+        owner,
+    }
+}
+
+/// The change as nsupdate input. A new TTL applies to the whole RRset:
+/// it is deleted and added back whole, in the same message.
+fn nsupdate(edits: &[Edit], observed: &Observed) -> Vec<String> {
+    let mut script = Vec::new();
+    for edit in edits {
+        let owner = edit.owner.to_ascii();
+        let before = observed.records.get(&owner).cloned().unwrap_or_default();
+        let after = edit.desired_from(&before);
+        let ttl = edit.ttl;
+        let ttl_change = ttl_change(observed, &owner, &before, ttl).is_some();
+        if ttl_change {
+            script.push(format!("update delete {owner} TLSA"));
+        }
+        for record in before.union(&after).collect::<BTreeSet<&TlsaRecord>>() {
+            match (before.contains(record), after.contains(record)) {
+                (true, false) if !ttl_change => {
+                    script.push(format!("update delete {owner} TLSA {record}"))
+                }
+                (false, true) => script.push(format!("update add {owner} {ttl} TLSA {record}")),
+                (true, true) if ttl_change => {
+                    script.push(format!("update add {owner} {ttl} TLSA {record}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    if !script.is_empty() {
+        script.push("send".into());
+    }
+    script
+}
+
+/// The TTL served now, when the change replaces it.
+fn ttl_change(
+    observed: &Observed,
+    owner: &str,
+    before: &BTreeSet<TlsaRecord>,
+    ttl: u32,
+) -> Option<u32> {
+    let served = observed.ttls.get(owner).copied().flatten();
+    served.filter(|t| *t != ttl && !before.is_empty())
+}
+
+fn print_text(plan: &SetPlan, out: &mut dyn Write, lead: &str) -> std::io::Result<()> {
+    let set = &plan.set;
+    let now = unix(std::time::SystemTime::now());
+    for alarm in &plan.alarms {
+        writeln!(out, "{set}: ALARM: {alarm}")?;
+    }
+    for notice in &plan.notices {
+        writeln!(out, "{set}: notice: {notice}")?;
+    }
+    let Some(step) = &plan.step else {
+        match (&plan.waiting, plan.wake_at) {
+            (Some(why), Some(at)) => {
+                writeln!(out, "{set}: nothing due; {why} ({})", common::when(at, now))?
+            }
+            _ => writeln!(out, "{set}: nothing due")?,
+        }
+        return Ok(());
+    };
+    writeln!(out, "{set}: {lead}{step}")?;
+    for change in &plan.changes {
+        match change
+            .ttl_before
+            .filter(|t| *t != change.ttl && !change.before.is_empty())
+        {
+            Some(old) => writeln!(
+                out,
+                "  {} TLSA (TTL {old} -> {}):",
+                change.owner, change.ttl
+            )?,
+            None => writeln!(out, "  {} TLSA:", change.owner)?,
+        }
+        let all: BTreeSet<&String> = change.before.iter().chain(&change.after).collect();
+        for record in all {
+            let mark = match (
+                change.before.contains(record),
+                change.after.contains(record),
+            ) {
+                (true, false) => '-',
+                (false, true) => '+',
+                _ => ' ',
+            };
+            writeln!(out, "    {mark} {record}")?;
+        }
+    }
+    if !plan.nsupdate.is_empty() {
+        writeln!(out, "  as nsupdate input:")?;
+        for line in &plan.nsupdate {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    if let Some(then) = &plan.then {
+        print_text(
+            then,
+            out,
+            "then (with an example next key; `tlsa run` generates the real one): ",
+        )?;
+    }
+    Ok(())
 }

@@ -31,6 +31,24 @@ pub struct RunArgs {
     pub offline_if_idle: bool,
     #[command(flatten)]
     pub concurrency: ConcurrencyArg,
+    #[command(flatten)]
+    pub propagation: PropagationArg,
+}
+
+/// How long a propagation wait may take.
+#[derive(Debug, Args)]
+pub struct PropagationArg {
+    /// Seconds one propagation wait may take before the run gives up and
+    /// names each lagging server [default: the config's
+    /// `propagation_timeout`, 120].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub propagation_timeout: Option<u64>,
+}
+
+impl PropagationArg {
+    pub fn duration(&self) -> Option<std::time::Duration> {
+        self.propagation_timeout.map(std::time::Duration::from_secs)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +69,8 @@ pub struct RolloverArgs {
     pub wait: bool,
     #[command(flatten)]
     pub concurrency: ConcurrencyArg,
+    #[command(flatten)]
+    pub propagation: PropagationArg,
 }
 
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
@@ -60,6 +80,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
         wait: args.wait,
         confirm: args.confirm,
         concurrency: args.concurrency.concurrency.map(usize::from),
+        propagation_timeout: args.propagation.duration(),
         ..RunOptions::default()
     };
     let mut skipped = Vec::new();
@@ -106,6 +127,7 @@ pub fn rollover(args: &RolloverArgs, out: &mut dyn Write) -> Result<(), Failure>
             wait: args.wait,
             rollover: true,
             concurrency: args.concurrency.concurrency.map(usize::from),
+            propagation_timeout: args.propagation.duration(),
             ..RunOptions::default()
         },
     )?;
@@ -198,9 +220,10 @@ fn report(outcomes: &[SetOutcome], out: &mut dyn Write, prefix: &str) -> std::io
     let now = unix(std::time::SystemTime::now());
     for outcome in outcomes {
         let status = match (&outcome.failure, &outcome.waiting, outcome.wake_at) {
-            (Some(f), _, _) if f.kind == FailureKind::NotPropagated => {
-                "published; propagation not yet complete, the next run confirms it".to_string()
-            }
+            (Some(f), _, _) if f.kind == FailureKind::NotPropagated => format!(
+                "published; propagation not yet complete, the next run confirms it: {}",
+                f.message.replace('\n', &format!("\n{prefix}  "))
+            ),
             (Some(_), _, _) => "FAILED (see the error below)".to_string(),
             (None, Some(why), Some(at)) => {
                 format!("waiting: {why}; run again at {}", common::when(at, now))

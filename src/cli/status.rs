@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use super::Failure;
 use super::common::{self, ConfigArgs};
-use crate::config::CertSet;
+use crate::config::{CertSet, VerifyMode};
 use crate::roll::executor::unix;
 use crate::roll::files;
 use crate::roll::plan::short;
-use crate::roll::state::{self, Event, KeyState, SetState};
+use crate::roll::state::{self, Event, KeyState, LastRun, PresentedSeen, SetState};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -25,6 +25,9 @@ pub struct StatusArgs {
     /// Timeline events shown per set.
     #[arg(long, default_value_t = 8)]
     pub events: usize,
+    /// Only this certificate set (repeatable; all sets when absent).
+    #[arg(long = "set", value_name = "SET")]
+    pub sets: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -38,6 +41,17 @@ struct SetStatus {
     /// An emergency seen by the last run.
     alarm: Option<String>,
     alarm_until: Option<crate::roll::state::Timestamp>,
+    /// The last verify step failed: a deploy that did not take effect.
+    verify_failure: Option<String>,
+    /// `live`: the servers are observed every run; `deployed-files`: the
+    /// deploy target's key is taken as presented.
+    observed: &'static str,
+    /// What every address presented at the last observation.
+    presented: Option<PresentedSeen>,
+    /// How the last run ended, and when the next step is due.
+    last_run: Option<LastRun>,
+    /// Files that could not be read (a damaged certificate, …).
+    problems: Vec<String>,
     keys: Vec<KeyStatus>,
     timeline: Vec<Event>,
 }
@@ -54,8 +68,13 @@ pub fn run(args: &StatusArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let config = args.config.load()?;
     let state =
         state::load_dir(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
+    common::known_sets(&config, &args.sets)?;
     let mut report = Vec::new();
-    for set in &config.sets {
+    let selected = config
+        .sets
+        .iter()
+        .filter(|s| args.sets.is_empty() || args.sets.contains(s.name.get_ref()));
+    for set in selected {
         let empty = SetState::default();
         let set_state = state.sets.get(set.name.get_ref()).unwrap_or(&empty);
         report.push(status_of(set, set_state, &config.state_dir, args.events)?);
@@ -76,13 +95,19 @@ fn status_of(
     state_dir: &std::path::Path,
     events: usize,
 ) -> Result<SetStatus, Failure> {
-    let read = |path: &std::path::Path| {
-        files::cert_facts(path).map_err(|e| Failure::Runtime(vec![e.to_string()]))
+    // A damaged file is what status must show, not a reason to show nothing.
+    let mut problems = Vec::new();
+    let mut read = |path: Result<std::path::PathBuf, files::FileError>| match path
+        .and_then(|p| files::cert_facts(&p))
+    {
+        Ok(facts) => facts.map(|c| c.key.id),
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
     };
-    let live = read(&files::deploy_files(set).chain)?.map(|c| c.key.id);
-    let source_files = files::source_files(set, state_dir, set_state)
-        .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
-    let source = read(&source_files.chain)?.map(|c| c.key.id);
+    let live = read(Ok(files::deploy_files(set).chain));
+    let source = read(files::source_files(set, state_dir, set_state).map(|f| f.chain));
     let staged = source.filter(|s| Some(s) != live.as_ref());
     let next = set_state
         .next_key
@@ -116,6 +141,14 @@ fn status_of(
         next,
         alarm: set_state.alarm.clone(),
         alarm_until: set_state.alarm_until,
+        verify_failure: set_state.verify_failure.clone(),
+        observed: match set.verify {
+            VerifyMode::Live => "live",
+            VerifyMode::DeployedFiles => "deployed-files",
+        },
+        presented: set_state.presented.clone(),
+        last_run: set_state.last_run.clone(),
+        problems,
         keys,
         timeline: set_state.timeline[skip..].to_vec(),
     })
@@ -125,12 +158,12 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
     let now = unix(std::time::SystemTime::now());
     for set in report {
         writeln!(out, "set {}", set.set)?;
+        let (red, reset) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            ("\x1b[1;31m", "\x1b[0m")
+        } else {
+            ("", "")
+        };
         if let Some(alarm) = &set.alarm {
-            let (red, reset) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                ("\x1b[1;31m", "\x1b[0m")
-            } else {
-                ("", "")
-            };
             writeln!(out, "  {red}ALARM: {alarm}{reset}")?;
             if let Some(until) = set.alarm_until {
                 writeln!(
@@ -140,8 +173,57 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
                 )?;
             }
         }
+        if let Some(last) = &set.last_run {
+            let mut line = format!(
+                "  last run {}: {}",
+                common::when(last.at, now),
+                last.outcome
+            );
+            if last.steps > 0 {
+                line.push_str(&format!(", {} step(s)", last.steps));
+            }
+            if let Some(error) = &last.error {
+                let colour = if last.outcome == "waiting" { "" } else { red };
+                let reset = if colour.is_empty() { "" } else { reset };
+                line.push_str(&format!(": {colour}{error}{reset}"));
+            }
+            writeln!(out, "{line}")?;
+            if let Some(due) = last.next_due {
+                writeln!(out, "  next step due at {}", common::when(due, now))?;
+            }
+        } else {
+            writeln!(out, "  no run yet: `tlsa run` does what is due")?;
+        }
+        for problem in &set.problems {
+            writeln!(out, "  {red}problem: {problem}{reset}")?;
+        }
+        if let Some(failure) = &set.verify_failure {
+            writeln!(out, "  {red}{failure}{reset}")?;
+        }
         if set.live.is_none() {
             writeln!(out, "  nothing deployed yet")?;
+        }
+        match (&set.presented, set.observed) {
+            (_, "deployed-files") => writeln!(
+                out,
+                "  presented: not observed (verify = \"deployed-files\": the deploy target's key counts as presented)"
+            )?,
+            (None, _) => writeln!(out, "  presented: not observed yet")?,
+            (Some(seen), _) => {
+                writeln!(
+                    out,
+                    "  presented, as observed at {}:",
+                    common::when(seen.at, now)
+                )?;
+                for address in &seen.addresses {
+                    let what = match (&address.key, &address.error) {
+                        (Some(key), _) => format!("key {}", short(key)),
+                        (None, Some(why)) => format!("nothing seen: {why}"),
+                        (None, None) => "nothing seen".to_string(),
+                    };
+                    writeln!(out, "    {}  {what}", address.address)?;
+                }
+            }
         }
         for key in &set.keys {
             let mut facts = Vec::new();

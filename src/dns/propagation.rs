@@ -7,7 +7,7 @@
 //! owner, and reports per address the serial, the RRsets with their TTL
 //! facts, or what went wrong. [`wait_until_propagated`] polls until every
 //! address serves exactly the expected RRsets — the `t_propagated` of
-//! DESIGN.md §2 — or fails naming each server that lags and what it serves.
+//! docs/design.md §1 — or fails naming each server that lags and what it serves.
 //!
 //! The NS set is read once per [`ZoneServers`]: a wait does not follow NS
 //! changes made while it runs.
@@ -841,17 +841,48 @@ pub async fn wait_until_propagated(
     expected: &Expected,
     deadline: SystemTime,
 ) -> Result<Propagated, NotPropagated> {
-    wait_with_backoff(observer, clock, expected, deadline, Backoff::default()).await
+    wait_with_backoff(
+        observer,
+        clock,
+        expected,
+        deadline,
+        Backoff::default(),
+        &|_| {},
+    )
+    .await
 }
 
-/// [`wait_until_propagated`] with an explicit schedule.
+/// [`wait_until_propagated`] that tells `on_lags` which addresses lag, and
+/// why, when it starts waiting and each time that changes: an operator
+/// watching a wait sees which server it waits on.
+pub async fn wait_reporting(
+    observer: &dyn Observe,
+    clock: &dyn Clock,
+    expected: &Expected,
+    deadline: SystemTime,
+    on_lags: &(dyn Fn(&[Lag]) + Send + Sync),
+) -> Result<Propagated, NotPropagated> {
+    wait_with_backoff(
+        observer,
+        clock,
+        expected,
+        deadline,
+        Backoff::default(),
+        on_lags,
+    )
+    .await
+}
+
+/// [`wait_reporting`] with an explicit schedule.
 pub async fn wait_with_backoff(
     observer: &dyn Observe,
     clock: &dyn Clock,
     expected: &Expected,
     deadline: SystemTime,
     backoff: Backoff,
+    on_lags: &(dyn Fn(&[Lag]) + Send + Sync),
 ) -> Result<Propagated, NotPropagated> {
+    let mut reported: Vec<Lag> = Vec::new();
     let owners = expected.owners();
     let started = clock.now();
     let mut pause = backoff.first;
@@ -872,6 +903,10 @@ pub async fn wait_with_backoff(
                 observation,
                 rounds,
             });
+        }
+        if lags != reported {
+            on_lags(&lags);
+            reported.clone_from(&lags);
         }
         let remaining = deadline.duration_since(now).unwrap_or(Duration::ZERO);
         if remaining.is_zero() {

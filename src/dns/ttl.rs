@@ -1,5 +1,5 @@
 //! How long caches may hold a TLSA RRset (or its absence), and from that the
-//! earliest instant a new key may go live: `t_safe` (DESIGN.md §2).
+//! earliest instant a new key may go live: `t_safe` (docs/design.md §1).
 //!
 //! The facts come from the direct queries [`propagation`](super::propagation)
 //! makes to every authoritative address (nothing is queried twice); the
@@ -217,7 +217,7 @@ pub const RESOLVER_CLOCK_GRANULARITY: Duration = Duration::from_secs(1);
 /// The earliest instant a key matched only by the new RRset may go live:
 /// `t_propagated + max(TTL_old, TTL_new, RRSIG original TTL, negative TTL if
 /// the RRset did not exist before) + resolver clock granularity + margin`
-/// (DESIGN.md §2). Pure.
+/// (docs/design.md §1). Pure.
 pub fn t_safe(
     t_propagated: SystemTime,
     old_rrset_ttl: Option<u32>,

@@ -5,9 +5,8 @@
 //! running concurrently, so one silent address delays the report by at most
 //! that limit and never hides the verdict of the others.
 //!
-//! [`verify_rrset`] is the question the roll engine asks before it retires
-//! a record: does every address of every endpoint present a key that this
-//! RRset matches?
+//! [`presented_keys`] is the roll engine's observation: which key every
+//! address of every endpoint presents now.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -130,8 +129,7 @@ pub struct EndpointReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsaReport {
-    /// `secure`, `insecure`, `bogus`, `indeterminate`, or `given` (a
-    /// caller-supplied RRset, see [`verify_rrset`]).
+    /// `secure`, `insecure`, `bogus` or `indeterminate`.
     pub dnssec: String,
     /// `positive`, `nodata`, `nxdomain`, or `none` (no usable answer).
     pub answer: String,
@@ -200,7 +198,7 @@ pub async fn check(targets: &[Target], dns: Arc<dyn Dns>, options: &CheckOptions
         let dns = dns.clone();
         let options = options.clone();
         set.spawn(async move {
-            let report = check_endpoint(&endpoint, addresses, None, dns, &options).await;
+            let report = check_endpoint(&endpoint, addresses, dns, &options).await;
             (index, report)
         });
     }
@@ -215,66 +213,8 @@ pub async fn check(targets: &[Target], dns: Arc<dyn Dns>, options: &CheckOptions
     )
 }
 
-/// The roll engine's question: does every address of every endpoint
-/// present a key matched by `rrset` (judged as if DNS served exactly this
-/// RRset, validated)? Addresses are resolved and validated as for
-/// [`check`], unless an endpoint comes with explicit addresses. The answer
-/// is [`RrsetCheck::verified`]; the per-address reports say which key each
-/// address presents.
-pub async fn verify_rrset(
-    endpoints: &[(Endpoint, Option<Vec<SocketAddr>>)],
-    rrset: &[TlsaRecord],
-    dns: Arc<dyn Dns>,
-    options: &CheckOptions,
-) -> RrsetCheck {
-    let mut set = JoinSet::new();
-    for (index, (endpoint, addresses)) in endpoints.iter().cloned().enumerate() {
-        let dns = dns.clone();
-        let options = options.clone();
-        let rrset = rrset.to_vec();
-        set.spawn(async move {
-            let report = check_endpoint(&endpoint, addresses, Some(rrset), dns, &options).await;
-            (index, report)
-        });
-    }
-    RrsetCheck {
-        endpoints: collect(set).await,
-    }
-}
-
-/// The outcome of [`verify_rrset`].
-#[derive(Debug, Clone)]
-pub struct RrsetCheck {
-    pub endpoints: Vec<EndpointReport>,
-}
-
-impl RrsetCheck {
-    /// True only when there is at least one endpoint, every endpoint has
-    /// addresses, its address lookups were decided, and every address matched.
-    pub fn verified(&self) -> bool {
-        !self.endpoints.is_empty() && self.endpoints.iter().all(EndpointReport::verified)
-    }
-
-    /// Why not verified: one line per endpoint finding or failed address.
-    pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for e in &self.endpoints {
-            let name = format!("{}:{}", e.host, e.port);
-            if e.addresses.is_empty() {
-                problems.push(format!("{name}: no address to check"));
-            }
-            for f in e.findings.iter().filter(|f| f.status != Status::Ok) {
-                problems.push(format!("{name}: {}", f.message));
-            }
-            for a in e.addresses.iter().filter(|a| !a.verdict.is_match()) {
-                problems.push(format!("{name} at {}: {}", a.address, a.summary));
-            }
-        }
-        problems
-    }
-}
-
-async fn collect(mut set: JoinSet<(usize, EndpointReport)>) -> Vec<EndpointReport> {
+/// The tasks' results in the order they were spawned (by their index).
+async fn collect<T: 'static>(mut set: JoinSet<(usize, T)>) -> Vec<T> {
     let mut done = Vec::new();
     while let Some(joined) = set.join_next().await {
         // A panicking task is a bug; its endpoint would be missing, so make it loud.
@@ -380,12 +320,10 @@ async fn mx_hosts(domain: &str, dns: &dyn Dns) -> (MxReport, Vec<String>, Vec<Fi
 }
 
 /// One endpoint: TLSA and addresses looked up concurrently, then every
-/// address checked concurrently. `rrset`, when given, replaces the DNS
-/// TLSA lookup (see [`verify_rrset`]).
+/// address checked concurrently.
 async fn check_endpoint(
     endpoint: &Endpoint,
     given: Option<Vec<SocketAddr>>,
-    rrset: Option<Vec<TlsaRecord>>,
     dns: Arc<dyn Dns>,
     options: &CheckOptions,
 ) -> EndpointReport {
@@ -417,46 +355,8 @@ async fn check_endpoint(
         };
     };
 
-    let tlsa_lookup = async {
-        match &rrset {
-            Some(records) => given_tlsa(records),
-            None => tlsa_from_validation(&dns.tlsa(&owner).await),
-        }
-    };
-    let address_lookup = async {
-        match &given {
-            Some(addresses) => (
-                addresses.clone(),
-                vec![LookupReport {
-                    rtype: "given".into(),
-                    dnssec: "not-checked".into(),
-                    answer: "given".into(),
-                    addresses: addresses.iter().map(SocketAddr::ip).collect(),
-                    detail: "addresses given by the caller; the host's A/AAAA records were not looked up".into(),
-                }],
-            ),
-            None => {
-                let (a, aaaa) = tokio::join!(
-                    dns.lookup(&host_name, RecordType::A),
-                    dns.lookup(&host_name, RecordType::AAAA)
-                );
-                let mut addresses = Vec::new();
-                let mut lookups = Vec::new();
-                for answer in [a, aaaa] {
-                    addresses.extend(
-                        answer
-                            .addresses()
-                            .into_iter()
-                            .map(|ip| SocketAddr::new(ip, endpoint.port)),
-                    );
-                    lookups.push(lookup_report(&answer));
-                }
-                // Stable output from run to run, whatever order DNS answers in.
-                addresses.sort();
-                (addresses, lookups)
-            }
-        }
-    };
+    let tlsa_lookup = async { tlsa_from_validation(&dns.tlsa(&owner).await) };
+    let address_lookup = resolve_addresses(endpoint, &host_name, given.as_deref(), dns.as_ref());
     let ((tlsa_state, tlsa_report), (addresses, lookups)) =
         tokio::join!(tlsa_lookup, address_lookup);
 
@@ -538,6 +438,131 @@ async fn check_endpoint(
     }
 }
 
+/// The addresses to connect to for an endpoint: the given ones, or its
+/// A/AAAA records (sorted, so that output is stable from run to run), with
+/// a report of each lookup.
+async fn resolve_addresses(
+    endpoint: &Endpoint,
+    host_name: &Name,
+    given: Option<&[SocketAddr]>,
+    dns: &dyn Dns,
+) -> (Vec<SocketAddr>, Vec<LookupReport>) {
+    if let Some(addresses) = given {
+        return (
+            addresses.to_vec(),
+            vec![LookupReport {
+                rtype: "given".into(),
+                dnssec: "not-checked".into(),
+                answer: "given".into(),
+                addresses: addresses.iter().map(SocketAddr::ip).collect(),
+                detail:
+                    "addresses given by the caller; the host's A/AAAA records were not looked up"
+                        .into(),
+            }],
+        );
+    }
+    let (a, aaaa) = tokio::join!(
+        dns.lookup(host_name, RecordType::A),
+        dns.lookup(host_name, RecordType::AAAA)
+    );
+    let mut addresses = Vec::new();
+    let mut lookups = Vec::new();
+    for answer in [a, aaaa] {
+        addresses.extend(
+            answer
+                .addresses()
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, endpoint.port)),
+        );
+        lookups.push(lookup_report(&answer));
+    }
+    addresses.sort();
+    addresses.dedup();
+    (addresses, lookups)
+}
+
+/// What one address presented (the leaf's SubjectPublicKeyInfo), or why
+/// nothing was seen there; `address` is `None` when the endpoint's
+/// addresses could not be found.
+#[derive(Debug, Clone)]
+pub struct PresentedSpki {
+    pub endpoint: String,
+    pub address: Option<SocketAddr>,
+    pub spki: Result<Vec<u8>, String>,
+}
+
+/// The roll engine's observation: the key every address of every endpoint
+/// presents now, all connections at once, each bounded by
+/// `connect.timeout`. Addresses come from validated A/AAAA lookups (a
+/// bogus or failed lookup is reported as such) unless the endpoint pins them.
+pub async fn presented_keys(
+    endpoints: &[(Endpoint, Option<Vec<SocketAddr>>)],
+    dns: Arc<dyn Dns>,
+    connect: &ConnectOptions,
+) -> Vec<PresentedSpki> {
+    let mut set = JoinSet::new();
+    for (index, (endpoint, given)) in endpoints.iter().cloned().enumerate() {
+        let dns = dns.clone();
+        let connect = connect.clone();
+        set.spawn(async move {
+            (
+                index,
+                presented_at_endpoint(&endpoint, given, dns.as_ref(), &connect).await,
+            )
+        });
+    }
+    collect(set).await.into_iter().flatten().collect()
+}
+
+async fn presented_at_endpoint(
+    endpoint: &Endpoint,
+    given: Option<Vec<SocketAddr>>,
+    dns: &dyn Dns,
+    connect: &ConnectOptions,
+) -> Vec<PresentedSpki> {
+    let label = format!("{}:{}", endpoint.host, endpoint.port);
+    let failed = |why: String| {
+        vec![PresentedSpki {
+            endpoint: label.clone(),
+            address: None,
+            spki: Err(why),
+        }]
+    };
+    let Ok(host_name) = Name::from_ascii(format!("{}.", endpoint.host)) else {
+        return failed(format!("{} is not a valid DNS name", endpoint.host));
+    };
+    let (addresses, lookups) = resolve_addresses(endpoint, &host_name, given.as_deref(), dns).await;
+    let undecided: Vec<String> = lookups
+        .iter()
+        .filter(|l| l.dnssec == "bogus" || l.dnssec == "indeterminate")
+        .map(|l| format!("{} lookup {}: {}", l.rtype, l.dnssec, l.detail))
+        .collect();
+    if !undecided.is_empty() {
+        // Some address may be missing from the list: the observation is incomplete.
+        return failed(undecided.join("; "));
+    }
+    if addresses.is_empty() {
+        return failed(format!("{} has no A or AAAA records", endpoint.host));
+    }
+    let label = &label;
+    let captures = addresses.iter().map(|&address| async move {
+        let spki = match capture::capture(address, endpoint, connect).await {
+            Ok(presented) => presented
+                .chain
+                .first()
+                .map(|leaf| leaf.spki().to_vec())
+                .ok_or_else(|| "the server presented no certificate".to_string()),
+            Err(failure) => Err(verdict::describe_failure(failure)),
+        };
+        PresentedSpki {
+            endpoint: label.clone(),
+            address: Some(address),
+            spki,
+        }
+    });
+    futures_util::future::join_all(captures).await
+}
+
 fn dnssec_name(verdict: Dnssec) -> &'static str {
     match verdict {
         Dnssec::Secure => "secure",
@@ -573,19 +598,6 @@ fn tlsa_from_validation(v: &Validation) -> (TlsaState, TlsaReport) {
         detail: v.reason.clone(),
     };
     (state, report)
-}
-
-fn given_tlsa(records: &[TlsaRecord]) -> (TlsaState, TlsaReport) {
-    (
-        TlsaState::Secure(records.to_vec()),
-        TlsaReport {
-            dnssec: "given".into(),
-            answer: "given".into(),
-            records: records.iter().map(ToString::to_string).collect(),
-            ttl: None,
-            detail: "RRset given by the caller, not looked up".into(),
-        },
-    )
 }
 
 fn lookup_report(answer: &Answer) -> LookupReport {

@@ -383,6 +383,11 @@ pub fn judge_address(
     report
 }
 
+/// Why a connection yielded no chain, in the words of the check's report.
+pub fn describe_failure(failure: CaptureFailure) -> String {
+    failure_verdict(failure).describe()
+}
+
 fn failure_verdict(failure: CaptureFailure) -> Verdict {
     match failure {
         CaptureFailure::Unreachable(detail) => Verdict::Unreachable { detail },

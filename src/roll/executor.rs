@@ -20,25 +20,33 @@ use hickory_proto::rr::Name;
 use super::files::{self, CertFiles, FileError};
 use super::journal::Journal;
 use super::keys::{self, KeyError};
-use super::plan::{self, Alarm, Decision, Step, View};
+use super::plan::{self, Decision, KeyMaterial, PresentedAt, Step, View};
 use super::policy::RecordPolicy;
+pub use super::presented::{DeployedFiles, Live, Servers};
 use super::state::{
-    KeyState, SetState, State, StateError, StateStore, Timestamp, TtlHold, Verified,
+    AddressSeen, KeyState, LastRun, PresentedSeen, SetState, State, StateError, StateStore,
+    Timestamp, TtlHold, Verified,
 };
-pub use super::verify::{DeployedFiles, Live, Verify};
 use super::zone_writer::ZoneWriter;
 use crate::clock::Clock;
-use crate::config::{BackendKind, CertSet, Config, SecretRef, Source, ValidationMode, VerifyMode};
+use crate::config::{
+    BackendKind, CertSet, Config, KeyAlgorithmChoice, SecretRef, Source, UnmatchedKey,
+    ValidationMode, VerifyMode,
+};
 use crate::dns::dnssec::{Anchors, Validator};
 use crate::dns::propagation::{self, Discovery, Expected, Lookup, ZoneServers};
 use crate::dns::rfc2136::Rfc2136;
 use crate::dns::tsig::TsigKey;
 use crate::dns::{DnsError, Edit, Provider, ttl};
+use crate::live::KeyKind;
 use crate::tlsa::TlsaRecord;
 
-/// How long one propagation wait may take before the run gives up (the
-/// step is repeated by the next run).
-pub const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the verify step waits for every address to present a key just
+/// deployed (a server's reload takes a moment) before it calls the deploy
+/// failed.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the verify step looks again meanwhile.
+const VERIFY_POLL: Duration = Duration::from_millis(250);
 /// Steps one set may take in one run; a loop past this is a bug, not a roll.
 const MAX_STEPS_PER_RUN: usize = 64;
 /// Self-signed certificates are valid this long (DANE-EE ignores dates, but
@@ -67,7 +75,7 @@ pub enum EngineError {
     #[error("refusing to change zone {zone}: {why}")]
     Insecure { zone: String, why: String },
     #[error(
-        "set {set}: the server does not present the deployed key {key} everywhere yet: {why}; old records stay until it does"
+        "ALARM: set {set}: the deployed key {key} is not presented everywhere: {why}. The records of every key still presented stay published and nothing is removed; check the reload command (deploy.reload) and which certificate the server reads, then run `tlsa run` again: it reloads again and checks again"
     )]
     NotVerified {
         set: String,
@@ -120,6 +128,8 @@ struct Owner {
 pub struct Observed {
     pub records: BTreeMap<String, BTreeSet<TlsaRecord>>,
     pub ttls: BTreeMap<String, Option<u32>>,
+    /// What every address of the set presents, observed in the same look.
+    pub presented: Vec<PresentedAt>,
 }
 
 impl Observed {
@@ -187,6 +197,19 @@ pub struct SetOutcome {
     pub wake_at: Option<Timestamp>,
     pub waiting: Option<String>,
     pub failure: Option<SetFailure>,
+    /// Handled safely, worth a word (exit 0).
+    pub notices: Vec<String>,
+}
+
+/// What `tlsa plan` shows for one set.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub set: String,
+    pub decision: Decision,
+    /// After a next key is generated: what follows, with an example key.
+    pub then: Option<Decision>,
+    /// The RRsets the decision was made from.
+    pub observed: Observed,
 }
 
 /// Progress lines for people, as the run goes.
@@ -197,7 +220,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     zones: Vec<ZoneRuntime>,
     validator: Validator,
-    verifier: Box<dyn Verify>,
+    /// Observes what the servers of `verify = "live"` sets present.
+    servers: Box<dyn Servers>,
     progress: Progress,
     /// Redraws one status line (a countdown) on a terminal; `None` elsewhere.
     countdown: Option<Progress>,
@@ -311,7 +335,7 @@ impl Engine {
     pub async fn new(
         config: Config,
         clock: Arc<dyn Clock>,
-        verifier: Box<dyn Verify>,
+        servers: Box<dyn Servers>,
         progress: Progress,
     ) -> Result<Engine, EngineError> {
         let mut zones = Vec::new();
@@ -343,7 +367,7 @@ impl Engine {
             clock,
             zones,
             validator,
-            verifier,
+            servers,
             progress,
             countdown: None,
             serials: Mutex::new(BTreeMap::new()),
@@ -499,7 +523,52 @@ impl Engine {
                 message: error.to_string(),
             });
         }
+        if let Err(error) = self.record_last_run(set, journal, &outcome).await
+            && outcome.failure.is_none()
+        {
+            outcome.failure = Some(SetFailure {
+                kind: FailureKind::Other,
+                message: error.to_string(),
+            });
+        }
         outcome
+    }
+
+    /// Keeps how the run ended in the set's state, for `tlsa status`.
+    async fn record_last_run(
+        &self,
+        set: &CertSet,
+        journal: &Journal,
+        outcome: &SetOutcome,
+    ) -> Result<(), EngineError> {
+        let (result, error) = match (&outcome.failure, outcome.emergency) {
+            (Some(failure), _) if failure.message.starts_with("ALARM") => {
+                ("alarm", Some(failure.message.clone()))
+            }
+            (Some(failure), _) => ("failed", Some(failure.message.clone())),
+            (None, true) => ("alarm", Some(outcome.alarms.join("; "))),
+            (None, false) if outcome.waiting.is_some() => ("waiting", outcome.waiting.clone()),
+            (None, false) if !outcome.done.is_empty() => ("done", None),
+            (None, false) => ("idle", None),
+        };
+        let record = LastRun {
+            at: self.now(),
+            outcome: result.to_string(),
+            steps: outcome.done.len(),
+            error,
+            next_due: outcome.wake_at,
+        };
+        let name = set.name.get_ref();
+        let mut entry = journal.get(name);
+        let worth = entry
+            .last_run
+            .as_ref()
+            .is_none_or(|old| record.worth_saving_over(old, super::idle::MARK_REFRESH));
+        if worth {
+            entry.last_run = Some(record);
+            journal.put(name, &entry).await?;
+        }
+        Ok(())
     }
 
     async fn run_set(
@@ -520,24 +589,29 @@ impl Engine {
             self.start_rollover(set, &dir, &mut entry)?;
             journal.put(&name, &entry).await?;
         }
-        let timeout = options
-            .propagation_timeout
-            .unwrap_or(DEFAULT_PROPAGATION_TIMEOUT);
+        let timeout = self.propagation_timeout(options);
         for _ in 0..MAX_STEPS_PER_RUN {
-            let observed = self.observe(&owners).await?;
-            let decision = self.decide(set, &owners, &dir, &entry, &observed)?;
+            let mut observed = self.observe(&owners).await?;
+            observed.presented = self.observe_servers(set, &dir, &entry).await?;
+            let presented = observed.presented.clone();
+            let decision = self.decide(set, &owners, &dir, &entry, &observed, None)?;
             for alarm in &decision.alarms {
                 let text = alarm.to_string();
                 if !outcome.alarms.contains(&text) {
                     self.say(&format!("ALARM: set {name}: {text}"));
                     outcome.alarms.push(text);
                 }
-                if matches!(alarm, Alarm::LiveKeyUnpublished { .. }) {
-                    outcome.emergency = true;
+            }
+            outcome.emergency |= decision.emergency();
+            for notice in &decision.notices {
+                if !outcome.notices.contains(notice) {
+                    self.say(&format!("set {name}: notice: {notice}"));
+                    outcome.notices.push(notice.clone());
                 }
             }
             let before = entry.clone();
-            self.track_emergency(set, &mut entry, &decision)?;
+            remember_presented(&mut entry, &presented, self.now());
+            self.track_emergency(&mut entry, &decision, &presented);
             if decision.step.is_none() && decision.wake_at.is_none() && entry.alarm.is_none() {
                 let mark = super::idle::mark(set, &dir, &entry, self.now())?;
                 // Refreshed only now and then: an idle run from cron writes no state.
@@ -559,8 +633,7 @@ impl Engine {
                 && set.manual.iter().any(|m| m.matches(step))
             {
                 outcome.waiting = Some(format!(
-                    "the next step ({}) is manual: run `tlsa run --confirm --set {name}` to perform it",
-                    describe(step)
+                    "the next step ({step}) is manual: run `tlsa run --confirm --set {name}` to perform it"
                 ));
                 return Ok(());
             }
@@ -584,7 +657,7 @@ impl Engine {
                 }
                 return Ok(());
             };
-            let summary = describe(&step);
+            let summary = step.to_string();
             self.say(&format!("set {name}: {summary}"));
             if matches!(step, Step::Deploy { .. }) {
                 // Known before the files change: see `SetState::reload_pending`.
@@ -644,36 +717,39 @@ impl Engine {
         self.clock.sleep(Duration::from_millis(2)).await;
     }
 
-    /// Keeps the emergency alarm in the state while the live key is
-    /// unpublished, and until every cache that may hold an RRset without it
-    /// has expired (its `safe_at`), so `tlsa status` shows it all that time.
+    /// Keeps the emergency alarm in the state while a presented key is
+    /// unmatched, and until every cache that may hold an RRset without it
+    /// has expired (the presented keys' `safe_at`), so `tlsa status` shows
+    /// it all that time.
     fn track_emergency(
         &self,
-        set: &CertSet,
         entry: &mut SetState,
         decision: &Decision,
-    ) -> Result<(), EngineError> {
-        if let Some(alarm) = decision
-            .alarms
-            .iter()
-            .find(|a| matches!(a, Alarm::LiveKeyUnpublished { .. }))
-        {
+        presented: &[PresentedAt],
+    ) {
+        if let Some(alarm) = decision.alarms.first() {
             entry.alarm = Some(alarm.to_string());
             entry.alarm_until = None;
-            return Ok(());
+            return;
         }
         if entry.alarm.is_none() {
-            return Ok(());
+            return;
         }
-        let live = files::cert_facts(&files::deploy_files(set).chain)?.map(|c| c.key.id);
-        entry.alarm_until = live
-            .and_then(|id| entry.keys.get(&id))
-            .and_then(|k| k.safe_at);
+        let safe_times: Vec<Option<Timestamp>> = presented
+            .iter()
+            .filter_map(|p| p.key.as_ref().ok())
+            .map(|key| entry.keys.get(&key.id).and_then(|k| k.safe_at))
+            .collect();
+        // Unknown (a key not yet confirmed) keeps the alarm up.
+        entry.alarm_until = safe_times
+            .iter()
+            .copied()
+            .collect::<Option<Vec<_>>>()
+            .and_then(|times| times.into_iter().max());
         if entry.alarm_until.is_some_and(|until| until <= self.now()) {
             entry.alarm = None;
             entry.alarm_until = None;
         }
-        Ok(())
     }
 
     /// A self-signed set without any certificate gets its first one.
@@ -756,21 +832,42 @@ impl Engine {
         Ok(())
     }
 
-    /// What the plan would do now for every set, without doing it (and
-    /// without the lock: `tlsa plan` may run beside a `tlsa run`).
+    /// What the plan would do now for every set (or the named ones),
+    /// without doing it (and without the lock: `tlsa plan` may run beside a
+    /// `tlsa run`). When the step due is generating a next key, the preview
+    /// also shows what follows with an example key made in memory (never
+    /// written), so that a new set's whole first publication can be seen.
     pub async fn preview(
         &self,
         state: &State,
-    ) -> Result<Vec<(String, Decision, Observed)>, EngineError> {
+        only: &[String],
+    ) -> Result<Vec<Preview>, EngineError> {
         let mut previews = Vec::new();
         for set in &self.config.sets {
+            let name = set.name.get_ref();
+            if !only.is_empty() && !only.contains(name) {
+                continue;
+            }
             let owners = self.owners_in_zones(set)?;
             let empty = SetState::default();
-            let set_state = state.sets.get(set.name.get_ref()).unwrap_or(&empty);
-            let observed = self.observe(&owners).await?;
-            let decision =
-                self.decide(set, &owners, &self.config.state_dir, set_state, &observed)?;
-            previews.push((set.name.get_ref().clone(), decision, observed));
+            let set_state = state.sets.get(name).unwrap_or(&empty);
+            let dir = &self.config.state_dir;
+            let mut observed = self.observe(&owners).await?;
+            observed.presented = self.observe_servers(set, dir, set_state).await?;
+            let decide = |example| self.decide(set, &owners, dir, set_state, &observed, example);
+            let decision = decide(None)?;
+            let then = match decision.step {
+                Some(Step::GenerateNextKey) => {
+                    Some(decide(Some(keys::example_key(set.next_key)?))?)
+                }
+                _ => None,
+            };
+            previews.push(Preview {
+                set: name.clone(),
+                decision,
+                then,
+                observed,
+            });
         }
         Ok(previews)
     }
@@ -791,7 +888,52 @@ impl Engine {
         Ok(observed)
     }
 
-    /// Asks the plan, given the files and what DNS serves.
+    /// The effective propagation timeout: the run's option, else the config's.
+    fn propagation_timeout(&self, options: &RunOptions) -> Duration {
+        options
+            .propagation_timeout
+            .unwrap_or(Duration::from_secs(self.config.propagation_timeout))
+    }
+
+    /// What every address of the set presents now (the deploy target's key
+    /// for `verify = "deployed-files"` sets).
+    async fn observe_servers(
+        &self,
+        set: &CertSet,
+        state_dir: &std::path::Path,
+        set_state: &SetState,
+    ) -> Result<Vec<PresentedAt>, EngineError> {
+        if set.verify == VerifyMode::DeployedFiles {
+            return Ok(DeployedFiles.presented(set, None).await);
+        }
+        let kind = self.key_kind(set, state_dir, set_state)?;
+        Ok(self.servers.presented(set, kind).await)
+    }
+
+    /// The kind of key the set's servers are asked for: the deployed key's,
+    /// else the source's, else what the set generates.
+    fn key_kind(
+        &self,
+        set: &CertSet,
+        state_dir: &std::path::Path,
+        set_state: &SetState,
+    ) -> Result<Option<KeyKind>, EngineError> {
+        let chains = [
+            files::deploy_files(set).chain,
+            files::source_files(set, state_dir, set_state)?.chain,
+        ];
+        for chain in chains {
+            if let Some(facts) = files::cert_facts(&chain)? {
+                return Ok(KeyKind::of_spki(&facts.key.spki));
+            }
+        }
+        Ok(Some(match set.next_key {
+            KeyAlgorithmChoice::EcdsaP256 | KeyAlgorithmChoice::EcdsaP384 => KeyKind::Ecdsa,
+            _ => KeyKind::Rsa,
+        }))
+    }
+
+    /// Asks the plan, given the files, what DNS serves and what the servers present.
     fn decide(
         &self,
         set: &CertSet,
@@ -799,6 +941,7 @@ impl Engine {
         state_dir: &std::path::Path,
         set_state: &SetState,
         observed: &Observed,
+        example_next: Option<KeyMaterial>,
     ) -> Result<Decision, EngineError> {
         let paired = match &set.source {
             Source::CertbotPair(lineages) => Some(files::pair_roles(set, lineages)?.1),
@@ -815,6 +958,7 @@ impl Engine {
             }
             (None, None) => None,
         };
+        let next = next.or(example_next);
         let policy = Self::policy(set);
         let view = View {
             generates_next: paired.is_none(),
@@ -825,6 +969,8 @@ impl Engine {
             deployed: files::cert_facts(&files::deploy_files(set).chain)?,
             source: files::cert_facts(&files::source_files(set, state_dir, set_state)?.chain)?,
             next,
+            presented: observed.presented.clone(),
+            publish_unmatched: set.on_unmatched_key == UnmatchedKey::Publish,
             dns: observed.records.clone(),
             ttls: observed.ttls.clone(),
             state: set_state,
@@ -847,12 +993,14 @@ impl Engine {
         let now = self.now();
         match step {
             Step::Publish { keys, edits } => {
-                self.change(set, owners, entry, &edits, observed).await?;
-                self.note_published(set, dir, entry, &keys, observed, now)?;
+                self.change(owners, entry, &edits, observed, propagation_timeout)
+                    .await?;
+                self.note_published(entry, &keys, observed, now);
             }
             Step::Retire { keys, added, edits } => {
-                self.change(set, owners, entry, &edits, observed).await?;
-                self.note_published(set, dir, entry, &added, observed, now)?;
+                self.change(owners, entry, &edits, observed, propagation_timeout)
+                    .await?;
+                self.note_published(entry, &added, observed, now);
                 for id in keys {
                     if let Some(key) = entry.keys.get_mut(&id) {
                         key.removed_at = Some(now);
@@ -860,19 +1008,12 @@ impl Engine {
                 }
             }
             Step::Reconcile { edits } => {
-                self.change(set, owners, entry, &edits, observed).await?;
+                self.change(owners, entry, &edits, observed, propagation_timeout)
+                    .await?;
             }
             Step::AwaitPropagation { keys, removed } => {
-                self.await_propagation(
-                    set,
-                    owners,
-                    dir,
-                    entry,
-                    &keys,
-                    observed,
-                    propagation_timeout,
-                )
-                .await?;
+                self.await_propagation(set, owners, entry, &keys, observed, propagation_timeout)
+                    .await?;
                 for id in removed {
                     entry.keys.remove(&id);
                 }
@@ -897,33 +1038,68 @@ impl Engine {
                 files::install(&source, &files::deploy_files(set))?;
                 files::reload(&set.deploy.reload).await?;
                 entry.reload_pending = false;
+                // Every deploy is verified live before it counts.
+                entry.verified = None;
                 entry.rollover_requested_at = None;
                 entry.rollover_to = None;
             }
             Step::Verify { key } => {
-                let deployed = files::cert_facts(&files::deploy_files(set).chain)?
-                    .map(|c| c.key)
-                    .filter(|k| k.id == key)
-                    .ok_or_else(|| EngineError::NotVerified {
+                let presented = self.await_presented(set, dir, entry, &key).await?;
+                remember_presented(entry, &presented, self.now());
+                let elsewhere: Vec<String> = presented
+                    .iter()
+                    .filter(|p| !p.key.as_ref().is_ok_and(|k| k.id == key))
+                    .map(|p| match &p.key {
+                        Ok(other) => format!("{} presents key {}", p.address, other.short()),
+                        Err(why) => format!("{}: {why}", p.address),
+                    })
+                    .collect();
+                if presented.is_empty() || !elsewhere.is_empty() {
+                    // The next run reloads again before it checks again.
+                    entry.reload_pending = true;
+                    let error = EngineError::NotVerified {
                         set: set.name.get_ref().clone(),
                         key: plan::short(&key).to_string(),
-                        why: "the deploy target changed".into(),
-                    })?;
-                let verifier: &dyn Verify = match set.verify {
-                    VerifyMode::Live => self.verifier.as_ref(),
-                    VerifyMode::DeployedFiles => &DeployedFiles,
-                };
-                verifier.presents(set, &deployed).await.map_err(|why| {
-                    EngineError::NotVerified {
-                        set: set.name.get_ref().clone(),
-                        key: deployed.short().to_string(),
-                        why,
-                    }
-                })?;
-                entry.verified = Some(Verified { key, at: now });
+                        why: if presented.is_empty() {
+                            "no address to check".to_string()
+                        } else {
+                            elsewhere.join("; ")
+                        },
+                    };
+                    entry.verify_failure = Some(error.to_string());
+                    return Err(error);
+                }
+                entry.verify_failure = None;
+                entry.verified = Some(Verified {
+                    key,
+                    at: self.now(),
+                });
             }
         }
         Ok(())
+    }
+
+    /// Observes the servers until every address presents `key`, for at most
+    /// [`VERIFY_TIMEOUT`]; returns the last observation.
+    async fn await_presented(
+        &self,
+        set: &CertSet,
+        dir: &std::path::Path,
+        entry: &SetState,
+        key: &str,
+    ) -> Result<Vec<PresentedAt>, EngineError> {
+        let deadline = self.clock.now() + VERIFY_TIMEOUT;
+        loop {
+            let presented = self.observe_servers(set, dir, entry).await?;
+            let everywhere = !presented.is_empty()
+                && presented
+                    .iter()
+                    .all(|p| p.key.as_ref().is_ok_and(|k| k.id == key));
+            if everywhere || self.clock.now() >= deadline {
+                return Ok(presented);
+            }
+            self.clock.sleep(VERIFY_POLL).await;
+        }
     }
 
     /// Applies a change set (one UPDATE / API call per zone), after checking
@@ -931,14 +1107,15 @@ impl Engine {
     /// cache may hold the RRset with the old, longer TTL for that long.
     async fn change(
         &self,
-        set: &CertSet,
         owners: &[Owner],
         entry: &mut SetState,
         edits: &[Edit],
         observed: &Observed,
+        propagation_timeout: Duration,
     ) -> Result<(), EngineError> {
         self.require_secure(owners).await?;
-        self.hold_lowered_ttl(set, entry, observed);
+        let new_ttl = edits.iter().map(|e| e.ttl).max();
+        self.hold_lowered_ttl(entry, observed, new_ttl, propagation_timeout);
         for zone_index in Self::zones_of(owners) {
             let zone = &self.zones[zone_index];
             let in_zone: Vec<Edit> = edits
@@ -977,17 +1154,23 @@ impl Engine {
     /// RRsets with the old, longer TTL. Recorded before the change is sent,
     /// so that a change applied but not confirmed (a lost answer, a failure
     /// between the messages of a large change) still counts with it.
-    fn hold_lowered_ttl(&self, set: &CertSet, entry: &mut SetState, observed: &Observed) {
+    fn hold_lowered_ttl(
+        &self,
+        entry: &mut SetState,
+        observed: &Observed,
+        new_ttl: Option<u32>,
+        propagation_timeout: Duration,
+    ) {
         let now = self.now();
         if entry.ttl_hold.as_ref().is_some_and(|h| h.until <= now) {
             entry.ttl_hold = None;
         }
-        if let Some(old) = observed.prior().0
-            && old > set.ttl
+        if let (Some(old), Some(new)) = (observed.prior().0, new_ttl)
+            && old > new
         {
             // Counted from now, plus the longest a propagation may take: a
             // lagging server may hand out the old TTL until it catches up.
-            let until = now + DEFAULT_PROPAGATION_TIMEOUT + Duration::from_secs(u64::from(old));
+            let until = now + propagation_timeout + Duration::from_secs(u64::from(old));
             let held = entry.ttl_hold.take();
             entry.ttl_hold = Some(TtlHold {
                 ttl: held.as_ref().map_or(old, |h| h.ttl.max(old)),
@@ -1012,61 +1195,24 @@ impl Engine {
     /// of both: its `safe_at` may only move later.
     fn note_published(
         &self,
-        set: &CertSet,
-        dir: &std::path::Path,
         entry: &mut SetState,
-        keys: &[String],
+        keys: &[KeyMaterial],
         observed: &Observed,
         now: Timestamp,
-    ) -> Result<(), EngineError> {
+    ) {
         let prior_ttl = self.prior_ttl(entry, observed);
         let (_, prior_absent) = observed.prior();
-        for id in keys {
-            let spki = self.spki_of(set, dir, entry, id)?;
+        for material in keys {
             let key = entry
                 .keys
-                .entry(id.clone())
-                .or_insert_with(|| new_key_state(spki, now));
+                .entry(material.id.clone())
+                .or_insert_with(|| KeyState::new(&material.spki, now));
             key.published_at.get_or_insert(now);
             key.prior_ttl = key.prior_ttl.max(prior_ttl);
             key.prior_absent |= prior_absent;
             key.propagated_at = None;
             key.safe_at = None;
         }
-        Ok(())
-    }
-
-    /// The SPKI of a key the plan names: from the files, the next key, or the state.
-    fn spki_of(
-        &self,
-        set: &CertSet,
-        dir: &std::path::Path,
-        entry: &SetState,
-        id: &str,
-    ) -> Result<Vec<u8>, EngineError> {
-        let mut chains = vec![
-            files::deploy_files(set).chain,
-            files::source_files(set, dir, entry)?.chain,
-        ];
-        if let Source::CertbotPair(lineages) = &set.source {
-            chains.extend(lineages.iter().map(|l| CertFiles::in_dir(l).chain));
-        }
-        for chain in chains {
-            if let Some(facts) = files::cert_facts(&chain)?
-                && facts.key.id == id
-            {
-                return Ok(facts.key.spki);
-            }
-        }
-        let path = keys::key_path(dir, set.name.get_ref(), id);
-        if path.exists() {
-            return Ok(files::key_material(&path)?.spki);
-        }
-        entry
-            .keys
-            .get(id)
-            .and_then(|k| hex::decode(&k.spki).ok())
-            .ok_or_else(|| EngineError::Config(format!("key {} is unknown", plan::short(id))))
     }
 
     /// Refuses to change anything unless every owner validates as Secure
@@ -1096,9 +1242,8 @@ impl Engine {
         &self,
         set: &CertSet,
         owners: &[Owner],
-        dir: &std::path::Path,
         entry: &mut SetState,
-        keys: &[String],
+        keys: &[KeyMaterial],
         observed: &Observed,
         timeout: Duration,
     ) -> Result<(), EngineError> {
@@ -1123,11 +1268,22 @@ impl Engine {
                 .copied();
             let expected = Expected { rrsets, min_serial };
             let servers = ZoneServers::discover(&zone.discovery).await?;
-            let propagated = propagation::wait_until_propagated(
+            let name = set.name.get_ref();
+            let report = |lags: &[propagation::Lag]| {
+                let lines: Vec<String> = lags.iter().map(ToString::to_string).collect();
+                (self.progress)(&format!(
+                    "set {name}: waiting for zone {} on {} address(es):\n    {}",
+                    zone.name,
+                    lags.len(),
+                    lines.join("\n    ")
+                ));
+            };
+            let propagated = propagation::wait_reporting(
                 &servers,
                 self.clock.as_ref(),
                 &expected,
                 deadline,
+                &report,
             )
             .await
             .map_err(|e| EngineError::NotPropagated(e.to_string()))?;
@@ -1141,10 +1297,10 @@ impl Engine {
         let at = unix(propagated_at);
         let policy = Self::policy(set);
         let current_ttl = self.prior_ttl(entry, observed);
-        for id in keys {
-            let spki = self.spki_of(set, dir, entry, id)?;
+        for material in keys {
+            let (id, spki) = (&material.id, &material.spki);
             // Only a key whose records every server serves can become safe.
-            let records = policy.records_for_key(&spki);
+            let records = policy.records_for_key(spki);
             if !observed
                 .records
                 .values()
@@ -1155,7 +1311,7 @@ impl Engine {
             let key = entry.keys.entry(id.clone()).or_insert_with(|| {
                 // Adopted: published before tlsa knew it. Assume the worst
                 // about what caches held before.
-                let mut adopted = new_key_state(spki, at);
+                let mut adopted = KeyState::new(spki, at);
                 adopted.prior_ttl = current_ttl;
                 adopted.prior_absent = true;
                 adopted
@@ -1172,19 +1328,6 @@ impl Engine {
             key.safe_at = Some(Timestamp::from_system_ceil(safe).max(at));
         }
         Ok(())
-    }
-}
-
-fn new_key_state(spki: Vec<u8>, now: Timestamp) -> KeyState {
-    KeyState {
-        spki: hex::encode(spki),
-        first_seen: now,
-        published_at: None,
-        prior_ttl: None,
-        prior_absent: false,
-        propagated_at: None,
-        safe_at: None,
-        removed_at: None,
     }
 }
 
@@ -1213,60 +1356,21 @@ fn stage_self_signed(
     Ok(())
 }
 
-/// One line for a step, for progress output and the timeline.
-pub fn describe(step: &Step) -> String {
-    let keys = |ids: &[String]| {
-        ids.iter()
-            .map(|k| plan::short(k))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match step {
-        Step::Publish { keys: ids, edits } => format!(
-            "publish records for key {} at {} owner name(s)",
-            keys(ids),
-            edits.len()
-        ),
-        Step::AwaitPropagation { keys: ids, removed } if removed.is_empty() => {
-            format!(
-                "propagation to every authoritative server: key {}",
-                keys(ids)
-            )
-        }
-        Step::AwaitPropagation { keys: ids, removed } if ids.is_empty() => format!(
-            "propagation to every authoritative server: key {} removed",
-            keys(removed)
-        ),
-        Step::AwaitPropagation { keys: ids, removed } => format!(
-            "propagation to every authoritative server: key {} present, key {} removed",
-            keys(ids),
-            keys(removed)
-        ),
-        Step::GenerateNextKey => "generate a new next key".into(),
-        Step::Deploy {
-            key,
-            same_key: true,
-        } => {
-            format!(
-                "deploy the renewed certificate (same key {})",
-                plan::short(key)
-            )
-        }
-        Step::Deploy { key, .. } => format!("deploy key {} (goes live)", plan::short(key)),
-        Step::Verify { key } => format!("verify that key {} is presented", plan::short(key)),
-        Step::Retire {
-            keys: ids, added, ..
-        } if added.is_empty() => format!("retire key {}", keys(ids)),
-        Step::Retire {
-            keys: ids, added, ..
-        } => format!(
-            "retire key {} and publish key {} in one change",
-            keys(ids),
-            keys(added)
-        ),
-        Step::Reconcile { edits } => format!(
-            "bring {} RRset(s) in line with the config (TTL, matching types)",
-            edits.len()
-        ),
+/// Keeps what the servers presented for `tlsa status`: refreshed when it
+/// changed, and hourly otherwise, so that an idle run writes no state.
+fn remember_presented(entry: &mut SetState, presented: &[PresentedAt], now: Timestamp) {
+    let addresses: Vec<AddressSeen> = presented
+        .iter()
+        .map(|p| AddressSeen {
+            address: p.address.clone(),
+            key: p.key.as_ref().ok().map(|k| k.id.clone()),
+            error: p.key.as_ref().err().cloned(),
+        })
+        .collect();
+    let fresh = entry.presented.as_ref().is_some_and(|seen| {
+        seen.addresses == addresses && seen.at + super::idle::MARK_REFRESH > now
+    });
+    if !fresh {
+        entry.presented = Some(PresentedSeen { at: now, addresses });
     }
 }

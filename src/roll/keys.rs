@@ -47,6 +47,14 @@ pub fn generate(algorithm: KeyAlgorithmChoice) -> Result<KeyPair, KeyError> {
 }
 
 /// Where a set's key with this id lives in the state directory.
+/// A key generated in memory only (for `tlsa plan` to show what a first
+/// publication would look like); its private half is dropped at once.
+pub fn example_key(algorithm: KeyAlgorithmChoice) -> Result<KeyMaterial, KeyError> {
+    Ok(KeyMaterial::from_spki(
+        &generate(algorithm)?.subject_public_key_info(),
+    ))
+}
+
 pub fn key_path(state_dir: &Path, set: &str, id: &str) -> PathBuf {
     state_dir
         .join("keys")

@@ -1,4 +1,4 @@
-//! The roll engine: the model of DESIGN.md §3 — record policy, persisted
+//! The roll engine: the model of docs/design.md §2 — record policy, persisted
 //! state, and the pure plan that decides the step due now.
 
 pub mod executor;
@@ -8,7 +8,7 @@ pub mod journal;
 pub mod keys;
 pub mod plan;
 pub mod policy;
+pub mod presented;
 pub mod state;
 pub mod timestamp;
-pub mod verify;
 pub mod zone_writer;

@@ -1,13 +1,17 @@
-//! The roll plan: a pure function from what the files hold, what DNS serves,
-//! what the state remembers and the time, to the one step that is due now
-//! (or when the next one will be). The executor performs that step, observes
-//! again and asks again, so a crash between any two steps only repeats a
-//! look: every decision is re-derived from the world, never from a cursor.
+//! The roll plan: a pure function from what the servers present, what the
+//! files hold, what DNS serves, what the state remembers and the time, to
+//! the one step that is due now (or when the next one will be). The
+//! executor performs that step, observes again and asks again, so a crash
+//! between any two steps only repeats a look: every decision is re-derived
+//! from the world, never from a cursor.
 //!
-//! The rule behind every branch is the safety invariant of DESIGN.md §2: a
-//! key may be presented only once every RRset a resolver may still cache
-//! contains it (its `safe_at`), and a record may be removed only once no
-//! server presents its key any more.
+//! The rule behind every branch is the safety invariant (docs/design.md):
+//! the key any server presents must be matched by every RRset a resolver
+//! may still cache. So a key may be presented only once every RRset a
+//! resolver may still cache contains it (its `safe_at`), a key that some
+//! address is seen presenting is a key in service (published first,
+//! whatever the deploy files say), and a record may be removed only once
+//! no address presents its key any more.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -60,6 +64,16 @@ pub struct CertFacts {
     pub fingerprint: String,
 }
 
+/// What one address of one endpoint presented when it was last observed:
+/// the leaf's key, or why no key was seen (unreachable, no TLS, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedAt {
+    /// For people: `mail.example.com:25 at 192.0.2.1:25`, or the deploy
+    /// target for sets that are not observed live.
+    pub address: String,
+    pub key: Result<KeyMaterial, String>,
+}
+
 /// Everything the plan looks at for one certificate set.
 #[derive(Debug, Clone)]
 pub struct View<'a> {
@@ -69,7 +83,7 @@ pub struct View<'a> {
     /// Replace whole RRsets instead of editing only tlsa's own records.
     pub fully_managed: bool,
     pub ttl: u32,
-    /// What the server uses now (the deploy target).
+    /// What the deploy target holds (what a reload makes the server use).
     pub deployed: Option<CertFacts>,
     /// The newest certificate from the ACME client or the staged roll.
     pub source: Option<CertFacts>,
@@ -79,6 +93,12 @@ pub struct View<'a> {
     /// tlsa generates next keys itself (not for a certbot pair, whose next
     /// key comes from the other lineage).
     pub generates_next: bool,
+    /// What every address of every endpoint presents, observed this run
+    /// (for `verify = "deployed-files"` sets: the deploy target's key).
+    pub presented: Vec<PresentedAt>,
+    /// A presented key tlsa did not expect gets its records published
+    /// (`on_unmatched_key = "publish"`); otherwise it is only an alarm.
+    pub publish_unmatched: bool,
     /// The TLSA RRset of each owner as the primary / provider serves it.
     pub dns: BTreeMap<String, BTreeSet<TlsaRecord>>,
     /// The TTL each owner's RRset is served with (`None`: no RRset, or unknown).
@@ -91,26 +111,30 @@ pub struct View<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Publish records that must be in DNS and are not.
-    Publish { keys: Vec<KeyId>, edits: Vec<Edit> },
+    Publish {
+        keys: Vec<KeyMaterial>,
+        edits: Vec<Edit>,
+    },
     /// Wait until every authoritative server serves what the primary serves,
     /// then record `propagated_at`/`safe_at` for `keys` and forget the
     /// `removed` keys, whose removal is then confirmed everywhere.
     AwaitPropagation {
-        keys: Vec<KeyId>,
+        keys: Vec<KeyMaterial>,
         removed: Vec<KeyId>,
     },
     /// Generate and store a new next key (no DNS change yet).
     GenerateNextKey,
     /// Put the source certificate into service and reload the server.
     Deploy { key: KeyId, same_key: bool },
-    /// Check that every address presents the deployed key.
+    /// Check, live, that every address presents the deployed key (after
+    /// every deploy, and before anything is removed).
     Verify { key: KeyId },
     /// Remove the records of keys no longer in service (`keys`) and add
     /// whatever else is missing (`added`, such as a fresh next key) in one
     /// change set.
     Retire {
         keys: Vec<KeyId>,
-        added: Vec<KeyId>,
+        added: Vec<KeyMaterial>,
         edits: Vec<Edit>,
     },
     /// Bring the RRsets in line with the config without adding or removing
@@ -130,31 +154,110 @@ impl Step {
     }
 }
 
-/// Something an operator must hear about, loudly.
+fn ids(keys: &[KeyMaterial]) -> Vec<&str> {
+    keys.iter().map(KeyMaterial::short).collect()
+}
+
+impl fmt::Display for Step {
+    /// One line for progress output and the timeline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |keys: Vec<&str>| keys.join(", ");
+        let shorts = |keys: &[KeyId]| list(keys.iter().map(|k| short(k)).collect());
+        match self {
+            Step::Publish { keys, edits } => write!(
+                f,
+                "publish records for key {} at {} owner name(s)",
+                list(ids(keys)),
+                edits.len()
+            ),
+            Step::AwaitPropagation { keys, removed } if removed.is_empty() => write!(
+                f,
+                "propagation to every authoritative server: key {}",
+                list(ids(keys))
+            ),
+            Step::AwaitPropagation { keys, removed } if keys.is_empty() => write!(
+                f,
+                "propagation to every authoritative server: key {} removed",
+                shorts(removed)
+            ),
+            Step::AwaitPropagation { keys, removed } => write!(
+                f,
+                "propagation to every authoritative server: key {} present, key {} removed",
+                list(ids(keys)),
+                shorts(removed)
+            ),
+            Step::GenerateNextKey => f.write_str("generate a new next key"),
+            Step::Deploy {
+                key,
+                same_key: true,
+            } => write!(
+                f,
+                "deploy the renewed certificate (same key {})",
+                short(key)
+            ),
+            Step::Deploy { key, .. } => write!(f, "deploy key {} (goes live)", short(key)),
+            Step::Verify { key } => {
+                write!(f, "verify that every address presents key {}", short(key))
+            }
+            Step::Retire { keys, added, .. } if added.is_empty() => {
+                write!(f, "retire key {}", shorts(keys))
+            }
+            Step::Retire { keys, added, .. } => write!(
+                f,
+                "retire key {} and publish key {} in one change",
+                shorts(keys),
+                list(ids(added))
+            ),
+            Step::Reconcile { edits } => write!(
+                f,
+                "bring {} RRset(s) in line with the config (TTL, matching types)",
+                edits.len()
+            ),
+        }
+    }
+}
+
+/// Something an operator must hear about, loudly: a validating sender may
+/// fail now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alarm {
-    /// The key in service has no record in some owner's RRset: DANE
-    /// senders are refusing mail right now.
-    LiveKeyUnpublished { key: KeyId, owners: Vec<String> },
-    /// The ACME client produced a key nobody pre-published; it is being
-    /// published and will be deployed at `safe_at`.
-    UnpreparedNewKey { key: KeyId },
+    /// A key some address presents has no usable record in some owner's
+    /// served RRset: DANE senders that hold that RRset refuse mail now.
+    UnmatchedPresentedKey {
+        key: KeyId,
+        addresses: Vec<String>,
+        owners: Vec<String>,
+        /// Its records are being published (`on_unmatched_key = "publish"`).
+        publishing: bool,
+    },
 }
 
 impl fmt::Display for Alarm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Alarm::LiveKeyUnpublished { key, owners } => write!(
-                f,
-                "the key in service ({}) has no TLSA record at {}: DANE-validating senders refuse delivery until the record is published and caches expire",
-                short(key),
-                owners.join(", ")
-            ),
-            Alarm::UnpreparedNewKey { key } => write!(
-                f,
-                "the ACME client produced a new key ({}) that was not pre-published: it is published now, and the current certificate stays in service until the new record is safe",
-                short(key)
-            ),
+            Alarm::UnmatchedPresentedKey {
+                key,
+                addresses,
+                owners,
+                publishing,
+            } => {
+                write!(
+                    f,
+                    "key {} presented by {} has no TLSA record at {}: DANE-validating senders refuse delivery there",
+                    short(key),
+                    addresses.join(", "),
+                    owners.join(", ")
+                )?;
+                if *publishing {
+                    f.write_str(
+                        "; its records are published now and the refusals stop once caches expire",
+                    )
+                } else {
+                    f.write_str(
+                        "; on_unmatched_key = \"alarm\": tlsa does not publish it; put the expected certificate back in service, or publish the key (`tlsa hash`)",
+                    )
+                }
+            }
         }
     }
 }
@@ -165,18 +268,40 @@ pub struct Decision {
     /// When the plan may have something to do next, if nothing is due now.
     pub wake_at: Option<Timestamp>,
     pub alarms: Vec<Alarm>,
+    /// Things worth telling that are handled safely (exit 0): a new key
+    /// from the ACME client held back until it is safe, an address that
+    /// could not be observed while nothing depended on it.
+    pub notices: Vec<String>,
     /// Why the plan is waiting, for people.
     pub waiting: Option<String>,
 }
 
 impl Decision {
-    fn step(step: Step, alarms: Vec<Alarm>) -> Self {
+    fn step(step: Step, alarms: Vec<Alarm>, notices: Vec<String>) -> Self {
         Decision {
             step: Some(step),
             wake_at: None,
             alarms,
+            notices,
             waiting: None,
         }
+    }
+
+    fn idle(alarms: Vec<Alarm>, notices: Vec<String>) -> Self {
+        Decision {
+            step: None,
+            wake_at: None,
+            alarms,
+            notices,
+            waiting: None,
+        }
+    }
+
+    /// Whether some alarm says a presented key is unmatched right now.
+    pub fn emergency(&self) -> bool {
+        self.alarms
+            .iter()
+            .any(|a| matches!(a, Alarm::UnmatchedPresentedKey { .. }))
     }
 }
 
@@ -189,15 +314,65 @@ impl View<'_> {
         self.next.as_ref().filter(|n| !live(&n.id))
     }
 
-    /// Keys that must have records now: in service, arriving, and next.
+    /// Every distinct key some address presents.
+    fn presented_keys(&self) -> Vec<&KeyMaterial> {
+        let mut keys: Vec<&KeyMaterial> = Vec::new();
+        for key in self.presented.iter().filter_map(|p| p.key.as_ref().ok()) {
+            if !keys.iter().any(|k| k.id == key.id) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// The addresses presenting this key.
+    fn presenting(&self, id: &str) -> Vec<String> {
+        self.presented
+            .iter()
+            .filter(|p| p.key.as_ref().is_ok_and(|k| k.id == id))
+            .map(|p| p.address.clone())
+            .collect()
+    }
+
+    /// Every address answered with a key.
+    fn observation_complete(&self) -> bool {
+        !self.presented.is_empty() && self.presented.iter().all(|p| p.key.is_ok())
+    }
+
+    /// A key tlsa expects: its own slots, or one it published before. At
+    /// adoption (tlsa published nothing yet) whatever the servers present
+    /// is what the set has in service, so it is expected too.
+    fn expected(&self, id: &str) -> bool {
+        self.state.keys.is_empty()
+            || self.state.keys.contains_key(id)
+            || [
+                self.deployed.as_ref().map(|c| &c.key),
+                self.source.as_ref().map(|c| &c.key),
+                self.next.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|k| k.id == id)
+    }
+
+    /// Presented keys whose records tlsa keeps published: all of them, or
+    /// with `on_unmatched_key = "alarm"` the ones it expects.
+    fn in_service(&self) -> Vec<&KeyMaterial> {
+        self.presented_keys()
+            .into_iter()
+            .filter(|k| self.publish_unmatched || self.expected(&k.id))
+            .collect()
+    }
+
+    /// Keys that must have records now: presented, deployed, arriving, next.
     fn wanted(&self) -> Vec<&KeyMaterial> {
         let mut keys: Vec<&KeyMaterial> = Vec::new();
-        let candidates = [
+        let candidates = self.in_service().into_iter().map(Some).chain([
             self.deployed.as_ref().map(|c| &c.key),
             self.source.as_ref().map(|c| &c.key),
             self.next(),
-        ];
-        for key in candidates.into_iter().flatten() {
+        ]);
+        for key in candidates.flatten() {
             if !keys.iter().any(|k| k.id == key.id) {
                 keys.push(key);
             }
@@ -218,19 +393,24 @@ impl View<'_> {
             .collect()
     }
 
-    /// Owner names where a DANE client could not match this key: the
-    /// emergency test (see [`policy::key_usable`]).
-    fn owners_unusable(&self, spki: &[u8]) -> Vec<String> {
-        let empty = BTreeSet::new();
+    /// Owner names whose served RRset a DANE client could not match this
+    /// key against (see [`policy::key_usable`]): the emergency test. An
+    /// owner with no RRset fails nobody (senders then do not use DANE).
+    fn owners_unmatched(&self, spki: &[u8]) -> Vec<String> {
         self.owners
             .iter()
-            .filter(|owner| !policy::key_usable(spki, self.dns.get(*owner).unwrap_or(&empty)))
+            .filter(|owner| {
+                self.dns
+                    .get(*owner)
+                    .is_some_and(|served| !served.is_empty() && !policy::key_usable(spki, served))
+            })
             .cloned()
             .collect()
     }
 
     /// Keys tlsa knows whose records are still served but that are no longer
-    /// wanted: the old key after a roll, an abandoned next key.
+    /// wanted (no address presents them): the old key after a roll, an
+    /// abandoned next key.
     fn retiring(&self) -> Vec<(KeyId, Vec<u8>)> {
         let wanted: BTreeSet<&str> = self.wanted().iter().map(|k| k.id.as_str()).collect();
         self.state
@@ -240,6 +420,25 @@ impl View<'_> {
             .filter_map(|(id, key)| Some((id.clone(), hex::decode(&key.spki).ok()?)))
             .filter(|(_, spki)| self.served_anywhere(spki))
             .collect()
+    }
+    /// Whether some key tlsa published is on its way out: no longer in one
+    /// of the set's own slots, its records still served (some address may
+    /// still present it, until a deploy takes effect everywhere).
+    fn leaving(&self) -> bool {
+        let own: Vec<&str> = [
+            self.deployed.as_ref().map(|c| &c.key),
+            self.source.as_ref().map(|c| &c.key),
+            self.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|k| k.id.as_str())
+        .collect();
+        self.state.keys.iter().any(|(id, key)| {
+            !own.contains(&id.as_str())
+                && key.removed_at.is_none()
+                && hex::decode(&key.spki).is_ok_and(|spki| self.served_anywhere(&spki))
+        })
     }
 
     /// Whether some owner's RRset holds a record of this key (of any
@@ -339,11 +538,54 @@ impl View<'_> {
             .as_ref()
             .is_some_and(|v| v.key == live && v.at + VERIFIED_FRESH >= self.now)
     }
+
+    /// The deployed key has not been seen on every address since it was
+    /// deployed (a deploy clears `verified`), or this run's observation
+    /// shows some address presenting another key: a reload that did not
+    /// take effect, or a change by hand.
+    fn needs_verification(&self, live: &str) -> bool {
+        let seen = self.state.verified.as_ref().is_some_and(|v| v.key == live);
+        let contradicted = self
+            .presented
+            .iter()
+            .any(|p| p.key.as_ref().is_ok_and(|k| k.id != live));
+        !seen || contradicted
+    }
+
+    /// What deserves a word although it is handled safely.
+    fn notices(&self) -> Vec<String> {
+        let mut notices: Vec<String> = self
+            .presented
+            .iter()
+            .filter_map(|p| {
+                p.key
+                    .as_ref()
+                    .err()
+                    .map(|why| format!("{} could not be observed: {why}", p.address))
+            })
+            .collect();
+        if let Some(source) = &self.source {
+            let unprepared = !self.state.keys.contains_key(&source.key.id)
+                && self
+                    .deployed
+                    .as_ref()
+                    .is_some_and(|d| d.key.id != source.key.id)
+                && self.next.as_ref().is_none_or(|n| n.id != source.key.id);
+            if unprepared {
+                notices.push(format!(
+                    "the ACME client brought a new key {} that was not pre-published: it is published now, and the current certificate stays in service until every cache holds the new record (the time is shown below)",
+                    source.key.short()
+                ));
+            }
+        }
+        notices
+    }
 }
 
 /// The step due now for one set.
 pub fn decide(view: &View<'_>) -> Decision {
     let mut alarms = Vec::new();
+    let notices = view.notices();
     let wanted = view.wanted();
     let missing: Vec<&KeyMaterial> = wanted
         .iter()
@@ -352,56 +594,59 @@ pub fn decide(view: &View<'_>) -> Decision {
         .collect();
     let retiring = view.retiring();
 
-    // 1. The key in service unpublished: an outage in progress. Publish
-    //    everything missing at once, before anything else.
-    if let Some(live) = &view.deployed {
-        let owners = view.owners_unusable(&live.key.spki);
+    // 1. A presented key without a usable record: an outage in progress.
+    //    Publish everything missing at once, before anything else.
+    for key in view.presented_keys() {
+        let owners = view.owners_unmatched(&key.spki);
         if !owners.is_empty() {
-            alarms.push(Alarm::LiveKeyUnpublished {
-                key: live.key.id.clone(),
+            alarms.push(Alarm::UnmatchedPresentedKey {
+                key: key.id.clone(),
+                addresses: view.presenting(&key.id),
                 owners,
+                publishing: wanted.iter().any(|k| k.id == key.id),
             });
-            return Decision::step(publish(view, &missing), alarms);
         }
     }
-    if let Some(source) = &view.source {
-        let unprepared = !view.state.keys.contains_key(&source.key.id)
-            && view
-                .deployed
-                .as_ref()
-                .is_some_and(|d| d.key.id != source.key.id)
-            && view.next.as_ref().is_none_or(|n| n.id != source.key.id);
-        if unprepared {
-            alarms.push(Alarm::UnpreparedNewKey {
-                key: source.key.id.clone(),
-            });
-        }
+    let publishing_emergency = alarms.iter().any(|a| {
+        matches!(
+            a,
+            Alarm::UnmatchedPresentedKey {
+                publishing: true,
+                ..
+            }
+        )
+    });
+    if publishing_emergency {
+        return Decision::step(publish(view, &missing), alarms, notices);
     }
 
     // 2. A next key is always kept ready (once the one we had went live), so
     //    that its records go out with the first publication or the retire.
     if view.next().is_none() && view.generates_next {
-        return Decision::step(Step::GenerateNextKey, alarms);
+        return Decision::step(Step::GenerateNextKey, alarms, notices);
     }
 
     // 3. Records of keys arriving or in service go out at once. A lone next
-    //    key waits for the retire step when one is pending, so that the old
-    //    key's removal and the new next key's addition are one change set.
+    //    key waits for the retire step when one is coming (an old key is
+    //    leaving, even if some address still presents it for a moment), so
+    //    that the old key's removal and the new next key's addition are one
+    //    change set.
+    let leaving = view.leaving();
     let urgent: Vec<&KeyMaterial> = missing
         .iter()
         .copied()
         .filter(|k| {
             let is_source = view.source.as_ref().is_some_and(|s| s.key.id == k.id);
-            retiring.is_empty() || is_source || view.next().is_none_or(|n| n.id != k.id)
+            !leaving || is_source || view.next().is_none_or(|n| n.id != k.id)
         })
         .collect();
     if !urgent.is_empty() {
-        return Decision::step(publish(view, &missing), alarms);
+        return Decision::step(publish(view, &missing), alarms, notices);
     }
 
     // 4. Published but not yet seen everywhere: wait for propagation and
     //    record when it is safe. Removals are confirmed the same way.
-    let unconfirmed: Vec<KeyId> = wanted
+    let unconfirmed: Vec<KeyMaterial> = wanted
         .iter()
         .filter(|k| view.owners_missing(&k.spki).is_empty())
         .filter(|k| {
@@ -410,7 +655,7 @@ pub fn decide(view: &View<'_>) -> Decision {
                 .get(&k.id)
                 .is_none_or(|s| s.propagated_at.is_none())
         })
-        .map(|k| k.id.clone())
+        .map(|k| (*k).clone())
         .collect();
     let removed: Vec<KeyId> = view
         .state
@@ -427,13 +672,14 @@ pub fn decide(view: &View<'_>) -> Decision {
                 removed,
             },
             alarms,
+            notices,
         );
     }
 
     // 5. A newer certificate from the source: same key deploys at once; a
     //    new key only once every cache holds a record for it. A deploy whose
-    //    reload never succeeded (killed, or the command failed) is redone:
-    //    the server may still use the previous files.
+    //    reload never succeeded (killed, the command failed, or the servers
+    //    kept presenting the old key) is redone.
     if let (Some(source), deployed) = (&view.source, &view.deployed)
         && (view.state.reload_pending
             || deployed
@@ -447,13 +693,14 @@ pub fn decide(view: &View<'_>) -> Decision {
             same_key,
         };
         match safe_at {
-            _ if same_key => return Decision::step(deploy, alarms),
-            Some(at) if at <= view.now => return Decision::step(deploy, alarms),
+            _ if same_key => return Decision::step(deploy, alarms, notices),
+            Some(at) if at <= view.now => return Decision::step(deploy, alarms, notices),
             Some(at) => {
                 return Decision {
                     step: None,
                     wake_at: Some(at),
                     alarms,
+                    notices,
                     waiting: Some(format!(
                         "the new key {} goes live once every cache holds its record",
                         source.key.short()
@@ -464,62 +711,62 @@ pub fn decide(view: &View<'_>) -> Decision {
             None => {
                 return Decision::step(
                     Step::AwaitPropagation {
-                        keys: vec![source.key.id.clone()],
+                        keys: vec![source.key.clone()],
                         removed: Vec::new(),
                     },
                     alarms,
+                    notices,
                 );
             }
         }
     }
 
-    // 6. Old keys leave DNS only once the server is seen presenting the new
-    //    key on every address.
+    // 6. Every deploy is verified live, the first one and same-key renewals
+    //    included, and so is a deployed key some address no longer presents.
+    let live = view.deployed.as_ref().map(|d| d.key.id.clone());
+    if let Some(live) = &live
+        && view.needs_verification(live)
+    {
+        return Decision::step(Step::Verify { key: live.clone() }, alarms, notices);
+    }
+
+    // 7. Old keys leave DNS only once every address was seen presenting the
+    //    deployed key recently, and this run saw every address.
     if !retiring.is_empty() {
-        let Some(live) = view.deployed.as_ref().map(|d| d.key.id.clone()) else {
-            return Decision::default_idle(alarms);
+        let Some(live) = live else {
+            return Decision::idle(alarms, notices);
         };
-        if !view.verified(&live) {
-            return Decision::step(Step::Verify { key: live }, alarms);
+        if !view.verified(&live) || !view.observation_complete() {
+            return Decision::step(Step::Verify { key: live }, alarms, notices);
         }
         let spkis: Vec<Vec<u8>> = retiring.iter().map(|(_, spki)| spki.clone()).collect();
         return Decision::step(
             Step::Retire {
                 keys: retiring.into_iter().map(|(id, _)| id).collect(),
-                added: missing.iter().map(|k| k.id.clone()).collect(),
+                added: missing.iter().map(|k| (*k).clone()).collect(),
                 edits: view.edits(&spkis),
             },
             alarms,
+            notices,
         );
     }
 
-    // 7. A lone next key waiting for a retire that is no longer pending.
+    // 8. A lone next key waiting for a retire that is no longer pending.
     if !missing.is_empty() {
-        return Decision::step(publish(view, &missing), alarms);
+        return Decision::step(publish(view, &missing), alarms, notices);
     }
 
-    // 8. A TTL or the matching types changed in the config.
+    // 9. A TTL or the matching types changed in the config.
     let edits = view.edits(&[]);
     if !edits.is_empty() {
-        return Decision::step(Step::Reconcile { edits }, alarms);
+        return Decision::step(Step::Reconcile { edits }, alarms, notices);
     }
-    Decision::default_idle(alarms)
-}
-
-impl Decision {
-    fn default_idle(alarms: Vec<Alarm>) -> Self {
-        Decision {
-            step: None,
-            wake_at: None,
-            alarms,
-            waiting: None,
-        }
-    }
+    Decision::idle(alarms, notices)
 }
 
 fn publish(view: &View<'_>, missing: &[&KeyMaterial]) -> Step {
     Step::Publish {
-        keys: missing.iter().map(|k| k.id.clone()).collect(),
+        keys: missing.iter().map(|k| (*k).clone()).collect(),
         edits: view.edits(&[]),
     }
 }
@@ -557,9 +804,19 @@ mod tests {
         state: SetState,
         now: Timestamp,
         generated: u8,
-        /// Records served at each instant a key was in service.
+        /// What each server address presents; `None`: it does not answer.
+        servers: Vec<Option<KeyMaterial>>,
+        /// Servers whose reload does nothing (they keep their key).
+        deaf: Vec<bool>,
+        publish_unmatched: bool,
+        /// Every violation of the invariant seen.
         log: Vec<String>,
+        /// RRsets served before, with the instant they were replaced.
+        history: Vec<(Timestamp, BTreeSet<TlsaRecord>)>,
     }
+
+    /// The TTL of the simulated RRsets, and so what `safe_at` waits for.
+    const CACHE_TTL: Duration = Duration::from_secs(60);
 
     impl World {
         fn new(deployed: u8) -> Self {
@@ -574,8 +831,24 @@ mod tests {
                 state: SetState::default(),
                 now: Timestamp::from_unix_secs(1000),
                 generated: 100,
+                servers: vec![Some(key(deployed))],
+                deaf: vec![false],
+                publish_unmatched: true,
                 log: Vec::new(),
+                history: Vec::new(),
             }
+        }
+
+        /// What the executor hands the plan: each address's key.
+        fn presented(&self) -> Vec<PresentedAt> {
+            self.servers
+                .iter()
+                .enumerate()
+                .map(|(i, key)| PresentedAt {
+                    address: format!("192.0.2.{}:25", i + 1),
+                    key: key.clone().ok_or_else(|| "connection refused".to_string()),
+                })
+                .collect()
         }
 
         fn decide(&self) -> Decision {
@@ -588,6 +861,8 @@ mod tests {
                 deployed: self.deployed.clone(),
                 source: self.source.clone(),
                 next: self.next.clone(),
+                presented: self.presented(),
+                publish_unmatched: self.publish_unmatched,
                 dns: BTreeMap::from([(OWNER.to_string(), self.dns.clone())]),
                 ttls: BTreeMap::from([(OWNER.to_string(), self.ttl)]),
                 state: &self.state,
@@ -596,75 +871,46 @@ mod tests {
             decide(&view)
         }
 
-        fn spki_of(&self, id: &str) -> Vec<u8> {
-            [
-                self.deployed.as_ref().map(|c| &c.key),
-                self.source.as_ref().map(|c| &c.key),
-                self.next.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .find(|k| k.id == id)
-            .map(|k| k.spki.clone())
-            .or_else(|| {
-                self.state
-                    .keys
-                    .get(id)
-                    .map(|k| hex::decode(&k.spki).unwrap())
-            })
-            .unwrap()
+        /// Serves a new RRset; the one it replaces stays in caches for a TTL.
+        fn apply(&mut self, edits: &[Edit]) {
+            for edit in edits {
+                let new = edit.desired_from(&self.dns);
+                if new != self.dns {
+                    let old = std::mem::replace(&mut self.dns, new);
+                    self.history.push((self.now, old));
+                }
+                self.ttl = Some(edit.ttl);
+            }
         }
 
-        /// Applies one step; returns it for the test to look at.
+        /// Applies one step the way the executor does.
         fn execute(&mut self, step: &Step) {
             match step {
-                Step::Reconcile { edits } => {
-                    for edit in edits {
-                        self.dns = edit.desired_from(&self.dns);
-                        self.ttl = Some(edit.ttl);
+                Step::Reconcile { edits } => self.apply(edits),
+                Step::Publish { keys, edits } => {
+                    self.apply(edits);
+                    for key in keys {
+                        let fresh = KeyState::new(&key.spki, self.now);
+                        self.state.keys.entry(key.id.clone()).or_insert(fresh);
                     }
                 }
-                Step::Publish { keys, edits } | Step::Retire { keys, edits, .. } => {
-                    for edit in edits {
-                        self.dns = edit.desired_from(&self.dns);
-                        self.ttl = Some(edit.ttl);
+                Step::Retire { keys, added, edits } => {
+                    self.apply(edits);
+                    for id in keys {
+                        self.state.keys.get_mut(id).unwrap().removed_at = Some(self.now);
                     }
-                    if let Step::Retire { keys, .. } = step {
-                        for id in keys {
-                            self.state.keys.get_mut(id).unwrap().removed_at = Some(self.now);
-                        }
-                    } else {
-                        for id in keys {
-                            let spki = hex::encode(self.spki_of(id));
-                            self.state.keys.entry(id.clone()).or_insert(KeyState {
-                                spki,
-                                first_seen: self.now,
-                                published_at: None,
-                                prior_ttl: None,
-                                prior_absent: false,
-                                propagated_at: None,
-                                safe_at: None,
-                                removed_at: None,
-                            });
-                        }
+                    for key in added {
+                        let fresh = KeyState::new(&key.spki, self.now);
+                        self.state.keys.entry(key.id.clone()).or_insert(fresh);
                     }
                 }
                 Step::AwaitPropagation { keys, removed } => {
                     self.now = self.now + Duration::from_secs(1);
-                    for id in keys {
-                        let spki = hex::encode(self.spki_of(id));
-                        let entry = self.state.keys.entry(id.clone()).or_insert(KeyState {
-                            spki,
-                            first_seen: self.now,
-                            published_at: None,
-                            prior_ttl: None,
-                            prior_absent: false,
-                            propagated_at: None,
-                            safe_at: None,
-                            removed_at: None,
-                        });
+                    for key in keys {
+                        let fresh = KeyState::new(&key.spki, self.now);
+                        let entry = self.state.keys.entry(key.id.clone()).or_insert(fresh);
                         entry.propagated_at = Some(self.now);
-                        entry.safe_at = Some(self.now + Duration::from_secs(60));
+                        entry.safe_at = Some(self.now + CACHE_TTL);
                     }
                     for id in removed {
                         self.state.keys.remove(id);
@@ -674,43 +920,62 @@ mod tests {
                     self.generated += 1;
                     self.next = Some(key(self.generated));
                 }
-                Step::Deploy { key, same_key } => {
-                    let safe_at = self.state.keys.get(key).and_then(|k| k.safe_at);
-                    if !same_key && safe_at.is_none_or(|at| at > self.now) {
-                        self.log.push(format!(
-                            "at {} deployed {} before it was safe",
-                            self.now,
-                            short(key)
-                        ));
-                    }
+                Step::Deploy { .. } => {
                     self.deployed = self.source.clone();
                     self.state.reload_pending = false;
+                    self.state.verified = None;
+                    let live = self.deployed.as_ref().map(|d| d.key.clone());
+                    for (server, deaf) in self.servers.iter_mut().zip(&self.deaf) {
+                        if !deaf && server.is_some() {
+                            *server = live.clone();
+                        }
+                    }
                 }
                 Step::Verify { key } => {
-                    self.state.verified = Some(Verified {
-                        key: key.clone(),
-                        at: self.now,
-                    })
+                    let everywhere = self
+                        .servers
+                        .iter()
+                        .all(|s| s.as_ref().is_some_and(|k| &k.id == key));
+                    if everywhere {
+                        self.state.verified = Some(Verified {
+                            key: key.clone(),
+                            at: self.now,
+                        });
+                    } else {
+                        // The executor fails the step and redoes the reload next time.
+                        self.state.reload_pending = true;
+                    }
                 }
             }
             self.check_invariant();
         }
 
-        /// The deployed key must be in the RRset unless the test made an emergency.
+        /// The invariant: every key a server presents is matched by every
+        /// RRset a resolver may still hold (an empty one fails nobody).
         fn check_invariant(&mut self) {
-            if let Some(d) = &self.deployed
-                && !policy::key_usable(&d.key.spki, &self.dns)
-            {
-                self.log.push(format!(
-                    "at {} the live key {} is unpublished",
-                    self.now,
-                    d.key.short()
-                ));
+            let now = self.now;
+            let cached: Vec<BTreeSet<TlsaRecord>> = self
+                .history
+                .iter()
+                .filter(|(until, _)| *until + CACHE_TTL > now)
+                .map(|(_, rrset)| rrset.clone())
+                .chain([self.dns.clone()])
+                .collect();
+            for key in self.servers.iter().flatten() {
+                for rrset in &cached {
+                    if !rrset.is_empty() && !policy::key_usable(&key.spki, rrset) {
+                        self.log.push(format!(
+                            "at {now} a server presents {} which a cached RRset does not match",
+                            key.short()
+                        ));
+                    }
+                }
             }
         }
 
         /// Runs decide/execute until nothing is due, advancing time to wake-ups;
-        /// returns the steps taken.
+        /// returns the steps taken (a step that failed is repeated by the
+        /// next run, so a run stops at a Verify that did not pass).
         fn run(&mut self) -> Vec<Step> {
             let mut steps = Vec::new();
             for _ in 0..50 {
@@ -718,7 +983,12 @@ mod tests {
                 match (decision.step, decision.wake_at) {
                     (Some(step), _) => {
                         self.execute(&step);
+                        let failed =
+                            matches!(step, Step::Verify { .. }) && self.state.verified.is_none();
                         steps.push(step);
+                        if failed {
+                            return steps;
+                        }
                     }
                     (None, Some(at)) => self.now = at,
                     (None, None) => return steps,
@@ -762,7 +1032,7 @@ mod tests {
         let mut world = World::new(1);
         world.dns = world.policy.records_for_key(&key(1).spki);
         let steps = world.run();
-        assert_eq!(kinds(&steps), ["generate", "publish", "await"]);
+        assert_eq!(kinds(&steps), ["generate", "publish", "await", "verify"]);
         assert_eq!(world.keys_in_dns().len(), 2);
         assert!(world.run().is_empty(), "a rerun does nothing");
         assert!(world.log.is_empty(), "{:?}", world.log);
@@ -774,7 +1044,11 @@ mod tests {
         let before = world.dns.clone();
         world.source = Some(cert(1, 1));
         let steps = world.run();
-        assert_eq!(kinds(&steps), ["deploy"]);
+        assert_eq!(
+            kinds(&steps),
+            ["deploy", "verify"],
+            "verified like any deploy"
+        );
         assert_eq!(world.dns, before);
     }
 
@@ -817,7 +1091,15 @@ mod tests {
         let mut world = adopted(1);
         world.source = Some(cert(9, 0));
         let first = world.decide();
-        assert!(matches!(first.alarms[..], [Alarm::UnpreparedNewKey { .. }]));
+        assert!(first.alarms.is_empty(), "handled safely: no alarm");
+        assert!(
+            first
+                .notices
+                .iter()
+                .any(|n| n.contains("not pre-published")),
+            "{:?}",
+            first.notices
+        );
         assert!(matches!(first.step, Some(Step::Publish { .. })));
         world.execute(first.step.as_ref().unwrap());
         world.execute(&world.decide().step.unwrap()); // await propagation
@@ -846,11 +1128,15 @@ mod tests {
     #[test]
     fn a_live_key_without_record_is_an_emergency() {
         let mut world = adopted(1);
-        world.dns.clear();
+        let live = world.policy.records_for_key(&key(1).spki);
+        world.dns.retain(|r| !live.contains(r));
         let decision = world.decide();
         assert!(matches!(
             decision.alarms[..],
-            [Alarm::LiveKeyUnpublished { .. }]
+            [Alarm::UnmatchedPresentedKey {
+                publishing: true,
+                ..
+            }]
         ));
         let Some(Step::Publish { edits, .. }) = decision.step else {
             panic!("{decision:?}")
@@ -891,7 +1177,7 @@ mod tests {
         });
         let decision = world.decide();
         assert!(
-            matches!(&decision.step, Some(Step::Publish { keys, .. }) if keys.contains(&fresh.id)),
+            matches!(&decision.step, Some(Step::Publish { keys, .. }) if keys.contains(&fresh)),
             "{decision:?}"
         );
     }
@@ -1064,6 +1350,155 @@ mod tests {
         let verify = until(&mut world, |step| matches!(step, Step::Verify { .. }));
         world.execute(&verify);
         world.now = world.now + VERIFIED_FRESH + Duration::from_secs(1);
+        assert!(matches!(world.decide().step, Some(Step::Verify { .. })));
+    }
+
+    /// A set adopted while the server presents K0 and the ACME lineage
+    /// holds K1 (nothing deployed by tlsa yet).
+    fn adopting_k0_with_lineage_k1() -> World {
+        let mut world = World::new(1);
+        world.deployed = None;
+        world.source = Some(cert(2, 0));
+        world
+    }
+
+    #[test]
+    fn adoption_publishes_the_presented_key_first_and_retires_it_only_once_the_new_one_is_seen() {
+        let mut world = adopting_k0_with_lineage_k1();
+        let generate = world.decide().step.unwrap();
+        assert_eq!(generate, Step::GenerateNextKey);
+        world.execute(&generate);
+        let first = world.decide();
+        let Some(Step::Publish { keys, .. }) = &first.step else {
+            panic!("{first:?}")
+        };
+        assert_eq!(keys.len(), 3, "K0, K1 and the next key in one change");
+        assert!(keys.contains(&key(1)), "the presented key K0 is published");
+        assert!(keys.contains(&key(2)), "and the lineage's K1");
+        assert!(first.alarms.is_empty(), "no RRset yet: nobody fails");
+        let steps = world.run();
+        assert!(world.log.is_empty(), "{:?}", world.log);
+        assert_eq!(world.servers, [Some(key(2))]);
+        let deploy = kinds(&steps).iter().position(|k| *k == "deploy").unwrap();
+        let verify = kinds(&steps).iter().position(|k| *k == "verify").unwrap();
+        let retire = kinds(&steps).iter().position(|k| *k == "retire").unwrap();
+        assert!(deploy < verify && verify < retire, "{:?}", kinds(&steps));
+        assert!(!world.keys_in_dns().contains(key(1).short()), "K0 retired");
+    }
+
+    #[test]
+    fn a_reload_that_does_nothing_fails_verification_and_keeps_the_presented_key() {
+        let mut world = adopted(1);
+        world.deaf = vec![true];
+        roll_to_next(&mut world);
+        let steps = world.run();
+        assert_eq!(kinds(&steps).last(), Some(&"verify"), "{:?}", kinds(&steps));
+        assert!(world.state.verified.is_none());
+        assert!(world.state.reload_pending, "the next run reloads again");
+        assert!(world.keys_in_dns().contains(key(1).short()), "K0 kept");
+        // Every later run redoes the reload and checks again; nothing is removed.
+        for _ in 0..3 {
+            let steps = world.run();
+            assert_eq!(kinds(&steps), ["deploy", "verify"]);
+            assert!(world.keys_in_dns().contains(key(1).short()));
+        }
+        // The reload is fixed: the next run completes the roll.
+        world.deaf = vec![false];
+        let steps = world.run();
+        assert_eq!(kinds(&steps), ["deploy", "verify", "retire", "await"]);
+        assert!(!world.keys_in_dns().contains(key(1).short()));
+        assert!(world.log.is_empty(), "{:?}", world.log);
+    }
+
+    #[test]
+    fn a_key_changed_by_hand_is_an_alarm_and_is_published() {
+        let mut world = adopted(1);
+        world.servers = vec![Some(key(9))];
+        world.check_invariant();
+        assert!(!world.log.is_empty(), "the hand change broke DANE");
+        let decision = world.decide();
+        assert!(
+            matches!(&decision.alarms[..], [Alarm::UnmatchedPresentedKey { key: k, publishing: true, addresses, .. }] if *k == key(9).id && addresses == &["192.0.2.1:25"]),
+            "{decision:?}"
+        );
+        let Some(Step::Publish { keys, .. }) = &decision.step else {
+            panic!("{decision:?}")
+        };
+        assert!(keys.contains(&key(9)));
+    }
+
+    #[test]
+    fn with_on_unmatched_key_alarm_a_key_changed_by_hand_is_only_an_alarm() {
+        let mut world = adopted(1);
+        world.publish_unmatched = false;
+        world.servers = vec![Some(key(9))];
+        let decision = world.decide();
+        assert!(
+            matches!(
+                &decision.alarms[..],
+                [Alarm::UnmatchedPresentedKey {
+                    publishing: false,
+                    ..
+                }]
+            ),
+            "{decision:?}"
+        );
+        let published = decision
+            .step
+            .as_ref()
+            .and_then(Step::edits)
+            .is_some_and(|edits| {
+                edits.iter().any(|e| {
+                    e.add
+                        .iter()
+                        .any(|r| r.data == hex::decode(&key(9).id).unwrap())
+                })
+            });
+        assert!(!published, "{decision:?}");
+    }
+
+    #[test]
+    fn no_retire_until_every_address_presents_the_new_key() {
+        let mut world = adopted(1);
+        world.servers = vec![Some(key(1)), Some(key(1))];
+        world.deaf = vec![false, true];
+        roll_to_next(&mut world);
+        let steps = world.run();
+        assert!(!kinds(&steps).contains(&"retire"), "{:?}", kinds(&steps));
+        assert!(world.keys_in_dns().contains(key(1).short()));
+        world.deaf = vec![false, false];
+        world.run();
+        assert!(!world.keys_in_dns().contains(key(1).short()));
+        assert!(world.log.is_empty(), "{:?}", world.log);
+    }
+
+    #[test]
+    fn an_address_that_cannot_be_observed_blocks_the_retire() {
+        let mut world = adopted(1);
+        world.servers = vec![Some(key(1)), Some(key(1))];
+        world.deaf = vec![false, false];
+        roll_to_next(&mut world);
+        let verify = until(&mut world, |s| matches!(s, Step::Verify { .. }));
+        world.execute(&verify);
+        world.servers[1] = None;
+        let decision = world.decide();
+        assert!(
+            matches!(decision.step, Some(Step::Verify { .. })),
+            "{decision:?}"
+        );
+        assert!(
+            decision.notices.iter().any(|n| n.contains("192.0.2.2:25")),
+            "{:?}",
+            decision.notices
+        );
+    }
+
+    #[test]
+    fn a_deployed_key_no_longer_presented_is_verified_again() {
+        let mut world = adopted(1);
+        assert!(world.state.verified.is_some());
+        assert_eq!(world.decide().step, None);
+        world.servers = vec![Some(world.next.clone().unwrap())];
         assert!(matches!(world.decide().step, Some(Step::Verify { .. })));
     }
 

@@ -56,6 +56,10 @@ pub struct SetState {
     /// The key the last live check saw on every address, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verified>,
+    /// The last verify step failed (a deploy that did not take effect):
+    /// why, for `tlsa status`, until a verify passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_failure: Option<String>,
     /// An operator asked for a planned roll at this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollover_requested_at: Option<Timestamp>,
@@ -88,9 +92,66 @@ pub struct SetState {
     /// these inputs: `tlsa run --offline-if-idle` may skip the network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdleMark>,
+    /// What every address presented at the last observation, for `tlsa
+    /// status` (the plan always decides from a fresh observation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presented: Option<PresentedSeen>,
+    /// How the last run of this set ended, for `tlsa status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
     /// Recent events, newest last, for `tlsa status`.
     #[serde(default)]
     pub timeline: Vec<Event>,
+}
+
+/// How a run of a set ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// When it ended. Rewritten when anything else changes, and hourly
+    /// otherwise (an idle run from cron writes no state).
+    pub at: Timestamp,
+    /// `done` (steps taken, nothing pending), `waiting` (for a time or a
+    /// manual step), `idle`, `alarm` or `failed`.
+    pub outcome: String,
+    /// Steps the run performed.
+    #[serde(default)]
+    pub steps: usize,
+    /// Why it failed, or what the alarm said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the next step is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<Timestamp>,
+}
+
+impl LastRun {
+    /// Whether `self` says something `older` does not (or `older` is stale).
+    pub fn worth_saving_over(&self, older: &LastRun, refresh: std::time::Duration) -> bool {
+        let same = LastRun {
+            at: older.at,
+            ..self.clone()
+        };
+        same != *older || older.at + refresh <= self.at
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentedSeen {
+    /// When this is what the servers presented: refreshed when it changes,
+    /// and hourly otherwise (an idle run from cron writes no state).
+    pub at: Timestamp,
+    pub addresses: Vec<AddressSeen>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressSeen {
+    pub address: String,
+    /// The key presented there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyId>,
+    /// Why no key was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +180,22 @@ pub struct KeyState {
     /// the removal is seen on every authoritative server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed_at: Option<Timestamp>,
+}
+
+impl KeyState {
+    /// A key first seen at `now`, nothing known yet about its records.
+    pub fn new(spki: &[u8], now: Timestamp) -> Self {
+        KeyState {
+            spki: hex::encode(spki),
+            first_seen: now,
+            published_at: None,
+            prior_ttl: None,
+            prior_absent: false,
+            propagated_at: None,
+            safe_at: None,
+            removed_at: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Driving the roll engine from the outside, as an operator would: a config file for one
 //! certificate set in the lab zone, the `tlsa` binary under test, what the authoritative
 //! server serves, what the deploy target holds — and a [`SafetyProbe`] that watches the
-//! safety invariant (DESIGN.md §2) from a background thread while a test runs.
+//! safety invariant (docs/design.md §1) from a background thread while a test runs.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -230,25 +230,72 @@ pub fn deployed_key_in(deploy_dir: &Path) -> Option<String> {
 /// What a [`SafetyProbe`] saw so far.
 #[derive(Clone, Debug, Default)]
 pub struct ProbeLog {
-    /// Samples that checked the invariant (the deploy target did not change during the
-    /// sample and both servers answered).
+    /// Samples that checked the invariant (what was in service did not change during the
+    /// sample and both DNS servers answered).
     pub samples: usize,
-    /// Samples set aside: a deploy happened while sampling, or a server did not answer.
+    /// Samples set aside: a key changed while sampling, or a server did not answer.
     pub skipped: usize,
-    /// Instants where the deployed key had no record in an RRset, with what was seen.
+    /// Instants where a key in service had no record in an RRset, with what was seen.
     pub violations: Vec<String>,
-    /// Each key the deploy target held, in order, with the probe's time of first sight.
+    /// Each key in service (deployed, or presented; several presented at once are joined
+    /// with `+`), in order, with the probe's time of first sight.
     pub deployed: Vec<(Duration, String)>,
 }
 
-/// Samples every [`PROBE_INTERVAL`], until stopped or dropped, the key of the certificate in
-/// a deploy target and the set's TLSA RRset as (a) the authoritative server serves it and
-/// (b) a caching validating resolver (a sender's view, holding RRsets for their TTL) returns
-/// it, and records every instant where the deployed key is missing from either.
+/// What a [`SafetyProbe`] takes as the key in service.
+#[derive(Clone)]
+pub enum InService {
+    /// The certificate in a deploy target (`fullchain.pem`).
+    DeployTarget(PathBuf),
+    /// What each of these addresses presents for the endpoint (STARTTLS as its port
+    /// says): the safety invariant's own terms.
+    Presented {
+        addresses: Vec<SocketAddr>,
+        endpoint: tlsa::live::endpoint::Endpoint,
+    },
+}
+
+impl InService {
+    /// The keys in service now; `None` when an address could not be observed.
+    fn keys(&self, runtime: &tokio::runtime::Runtime) -> Option<BTreeSet<String>> {
+        match self {
+            InService::DeployTarget(dir) => Some(deployed_key_in(dir).into_iter().collect()),
+            InService::Presented {
+                addresses,
+                endpoint,
+            } => addresses
+                .iter()
+                .map(|&address| presented_key(runtime, address, endpoint))
+                .collect(),
+        }
+    }
+}
+
+/// The key (its 3 1 1 data) the server at `address` presents, if it answers.
+pub fn presented_key(
+    runtime: &tokio::runtime::Runtime,
+    address: SocketAddr,
+    endpoint: &tlsa::live::endpoint::Endpoint,
+) -> Option<String> {
+    use tlsa::live::capture::{ConnectOptions, capture};
+    let presented = runtime
+        .block_on(capture(address, endpoint, &ConnectOptions::default()))
+        .ok()?;
+    let leaf = presented.chain.first()?;
+    Some(tlsa::roll::plan::KeyMaterial::from_spki(leaf.spki()).id)
+}
+
+/// Samples every [`PROBE_INTERVAL`], until stopped or dropped, the key(s) in service and the
+/// set's TLSA RRset as (a) the authoritative server serves it and (b) a caching validating
+/// resolver (a sender's view, holding RRsets for their TTL) returns it, and records every
+/// instant where a key in service is missing from either.
 ///
-/// Each sample reads the deploy target before and after the two queries and counts only when
-/// both reads agree: the key was then in service during the whole of both queries, so a
-/// missing record is a real violation and never an artefact of a deploy between two reads.
+/// Each sample reads what is in service before and after the two queries and counts only
+/// when both reads agree: the keys were then in service during the whole of both queries,
+/// so a missing record is a real violation and never an artefact of a change between two
+/// reads. With [`InService::Presented`], an owner without any TLSA RRset fails nobody
+/// (senders then do not use DANE) and is no violation; a deploy target's key must always
+/// be in the RRset.
 pub struct SafetyProbe {
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<ProbeLog>>,
@@ -264,32 +311,58 @@ impl SafetyProbe {
         authoritative: SocketAddr,
         witness: SocketAddr,
     ) -> Self {
+        Self::watch(
+            InService::DeployTarget(deploy_dir),
+            owner,
+            authoritative,
+            witness,
+        )
+    }
+
+    /// [`Self::start`] for any [`InService`].
+    pub fn watch(
+        in_service: InService,
+        owner: String,
+        authoritative: SocketAddr,
+        witness: SocketAddr,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(ProbeLog::default()));
+        let empty_is_safe = matches!(in_service, InService::Presented { .. });
         let thread = {
             let (stop, log) = (stop.clone(), log.clone());
             thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 let start = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let began = Instant::now();
-                    let sample = sample(&deploy_dir, &owner, authoritative, witness);
+                    let sample = sample(&in_service, &runtime, &owner, authoritative, witness);
                     let mut log = log.lock().unwrap();
                     match sample {
-                        Some((Some(key), auth, cached)) => {
+                        Some((keys, auth, cached)) => {
                             log.samples += 1;
-                            if log.deployed.last().is_none_or(|(_, k)| *k != key) {
-                                log.deployed.push((start.elapsed(), key.clone()));
+                            let joined = keys.iter().cloned().collect::<Vec<_>>().join("+");
+                            if !keys.is_empty()
+                                && log.deployed.last().is_none_or(|(_, k)| *k != joined)
+                            {
+                                log.deployed.push((start.elapsed(), joined));
                             }
-                            for (what, rrset) in [("authoritative", &auth), ("cached", &cached)] {
-                                if !rrset.contains(&key) {
-                                    log.violations.push(format!(
-                                        "{:?}: deployed key {key} missing from the {what} RRset {rrset:?}",
-                                        start.elapsed()
-                                    ));
+                            for key in &keys {
+                                for (what, rrset) in [("authoritative", &auth), ("cached", &cached)]
+                                {
+                                    let fails_nobody = empty_is_safe && rrset.is_empty();
+                                    if !rrset.contains(key) && !fails_nobody {
+                                        log.violations.push(format!(
+                                            "{:?}: key {key} in service but missing from the {what} RRset {rrset:?}",
+                                            start.elapsed()
+                                        ));
+                                    }
                                 }
                             }
                         }
-                        Some((None, _, _)) => log.samples += 1,
                         None => log.skipped += 1,
                     }
                     drop(log);
@@ -333,14 +406,20 @@ impl Drop for SafetyProbe {
     }
 }
 
-type Sample = (Option<String>, BTreeSet<String>, BTreeSet<String>);
+type Sample = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
 
 /// One bracketed sample, or `None` when it cannot be judged.
-fn sample(deploy_dir: &Path, owner: &str, auth: SocketAddr, witness: SocketAddr) -> Option<Sample> {
-    let before = deployed_key_in(deploy_dir);
+fn sample(
+    in_service: &InService,
+    runtime: &tokio::runtime::Runtime,
+    owner: &str,
+    auth: SocketAddr,
+    witness: SocketAddr,
+) -> Option<Sample> {
+    let before = in_service.keys(runtime)?;
     let served = dig::query(auth, owner, "TLSA", &["+norec"]);
     let cached = dig::query(witness, owner, "TLSA", &[]);
-    let after = deployed_key_in(deploy_dir);
+    let after = in_service.keys(runtime)?;
     // NXDOMAIN is an answer too: no RRset at all (before the first record, the name does
     // not exist), which caches hold as long as the zone's negative TTL.
     let answered = |reply: &dig::DigReply| reply.is_noerror() || reply.status == "NXDOMAIN";
