@@ -120,7 +120,8 @@ The configuration file.
 .TP
 \fBJOURNAL_STREAM\fR
 Set by systemd; when standard error is that stream, each diagnostic line starts with its
-syslog priority (\fB<3>\fR errors, \fB<4>\fR warnings and alarms, \fB<6>\fR progress).
+syslog priority (\fB<3>\fR errors, \fB<4>\fR warnings and alarms, \fB<5>\fR notices,
+\fB<6>\fR progress).
 .SH NOTES
 Debian's hash\-slinger package installs another program called \fBtlsa\fR as
 \fI/usr/bin/tlsa\fR, documented in \fBtlsa\fR(1). This one is \fI/usr/sbin/tlsa\fR, in an sbin
