@@ -1,9 +1,19 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use tlsa::cli::journal::{self, Level};
 use tlsa::cli::{self, Cli, run};
 
 fn main() -> ExitCode {
+    if cli::generate::is_generate_invocation(std::env::args()) {
+        let args = cli::generate::GenerateArgs::parse_from(
+            std::iter::once("tlsa generate".to_string()).chain(std::env::args().skip(2)),
+        );
+        return match cli::generate::run(&args, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(failure) => report(failure),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // `tlsa check` is a monitoring plugin: its usage errors are UNKNOWN
@@ -19,11 +29,13 @@ fn main() -> ExitCode {
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     match run(cli, &mut stdout, &mut stderr) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            for message in failure.messages() {
-                eprintln!("tlsa: {message}");
-            }
-            failure.exit_code()
-        }
+        Err(failure) => report(failure),
     }
+}
+
+fn report(failure: cli::Failure) -> ExitCode {
+    for message in failure.messages() {
+        journal::say(Level::Error, message);
+    }
+    failure.exit_code()
 }

@@ -1,6 +1,7 @@
 //! The roll engine with a real ACME CA (pebble) and a real ACME client (certbot) against the
-//! real lab (BIND signing inline, unbound validating), driven as an operator would: certbot
-//! with `--deploy-hook` running the shipped hook script, `tlsa run --wait` from the "timer".
+//! real lab (BIND signing inline, unbound validating), driven as an operator would: tlsa
+//! installed by `scripts/install`, certbot running the installed hook script (hash-slinger's
+//! `tlsa` first in PATH), `tlsa run --wait` from the "timer".
 //! Plus the crash-safety test: a planned roll SIGKILLed after each of its steps in turn.
 //!
 //! Each test has its own lab and pebble, TTLs of 2 s and a margin of 0. A [`SafetyProbe`]
@@ -19,8 +20,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::{
-    Acme, DeployHook, Lab, MAIL_OWNER, ProbeLog, RenewKey, Resolver, SafetyProbe, certbot_source,
-    deployed_key, self_signed_source, served, tlsa, write_roll_config,
+    Acme, DeployHook, HASH_SLINGER_TLSA, Lab, MAIL_OWNER, ProbeLog, RenewKey, Resolver,
+    SafetyProbe, certbot_source, deployed_key, path_with_hash_slinger_first, self_signed_source,
+    served, tlsa, write_roll_config,
 };
 use tlsa::roll::state::{self, State};
 
@@ -322,6 +324,66 @@ fn a_renewal_with_the_same_key_is_deployed_at_once_without_dns_change() {
     assert!(log.violations.is_empty(), "{:#?}", log.violations);
     eprintln!(
         "timings: certbot renew with the hook {:.1} s, total {:.1} s",
+        renewed.elapsed.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn the_installed_hook_linked_into_certbots_deploy_hooks_publishes_a_new_key_despite_hash_slinger() {
+    let started = Instant::now();
+    let mut scene = Scene::start();
+    scene.adopted();
+    let (old, _) = scene.deployed_cert();
+
+    // The README's registration: one link in certbot's deploy-hook directory (run after
+    // every renewal of any lineage; the hook acts on the sets of the renewed one).
+    let hooks_dir = scene.acme.deploy_hooks_dir();
+    std::fs::create_dir_all(&hooks_dir).unwrap();
+    let installed = scene.hook.installed();
+    std::os::unix::fs::symlink(
+        installed.hook("certbot-deploy-hook"),
+        hooks_dir.join("tlsa"),
+    )
+    .unwrap();
+    // certbot's environment on a Debian host with both installed: `tlsa` in PATH is
+    // hash-slinger's, which fails on `tlsa hook certbot` ("unrecognized arguments").
+    let path = path_with_hash_slinger_first(&installed.prefix().join("sbin"));
+    let which = Command::new("sh")
+        .args(["-c", "command -v tlsa"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&which.stdout).trim(),
+        HASH_SLINGER_TLSA
+    );
+    scene.acme.set_env("PATH", &path);
+    scene
+        .acme
+        .set_env("TLSA_CONFIG", scene.config.to_str().unwrap());
+
+    let renewed = scene.acme.renew(&scene.domain, RenewKey::New, None);
+    let (new, _) = scene.lineage_cert();
+    assert_ne!(new, old, "certbot made a new key");
+    // Published by the hook before certbot returned; kept out of service until safe.
+    let output = format!("{}{}", renewed.stdout, renewed.stderr);
+    assert!(
+        served(&scene.lab).contains(&new),
+        "the new key is published: {:?}\n{output}",
+        served(&scene.lab)
+    );
+    assert_eq!(
+        scene.deployed_cert().0,
+        old,
+        "not deployed before it is safe"
+    );
+    assert!(!output.contains("unrecognized arguments"), "{output}");
+    // The timer's run deploys it once safe.
+    assert!(tlsa(&scene.config, &["run", "--wait"]).status.success());
+    assert_eq!(scene.deployed_cert().0, new);
+    eprintln!(
+        "timings: certbot renew through the linked hook {:.1} s, total {:.1} s",
         renewed.elapsed.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );

@@ -62,7 +62,7 @@ pub async fn engine(config: Config) -> Result<Engine, Failure> {
         config,
         Arc::new(SystemClock),
         servers,
-        Box::new(|line: &str| eprintln!("tlsa: {line}")),
+        Box::new(|line: &str| super::journal::say(super::journal::Level::of_progress(line), line)),
     )
     .await
     .map_err(engine_failure)

@@ -1,9 +1,9 @@
-//! `tlsa hook certbot` (certbot's --deploy-hook) and `tlsa csr SET`.
+//! `tlsa hook certbot|acme-sh|lego` (the ACME clients' renewal hooks) and `tlsa csr SET`.
 //!
-//! The hook runs the sets whose source is the renewed lineage once, without
+//! The hook runs the sets whose source is the renewed certificate once, without
 //! waiting for TTLs: a renewal with the same key deploys at once, a new key
 //! is published at once and deployed by a later `tlsa run` (timer) when it
-//! is safe. It never blocks certbot for longer than one propagation check.
+//! is safe. It never blocks the ACME client for longer than one propagation check.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,8 +14,8 @@ use super::Failure;
 use super::common::ConfigArgs;
 use crate::config::Source;
 use crate::roll::executor::RunOptions;
-use crate::roll::keys;
 use crate::roll::state;
+use crate::roll::{files, keys};
 
 /// The longest a hook run waits for propagation before leaving it to `tlsa run`.
 const HOOK_PROPAGATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -31,15 +31,38 @@ pub enum HookClient {
     /// certbot --deploy-hook: reads RENEWED_LINEAGE.
     Certbot {
         #[command(flatten)]
-        config: ConfigArgs,
+        common: HookCommon,
         /// The lineage directory certbot renewed.
         #[arg(long, env = "RENEWED_LINEAGE")]
         lineage: PathBuf,
-        /// Seconds the hook waits for propagation before leaving the rest to
-        /// the timer's `tlsa run` [default: 20].
-        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-        propagation_timeout: Option<u64>,
     },
+    /// acme.sh --reloadcmd (or --renew-hook): reads CERT_FULLCHAIN_PATH.
+    AcmeSh {
+        #[command(flatten)]
+        common: HookCommon,
+        /// The `fullchain.cer` acme.sh renewed (in its certificate directory).
+        #[arg(long, env = "CERT_FULLCHAIN_PATH")]
+        fullchain: PathBuf,
+    },
+    /// lego --renew-hook: reads LEGO_CERT_PATH.
+    Lego {
+        #[command(flatten)]
+        common: HookCommon,
+        /// The certificate lego renewed (`PATH/certificates/DOMAIN.crt`).
+        #[arg(long, env = "LEGO_CERT_PATH")]
+        cert: PathBuf,
+    },
+}
+
+/// What every client's hook takes.
+#[derive(Debug, Args)]
+pub struct HookCommon {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Seconds the hook waits for propagation before leaving the rest to
+    /// the timer's `tlsa run` [default: 20].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    propagation_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -51,19 +74,30 @@ pub struct CsrArgs {
 }
 
 pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let HookClient::Certbot {
+    let (common, renewed, what) = match &args.client {
+        HookClient::Certbot { common, lineage } => (common, lineage, "the lineage"),
+        HookClient::AcmeSh { common, fullchain } => (common, fullchain, "the certificate"),
+        HookClient::Lego { common, cert } => (common, cert, "the certificate"),
+    };
+    let HookCommon {
         config,
-        lineage,
         propagation_timeout,
-    } = &args.client;
+    } = common;
     let loaded = config.load()?;
-    let renewed = canonical(lineage);
+    let wanted = canonical(renewed);
     let sets: Vec<String> = loaded
         .sets
         .iter()
-        .filter(|s| match &s.source {
-            Source::Certbot(dir) => canonical(dir) == renewed,
-            Source::CertbotPair(dirs) => dirs.iter().any(|dir| canonical(dir) == renewed),
+        .filter(|s| match (&args.client, &s.source) {
+            (HookClient::Certbot { .. }, Source::Certbot(dir)) => canonical(dir) == wanted,
+            (HookClient::Certbot { .. }, Source::CertbotPair(dirs)) => {
+                dirs.iter().any(|dir| canonical(dir) == wanted)
+            }
+            // Both name the renewed certificate file: the one the set reads.
+            (HookClient::AcmeSh { .. }, Source::AcmeSh(_))
+            | (HookClient::Lego { .. }, Source::Lego { .. }) => {
+                canonical(&files::source_files_of(s, &loaded.state_dir).chain) == wanted
+            }
             _ => false,
         })
         .map(|s| s.name.get_ref().clone())
@@ -71,13 +105,13 @@ pub fn hook(args: &HookArgs, out: &mut dyn Write) -> Result<(), Failure> {
     if sets.is_empty() {
         writeln!(
             out,
-            "tlsa: no certificate set uses the lineage {}; nothing to do",
-            lineage.display()
+            "tlsa: no certificate set uses {what} {}; nothing to do",
+            renewed.display()
         )
         .map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
         return Ok(());
     }
-    // Never hold certbot up for long: what cannot finish now, the timer does.
+    // Never hold the ACME client up for long: what cannot finish now, the timer does.
     let options = RunOptions {
         sets,
         propagation_timeout: Some(

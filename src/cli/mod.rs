@@ -6,8 +6,10 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 mod common;
+pub mod generate;
 pub mod hash;
 pub mod hook;
+pub mod journal;
 pub mod lookup;
 mod owner;
 pub mod plan;
@@ -34,7 +36,7 @@ pub enum Command {
     Run(run::RunArgs),
     /// Start a planned roll to the pre-published next key.
     Rollover(run::RolloverArgs),
-    /// Run as an ACME client's hook (certbot --deploy-hook "tlsa hook certbot").
+    /// Run as an ACME client's renewal hook: certbot, acme.sh or lego.
     Hook(hook::HookArgs),
     /// Print a certificate request (PKCS#10) for a set's next key.
     Csr(hook::CsrArgs),

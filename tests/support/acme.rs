@@ -1,10 +1,10 @@
 //! A real ACME CA and a real ACME client on loopback: pebble, with a TLS identity made by
 //! `openssl` for this run, and certbot with private config/work/logs directories, whose
-//! `--deploy-hook` can run the shipped `hooks/certbot-deploy-hook` with the `tlsa` under test.
+//! `--deploy-hook` can run the installed `certbot-deploy-hook` with the `tlsa` under test.
 //!
 //! Entry point: [`Acme`]. Facts about both programs here: `shared/LAB.md` (ACME section).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::install::{HASH_SLINGER_TLSA, Installed, path_with_hash_slinger_first};
 use super::lab::LabDir;
 use super::launch::{self, Transport};
 use super::process::ServerProcess;
@@ -23,7 +24,10 @@ use super::wait::try_poll_every;
 const INSTALL_HINT: &str = "install pebble and certbot with `scripts/install-test-deps` \
      (apt-get install -y --no-install-recommends pebble certbot openssl)";
 
-/// How long one certbot run may take (~3.5 s to issue, ~1.5 s to renew on an idle machine).
+const LEGO_HINT: &str = "install lego with `scripts/install-test-deps` \
+     (apt-get install -y --no-install-recommends lego)";
+
+/// How long one certbot (or lego) run may take (~3.5 s to issue, ~1.5 s to renew on an idle machine).
 const CERTBOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// certbot runs tried when its standalone http-01 port turns out to be taken.
@@ -68,6 +72,8 @@ pub struct Acme {
     http01_port: u16,
     ca_file: PathBuf,
     runs: AtomicU32,
+    /// Set for every certbot run (and so for its hooks), after the inherited environment.
+    env: Vec<(String, String)>,
     dir: LabDir,
 }
 
@@ -130,8 +136,19 @@ impl Acme {
             http01_port,
             ca_file,
             runs: AtomicU32::new(0),
+            env: Vec::new(),
             dir,
         }
+    }
+
+    /// Sets `key=value` in the environment of every later certbot run (its hooks see it).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// certbot's directory of deploy hooks it runs after every renewal of any lineage.
+    pub fn deploy_hooks_dir(&self) -> PathBuf {
+        self.certbot_config_dir().join("renewal-hooks/deploy")
     }
 
     /// The ACME directory URL.
@@ -237,6 +254,58 @@ impl Acme {
     pub fn certbot(&self, args: &[&OsStr]) -> CertbotRun {
         let config_dir = self.certbot_config_dir();
         let base = self.dir.path().join("certbot");
+        self.client("certbot", "Could not bind", &|port| {
+            let mut all: Vec<OsString> = vec!["--non-interactive".into(), "--server".into()];
+            all.push(self.directory_url().into());
+            all.extend(["--config-dir".into(), config_dir.clone().into_os_string()]);
+            all.extend(["--work-dir".into(), base.join("work").into_os_string()]);
+            all.extend(["--logs-dir".into(), base.join("logs").into_os_string()]);
+            all.extend(args.iter().map(|a| a.to_os_string()));
+            all.extend(["--http-01-address", "127.0.0.1", "--http-01-port"].map(OsString::from));
+            all.push(port.to_string().into());
+            all
+        })
+    }
+
+    /// Runs lego against pebble with its account and certificates in `path` (`--path`):
+    /// `lego --server … --path PATH --email … --accept-tos --domains DOMAIN --key-type ec256
+    /// --http --http.port 127.0.0.1:P ARGS` (ARGS: the command, `run` or `renew …`).
+    pub fn lego(&self, path: &Path, domain: &str, args: &[&OsStr]) -> CertbotRun {
+        tools::tool_with_hint("lego", LEGO_HINT);
+        self.client("lego", "address already in use", &|port| {
+            let mut all: Vec<OsString> = vec!["--server".into(), self.directory_url().into()];
+            all.extend(["--path".into(), path.as_os_str().to_os_string()]);
+            all.extend(
+                [
+                    "--email",
+                    "tlsa-test@example.org",
+                    "--accept-tos",
+                    "--domains",
+                    domain,
+                    "--key-type",
+                    "ec256",
+                    "--http",
+                    "--http.port",
+                ]
+                .map(OsString::from),
+            );
+            all.push(format!("127.0.0.1:{port}").into());
+            all.extend(args.iter().map(|a| a.to_os_string()));
+            all
+        })
+    }
+
+    /// Runs the ACME client `program` with `args(http-01 port)`, trusting pebble's API CA and
+    /// with [`Self::set_env`]'s variables; bounded in time, and run again on another free
+    /// port when its output says `port_taken` (with pebble's VA always valid, nothing
+    /// connects to that port, so which one does not matter).
+    fn client(
+        &self,
+        program: &str,
+        port_taken: &str,
+        args: &dyn Fn(u16) -> Vec<OsString>,
+    ) -> CertbotRun {
+        let base = self.dir.path().join(program);
         let mut port = self.http01_port;
         for attempt in 1..=CERTBOT_ATTEMPTS {
             let n = self.runs.fetch_add(1, Ordering::Relaxed);
@@ -244,36 +313,29 @@ impl Acme {
                 base.join(format!("run-{n}.out")),
                 base.join(format!("run-{n}.err")),
             );
-            fs::create_dir_all(&base).expect("create the certbot directory");
-            let mut cmd = tools::command("certbot");
-            cmd.arg("--non-interactive")
-                .arg("--server")
-                .arg(self.directory_url())
-                .arg("--config-dir")
-                .arg(&config_dir)
-                .arg("--work-dir")
-                .arg(base.join("work"))
-                .arg("--logs-dir")
-                .arg(base.join("logs"))
-                .args(args)
-                .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
-                .arg(port.to_string())
+            fs::create_dir_all(&base).expect("create the client's directory");
+            let args = args(port);
+            let mut cmd = tools::command(program);
+            cmd.args(&args)
+                // certbot (Python requests) and lego read the CA from these.
                 .env("REQUESTS_CA_BUNDLE", &self.ca_file)
+                .env("LEGO_CA_CERTIFICATES", &self.ca_file)
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
-                .stdout(fs::File::create(&out_path).expect("certbot stdout file"))
-                .stderr(fs::File::create(&err_path).expect("certbot stderr file"));
+                .stdout(fs::File::create(&out_path).expect("client stdout file"))
+                .stderr(fs::File::create(&err_path).expect("client stderr file"));
             let started = Instant::now();
             let mut child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
             let status = try_poll_every(Duration::from_millis(20), CERTBOT_TIMEOUT, || {
-                child.try_wait().expect("wait for certbot")
+                child.try_wait().expect("wait for the ACME client")
             });
             let Some(status) = status else {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "certbot {args:?} did not finish within {CERTBOT_TIMEOUT:?}:\n{}",
+                    "{program} {args:?} did not finish within {CERTBOT_TIMEOUT:?}:\n{}",
                     fs::read_to_string(&err_path).unwrap_or_default()
                 );
             };
@@ -284,13 +346,13 @@ impl Acme {
                 elapsed: started.elapsed(),
             };
             eprintln!(
-                "certbot {args:?}: {} in {} ms\n{}",
+                "{program} {args:?}: {} in {} ms\n{}",
                 run.status,
                 run.elapsed.as_millis(),
                 run.stderr.trim_end()
             );
-            let port_taken = format!("{}{}", run.stdout, run.stderr).contains("Could not bind");
-            if run.status.success() || !port_taken || attempt == CERTBOT_ATTEMPTS {
+            let taken = format!("{}{}", run.stdout, run.stderr).contains(port_taken);
+            if run.status.success() || !taken || attempt == CERTBOT_ATTEMPTS {
                 return run;
             }
             port = launch::free_port();
@@ -299,33 +361,36 @@ impl Acme {
     }
 }
 
-/// A certbot `--deploy-hook` that runs the shipped `hooks/certbot-deploy-hook` with the
-/// `tlsa` binary under test first in `PATH` (hash-slinger installs another `tlsa` in
-/// /usr/bin) and `TLSA_CONFIG` set, appending what it prints to two logs (stdout, stderr).
+/// A certbot `--deploy-hook` that runs the certbot hook as `scripts/install` installs it (into
+/// `DIR/root/usr/local`, with the `tlsa` under test), with hash-slinger's `tlsa` first in
+/// `PATH` (the hook must call its own binary by absolute path) and `TLSA_CONFIG` set,
+/// appending what it prints to two logs (stdout, stderr).
 pub struct DeployHook {
     script: PathBuf,
     log: PathBuf,
     stderr: PathBuf,
+    installed: Installed,
 }
 
 impl DeployHook {
-    /// Writes the hook as `DIR/deploy-hook` (logs: `DIR/deploy-hook.log`, `.err`).
+    /// Installs tlsa into `DIR/root` and writes the hook as `DIR/deploy-hook` (logs:
+    /// `DIR/deploy-hook.log`, `.err`).
     pub fn tlsa(dir: &Path, config: &Path) -> Self {
-        let tlsa = Path::new(super::tools::tlsa_binary());
-        let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/certbot-deploy-hook");
+        let installed = Installed::new(&dir.join("root"));
+        let hook = installed.hook("certbot-deploy-hook");
         let script = dir.join("deploy-hook");
         let log = dir.join("deploy-hook.log");
         let stderr = dir.join("deploy-hook.err");
         let text = format!(
             r#"#!/bin/sh
-# certbot --deploy-hook of a test: the shipped hook with the tlsa under test.
+# certbot --deploy-hook of a test: the installed hook, another tlsa first in PATH.
 exec >>'{log}' 2>>'{stderr}'
-PATH='{bin_dir}':"$PATH"
+PATH='{path}'
 TLSA_CONFIG='{config}'
 export PATH TLSA_CONFIG
 echo "deploy-hook: start RENEWED_LINEAGE=$RENEWED_LINEAGE RENEWED_DOMAINS=$RENEWED_DOMAINS"
-if [ "$(command -v tlsa)" != '{tlsa}' ]; then
-  echo "deploy-hook: tlsa is $(command -v tlsa), not the binary under test"
+if [ "$(command -v tlsa)" != '{other}' ]; then
+  echo "deploy-hook: tlsa is $(command -v tlsa), not {other}"
   echo "deploy-hook: exit 127"
   exit 127
 fi
@@ -336,12 +401,9 @@ exit $rc
 "#,
             log = log.display(),
             stderr = stderr.display(),
-            bin_dir = tlsa
-                .parent()
-                .expect("the binary is in a directory")
-                .display(),
+            path = path_with_hash_slinger_first(&installed.prefix().join("sbin")),
             config = config.display(),
-            tlsa = tlsa.display(),
+            other = HASH_SLINGER_TLSA,
             hook = hook.display(),
         );
         fs::write(&script, text).expect("write the deploy hook");
@@ -351,11 +413,17 @@ exit $rc
             script,
             log,
             stderr,
+            installed,
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.script
+    }
+
+    /// The installation whose certbot hook this runs.
+    pub fn installed(&self) -> &Installed {
+        &self.installed
     }
 
     /// What the hook's runs printed on stdout so far, with a `deploy-hook: start …` and a
