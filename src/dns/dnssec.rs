@@ -195,6 +195,21 @@ fn validating_handle(
     .negative_validation_ttl(Duration::ZERO..=FAILED_VALIDATION_CACHE_LIFE)
 }
 
+/// What the roll engine asks before and after every change: the TLSA
+/// RRsets of these owners, validated. The seam tests replace.
+#[async_trait::async_trait]
+pub trait ValidateTlsa: Send + Sync {
+    /// One validation per owner, in the order given.
+    async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation>;
+}
+
+#[async_trait::async_trait]
+impl ValidateTlsa for Validator {
+    async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
+        Validator::validate_tlsa_all(self, owners).await
+    }
+}
+
 /// Validates TLSA answers; see the module documentation for the two modes.
 #[derive(Clone)]
 pub struct Validator {

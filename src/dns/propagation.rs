@@ -387,6 +387,20 @@ pub trait Observe: Send + Sync {
     async fn observe(&self, owners: &[Name], timeout: Duration) -> Observation;
 }
 
+/// Finds the addresses a propagation check must ask (the zone's NS set and
+/// extra servers): looked up afresh for every wait. The seam tests replace.
+#[async_trait]
+pub trait FindServers: Send + Sync {
+    async fn find(&self) -> Result<Box<dyn Observe>, DnsError>;
+}
+
+#[async_trait]
+impl FindServers for Discovery {
+    async fn find(&self) -> Result<Box<dyn Observe>, DnsError> {
+        Ok(Box::new(ZoneServers::discover(self).await?))
+    }
+}
+
 /// A zone's authoritative addresses, found once.
 #[derive(Debug, Clone)]
 pub struct ZoneServers {

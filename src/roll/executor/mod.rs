@@ -21,6 +21,7 @@ mod wiring;
 
 use run::remember_presented;
 use wiring::parse_name;
+pub use wiring::{Parts, ZoneParts};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -46,8 +47,8 @@ use crate::config::{
     BackendKind, CertSet, Config, KeyAlgorithmChoice, SecretRef, Source, UnmatchedKey,
     ValidationMode, VerifyMode,
 };
-use crate::dns::dnssec::{Anchors, Validator};
-use crate::dns::propagation::{self, Discovery, Expected, Lookup, ZoneServers};
+use crate::dns::dnssec::{Anchors, ValidateTlsa, Validator};
+use crate::dns::propagation::{self, Discovery, Expected, FindServers, Lookup};
 use crate::dns::rfc2136::Rfc2136;
 use crate::dns::tsig::TsigKey;
 use crate::dns::{DnsError, Edit, Provider, ttl};
@@ -125,7 +126,8 @@ impl From<Arc<DnsError>> for EngineError {
 struct ZoneRuntime {
     name: Name,
     provider: Box<dyn Provider>,
-    discovery: Discovery,
+    /// The zone's authoritative servers, found for every propagation wait.
+    servers: Box<dyn FindServers>,
     /// Sends the sets' changes to the zone one message at a time, batched.
     writer: ZoneWriter,
 }
@@ -236,7 +238,7 @@ pub struct Engine {
     config: Config,
     clock: Arc<dyn Clock>,
     zones: Vec<ZoneRuntime>,
-    validator: Validator,
+    validator: Box<dyn ValidateTlsa>,
     /// Observes what the servers of `verify = "live"` sets present.
     servers: Box<dyn Servers>,
     progress: Progress,

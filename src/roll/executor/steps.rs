@@ -234,7 +234,7 @@ impl Engine {
                 .get(&zone_index)
                 .copied();
             let expected = Expected { rrsets, min_serial };
-            let servers = ZoneServers::discover(&zone.discovery).await?;
+            let servers = zone.servers.find().await?;
             let name = set.name.get_ref();
             let report = |lags: &[propagation::Lag]| {
                 let lines: Vec<String> = lags.iter().map(ToString::to_string).collect();
@@ -246,7 +246,7 @@ impl Engine {
                 ));
             };
             let propagated = propagation::wait_reporting(
-                &servers,
+                servers.as_ref(),
                 self.clock.as_ref(),
                 &expected,
                 deadline,

@@ -91,8 +91,25 @@ pub(super) fn parse_name(text: &str, what: &str) -> Result<Name, EngineError> {
         .map_err(|e| EngineError::Config(format!("{what} {text:?} is not a DNS name: {e}")))
 }
 
+/// One zone's back-end and servers, for [`Engine::from_parts`].
+pub struct ZoneParts {
+    pub name: Name,
+    pub provider: Box<dyn Provider>,
+    pub servers: Box<dyn FindServers>,
+}
+
+/// Everything the engine talks to, for [`Engine::from_parts`]: what tests
+/// replace with fakes.
+pub struct Parts {
+    /// One per `[[zone]]` of the config, in its order.
+    pub zones: Vec<ZoneParts>,
+    pub validator: Box<dyn ValidateTlsa>,
+    /// Observes what the servers of `verify = "live"` sets present.
+    pub servers: Box<dyn Servers>,
+}
+
 impl Engine {
-    /// Builds the back-ends and the validator from the config.
+    /// Builds the back-ends, server discovery and the validator from the config.
     pub async fn new(
         config: Config,
         clock: Arc<dyn Clock>,
@@ -106,11 +123,10 @@ impl Engine {
             let discovery = Discovery::new(name.clone(), Lookup::Resolver(config.dnssec.resolver))
                 .port(zone.ns_port)
                 .extra(zone.extra_servers.iter().copied());
-            zones.push(ZoneRuntime {
+            zones.push(ZoneParts {
                 name,
                 provider,
-                discovery,
-                writer: ZoneWriter::default(),
+                servers: Box::new(discovery),
             });
         }
         let validator = match config.dnssec.mode {
@@ -123,15 +139,41 @@ impl Engine {
             }
             ValidationMode::Ad => Validator::resolver_ad(config.dnssec.resolver),
         };
-        Ok(Engine {
+        let parts = Parts {
+            zones,
+            validator: Box::new(validator),
+            servers,
+        };
+        Ok(Engine::from_parts(config, clock, parts, progress))
+    }
+
+    /// An engine over the given back-ends, servers and validator (fakes in
+    /// tests); the config's zones must match `parts.zones` in order.
+    pub fn from_parts(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        parts: Parts,
+        progress: Progress,
+    ) -> Engine {
+        let zones = parts
+            .zones
+            .into_iter()
+            .map(|zone| ZoneRuntime {
+                name: zone.name,
+                provider: zone.provider,
+                servers: zone.servers,
+                writer: ZoneWriter::default(),
+            })
+            .collect();
+        Engine {
             config,
             clock,
             zones,
-            validator,
-            servers,
+            validator: parts.validator,
+            servers: parts.servers,
             progress,
             countdown: None,
             serials: Mutex::new(BTreeMap::new()),
-        })
+        }
     }
 }
