@@ -203,7 +203,7 @@ fn a_live_key_without_record_is_republished_with_an_alarm_until_safe() {
     );
     let stderr = String::from_utf8_lossy(&emergency.stderr);
     assert!(
-        stderr.contains("ALARM") && stderr.contains("has no TLSA record"),
+        stderr.contains("ALARM") && stderr.contains("has no usable TLSA record"),
         "{stderr}"
     );
     assert!(

@@ -887,6 +887,15 @@ pub async fn wait_reporting(
     .await
 }
 
+/// How long a wait goes on before it says which servers it waits for.
+pub const REPORT_AFTER: Duration = Duration::from_secs(1);
+
+fn lagging_servers(lags: &[Lag]) -> Vec<Option<SocketAddr>> {
+    lags.iter()
+        .map(|lag| lag.server.as_ref().map(|s| s.addr))
+        .collect()
+}
+
 /// [`wait_reporting`] with an explicit schedule.
 pub async fn wait_with_backoff(
     observer: &dyn Observe,
@@ -918,7 +927,11 @@ pub async fn wait_with_backoff(
                 rounds,
             });
         }
-        if lags != reported {
+        // Most waits end within a round or two: say nothing until one has
+        // lasted a moment, then speak when the set of lagging servers changes
+        // (not when only a detail of its text does).
+        let lasted = now.duration_since(started).unwrap_or(Duration::ZERO) >= REPORT_AFTER;
+        if lasted && lagging_servers(&lags) != lagging_servers(&reported) {
             on_lags(&lags);
             reported.clone_from(&lags);
         }

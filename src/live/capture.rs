@@ -46,7 +46,7 @@ pub struct ConnectOptions {
 
 /// The kinds of server key a TLS client can ask for through its signature
 /// algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KeyKind {
     Rsa,
     Ecdsa,
@@ -61,6 +61,15 @@ impl KeyKind {
             KeyAlgorithm::Ecdsa { .. } => Some(KeyKind::Ecdsa),
             KeyAlgorithm::Ed25519 => Some(KeyKind::Ed25519),
             KeyAlgorithm::Other(_) => None,
+        }
+    }
+
+    /// For messages: `RSA`, `ECDSA`, `Ed25519`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::Rsa => "RSA",
+            KeyKind::Ecdsa => "ECDSA",
+            KeyKind::Ed25519 => "Ed25519",
         }
     }
 

@@ -537,12 +537,11 @@ async fn presented_at_endpoint(
         .filter(|l| l.dnssec == "bogus" || l.dnssec == "indeterminate")
         .map(|l| format!("{} lookup {}: {}", l.rtype, l.dnssec, l.detail))
         .collect();
-    if !undecided.is_empty() {
-        // Some address may be missing from the list: the observation is incomplete.
-        return failed(undecided.join("; "));
-    }
     if addresses.is_empty() {
-        return failed(format!("{} has no A or AAAA records", endpoint.host));
+        return failed(match undecided.is_empty() {
+            true => format!("{} has no A or AAAA records", endpoint.host),
+            false => undecided.join("; "),
+        });
     }
     let label = &label;
     let captures = addresses.iter().map(|&address| async move {
@@ -560,7 +559,13 @@ async fn presented_at_endpoint(
             spki,
         }
     });
-    futures_util::future::join_all(captures).await
+    let mut found = futures_util::future::join_all(captures).await;
+    if !undecided.is_empty() {
+        // The addresses found are observed; those a lookup could not decide
+        // may be missing, so the observation is incomplete.
+        found.extend(failed(undecided.join("; ")));
+    }
+    found
 }
 
 fn dnssec_name(verdict: Dnssec) -> &'static str {

@@ -243,7 +243,7 @@ impl fmt::Display for Alarm {
             } => {
                 write!(
                     f,
-                    "key {} presented by {} has no TLSA record at {}: DANE-validating senders refuse delivery there",
+                    "key {} presented by {} has no usable TLSA record at {}: DANE-validating senders refuse delivery there",
                     short(key),
                     addresses.join(", "),
                     owners.join(", ")
@@ -332,6 +332,25 @@ impl View<'_> {
             .filter(|p| p.key.as_ref().is_ok_and(|k| k.id == id))
             .map(|p| p.address.clone())
             .collect()
+    }
+
+    /// Every address was seen presenting this key.
+    fn presented_everywhere(&self, id: &str) -> bool {
+        !self.presented.is_empty()
+            && self
+                .presented
+                .iter()
+                .all(|p| p.key.as_ref().is_ok_and(|k| k.id == id))
+    }
+
+    /// Whether a key's records are safe to present: every cache that may
+    /// hold an RRset without it has expired.
+    fn safe(&self, id: &str) -> bool {
+        self.state
+            .keys
+            .get(id)
+            .and_then(|k| k.safe_at)
+            .is_some_and(|at| at <= self.now)
     }
 
     /// Every address answered with a key.
@@ -456,6 +475,11 @@ impl View<'_> {
     /// is confirmed and they are forgotten like retired keys; otherwise they
     /// would stay in the state (and in `tlsa status` as retiring) for ever.
     fn gone(&self) -> Vec<KeyId> {
+        // An address that could not be observed may still present the key:
+        // forgetting it now would stop it from being expected later.
+        if self.presented.iter().any(|p| p.key.is_err()) {
+            return Vec::new();
+        }
         let wanted: BTreeSet<&str> = self.wanted().iter().map(|k| k.id.as_str()).collect();
         self.state
             .keys
@@ -494,6 +518,12 @@ impl View<'_> {
             .map(|k| k.spki.clone())
             .chain(staying.iter().cloned())
             .collect();
+        let presented_spkis: Vec<Vec<u8>> = self
+            .presented_keys()
+            .iter()
+            .map(|k| k.spki.clone())
+            .collect();
+        let unobserved_none = !self.presented.iter().any(|p| p.key.is_err());
         let empty = BTreeSet::new();
         self.owners
             .iter()
@@ -504,11 +534,18 @@ impl View<'_> {
                     .flat_map(|spki| self.policy.stale_records_for_key(spki, current))
                     .collect();
                 let mut owner_add = add.clone();
-                if self.fully_managed {
+                // Replacing the whole RRset may drop only what tlsa knows is
+                // out of service: never the records of a presented key (one
+                // tlsa does not publish itself, with on_unmatched_key =
+                // "alarm", may have been published by hand), and nothing at
+                // all while some address could not be observed.
+                let replace_all = self.fully_managed && unobserved_none;
+                if replace_all {
                     owner_add.extend(
                         staying
                             .iter()
-                            .flat_map(|spki| self.policy.records_for_key(spki))
+                            .chain(presented_spkis.iter())
+                            .flat_map(|spki| RecordPolicy::all_records_for_key(spki))
                             .filter(|r| current.contains(r)),
                     );
                 }
@@ -516,7 +553,7 @@ impl View<'_> {
                     owner: owner.parse().ok()?,
                     add: owner_add,
                     remove: removed.union(&stale).cloned().collect(),
-                    replace_all: self.fully_managed,
+                    replace_all,
                     ttl: self.ttl,
                 };
                 let ttl_differs = !current.is_empty()
@@ -629,8 +666,12 @@ pub fn decide(view: &View<'_>) -> Decision {
             }
         )
     });
-    if publishing_emergency {
-        return Decision::step(publish(view, &missing), alarms, notices);
+    // (A key that has its records but is unusable because of a digest type
+    // tlsa does not publish, such as a foreign 3 1 2, has nothing to publish:
+    // the alarm stands and the plan goes on.)
+    let emergency_publish = publish(view, &missing);
+    if publishing_emergency && emergency_publish.edits().is_some_and(|e| !e.is_empty()) {
+        return Decision::step(emergency_publish, alarms, notices);
     }
 
     // 2. A next key is always kept ready (once the one we had went live), so
@@ -689,12 +730,25 @@ pub fn decide(view: &View<'_>) -> Decision {
         );
     }
 
-    // 5. A newer certificate from the source: same key deploys at once; a
-    //    new key only once every cache holds a record for it. A deploy whose
-    //    reload never succeeded (killed, the command failed, or the servers
-    //    kept presenting the old key) is redone.
+    // 5. A newer certificate from the source, a deploy whose reload never
+    //    succeeded (killed, the command failed, or the servers kept
+    //    presenting the old key), or a deploy target holding a key no
+    //    address presents yet (adopted that way): deployed at once only when
+    //    every address already presents that key (a renewal with the same
+    //    key) or its records are safe; otherwise once they are.
+    let unpresented_deploy = view.deployed.as_ref().is_some_and(|d| {
+        view.state.deployed.as_ref() != Some(&d.key.id)
+            && view
+                .state
+                .verified
+                .as_ref()
+                .is_none_or(|v| v.key != d.key.id)
+            && view.observation_complete()
+            && !view.presented_everywhere(&d.key.id)
+    });
     if let (Some(source), deployed) = (&view.source, &view.deployed)
         && (view.state.reload_pending
+            || unpresented_deploy
             || deployed
                 .as_ref()
                 .is_none_or(|d| d.fingerprint != source.fingerprint))
@@ -705,9 +759,10 @@ pub fn decide(view: &View<'_>) -> Decision {
             key: source.key.id.clone(),
             same_key,
         };
+        if view.presented_everywhere(&source.key.id) || view.safe(&source.key.id) {
+            return Decision::step(deploy, alarms, notices);
+        }
         match safe_at {
-            _ if same_key => return Decision::step(deploy, alarms, notices),
-            Some(at) if at <= view.now => return Decision::step(deploy, alarms, notices),
             Some(at) => {
                 return Decision {
                     step: None,
@@ -715,7 +770,7 @@ pub fn decide(view: &View<'_>) -> Decision {
                     alarms,
                     notices,
                     waiting: Some(format!(
-                        "the new key {} goes live once every cache holds its record",
+                        "key {} goes live once every cache holds its record",
                         source.key.short()
                     )),
                 };
@@ -739,6 +794,7 @@ pub fn decide(view: &View<'_>) -> Decision {
     let live = view.deployed.as_ref().map(|d| d.key.id.clone());
     if let Some(live) = &live
         && view.needs_verification(live)
+        && view.observation_complete()
     {
         return Decision::step(Step::Verify { key: live.clone() }, alarms, notices);
     }
@@ -746,10 +802,34 @@ pub fn decide(view: &View<'_>) -> Decision {
     // 7. Old keys leave DNS only once every address was seen presenting the
     //    deployed key recently, and this run saw every address.
     if !retiring.is_empty() {
-        let Some(live) = live else {
-            return Decision::idle(alarms, notices);
+        let names = || {
+            retiring
+                .iter()
+                .map(|(id, _)| short(id))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        if !view.verified(&live) || !view.observation_complete() {
+        let Some(live) = live else {
+            return Decision {
+                waiting: Some(format!(
+                    "key {} is retired once a certificate is deployed and presented",
+                    names()
+                )),
+                ..Decision::idle(alarms, notices)
+            };
+        };
+        if !view.observation_complete() {
+            // Not a failed deploy: an address that cannot be reached now.
+            return Decision {
+                waiting: Some(format!(
+                    "key {} is retired once every address can be observed presenting key {}",
+                    names(),
+                    short(&live)
+                )),
+                ..Decision::idle(alarms, notices)
+            };
+        }
+        if !view.verified(&live) {
             return Decision::step(Step::Verify { key: live }, alarms, notices);
         }
         let spkis: Vec<Vec<u8>> = retiring.iter().map(|(_, spki)| spki.clone()).collect();
@@ -933,10 +1013,11 @@ mod tests {
                     self.generated += 1;
                     self.next = Some(key(self.generated));
                 }
-                Step::Deploy { .. } => {
+                Step::Deploy { key, .. } => {
                     self.deployed = self.source.clone();
                     self.state.reload_pending = false;
                     self.state.verified = None;
+                    self.state.deployed = Some(key.clone());
                     let live = self.deployed.as_ref().map(|d| d.key.clone());
                     for (server, deaf) in self.servers.iter_mut().zip(&self.deaf) {
                         if !deaf && server.is_some() {
@@ -1495,8 +1576,15 @@ mod tests {
         world.execute(&verify);
         world.servers[1] = None;
         let decision = world.decide();
+        assert_eq!(
+            decision.step, None,
+            "no retire, and no failed deploy either"
+        );
         assert!(
-            matches!(decision.step, Some(Step::Verify { .. })),
+            decision
+                .waiting
+                .as_ref()
+                .is_some_and(|w| w.contains("once every address can be observed")),
             "{decision:?}"
         );
         assert!(
@@ -1546,6 +1634,110 @@ mod tests {
         assert!(world.dns.contains(&issuer), "never rolled");
         assert!(!world.keys_in_dns().contains(key(1).short()));
         assert!(world.log.is_empty(), "{:?}", world.log);
+    }
+
+    #[test]
+    fn a_deploy_target_holding_an_unpresented_key_is_reloaded_only_once_that_key_is_safe() {
+        // Adopted with the deploy target already holding K2 while the server
+        // still presents K1 (never reloaded since): K2 must not go live early.
+        let mut world = World::new(1);
+        world.deployed = Some(cert(2, 0));
+        world.source = Some(cert(2, 0));
+        let steps = world.run();
+        let deploy = steps
+            .iter()
+            .position(|s| matches!(s, Step::Deploy { .. }))
+            .expect("deployed once safe");
+        assert!(
+            !steps[..deploy]
+                .iter()
+                .any(|s| matches!(s, Step::Verify { .. })),
+            "no verification (and no alarm) before the key may be presented: {:?}",
+            kinds(&steps)
+        );
+        assert_eq!(world.servers, [Some(key(2))]);
+        assert!(!world.keys_in_dns().contains(key(1).short()), "K1 retired");
+        assert!(world.log.is_empty(), "{:?}", world.log);
+    }
+
+    /// A fully managed set that must publish a new key now, with the world
+    /// as `prepare` leaves it: the RRset the publish results in.
+    fn fully_managed_publish(prepare: impl FnOnce(&mut World)) -> BTreeSet<TlsaRecord> {
+        let mut world = adopted(1);
+        world.fully_managed = true;
+        prepare(&mut world);
+        // The ACME client brings a new key: published at once.
+        world.source = Some(cert(5, 0));
+        let decision = world.decide();
+        let Some(Step::Publish { edits, .. }) = &decision.step else {
+            panic!("a publish of the new key: {decision:?}")
+        };
+        assert!(edits[0].replace_all || !world.presented().iter().all(|p| p.key.is_ok()));
+        edits[0].desired_from(&world.dns)
+    }
+
+    #[test]
+    fn a_fully_managed_rrset_keeps_a_presented_key_tlsa_does_not_publish() {
+        let by_hand = world_key_records(9);
+        let after = fully_managed_publish(|world| {
+            // A key changed by hand, published by the operator as the alarm says.
+            world.publish_unmatched = false;
+            world.servers = vec![Some(key(9))];
+            world.dns.extend(by_hand.clone());
+        });
+        assert!(after.is_superset(&by_hand), "{after:?}");
+    }
+
+    #[test]
+    fn a_fully_managed_rrset_is_not_replaced_while_an_address_is_unobserved() {
+        let foreign: TlsaRecord = format!("3 1 1 {}", "ee".repeat(32)).parse().unwrap();
+        let after = fully_managed_publish(|world| {
+            world.servers = vec![Some(key(1)), None];
+            world.deaf = vec![false, false];
+            world.dns.insert(foreign.clone());
+        });
+        assert!(
+            after.contains(&foreign),
+            "the unobserved address may present it"
+        );
+    }
+
+    fn world_key_records(n: u8) -> BTreeSet<TlsaRecord> {
+        RecordPolicy::default().records_for_key(&key(n).spki)
+    }
+
+    #[test]
+    fn an_unmatched_key_with_nothing_to_publish_does_not_loop() {
+        let mut world = adopted(1);
+        // A foreign 3 1 2 makes every key without one unusable for a client
+        // that prefers SHA-512 (RFC 7671 §9); tlsa publishes only 3 1 1.
+        let foreign =
+            TlsaRecord::compute(Usage::DaneEe, Selector::Spki, Matching::Sha512, &[77; 16]);
+        world.dns.insert(foreign);
+        let decision = world.decide();
+        assert!(decision.emergency(), "{decision:?}");
+        world.run(); // settles (no endless empty publish)
+    }
+
+    #[test]
+    fn a_key_whose_records_are_gone_is_not_forgotten_while_an_address_is_unobserved() {
+        let mut world = adopted(1);
+        world.servers = vec![Some(key(1)), None];
+        world.deaf = vec![false, false];
+        let stray = key(42);
+        world
+            .state
+            .keys
+            .insert(stray.id.clone(), KeyState::new(&stray.spki, world.now));
+        assert!(
+            !matches!(world.decide().step, Some(Step::AwaitPropagation { ref removed, .. }) if removed.contains(&stray.id)),
+            "kept while an address may still present it"
+        );
+        world.servers[1] = Some(key(1));
+        assert!(matches!(
+            world.decide().step,
+            Some(Step::AwaitPropagation { ref removed, .. }) if removed.contains(&stray.id)
+        ));
     }
 
     #[test]

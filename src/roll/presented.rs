@@ -107,7 +107,12 @@ fn of_kind(spki: &[u8], kind: Option<KeyKind>) -> Result<KeyMaterial, String> {
     let found = KeyKind::of_spki(spki);
     match kind {
         Some(wanted) if found != Some(wanted) => Err(format!(
-            "presented a key of another kind ({found:?}) although only {wanted:?} was offered"
+            "presented {} key although only {} was offered",
+            found.map_or("a key of unknown kind".to_string(), |k| format!(
+                "an {}",
+                k.name()
+            )),
+            wanted.name()
         )),
         _ => Ok(KeyMaterial::from_spki(spki)),
     }
@@ -124,6 +129,9 @@ mod tests {
         assert!(of_kind(&ecdsa, Some(KeyKind::Ecdsa)).is_ok());
         assert!(of_kind(&ecdsa, None).is_ok());
         let error = of_kind(&ecdsa, Some(KeyKind::Rsa)).unwrap_err();
-        assert!(error.contains("another kind"), "{error}");
+        assert!(
+            error.contains("presented an ECDSA key although only RSA was offered"),
+            "{error}"
+        );
     }
 }

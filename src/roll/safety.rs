@@ -34,7 +34,7 @@ pub fn hold_lowered_ttl(
     now: Timestamp,
     propagation_timeout: Duration,
 ) {
-    if hold.as_ref().is_some_and(|h| h.until <= now) {
+    if hold.as_ref().is_some_and(|h| h.confirmed && h.until <= now) {
         *hold = None;
     }
     let (Some(old), Some(new)) = (served, new) else {
@@ -50,15 +50,35 @@ pub fn hold_lowered_ttl(
         Some(held) => TtlHold {
             ttl: held.ttl.max(old),
             until: held.until.max(until),
+            confirmed: false,
         },
-        None => TtlHold { ttl: old, until },
+        None => TtlHold {
+            ttl: old,
+            until,
+            confirmed: false,
+        },
     });
+}
+
+/// A propagation wait saw every server serve the current RRsets at
+/// `propagated`: a held TTL now ends at most its length after that (caches
+/// filled by a server that was late may hold the old TTL until then).
+pub fn confirm_hold(hold: &mut Option<TtlHold>, propagated: SystemTime) {
+    if let Some(held) = hold.as_mut().filter(|h| !h.confirmed) {
+        let end = Timestamp::from_system_ceil(
+            propagated + Duration::from_secs(u64::from(held.ttl)) + ttl::RESOLVER_CLOCK_GRANULARITY,
+        );
+        held.until = held.until.max(end);
+        held.confirmed = true;
+    }
 }
 
 /// The longest TTL a cache may hold an RRset of the set with now: what is
 /// served, or a longer TTL lowered recently.
 pub fn prior_ttl(hold: Option<&TtlHold>, served: Option<u32>, now: Timestamp) -> Option<u32> {
-    let held = hold.filter(|h| h.until > now).map(|h| h.ttl);
+    let held = hold
+        .filter(|h| !h.confirmed || h.until > now)
+        .map(|h| h.ttl);
     served.max(held)
 }
 
@@ -140,15 +160,39 @@ mod tests {
             hold,
             Some(TtlHold {
                 ttl: 3600,
-                until: at(1000 + 120 + 3600)
+                until: at(1000 + 120 + 3600),
+                confirmed: false,
             })
         );
         assert_eq!(prior_ttl(hold.as_ref(), Some(60), at(2000)), Some(3600));
         assert_eq!(
             prior_ttl(hold.as_ref(), Some(60), at(1000 + 120 + 3600)),
-            Some(60),
-            "over once the old TTL has passed"
+            Some(3600),
+            "not over while no propagation confirmed the new TTL"
         );
+        confirm_hold(&mut hold, at(1010).to_system());
+        assert_eq!(
+            prior_ttl(hold.as_ref(), Some(60), at(1000 + 120 + 3600)),
+            Some(60),
+            "over once the old TTL has passed since it was served everywhere"
+        );
+    }
+
+    #[test]
+    fn a_server_that_catches_up_late_extends_the_hold() {
+        let mut hold = None;
+        hold_lowered_ttl(
+            &mut hold,
+            Some(86_400),
+            Some(300),
+            at(1000),
+            Duration::from_secs(20),
+        );
+        // The last secondary serves the change half an hour later.
+        confirm_hold(&mut hold, at(2800).to_system());
+        let held = hold.unwrap();
+        assert!(held.confirmed);
+        assert_eq!(held.until, at(2800 + 86_400 + 1));
     }
 
     #[test]
@@ -156,16 +200,19 @@ mod tests {
         let mut hold = Some(TtlHold {
             ttl: 7200,
             until: at(50_000),
+            confirmed: true,
         });
         hold_lowered_ttl(&mut hold, Some(3600), Some(60), at(1000), TIMEOUT);
         assert_eq!(
             hold,
             Some(TtlHold {
                 ttl: 7200,
-                until: at(50_000)
+                until: at(50_000),
+                confirmed: false,
             }),
             "neither the TTL nor the end moves earlier"
         );
+        confirm_hold(&mut hold, at(1001).to_system());
         hold_lowered_ttl(&mut hold, Some(60), Some(60), at(60_000), TIMEOUT);
         assert_eq!(hold, None, "expired, and nothing lowered now");
     }

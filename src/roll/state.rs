@@ -56,6 +56,12 @@ pub struct SetState {
     /// The key the last live check saw on every address, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verified>,
+    /// The key tlsa last deployed (and reloaded the server for): a deploy
+    /// target holding a key that no address presents and that tlsa never
+    /// deployed is deployed (reloaded) once safe, while one tlsa deployed is
+    /// verified, and redeployed only after a failed verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<KeyId>,
     /// The last verify step failed (a deploy that did not take effect):
     /// why, for `tlsa status`, until a verify passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +208,11 @@ impl KeyState {
 pub struct TtlHold {
     pub ttl: u32,
     pub until: Timestamp,
+    /// A propagation wait has since seen every server serve the lowered
+    /// TTL. Until then the hold does not expire: a server that catches up
+    /// late hands out the old TTL until it does.
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

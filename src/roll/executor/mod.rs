@@ -17,6 +17,8 @@
 mod observe;
 mod run;
 mod steps;
+#[cfg(test)]
+mod tests;
 mod wiring;
 
 use run::remember_presented;
@@ -61,6 +63,9 @@ use crate::tlsa::TlsaRecord;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the verify step looks again meanwhile.
 const VERIFY_POLL: Duration = Duration::from_millis(250);
+/// Observations in a row in which every address presents a deployed key
+/// before it counts as verified.
+const CLEAN_LOOKS: usize = 3;
 /// Steps one set may take in one run; a loop past this is a bug, not a roll.
 const MAX_STEPS_PER_RUN: usize = 64;
 /// Self-signed certificates are valid this long (DANE-EE ignores dates, but
@@ -95,6 +100,14 @@ pub enum EngineError {
         "ALARM: set {set}: the deployed key {key} is not presented everywhere: {why}. The records of every key still presented stay published and nothing is removed; check the reload command (deploy.reload) and which certificate the server reads, then run `tlsa run` again: it reloads again and checks again"
     )]
     NotVerified {
+        set: String,
+        key: String,
+        why: String,
+    },
+    #[error(
+        "set {set}: key {key} is presented by every address that answered, but not every address could be observed: {why}. Nothing is removed until every address can be checked; the next run looks again"
+    )]
+    NotObserved {
         set: String,
         key: String,
         why: String,
@@ -186,6 +199,10 @@ pub struct RunOptions {
     pub propagation_timeout: Option<Duration>,
     /// Sets worked on at once [default: the config's `concurrency`].
     pub concurrency: Option<usize>,
+    /// Stop each set after this many steps, as a kill between two steps
+    /// would (the state is saved after every step): for the tests that
+    /// resume rolls from every point.
+    pub stop_after_steps: Option<usize>,
 }
 
 /// Why a set's run stopped early.

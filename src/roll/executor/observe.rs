@@ -32,7 +32,25 @@ impl Engine {
             return Ok(DeployedFiles.presented(set, None).await);
         }
         let kind = self.key_kind(set, state_dir, set_state)?;
-        Ok(self.servers.presented(set, kind).await)
+        let mut presented = self.servers.presented(set, kind).await;
+        // A roll to another kind of key (RSA to ECDSA): a server that still
+        // holds the old kind's certificate presents it to senders that ask
+        // for that kind, so the old key is looked for with that kind too.
+        // Only keys seen count: a server without such a certificate refuses
+        // the handshake, which says nothing about this set's key.
+        let others: BTreeSet<KeyKind> = set_state
+            .keys
+            .values()
+            .filter(|k| k.removed_at.is_none())
+            .filter_map(|k| hex::decode(&k.spki).ok())
+            .filter_map(|spki| KeyKind::of_spki(&spki))
+            .filter(|other| Some(*other) != kind)
+            .collect();
+        for other in others {
+            let seen = self.servers.presented(set, Some(other)).await;
+            presented.extend(seen.into_iter().filter(|p| p.key.is_ok()));
+        }
+        Ok(presented)
     }
 
     /// The kind of key the set's servers are asked for: the deployed key's,

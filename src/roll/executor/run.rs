@@ -176,7 +176,12 @@ impl Engine {
             }
             let before = entry.clone();
             remember_presented(&mut entry, &presented, self.now());
-            self.track_emergency(&mut entry, &decision, &presented);
+            let longest_ttl = observed
+                .before()
+                .longest_ttl
+                .unwrap_or(set.ttl)
+                .max(set.ttl);
+            self.track_emergency(&mut entry, &decision, &presented, longest_ttl);
             if decision.step.is_none() && decision.wake_at.is_none() && entry.alarm.is_none() {
                 let mark = crate::roll::idle::mark(set, &dir, &entry, self.now())?;
                 // Refreshed only now and then: an idle run from cron writes no state.
@@ -214,7 +219,7 @@ impl Engine {
                     && let Some(until) = entry.alarm_until
                 {
                     let text = format!(
-                        "the live key's record is published again; resolvers that cached the RRset without it may still make DANE senders refuse mail until {}",
+                        "the presented key's records are published again; resolvers that cached the RRset without them may still make DANE senders refuse mail until {}",
                         when(until, self.now())
                     );
                     self.say(&format!("ALARM: set {name}: {text}"));
@@ -244,6 +249,9 @@ impl Engine {
             entry.record(self.now(), summary.clone());
             journal.put(&name, &entry).await?;
             outcome.done.push(summary);
+            if options.stop_after_steps == Some(outcome.done.len()) {
+                return Ok(());
+            }
         }
         Err(EngineError::Internal(format!(
             "set {name}: more than {MAX_STEPS_PER_RUN} steps in one run; this is a bug, please report it with the state file"
@@ -291,6 +299,7 @@ impl Engine {
         entry: &mut SetState,
         decision: &Decision,
         presented: &[PresentedAt],
+        longest_ttl: u32,
     ) {
         if let Some(alarm) = decision.alarms.first() {
             entry.alarm = Some(alarm.to_string());
@@ -300,10 +309,24 @@ impl Engine {
         if entry.alarm.is_none() {
             return;
         }
+        // An address not observed may still present the unmatched key.
+        if presented.iter().any(|p| p.key.is_err()) {
+            return;
+        }
+        let now = self.now();
+        // A key tlsa did not publish (with on_unmatched_key = "alarm", one
+        // published by hand) has no safe_at: caches may hold an RRset
+        // without it for the longest TTL, counted from when its record was
+        // first seen (the first run that raised no alarm).
+        let cache = Duration::from_secs(u64::from(longest_ttl)) + ttl::RESOLVER_CLOCK_GRANULARITY;
+        let first_clean = entry.alarm_until.unwrap_or(now + cache);
         let safe_times: Vec<Option<Timestamp>> = presented
             .iter()
             .filter_map(|p| p.key.as_ref().ok())
-            .map(|key| entry.keys.get(&key.id).and_then(|k| k.safe_at))
+            .map(|key| match entry.keys.get(&key.id) {
+                Some(state) => state.safe_at,
+                None => Some(first_clean),
+            })
             .collect();
         // Unknown (a key not yet confirmed) keeps the alarm up.
         entry.alarm_until = safe_times

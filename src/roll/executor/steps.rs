@@ -64,36 +64,76 @@ impl Engine {
                 files::install(&source, &files::deploy_files(set))?;
                 files::reload(&set.deploy.reload).await?;
                 entry.reload_pending = false;
+                entry.deployed = Some(key.clone());
+                entry.verify_failure = None;
                 // Every deploy is verified live before it counts.
                 entry.verified = None;
                 entry.rollover_requested_at = None;
                 entry.rollover_to = None;
             }
             Step::Verify { key } => {
-                let presented = self.await_presented(set, dir, entry, &key).await?;
+                // Right after a deploy the servers take a moment to reload:
+                // poll. Otherwise the verification was asked for because an
+                // address presented another key, or the last one is old: one
+                // look, and the mismatch that caused it counts as seen.
+                let after_deploy = entry.verified.as_ref().is_none_or(|v| v.key != key);
+                let presented = if after_deploy {
+                    self.await_presented(set, dir, entry, &key).await?
+                } else if mismatched(&observed.presented, &key) {
+                    observed.presented.clone()
+                } else {
+                    self.observe_servers(set, dir, entry).await?
+                };
                 remember_presented(entry, &presented, self.now());
-                let elsewhere: Vec<String> = presented
+                let others: Vec<String> = presented
                     .iter()
-                    .filter(|p| !p.key.as_ref().is_ok_and(|k| k.id == key))
-                    .map(|p| match &p.key {
-                        Ok(other) => format!("{} presents key {}", p.address, other.short()),
-                        Err(why) => format!("{}: {why}", p.address),
+                    .filter_map(|p| match &p.key {
+                        Ok(other) if other.id != key => {
+                            Some(format!("{} presents key {}", p.address, other.short()))
+                        }
+                        _ => None,
                     })
                     .collect();
-                if presented.is_empty() || !elsewhere.is_empty() {
-                    // The next run reloads again before it checks again.
+                let unseen: Vec<String> = presented
+                    .iter()
+                    .filter_map(|p| {
+                        p.key
+                            .as_ref()
+                            .err()
+                            .map(|why| format!("{}: {why}", p.address))
+                    })
+                    .collect();
+                if !others.is_empty() || presented.is_empty() {
+                    // A deploy that did not take effect: the next run reloads
+                    // again before it checks again.
                     entry.reload_pending = true;
+                    entry.verified = None;
+                    let why = if presented.is_empty() {
+                        "no address to check".to_string()
+                    } else {
+                        others
+                            .into_iter()
+                            .chain(unseen)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    };
                     let error = EngineError::NotVerified {
                         set: set.name.get_ref().clone(),
                         key: plan::short(&key).to_string(),
-                        why: if presented.is_empty() {
-                            "no address to check".to_string()
-                        } else {
-                            elsewhere.join("; ")
-                        },
+                        why,
                     };
                     entry.verify_failure = Some(error.to_string());
                     return Err(error);
+                }
+                if !unseen.is_empty() {
+                    // Not a failed deploy: some address cannot be reached.
+                    // Nothing is removed until it can; no reload either.
+                    entry.verified = None;
+                    return Err(EngineError::NotObserved {
+                        set: set.name.get_ref().clone(),
+                        key: plan::short(&key).to_string(),
+                        why: unseen.join("; "),
+                    });
                 }
                 entry.verify_failure = None;
                 entry.verified = Some(Verified {
@@ -105,8 +145,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Observes the servers until every address presents `key`, for at most
-    /// [`VERIFY_TIMEOUT`]; returns the last observation.
+    /// Observes the servers until every address presents `key` in
+    /// [`CLEAN_LOOKS`] observations in a row (a pool behind one address may
+    /// answer from a backend that was not reloaded), for at most
+    /// [`VERIFY_TIMEOUT`]; returns the last observation, or the first one
+    /// that showed another key after the clean looks began.
     pub(super) async fn await_presented(
         &self,
         set: &CertSet,
@@ -115,13 +158,25 @@ impl Engine {
         key: &str,
     ) -> Result<Vec<PresentedAt>, EngineError> {
         let deadline = self.clock.now() + VERIFY_TIMEOUT;
+        let mut clean = 0;
         loop {
             let presented = self.observe_servers(set, dir, entry).await?;
             let everywhere = !presented.is_empty()
                 && presented
                     .iter()
                     .all(|p| p.key.as_ref().is_ok_and(|k| k.id == key));
-            if everywhere || self.clock.now() >= deadline {
+            if everywhere {
+                clean += 1;
+                if clean >= CLEAN_LOOKS {
+                    return Ok(presented);
+                }
+            } else if clean > 0 && mismatched(&presented, key) {
+                // It was presented everywhere, and now it is not: a mixed pool.
+                return Ok(presented);
+            } else {
+                clean = 0;
+            }
+            if self.clock.now() >= deadline {
                 return Ok(presented);
             }
             self.clock.sleep(VERIFY_POLL).await;
@@ -260,6 +315,7 @@ impl Engine {
             propagated_at = propagated_at.max(propagated.at);
         }
         self.require_secure(owners).await?;
+        safety::confirm_hold(&mut entry.ttl_hold, propagated_at);
         let policy = Self::policy(set);
         let found = safety::Propagation {
             at: propagated_at,
@@ -389,4 +445,11 @@ pub(super) fn stage_self_signed(
         })?;
     }
     Ok(())
+}
+
+/// Some address presents a key other than `key`.
+fn mismatched(presented: &[PresentedAt], key: &str) -> bool {
+    presented
+        .iter()
+        .any(|p| p.key.as_ref().is_ok_and(|k| k.id != key))
 }

@@ -1,0 +1,587 @@
+//! The executor driven through whole rolls against an in-memory world: a
+//! zone with a primary and a secondary that can lag, a validator that
+//! calls every answer Secure, a server that presents what was deployed
+//! (or ignores reloads), and a manual clock — every roll in milliseconds,
+//! no lab. The world checks the safety invariant itself: whenever the key
+//! presented or an RRset changes, the presented key must be matched by
+//! every RRset a cache may still hold (each one served within its TTL).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex as StdMutex;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::dns::dnssec::{Validation, Verdict};
+use crate::dns::propagation::{
+    AnswerKind, Observation, Observe, Origin, ServedRrset, ServerAddr, ServerObservation, Soa,
+};
+use crate::dns::provider::{Applied, ChangeSet, Rrset};
+use crate::dns::ttl::TtlFacts;
+
+const ZONE: &str = "example.test.";
+const OWNER: &str = "_25._tcp.mail.example.test.";
+/// The SOA TTL and MINIMUM: the negative TTL.
+const NEGATIVE_TTL: u32 = 30;
+
+fn owner() -> Name {
+    Name::from_ascii(OWNER).unwrap()
+}
+
+/// The zone, the server and what caches may hold.
+struct World {
+    clock: Arc<ManualClock>,
+    serial: u32,
+    records: BTreeSet<TlsaRecord>,
+    ttl: u32,
+    /// The secondary's copy while it lags (`None`: it serves the primary's).
+    lagging: Option<(u32, BTreeSet<TlsaRecord>, u32)>,
+    fail_updates: bool,
+    updates: usize,
+    /// The server ignores reloads: it keeps presenting what it has.
+    deaf: bool,
+    presented: Option<KeyMaterial>,
+    deploy_dir: PathBuf,
+    /// RRsets no longer served: (served until, records, TTL).
+    history: Vec<(SystemTime, BTreeSet<TlsaRecord>, u32)>,
+    violations: Vec<String>,
+}
+
+impl World {
+    fn new(clock: Arc<ManualClock>, deploy_dir: PathBuf) -> Self {
+        World {
+            clock,
+            serial: 1,
+            records: BTreeSet::new(),
+            ttl: 0,
+            lagging: None,
+            fail_updates: false,
+            updates: 0,
+            deaf: false,
+            presented: None,
+            deploy_dir,
+            history: Vec::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    /// Every RRset a cache may still hold now (an empty one fails nobody).
+    fn cached(&self) -> Vec<BTreeSet<TlsaRecord>> {
+        let now = self.clock.now();
+        let held = |until: SystemTime, ttl: u32| {
+            until + Duration::from_secs(u64::from(ttl)) + ttl::RESOLVER_CLOCK_GRANULARITY > now
+        };
+        let mut cached: Vec<BTreeSet<TlsaRecord>> = self
+            .history
+            .iter()
+            .filter(|(until, _, ttl)| held(*until, *ttl))
+            .map(|(_, records, _)| records.clone())
+            .collect();
+        cached.push(self.records.clone());
+        cached.extend(self.lagging.iter().map(|(_, records, _)| records.clone()));
+        cached
+    }
+
+    fn check_invariant(&mut self, when: &str) {
+        let Some(key) = &self.presented else {
+            return;
+        };
+        let record = RecordPolicy::default().records_for_key(&key.spki);
+        for rrset in self.cached() {
+            if !rrset.is_empty() && rrset.is_disjoint(&record) {
+                self.violations.push(format!(
+                    "{when}: key {} presented, a cached RRset {rrset:?} lacks it",
+                    key.short()
+                ));
+            }
+        }
+    }
+
+    fn serve(&mut self, records: BTreeSet<TlsaRecord>, ttl: u32) {
+        if records != self.records || ttl != self.ttl {
+            let old = std::mem::replace(&mut self.records, records);
+            let old_ttl = std::mem::replace(&mut self.ttl, ttl);
+            if self.lagging.is_none() {
+                self.history.push((self.clock.now(), old, old_ttl));
+            }
+            self.serial += 1;
+            self.check_invariant("after a change");
+        }
+    }
+
+    /// The secondary catches up (what it served stays in caches a TTL).
+    fn catch_up(&mut self) {
+        if let Some((_, records, ttl)) = self.lagging.take() {
+            self.history.push((self.clock.now(), records, ttl));
+        }
+    }
+
+    /// The server (re)loads the deploy target, unless it ignores reloads.
+    fn reload(&mut self) {
+        if self.deaf {
+            return;
+        }
+        let chain = self.deploy_dir.join("fullchain.pem");
+        let key = files::cert_facts(&chain).ok().flatten().map(|c| c.key);
+        if key.is_some() && key != self.presented {
+            self.presented = key;
+            self.check_invariant("after a deploy");
+        }
+    }
+
+    fn served_keys(&self) -> BTreeSet<String> {
+        self.records.iter().map(|r| r.data_hex()).collect()
+    }
+}
+
+type Shared = Arc<StdMutex<World>>;
+
+fn lock(world: &Shared) -> std::sync::MutexGuard<'_, World> {
+    world.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Primary(Shared);
+
+#[async_trait]
+impl Provider for Primary {
+    fn describe(&self) -> String {
+        "the in-memory primary".into()
+    }
+
+    async fn zone_of(&self, _owner: &Name) -> Result<Name, DnsError> {
+        Ok(Name::from_ascii(ZONE).unwrap())
+    }
+
+    async fn read(&self, _zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
+        let world = lock(&self.0);
+        Ok(Rrset {
+            owner: owner.clone(),
+            ttl: (!world.records.is_empty()).then_some(world.ttl),
+            records: world.records.clone(),
+        })
+    }
+
+    async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
+        let mut world = lock(&self.0);
+        world.updates += 1;
+        if world.fail_updates {
+            return Err(DnsError::Config(
+                "the primary refused the UPDATE (injected)".into(),
+            ));
+        }
+        for change in &set.changes {
+            if change.expected != world.records {
+                return Err(DnsError::Conflict {
+                    server: SocketAddr::from(([192, 0, 2, 53], 53)),
+                    owner: change.owner.clone(),
+                });
+            }
+        }
+        for change in &set.changes {
+            world.serve(change.desired.clone(), change.ttl);
+        }
+        Ok(Applied {
+            serial: Some(world.serial),
+        })
+    }
+}
+
+/// The primary and the secondary, as a propagation wait asks them.
+struct Servers2(Shared);
+
+#[async_trait]
+impl FindServers for Servers2 {
+    async fn find(&self) -> Result<Box<dyn Observe>, DnsError> {
+        Ok(Box::new(Servers2(self.0.clone())))
+    }
+}
+
+#[async_trait]
+impl Observe for Servers2 {
+    async fn observe(&self, owners: &[Name], _timeout: Duration) -> Observation {
+        let world = lock(&self.0);
+        world.clock.advance(Duration::from_millis(5));
+        let view = |n: u8, serial: u32, records: &BTreeSet<TlsaRecord>, ttl: u32| {
+            let rrset = Rrset {
+                owner: owner(),
+                ttl: (!records.is_empty()).then_some(ttl),
+                records: records.clone(),
+            };
+            let served = ServedRrset {
+                answer: if records.is_empty() {
+                    AnswerKind::NoData
+                } else {
+                    AnswerKind::Positive
+                },
+                ttl: TtlFacts {
+                    rrset_ttl: rrset.ttl,
+                    rrsig_original_ttl: rrset.ttl,
+                    soa_ttl: Some(NEGATIVE_TTL),
+                    soa_minimum: Some(NEGATIVE_TTL),
+                },
+                rrset,
+            };
+            ServerObservation {
+                server: ServerAddr {
+                    origin: Origin::Extra,
+                    addr: SocketAddr::from(([192, 0, 2, n], 53)),
+                },
+                result: Ok(crate::dns::propagation::Served {
+                    soa: Soa {
+                        serial,
+                        ttl: NEGATIVE_TTL,
+                        minimum: NEGATIVE_TTL,
+                    },
+                    rrsets: owners.iter().map(|o| (o.clone(), served.clone())).collect(),
+                }),
+            }
+        };
+        let primary = view(1, world.serial, &world.records, world.ttl);
+        let secondary = match &world.lagging {
+            Some((serial, records, ttl)) => view(2, *serial, records, *ttl),
+            None => view(2, world.serial, &world.records, world.ttl),
+        };
+        Observation {
+            zone: Name::from_ascii(ZONE).unwrap(),
+            servers: vec![primary, secondary],
+            unresolved: Vec::new(),
+        }
+    }
+}
+
+/// Every answer Secure, with the primary's records.
+struct Secure(Shared);
+
+#[async_trait]
+impl ValidateTlsa for Secure {
+    async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
+        let world = lock(&self.0);
+        owners
+            .iter()
+            .map(|o| Validation {
+                owner: o.clone(),
+                verdict: Verdict::Secure,
+                reason: "validated (in-memory)".into(),
+                answer: Some(if world.records.is_empty() {
+                    AnswerKind::NoData
+                } else {
+                    AnswerKind::Positive
+                }),
+                rrset: Rrset {
+                    owner: o.clone(),
+                    ttl: Some(world.ttl),
+                    records: world.records.clone(),
+                },
+                method: "in-memory".into(),
+            })
+            .collect()
+    }
+}
+
+/// The mail server: presents what it last loaded from the deploy target.
+struct MailServer(Shared);
+
+#[async_trait]
+impl Servers for MailServer {
+    async fn presented(&self, _set: &CertSet, _kind: Option<KeyKind>) -> Vec<PresentedAt> {
+        let mut world = lock(&self.0);
+        world.reload();
+        world
+            .presented
+            .iter()
+            .map(|key| PresentedAt {
+                address: "mail.example.test:25 at 192.0.2.25:25".into(),
+                key: Ok(key.clone()),
+            })
+            .collect()
+    }
+}
+
+struct Scene {
+    world: Shared,
+    engine: Arc<Engine>,
+    dir: tempfile::TempDir,
+}
+
+fn config(dir: &std::path::Path, ttl: u32) -> Config {
+    Config::parse(&format!(
+        r#"state_dir = "{dir}/state"
+propagation_timeout = 30
+
+[dnssec]
+resolver = "127.0.0.1:53"
+
+[[zone]]
+name = "example.test"
+backend = "rfc2136"
+server = "127.0.0.1:53"
+
+[[set]]
+name = "mail"
+source = {{ self-signed = {{ names = ["mail.example.test"] }} }}
+deploy = {{ dir = "{dir}/live" }}
+ttl = {ttl}
+margin = 0
+
+[[set.endpoint]]
+host = "mail.example.test"
+port = 25
+"#,
+        dir = dir.display()
+    ))
+    .unwrap()
+}
+
+impl Scene {
+    fn new(ttl: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::default());
+        let world = Arc::new(StdMutex::new(World::new(
+            clock.clone(),
+            dir.path().join("live"),
+        )));
+        let scene_config = config(dir.path(), ttl);
+        let engine = Scene::engine(scene_config, clock, &world);
+        Scene { world, engine, dir }
+    }
+
+    fn engine(config: Config, clock: Arc<ManualClock>, world: &Shared) -> Arc<Engine> {
+        let parts = Parts {
+            zones: vec![ZoneParts {
+                name: Name::from_ascii(ZONE).unwrap(),
+                provider: Box::new(Primary(world.clone())),
+                servers: Box::new(Servers2(world.clone())),
+            }],
+            validator: Box::new(Secure(world.clone())),
+            servers: Box::new(MailServer(world.clone())),
+        };
+        Arc::new(Engine::from_parts(config, clock, parts, Box::new(|_| {})))
+    }
+
+    /// A new engine with another TTL in the config, same world and state.
+    fn reconfigure(&mut self, ttl: u32) {
+        let clock = lock(&self.world).clock.clone();
+        self.engine = Scene::engine(config(self.dir.path(), ttl), clock, &self.world);
+    }
+
+    /// One `tlsa run` (or `rollover`), as a process would do it.
+    async fn run(&self, options: RunOptions) -> SetOutcome {
+        let store = StateStore::open(&self.dir.path().join("state")).unwrap();
+        let mut outcomes = self
+            .engine
+            .clone()
+            .run(Arc::new(store), &options)
+            .await
+            .unwrap();
+        outcomes.remove(0)
+    }
+
+    async fn run_wait(&self) -> SetOutcome {
+        self.run(RunOptions {
+            wait: true,
+            ..RunOptions::default()
+        })
+        .await
+    }
+
+    async fn rollover_wait(&self) -> SetOutcome {
+        self.run(RunOptions {
+            wait: true,
+            rollover: true,
+            ..RunOptions::default()
+        })
+        .await
+    }
+
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        lock(&self.world)
+    }
+
+    fn presented(&self) -> String {
+        self.world()
+            .presented
+            .clone()
+            .expect("a key is presented")
+            .id
+    }
+
+    fn assert_safe(&self) {
+        let world = self.world();
+        assert!(world.violations.is_empty(), "{:#?}", world.violations);
+    }
+}
+
+fn ok(outcome: &SetOutcome) {
+    assert!(outcome.failure.is_none(), "{outcome:?}");
+    assert!(outcome.alarms.is_empty(), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_whole_roll_keeps_the_invariant_and_ends_with_live_and_next() {
+    let scene = Scene::new(60);
+    let adopted = scene.run_wait().await;
+    ok(&adopted);
+    let first = scene.presented();
+    assert_eq!(scene.world().served_keys().len(), 2, "live and next");
+    let rolled = scene.rollover_wait().await;
+    ok(&rolled);
+    let second = scene.presented();
+    assert_ne!(first, second);
+    let served = scene.world().served_keys();
+    assert!(
+        served.contains(&second) && !served.contains(&first),
+        "{served:?}"
+    );
+    assert_eq!(served.len(), 2, "the new live key and a fresh next key");
+    // Publish, retire + fresh next: one change each, nothing else.
+    assert_eq!(scene.world().updates, 2, "{rolled:?}");
+    let idle = scene.run(RunOptions::default()).await;
+    assert!(idle.done.is_empty(), "a rerun does nothing: {idle:?}");
+    scene.assert_safe();
+}
+
+#[tokio::test]
+async fn a_roll_killed_between_any_two_steps_completes_safely_on_rerun() {
+    // The uninterrupted roll, for its number of steps and end state.
+    let reference = Scene::new(60);
+    ok(&reference.run_wait().await);
+    let steps = reference.rollover_wait().await.done.len();
+    assert!(steps >= 4, "a roll takes several steps");
+    for kill_after in 1..steps {
+        let scene = Scene::new(60);
+        ok(&scene.run_wait().await);
+        let first = scene.presented();
+        let killed = scene
+            .run(RunOptions {
+                wait: true,
+                rollover: true,
+                stop_after_steps: Some(kill_after),
+                ..RunOptions::default()
+            })
+            .await;
+        assert_eq!(killed.done.len(), kill_after);
+        // The timer's next runs pick up where the state and DNS say.
+        ok(&scene.run_wait().await);
+        let served = scene.world().served_keys();
+        assert!(
+            !served.contains(&first),
+            "killed after {kill_after}: {served:?}"
+        );
+        assert_eq!(served.len(), 2, "killed after {kill_after}: {served:?}");
+        assert!(served.contains(&scene.presented()));
+        scene.assert_safe();
+    }
+}
+
+#[tokio::test]
+async fn a_lagging_secondary_holds_the_roll_and_nothing_goes_live_early() {
+    let scene = Scene::new(60);
+    ok(&scene.run_wait().await);
+    {
+        let mut world = scene.world();
+        let copy = (world.serial, world.records.clone(), world.ttl);
+        world.lagging = Some(copy);
+    }
+    // The pre-published next key was safe long ago: it goes live, and the
+    // retire (old key out, a fresh next key in) cannot be confirmed.
+    let stuck = scene.rollover_wait().await;
+    let failure = stuck.failure.expect("propagation cannot complete");
+    assert_eq!(failure.kind, FailureKind::NotPropagated, "{failure:?}");
+    assert!(
+        failure.message.contains("192.0.2.2:53"),
+        "{}",
+        failure.message
+    );
+    let second = scene.presented();
+    // Rolling on to the fresh next key, which the secondary never served,
+    // must wait: nothing changes while it lags.
+    let held = scene.rollover_wait().await;
+    assert!(held.failure.is_some(), "{held:?}");
+    assert_eq!(scene.presented(), second, "not deployed while unconfirmed");
+    scene.world().catch_up();
+    ok(&scene.rollover_wait().await);
+    assert_ne!(scene.presented(), second);
+    scene.assert_safe();
+}
+
+#[tokio::test]
+async fn a_lowered_ttl_makes_keys_published_after_it_wait_for_the_old_one() {
+    let mut scene = Scene::new(3600);
+    ok(&scene.run_wait().await);
+    scene.reconfigure(60);
+    ok(&scene.run(RunOptions::default()).await);
+    assert_eq!(scene.world().ttl, 60);
+    let lowered_at = scene.world().clock.now();
+    // The first roll goes to the next key published long before (safe);
+    // its retire publishes a fresh next key after the lowering, which a
+    // cache may be missing for the old TTL.
+    ok(&scene.rollover_wait().await);
+    ok(&scene.rollover_wait().await);
+    let waited = scene
+        .world()
+        .clock
+        .now()
+        .duration_since(lowered_at)
+        .unwrap();
+    assert!(
+        waited >= Duration::from_secs(3600),
+        "the fresh key went live {waited:?} after the TTL was lowered from 3600 s"
+    );
+    scene.assert_safe();
+}
+
+#[tokio::test]
+async fn a_failed_update_removes_nothing_and_the_roll_resumes() {
+    let scene = Scene::new(60);
+    ok(&scene.run_wait().await);
+    let first = scene.presented();
+    // The roll gets to its retire, which the primary refuses.
+    let until_retire = scene
+        .run(RunOptions {
+            wait: true,
+            rollover: true,
+            stop_after_steps: Some(3),
+            ..RunOptions::default()
+        })
+        .await;
+    assert!(
+        until_retire.done.iter().any(|s| s.starts_with("verify")),
+        "{until_retire:?}"
+    );
+    scene.world().fail_updates = true;
+    let refused = scene.run_wait().await;
+    assert!(refused.failure.is_some(), "{refused:?}");
+    assert!(
+        scene.world().served_keys().contains(&first),
+        "nothing removed"
+    );
+    scene.world().fail_updates = false;
+    ok(&scene.run_wait().await);
+    assert!(!scene.world().served_keys().contains(&first));
+    scene.assert_safe();
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_reloads_keeps_its_key_published_and_alarms() {
+    let scene = Scene::new(60);
+    ok(&scene.run_wait().await);
+    let first = scene.presented();
+    scene.world().deaf = true;
+    let rolled = scene.rollover_wait().await;
+    let failure = rolled.failure.expect("the deploy did not take effect");
+    assert!(failure.message.starts_with("ALARM"), "{}", failure.message);
+    assert!(scene.world().served_keys().contains(&first));
+    for _ in 0..2 {
+        assert!(scene.run_wait().await.failure.is_some());
+        assert!(
+            scene.world().served_keys().contains(&first),
+            "nothing removed"
+        );
+    }
+    scene.world().deaf = false;
+    ok(&scene.run_wait().await);
+    assert!(!scene.world().served_keys().contains(&first));
+    scene.assert_safe();
+}
