@@ -38,6 +38,24 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
     }
     let zone = lab.zone().trim_end_matches('.').to_string();
     let smtp = postfix.addresses()[0];
+    let endpoint = Endpoint::new(&format!("mail.{zone}"), 25, None).unwrap();
+    // Postfix must not go on presenting the certificate it started with: tlsa
+    // observes it, and a key nobody publishes would be an emergency. Until
+    // the first deploy it presents nothing.
+    postfix.reload();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    support::poll_until(
+        "Postfix presents no key until the first deploy",
+        Duration::from_secs(20),
+        || {
+            presented_key(&runtime, smtp, &endpoint)
+                .is_none()
+                .then_some(())
+        },
+    );
     // The lab's config, verified live against Postfix on its loopback address.
     let postfix_dir = postfix.config_dir().display().to_string();
     let config = write_roll_config(
@@ -58,7 +76,6 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
     // Steady state first: the first key live in Postfix and in DNS.
     assert!(tlsa(&config, &["run", "--wait"]).status.success());
     let owner = lab.name("_25._tcp.mail");
-    let endpoint = Endpoint::new(&format!("mail.{zone}"), 25, None).unwrap();
     let witness = lab.start_resolver_with_ds(&lab.ds_records().join("\n"));
     let first_key = KeyMaterial::from_spki(
         &tlsa::tlsa::load_file(&deploy.join("fullchain.pem"))
@@ -66,10 +83,6 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
             .spki,
     )
     .id;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     support::poll_until(
         "Postfix presents the deployed key",
         Duration::from_secs(20),
