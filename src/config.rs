@@ -253,20 +253,6 @@ pub enum ManualStep {
     Retire,
 }
 
-impl ManualStep {
-    pub fn matches(self, step: &crate::roll::plan::Step) -> bool {
-        use crate::roll::plan::Step;
-        matches!(
-            (self, step),
-            (
-                ManualStep::Publish,
-                Step::Publish { .. } | Step::Reconcile { .. }
-            ) | (ManualStep::Deploy, Step::Deploy { .. })
-                | (ManualStep::Retire, Step::Retire { .. })
-        )
-    }
-}
-
 fn default_matching() -> Vec<MatchingName> {
     vec![MatchingName(Matching::Sha256)]
 }

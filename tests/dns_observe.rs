@@ -17,7 +17,8 @@ use support::{LOOPBACK_V6, Lab, LabOptions, poll_until, random_loopback_v4, serv
 use tlsa::clock::SystemClock;
 use tlsa::dns::dnssec::{Anchors, Validator, Verdict};
 use tlsa::dns::propagation::{
-    AnswerKind, Discovery, Expected, Lookup, Origin, Propagated, ZoneServers, wait_until_propagated,
+    self, AnswerKind, Discovery, Expected, Lookup, Origin, Propagated, ZoneServers,
+    wait_until_propagated,
 };
 use tlsa::dns::ttl::{self, Term, TtlFacts};
 use tlsa::tlsa::TlsaRecord;
@@ -546,7 +547,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
 
     // Before: no RRset; only the negative TTL applies.
     let before = servers.observe_now(std::slice::from_ref(&owner)).await;
-    let facts = ttl::worst_case(&before, &owner).unwrap();
+    let facts = propagation::worst_ttl(&before, &owner).unwrap();
     assert_eq!(
         facts,
         TtlFacts {
@@ -567,7 +568,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         SETTLE,
     )
     .await;
-    let facts = ttl::worst_case(&done.observation, &owner).unwrap();
+    let facts = propagation::worst_ttl(&done.observation, &owner).unwrap();
     eprintln!("after publishing: {facts}");
     assert_eq!(
         facts,
@@ -584,9 +585,9 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         ttl::t_safe(done.at, None, &facts, false, margin),
         done.at + Duration::from_secs(6) + ttl::RESOLVER_CLOCK_GRANULARITY
     );
-    let per_server = ttl::per_server(&done.observation, &owner);
+    let per_server = propagation::ttl_per_server(&done.observation, &owner);
     assert_eq!(per_server.len(), 1);
-    eprintln!("{}", ttl::describe_per_server(&per_server));
+    eprintln!("{}", propagation::describe_ttl_per_server(&per_server));
 
     // Replace it by an RRset with TTL 2: the old TTL (5) bounds the caches now.
     let second = record(0x20);
@@ -599,7 +600,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         SETTLE,
     )
     .await;
-    let facts = ttl::worst_case(&done.observation, &owner).unwrap();
+    let facts = propagation::worst_ttl(&done.observation, &owner).unwrap();
     assert_eq!(
         (facts.rrset_ttl, facts.rrsig_original_ttl),
         (Some(2), Some(2))
@@ -622,7 +623,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         SETTLE,
     )
     .await;
-    let facts = ttl::worst_case(&done.observation, &other).unwrap();
+    let facts = propagation::worst_ttl(&done.observation, &other).unwrap();
     assert_eq!(facts.rrset_ttl, Some(1));
     let bound = ttl::cache_bound(None, &facts, false);
     assert_eq!((bound.seconds, bound.term), (3, Term::NegativeTtl));
@@ -630,7 +631,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         ttl::t_safe(done.at, None, &facts, false, margin),
         done.at + Duration::from_secs(4) + ttl::RESOLVER_CLOCK_GRANULARITY
     );
-    let all = ttl::worst_case_by_owner(&done.observation);
+    let all = propagation::worst_ttl_by_owner(&done.observation);
     assert_eq!(all.keys().collect::<Vec<_>>(), vec![&other]);
 
     // The witness: unbound serves the positive RRset no longer than its TTL says.

@@ -43,9 +43,9 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::DnsError;
-use super::propagation::{AnswerKind, rcode_name, seconds};
 use super::provider::Rrset;
 use super::query::{self, Ask, FreshSocketsHandle};
+use super::query::{AnswerKind, rcode_name, seconds};
 use super::rdata;
 use crate::tlsa::TlsaRecord;
 use futures_util::StreamExt;

@@ -12,7 +12,8 @@
 //! The NS set is read once per [`ZoneServers`]: a wait does not follow NS
 //! changes made while it runs.
 
-pub(crate) use super::query::rcode_name;
+pub use super::query::AnswerKind;
+pub(crate) use super::query::{rcode_name, seconds};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -144,27 +145,6 @@ pub enum ServerError {
     NotAuthoritative { question: String },
     #[error("unexpected answer to {question}: {why}")]
     Malformed { question: String, why: String },
-}
-
-/// How an RRset question was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnswerKind {
-    /// The RRset exists.
-    Positive,
-    /// The owner name exists, the RRset does not (NOERROR, no answer).
-    NoData,
-    /// The owner name does not exist.
-    NxDomain,
-}
-
-impl fmt::Display for AnswerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AnswerKind::Positive => "positive answer",
-            AnswerKind::NoData => "NODATA",
-            AnswerKind::NxDomain => "NXDOMAIN",
-        })
-    }
 }
 
 /// The TLSA RRset of one owner as one server serves it.
@@ -367,15 +347,58 @@ fn describe_records(records: &BTreeSet<TlsaRecord>) -> String {
     format!("[{}]", list.join(", "))
 }
 
+/// The TTL facts of `owner` on every server of an observation that answered,
+/// in the observation's order.
+pub fn ttl_per_server(observation: &Observation, owner: &Name) -> Vec<(ServerAddr, TtlFacts)> {
+    observation
+        .servers
+        .iter()
+        .filter_map(|server| {
+            let served = server.result.as_ref().ok()?;
+            let rrset = served.rrsets.get(owner)?;
+            Some((server.server.clone(), rrset.ttl))
+        })
+        .collect()
+}
+
+/// The worst case over every server that answered: what the roll engine
+/// feeds to [`super::ttl::t_safe`]. `None` when no server answered for `owner`.
+pub fn worst_ttl(observation: &Observation, owner: &Name) -> Option<TtlFacts> {
+    ttl_per_server(observation, owner)
+        .into_iter()
+        .map(|(_, facts)| facts)
+        .reduce(TtlFacts::longest)
+}
+
+/// [`worst_ttl`] for every owner of the observation.
+pub fn worst_ttl_by_owner(observation: &Observation) -> BTreeMap<Name, TtlFacts> {
+    let mut all: BTreeMap<Name, TtlFacts> = BTreeMap::new();
+    for served in observation
+        .servers
+        .iter()
+        .filter_map(|s| s.result.as_ref().ok())
+    {
+        for (owner, rrset) in &served.rrsets {
+            all.entry(owner.clone())
+                .and_modify(|facts| *facts = facts.longest(rrset.ttl))
+                .or_insert(rrset.ttl);
+        }
+    }
+    all
+}
+
+/// One line per server for reports: `ns1.example. (192.0.2.1:53): RRset TTL 300 s, …`.
+pub fn describe_ttl_per_server(facts: &[(ServerAddr, TtlFacts)]) -> String {
+    facts
+        .iter()
+        .map(|(server, facts)| format!("{server}: {facts}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `served >= min` in RFC 1982 serial number arithmetic (serials wrap).
 pub fn serial_at_least(served: u32, min: u32) -> bool {
     served.wrapping_sub(min) < (1 << 31)
-}
-
-/// `2 s`, `0.35 s`, `2.003 s`: milliseconds at most.
-pub(crate) fn seconds(d: Duration) -> String {
-    let text = format!("{:.3}", d.as_millis() as f64 / 1000.0);
-    format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// One round of questions to every address. The seam between the polling

@@ -2,6 +2,7 @@
 //! made: UDP first, TCP when the answer is truncated, a bounded timeout, and
 //! errors that name the server.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
@@ -222,4 +223,31 @@ pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
         ResponseCode::NotZone => "NOTZONE".into(),
         other => format!("RCODE{}", u16::from(other)),
     }
+}
+
+/// How an RRset question was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// The RRset exists.
+    Positive,
+    /// The owner name exists, the RRset does not (NOERROR, no answer).
+    NoData,
+    /// The owner name does not exist.
+    NxDomain,
+}
+
+impl fmt::Display for AnswerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AnswerKind::Positive => "positive answer",
+            AnswerKind::NoData => "NODATA",
+            AnswerKind::NxDomain => "NXDOMAIN",
+        })
+    }
+}
+
+/// `2 s`, `0.35 s`, `2.003 s`: milliseconds at most.
+pub(crate) fn seconds(d: Duration) -> String {
+    let text = format!("{:.3}", d.as_millis() as f64 / 1000.0);
+    format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
 }

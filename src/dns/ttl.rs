@@ -15,13 +15,8 @@
 //!
 //! so `t_safe = t_propagated + max(those) + margin`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
-
-use hickory_proto::rr::Name;
-
-use super::propagation::{Observation, ServerAddr};
 
 /// What an RRset of one owner looks like on one authoritative server, as far
 /// as caching goes. Values are seconds; `None` when not applicable (no RRset,
@@ -79,46 +74,6 @@ impl fmt::Display for TtlFacts {
             show(self.negative_ttl())
         )
     }
-}
-
-/// The TTL facts of `owner` on every server of an observation that answered,
-/// in the observation's order.
-pub fn per_server(observation: &Observation, owner: &Name) -> Vec<(ServerAddr, TtlFacts)> {
-    observation
-        .servers
-        .iter()
-        .filter_map(|server| {
-            let served = server.result.as_ref().ok()?;
-            let rrset = served.rrsets.get(owner)?;
-            Some((server.server.clone(), rrset.ttl))
-        })
-        .collect()
-}
-
-/// The worst case over every server that answered: what the roll engine
-/// feeds to [`t_safe`]. `None` when no server answered for `owner`.
-pub fn worst_case(observation: &Observation, owner: &Name) -> Option<TtlFacts> {
-    per_server(observation, owner)
-        .into_iter()
-        .map(|(_, facts)| facts)
-        .reduce(TtlFacts::longest)
-}
-
-/// [`worst_case`] for every owner of the observation.
-pub fn worst_case_by_owner(observation: &Observation) -> BTreeMap<Name, TtlFacts> {
-    let mut all: BTreeMap<Name, TtlFacts> = BTreeMap::new();
-    for served in observation
-        .servers
-        .iter()
-        .filter_map(|s| s.result.as_ref().ok())
-    {
-        for (owner, rrset) in &served.rrsets {
-            all.entry(owner.clone())
-                .and_modify(|facts| *facts = facts.longest(rrset.ttl))
-                .or_insert(rrset.ttl);
-        }
-    }
-    all
 }
 
 /// Which term decided the cache bound.
@@ -229,15 +184,6 @@ pub fn t_safe(
         + Duration::from_secs(u64::from(bound.seconds))
         + RESOLVER_CLOCK_GRANULARITY
         + margin
-}
-
-/// One line per server for reports: `ns1.example. (192.0.2.1:53): RRset TTL 300 s, …`.
-pub fn describe_per_server(facts: &[(ServerAddr, TtlFacts)]) -> String {
-    facts
-        .iter()
-        .map(|(server, facts)| format!("{server}: {facts}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::config::ManualStep;
 use crate::dns::Edit;
 use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
 
@@ -143,6 +144,21 @@ pub enum Step {
 }
 
 impl Step {
+    /// Whether the config marks this kind of step as manual (`tlsa run
+    /// --confirm` performs it).
+    pub fn is_manual(&self, manual: &[ManualStep]) -> bool {
+        manual.iter().any(|m| {
+            matches!(
+                (m, self),
+                (
+                    ManualStep::Publish,
+                    Step::Publish { .. } | Step::Reconcile { .. }
+                ) | (ManualStep::Deploy, Step::Deploy { .. })
+                    | (ManualStep::Retire, Step::Retire { .. })
+            )
+        })
+    }
+
     /// The DNS change this step makes, if any.
     pub fn edits(&self) -> Option<&[Edit]> {
         match self {

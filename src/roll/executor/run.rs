@@ -200,7 +200,7 @@ impl Engine {
             }
             if let Some(step) = &decision.step
                 && !options.confirm
-                && set.manual.iter().any(|m| m.matches(step))
+                && step.is_manual(&set.manual)
             {
                 outcome.waiting = Some(format!(
                     "the next step ({step}) is manual: run `tlsa run --confirm --set {name}` to perform it"

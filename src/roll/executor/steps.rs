@@ -309,7 +309,7 @@ impl Engine {
             )
             .await
             .map_err(|e| EngineError::NotPropagated(e.to_string()))?;
-            facts = ttl::worst_case_by_owner(&propagated.observation)
+            facts = propagation::worst_ttl_by_owner(&propagated.observation)
                 .into_values()
                 .fold(facts, ttl::TtlFacts::longest);
             propagated_at = propagated_at.max(propagated.at);
