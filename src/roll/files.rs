@@ -247,6 +247,11 @@ mod tests {
 [dnssec]
 resolver = "127.0.0.1:53"
 
+[[zone]]
+name = "example.com"
+backend = "rfc2136"
+server = "127.0.0.1:53"
+
 [[set]]
 name = "mail"
 source = {source}
