@@ -326,3 +326,20 @@ async fn a_change_since_the_read_is_a_conflict() {
         set(&[B, C])
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_token() {
+    let fake = Fake::start().await;
+    let api = HttpMock::redirecting_to(&fake.mock.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, TOKEN).unwrap();
+    let mut config = DesecConfig::new(SecretSource::File(path));
+    config.base_url = format!("{}/api/v1", api.url());
+    let desec = Desec::new(&config).unwrap();
+    let err = desec
+        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .await
+        .expect_err("a redirect is an error");
+    fake.mock.assert_refused_redirect(&err, TOKEN);
+}

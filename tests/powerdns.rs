@@ -330,15 +330,7 @@ async fn a_change_right_after_the_write_is_reported() {
         let (client, upstream, key) = (client.clone(), upstream.clone(), key.clone());
         let (patch_url, other) = (patch_url.clone(), other.clone());
         async move {
-            let mut url = format!("{upstream}{}", request.path);
-            if !request.query.is_empty() {
-                let query: Vec<String> = request
-                    .query
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                url = format!("{url}?{}", query.join("&"));
-            }
+            let url = format!("{upstream}{}", request.path_and_query());
             let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
             let mut forward = client.request(method.clone(), &url);
             if let Some(key) = request.header("x-api-key") {
@@ -479,4 +471,23 @@ fn the_providers_command_checks_credentials_without_printing_them() {
         !all.contains(lab.api_key()) && !all.contains("wrong-key-5d1e"),
         "{all}"
     );
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_api_key() {
+    let target =
+        HttpMock::start(|_| async { MockResponse::json(200, &serde_json::json!([])) }).await;
+    let api = HttpMock::redirecting_to(&target.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("api-key");
+    std::fs::write(&key_file, "pdns-secret-key-4711").unwrap();
+    let mut config = PowerDnsConfig::new(api.url(), SecretSource::File(key_file));
+    config.zones = vec![name("example.com.")];
+    let pdns = PowerDns::new(&config).unwrap();
+    let err = pdns
+        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .await
+        .expect_err("a redirect is an error");
+    assert_eq!(api.requests().len(), 1, "asked once, not retried");
+    target.assert_refused_redirect(&err, "pdns-secret-key-4711");
 }

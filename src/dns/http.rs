@@ -304,6 +304,11 @@ impl ApiClient {
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .user_agent(concat!("tlsa/", env!("CARGO_PKG_VERSION")))
+            // Never follow a redirect: reqwest drops `Authorization` on a
+            // cross-host redirect but keeps custom headers such as PowerDNS's
+            // `X-API-Key`, which would hand the credential to whatever host
+            // the answer names. A 3xx is reported instead (status_error).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 DnsError::Config(format!("cannot set up the {backend} HTTP client: {e}"))
@@ -489,6 +494,10 @@ impl ApiClient {
                 "the provider has trouble{tries}: retry later, and check the provider's status page"
             ),
             500..=599 => "the provider has trouble, and the change may or may not have been applied: run tlsa again later (it reads before it writes)".into(),
+            300..=399 => format!(
+                "the API answered with a redirect to {}; tlsa does not follow redirects, so that the credential is never sent elsewhere: set the API URL to where the API really is",
+                redirect_origin(url, headers)
+            ),
             400 | 409 | 422 => "the API rejected the request: see its message".into(),
             _ => "see the API's message".into(),
         };
@@ -622,6 +631,20 @@ pub fn expect_written(
             found_ttl.map(|t| format!(" (TTL {t})")).unwrap_or_default()
         ),
     })
+}
+
+/// The origin (scheme, host, port) a redirect's `Location` points at,
+/// resolved against the request's `url`: where the API claims to be, without
+/// the path or query, which might carry anything.
+fn redirect_origin(url: &str, headers: &HeaderMap) -> String {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let resolved = location.and_then(|l| Url::parse(url).ok()?.join(l).ok());
+    match resolved {
+        Some(target) => target.origin().ascii_serialization(),
+        None => "an unreadable or missing Location".into(),
+    }
 }
 
 /// `url` without user-info (user:password@), for messages.
