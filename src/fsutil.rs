@@ -4,42 +4,149 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `content` to `path` atomically: a temporary file in the same
 /// directory, fsync, rename over the target, fsync of the directory.
 /// `mode` applies from creation, so a private key is never readable by others
 /// even for an instant.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    // A crash may have left a temporary file from an earlier process with our pid.
-    let _ = fs::remove_file(&tmp);
+    replace_all(&[(path, content, mode)]).map_err(|e| e.error)
+}
+
+/// Why [`replace_all`] failed, and for which file.
+#[derive(Debug)]
+pub struct ReplaceError {
+    pub path: PathBuf,
+    pub error: io::Error,
+}
+
+/// Replaces several files together: every one gets its new content, or none
+/// does (a deploy must never leave a new key beside an old certificate).
+/// Every temporary is written and fsynced first; the current files are kept
+/// under a second name (a hard link) until every rename succeeded; a failed
+/// rename puts back those already replaced. A crash in the middle of the
+/// renames can still leave a mix, as rename is atomic per file only: the
+/// roll engine redoes an unfinished deploy on its next run.
+pub fn replace_all(files: &[(&Path, &[u8], u32)]) -> Result<(), ReplaceError> {
+    let mut staged: Vec<Staged> = Vec::new();
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.write_all(content)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        for &(path, content, mode) in files {
+            staged.push(Staged::write(path, content, mode)?);
+        }
+        for (done, file) in staged.iter().enumerate() {
+            if let Err(error) = fs::rename(&file.tmp, file.path) {
+                for earlier in staged[..done].iter().rev() {
+                    earlier.restore();
+                }
+                return Err(ReplaceError {
+                    path: file.path.to_path_buf(),
+                    error,
+                });
+            }
+        }
+        for file in &staged {
+            File::open(file.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|error| ReplaceError {
+                    path: file.path.to_path_buf(),
+                    error,
+                })?;
+        }
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    for file in &staged {
+        file.clean_up();
     }
     result
+}
+
+/// One file of [`replace_all`]: its new content in a temporary, and a second
+/// name for its current content.
+struct Staged<'a> {
+    path: &'a Path,
+    dir: &'a Path,
+    tmp: PathBuf,
+    /// The current file under another name (`None`: there was none).
+    backup: Option<PathBuf>,
+}
+
+impl<'a> Staged<'a> {
+    fn write(path: &'a Path, content: &[u8], mode: u32) -> Result<Self, ReplaceError> {
+        let fail = |error| ReplaceError {
+            path: path.to_path_buf(),
+            error,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let file_name = path.file_name().ok_or_else(|| {
+            fail(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path has no file name",
+            ))
+        })?;
+        let tmp = dir.join(format!(
+            ".{}.tmp.{}",
+            file_name.to_string_lossy(),
+            std::process::id()
+        ));
+        // A crash may have left a temporary file from an earlier process with our pid.
+        let _ = fs::remove_file(&tmp);
+        let mut staged = Staged {
+            path,
+            dir,
+            tmp,
+            backup: None,
+        };
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&staged.tmp)?;
+            file.write_all(content)?;
+            file.sync_all()?;
+            if fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+                let backup = dir.join(format!(
+                    ".{}.old.{}",
+                    file_name.to_string_lossy(),
+                    std::process::id()
+                ));
+                let _ = fs::remove_file(&backup);
+                fs::hard_link(path, &backup)?;
+                staged.backup = Some(backup);
+            }
+            Ok(())
+        })();
+        match written {
+            Ok(()) => Ok(staged),
+            Err(error) => {
+                staged.clean_up();
+                Err(fail(error))
+            }
+        }
+    }
+
+    /// Puts the previous content back after this file was replaced.
+    fn restore(&self) {
+        match &self.backup {
+            Some(backup) => {
+                let _ = fs::rename(backup, self.path);
+            }
+            None => {
+                let _ = fs::remove_file(self.path);
+            }
+        }
+    }
+
+    fn clean_up(&self) {
+        let _ = fs::remove_file(&self.tmp);
+        if let Some(backup) = &self.backup {
+            let _ = fs::remove_file(backup);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::plan::{CertFacts, KeyMaterial};
 use super::state::SetState;
 use crate::config::{CertSet, Source};
-use crate::fsutil::write_atomic;
+use crate::fsutil::replace_all;
 
 pub const CHAIN_FILE: &str = "fullchain.pem";
 pub const KEY_FILE: &str = "privkey.pem";
@@ -153,10 +153,10 @@ pub fn key_material(key: &Path) -> Result<KeyMaterial, FileError> {
 }
 
 /// Puts `from` into service at `to`: the combined file (key and chain, one
-/// atomic rename), then the key (0600) and the chain, each atomically,
-/// after checking that they belong together. A server reading the separate
-/// files between their two renames could see the old chain with the new
-/// key; one reading `combined.pem` never can. Reload happens after all.
+/// atomic rename), the key (0600) and the chain, after checking that they
+/// belong together, all replaced or none ([`replace_all`]). A server reading
+/// the separate files between their renames could see the old chain with
+/// the new key; one reading `combined.pem` never can. Reload happens after all.
 pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
     let cert = cert_facts(&from.chain)?.ok_or_else(|| FileError::Read {
         file: from.chain.clone(),
@@ -184,23 +184,28 @@ pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
         .key
         .parent()
         .map_or_else(|| PathBuf::from(COMBINED_FILE), |d| d.join(COMBINED_FILE));
-    for (path, content, mode) in [
-        (&combined_path, &combined, 0o600),
-        (&to.key, &key, 0o600),
-        (&to.chain, &chain, 0o644),
-    ] {
+    let files = [
+        (combined_path.as_path(), combined.as_slice(), 0o600),
+        (to.key.as_path(), key.as_slice(), 0o600),
+        (to.chain.as_path(), chain.as_slice(), 0o644),
+    ];
+    for (path, _, _) in files {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| FileError::Write {
-                file: path.clone(),
+                file: path.to_path_buf(),
                 why: e.to_string(),
             })?;
         }
-        write_atomic(path, content, mode).map_err(|e| FileError::Write {
-            file: path.clone(),
-            why: e.to_string(),
-        })?;
     }
-    Ok(())
+    // All or nothing: a server reading privkey.pem and fullchain.pem must
+    // never find the new key with the old certificate after a failed write.
+    replace_all(&files).map_err(|e| FileError::Write {
+        file: e.path,
+        why: format!(
+            "{}; nothing was deployed: the files there are as they were",
+            e.error
+        ),
+    })
 }
 
 /// Runs the reload command (argument list, no shell), bounded in time.
@@ -287,6 +292,52 @@ port = 25
         assert_eq!(
             files.key,
             Path::new("/root/.lego/certificates/_.example.com.key")
+        );
+    }
+
+    /// A self-signed certificate and its key, made in `dir` under `name`.
+    fn material(dir: &Path, name: &str) -> CertFiles {
+        let (_, key) =
+            super::super::keys::create_next_key(dir, name, KeyAlgorithmChoice::EcdsaP256).unwrap();
+        let pem = super::super::keys::self_signed_pem(&key, &["mail.example".into()], 1).unwrap();
+        let chain = dir.join(format!("{name}-chain.pem"));
+        std::fs::write(&chain, pem).unwrap();
+        CertFiles { chain, key }
+    }
+
+    #[test]
+    fn a_failed_install_leaves_the_deployed_files_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (material(dir.path(), "old"), material(dir.path(), "new"));
+        let deploy = dir.path().join("deploy");
+        let to = CertFiles::in_dir(&deploy);
+        install(&old, &to).unwrap();
+        let before: Vec<Vec<u8>> = [COMBINED_FILE, KEY_FILE]
+            .iter()
+            .map(|f| std::fs::read(deploy.join(f)).unwrap())
+            .collect();
+        // The last file of the deploy cannot be replaced: a directory in its place.
+        std::fs::remove_file(&to.chain).unwrap();
+        std::fs::create_dir(&to.chain).unwrap();
+        let err = install(&new, &to).unwrap_err().to_string();
+        let after: Vec<Vec<u8>> = [COMBINED_FILE, KEY_FILE]
+            .iter()
+            .map(|f| std::fs::read(deploy.join(f)).unwrap())
+            .collect();
+        assert!(
+            after == before,
+            "the old key stays with the old certificate"
+        );
+        assert!(err.contains("nothing was deployed"), "{err}");
+        let mut names: Vec<String> = std::fs::read_dir(&deploy)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [COMBINED_FILE, CHAIN_FILE, KEY_FILE],
+            "no temporary left"
         );
     }
 
