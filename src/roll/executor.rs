@@ -215,6 +215,8 @@ pub struct Engine {
     /// The SOA serial of each zone's last change in this run, by zone
     /// index: propagation waits for servers to reach at least that serial.
     serials: Mutex<BTreeMap<usize, u32>>,
+    /// Environment variables commands run without (the config's secrets).
+    secret_env: Vec<String>,
 }
 
 /// An instant as RFC 3339, with "in N s" when in the future.
@@ -247,6 +249,7 @@ fn load_tsig(zone: &str, secret: &SecretRef) -> Result<TsigKey, EngineError> {
 fn build_provider(
     zone: &crate::config::Zone,
     name: &Name,
+    secret_env: &[String],
     progress: &Progress,
 ) -> Result<Box<dyn Provider>, EngineError> {
     use crate::dns::backend::BackendConfig;
@@ -301,6 +304,7 @@ fn build_provider(
             let reload = zone.reload.clone().ok_or_else(|| required("reload"))?;
             let mut config = zonefile::ZoneFileConfig::new(name.clone(), file, reload);
             config.serial_file = zone.serial_file.clone();
+            config.hidden_env = secret_env.to_vec();
             BackendConfig::ZoneFile(config)
         }
     };
@@ -326,9 +330,10 @@ impl Engine {
         progress: Progress,
     ) -> Result<Engine, EngineError> {
         let mut zones = Vec::new();
+        let secret_env = crate::command::secret_env_names(&config);
         for zone in &config.zones {
             let name = parse_name(zone.name.get_ref(), "zone name")?;
-            let provider = build_provider(zone, &name, &progress)?;
+            let provider = build_provider(zone, &name, &secret_env, &progress)?;
             let discovery = Discovery::new(name.clone(), Lookup::Resolver(config.dnssec.resolver))
                 .port(zone.ns_port)
                 .extra(zone.extra_servers.iter().copied());
@@ -358,6 +363,7 @@ impl Engine {
             progress,
             countdown: None,
             serials: Mutex::new(BTreeMap::new()),
+            secret_env,
         })
     }
 
@@ -964,7 +970,7 @@ impl Engine {
                     });
                 }
                 files::install(&source, &files::deploy_files(set))?;
-                files::reload(&set.deploy.reload).await?;
+                files::reload(&set.deploy.reload, &self.secret_env).await?;
                 entry.reload_pending = false;
                 // Every deploy is verified live before it counts.
                 entry.verified = None;
@@ -1271,9 +1277,11 @@ fn stage_self_signed(
         why: e.to_string(),
     })?;
     let dir = to.chain.parent().expect("staged files live in a directory");
-    std::fs::create_dir_all(dir).map_err(|e| FileError::Write {
-        file: dir.to_path_buf(),
-        why: e.to_string(),
+    crate::fsutil::create_dir_all_mode(dir, crate::fsutil::PRIVATE_DIR).map_err(|e| {
+        FileError::Write {
+            file: dir.to_path_buf(),
+            why: e.to_string(),
+        }
     })?;
     for (path, content, mode) in [(&to.key, key, 0o600), (&to.chain, pem.into_bytes(), 0o644)] {
         crate::fsutil::write_atomic(path, &content, mode).map_err(|e| FileError::Write {

@@ -2,7 +2,6 @@
 //! puts new ones, and the deploy target the server reads, which tlsa owns.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -10,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::plan::{CertFacts, KeyMaterial};
 use super::state::SetState;
 use crate::config::{CertSet, Source};
-use crate::fsutil::replace_all;
+use crate::fsutil::{DEPLOY_DIR, create_dir_all_mode, replace_all};
 
 pub const CHAIN_FILE: &str = "fullchain.pem";
 pub const KEY_FILE: &str = "privkey.pem";
@@ -191,7 +190,7 @@ pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
     ];
     for (path, _, _) in files {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| FileError::Write {
+            create_dir_all_mode(dir, DEPLOY_DIR).map_err(|e| FileError::Write {
                 file: path.to_path_buf(),
                 why: e.to_string(),
             })?;
@@ -208,35 +207,15 @@ pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
     })
 }
 
-/// Runs the reload command (argument list, no shell), bounded in time.
-pub async fn reload(command: &[String]) -> Result<(), FileError> {
-    let Some((program, args)) = command.split_first() else {
-        return Ok(());
-    };
-    let fail = |why: String| FileError::Reload {
-        command: command.to_vec(),
-        why,
-    };
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(RELOAD_TIMEOUT, child)
+/// Runs the reload command (argument list, no shell), bounded in time,
+/// without the environment variables `hidden_env` (the config's secrets).
+pub async fn reload(command: &[String], hidden_env: &[String]) -> Result<(), FileError> {
+    crate::command::run(command, RELOAD_TIMEOUT, hidden_env)
         .await
-        .map_err(|_| fail(format!("no exit within {} s", RELOAD_TIMEOUT.as_secs())))?
-        .map_err(|e| fail(e.to_string()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(fail(format!(
-            "{}: {}",
-            output.status,
-            stderr.trim().lines().last().unwrap_or("")
-        )));
-    }
-    Ok(())
+        .map_err(|f| FileError::Reload {
+            command: command.to_vec(),
+            why: format!("{}{}", f.status, f.output),
+        })
 }
 
 #[cfg(test)]
