@@ -33,13 +33,16 @@ pub enum DnsError {
     },
 
     #[error(
-        "UPDATE of zone {zone} refused by {server}: the server does not accept updates from {key}; check its update-policy/allow-update (BIND) or acl (Knot) and the key in use"
+        "UPDATE of zone {zone} refused by {server} (it answered {rcode}): the server does not accept updates from {key}; check its update-policy/allow-update (BIND) or acl (Knot) and the key in use"
     )]
     UpdateRefused {
         server: SocketAddr,
         zone: Name,
         /// "key NAME" or "an unsigned request".
         key: String,
+        /// The response code as sent (REFUSED, or NOTAUTH from servers that
+        /// answer it when their ACL denies): the operator greps logs for it.
+        rcode: String,
     },
 
     #[error(
@@ -65,9 +68,15 @@ pub enum DnsError {
     },
 
     #[error(
-        "{server} is not authoritative for zone {zone} (NOTAUTH): point the back-end at the zone's primary server"
+        "{server} is not authoritative for zone {zone} (it answered {answered}): point the back-end at the zone's primary server"
     )]
-    NotAuthoritative { server: SocketAddr, zone: Name },
+    NotAuthoritative {
+        server: SocketAddr,
+        zone: Name,
+        /// What the server said: its response code (REFUSED, NOTAUTH), or
+        /// an answer without the AA bit.
+        answered: String,
+    },
 
     /// A compare-and-swap prerequisite failed: someone changed the RRset
     /// between our read and our write. Callers re-read and re-plan.
