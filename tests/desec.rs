@@ -343,3 +343,31 @@ async fn a_redirect_is_not_followed_with_the_token() {
         .expect_err("a redirect is an error");
     fake.mock.assert_refused_redirect(&err, TOKEN);
 }
+
+#[tokio::test]
+async fn a_write_accepted_but_not_applied_is_not_blamed_on_someone_else() {
+    // deSEC answering 200 to the PATCH and storing nothing.
+    let state = Arc::new(Mutex::new(State::default()));
+    let shared = Arc::clone(&state);
+    let mock = HttpMock::start(move |request| {
+        let state = Arc::clone(&shared);
+        async move {
+            if request.method == "PATCH" {
+                MockResponse::json(200, &json!([]))
+            } else {
+                answer(&state, &request)
+            }
+        }
+    })
+    .await;
+    let fake = Fake { mock, state };
+    let err = apply_edits(
+        &fake.backend(),
+        &name("example.com."),
+        &[edit("_25._tcp.mail.example.com.", &[A], &[])],
+    )
+    .await
+    .expect_err("nothing was applied");
+    support::assert_not_applied(&err);
+    assert_eq!(fake.mock.requests_with("PATCH").len(), 1, "not repeated");
+}

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::Name;
-use support::{HttpMock, MockResponse, PowerDnsLab, poll_until};
+use support::{HttpMock, MockRequest, MockResponse, PowerDnsLab, poll_until};
 use tlsa::dns::dnssec::{Anchors, Validation, Validator, Verdict};
 use tlsa::dns::http::SecretSource;
 use tlsa::dns::powerdns::{PowerDns, PowerDnsConfig};
@@ -313,6 +313,24 @@ async fn a_change_between_read_and_write_is_reported_not_overwritten() {
     assert_published(&lab, &mail, &[B, C]).await;
 }
 
+/// Sends `request` on to the real API at `upstream` (method, path, query, API key, body).
+async fn forward(client: &reqwest::Client, upstream: &str, request: &MockRequest) -> MockResponse {
+    let url = format!("{upstream}{}", request.path_and_query());
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
+    let mut forward = client.request(method, &url);
+    if let Some(key) = request.header("x-api-key") {
+        forward = forward.header("X-API-Key", key);
+    }
+    let response = forward.body(request.body.clone()).send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap().to_vec();
+    MockResponse {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body,
+    }
+}
+
 /// A proxy in front of PowerDNS that lets another writer replace the RRset right after
 /// forwarding tlsa's PATCH, before tlsa reads back: tlsa must report it.
 #[tokio::test]
@@ -330,16 +348,9 @@ async fn a_change_right_after_the_write_is_reported() {
         let (client, upstream, key) = (client.clone(), upstream.clone(), key.clone());
         let (patch_url, other) = (patch_url.clone(), other.clone());
         async move {
-            let url = format!("{upstream}{}", request.path_and_query());
-            let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
-            let mut forward = client.request(method.clone(), &url);
-            if let Some(key) = request.header("x-api-key") {
-                forward = forward.header("X-API-Key", key);
-            }
-            let response = forward.body(request.body.clone()).send().await.unwrap();
-            let status = response.status().as_u16();
-            let body = response.bytes().await.unwrap().to_vec();
-            if method == reqwest::Method::PATCH {
+            let method = request.method.clone();
+            let response = forward(&client, &upstream, &request).await;
+            if method == "PATCH" {
                 let concurrent = client
                     .patch(&patch_url)
                     .header("X-API-Key", &key)
@@ -349,11 +360,7 @@ async fn a_change_right_after_the_write_is_reported() {
                     .unwrap();
                 assert_eq!(concurrent.status().as_u16(), 204);
             }
-            MockResponse {
-                status,
-                headers: vec![("Content-Type".into(), "application/json".into())],
-                body,
-            }
+            response
         }
     })
     .await;
@@ -386,6 +393,33 @@ async fn a_change_right_after_the_write_is_reported() {
     let rrsets = patches[0].json()["rrsets"].clone();
     assert_eq!(rrsets.as_array().map(Vec::len), Some(2), "{rrsets}");
     assert_served_signed(&lab, &mail, &[C]);
+}
+
+#[tokio::test]
+async fn a_write_accepted_but_not_applied_is_not_blamed_on_someone_else() {
+    let lab = PowerDnsLab::start();
+    let upstream = lab.api_url();
+    let client = reqwest::Client::new();
+    // In front of the real API: reads go through, a PATCH is answered 204 and dropped.
+    let proxy = HttpMock::start(move |request| {
+        let (client, upstream) = (client.clone(), upstream.clone());
+        async move {
+            if request.method == "PATCH" {
+                return MockResponse::text(204, "");
+            }
+            forward(&client, &upstream, &request).await
+        }
+    })
+    .await;
+    let mut config = config(&lab);
+    config.api_url = proxy.url();
+    let pdns = PowerDns::new(&config).unwrap();
+    let mail = lab.name("_25._tcp.mail");
+    let err = apply_edits(&pdns, &name(lab.zone()), &[edit(&mail, &[A], &[], 2)])
+        .await
+        .expect_err("nothing was applied");
+    support::assert_not_applied(&err);
+    assert_eq!(proxy.requests_with("PATCH").len(), 1, "not repeated");
 }
 
 #[tokio::test]

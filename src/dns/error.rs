@@ -165,6 +165,20 @@ pub enum DnsError {
         found: String,
     },
 
+    /// After writing, the back-end serves exactly what it served before the
+    /// write: the API answered success without applying the change (a
+    /// proxy or cache in front of it, a read-only replica, an API bug).
+    /// Nobody else is involved, so it is not reported as a concurrent change.
+    #[error(
+        "the {backend} API accepted the change but did not apply it: tlsa wrote {wrote} at {owner}, and the API still holds what it held before, {found}; check that the API URL reaches the primary API itself (not a cache, proxy or read-only replica), then run tlsa again"
+    )]
+    WriteNotApplied {
+        backend: String,
+        owner: Name,
+        wrote: String,
+        found: String,
+    },
+
     /// A secret (API token or key) could not be loaded. Never holds the secret.
     #[error("cannot load the {what} from {source_name}: {why}")]
     Secret {

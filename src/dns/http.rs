@@ -607,7 +607,8 @@ pub fn expect_unchanged(
 }
 
 /// After writing: the RRset read back must be exactly what was written
-/// (records, and TTL unless deleted), else [`DnsError::ChangedAfterWrite`]:
+/// (records, and TTL unless deleted), else [`DnsError::WriteNotApplied`] when
+/// it is still what was read before the write, or [`DnsError::ChangedAfterWrite`]:
 /// another writer got in, and that is reported, never papered over.
 pub fn expect_written(
     backend: &str,
@@ -620,16 +621,31 @@ pub fn expect_written(
     if *found == change.desired && ttl_ok {
         return Ok(());
     }
+    let wrote = format!("{} (TTL {})", records_text(&change.desired), change.ttl);
+    let found_text = format!(
+        "{}{}",
+        records_text(found),
+        found_ttl.map(|t| format!(" (TTL {t})")).unwrap_or_default()
+    );
+    // Exactly the RRset read before the write (checked unchanged just
+    // before it): the write did nothing. Another writer restoring precisely
+    // that content in between is far less likely than an API that claims
+    // success without applying; a TTL-only change that did not take counts
+    // here too.
+    if *found == change.expected {
+        return Err(DnsError::WriteNotApplied {
+            backend: backend.to_string(),
+            owner: change.owner.clone(),
+            wrote,
+            found: found_text,
+        });
+    }
     Err(DnsError::ChangedAfterWrite {
         backend: backend.to_string(),
         zone: zone.clone(),
         owner: change.owner.clone(),
-        wrote: format!("{} (TTL {})", records_text(&change.desired), change.ttl),
-        found: format!(
-            "{}{}",
-            records_text(found),
-            found_ttl.map(|t| format!(" (TTL {t})")).unwrap_or_default()
-        ),
+        wrote,
+        found: found_text,
     })
 }
 

@@ -65,6 +65,17 @@ impl MockRequest {
     }
 }
 
+/// For a back-end whose API answered a write with success and applied nothing: the error
+/// says so, and does not blame another writer.
+pub fn assert_not_applied(err: &impl std::fmt::Display) {
+    let text = err.to_string();
+    eprintln!("not applied: {text}");
+    assert!(
+        text.contains("accepted the change but did not apply it") && !text.contains("someone else"),
+        "{text}"
+    );
+}
+
 /// The answer to send.
 #[derive(Clone, Debug)]
 pub struct MockResponse {

@@ -41,7 +41,7 @@ pub use authoritative::Server;
 pub use dig::{DigReply, Record, dig, query};
 pub use dovecot::Dovecot;
 pub use forwarder::Forwarder;
-pub use http_mock::{HttpMock, MockRequest, MockResponse};
+pub use http_mock::{HttpMock, MockRequest, MockResponse, assert_not_applied};
 pub use lab::{Lab, LabOptions, StartupTimes};
 pub use multizone::MultiZoneLab;
 pub use postfix::{Postfix, PostfixOptions, SilentServer, TlsIdentity, closed_port};
