@@ -525,3 +525,43 @@ async fn a_redirect_is_not_followed_with_the_api_key() {
     assert_eq!(api.requests().len(), 1, "asked once, not retried");
     target.assert_refused_redirect(&err, "pdns-secret-key-4711");
 }
+
+#[tokio::test]
+async fn an_error_body_from_another_server_is_summarised_not_quoted() {
+    // A Cloudflare-shaped page of 200 records, as the wrong server might answer.
+    let records: Vec<serde_json::Value> = (0..200)
+        .map(|i| serde_json::json!({"id": format!("r{i}"), "type": "TLSA",
+            "name": format!("_25._tcp.mx{i}.example.com"), "content": format!("3 1 1 {}", "ab".repeat(32))}))
+        .collect();
+    let page = serde_json::json!({"success": false, "result": records});
+    let api = HttpMock::start(move |_| {
+        let page = page.clone();
+        async move { MockResponse::json(404, &page) }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("api-key");
+    std::fs::write(&key_file, "pdns-secret-key-4711").unwrap();
+    let mut config = PowerDnsConfig::new(api.url(), SecretSource::File(key_file));
+    config.zones = vec![name("example.com.")];
+    let err = PowerDns::new(&config)
+        .unwrap()
+        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .await
+        .expect_err("404");
+    let text = err.to_string();
+    eprintln!("summarised: {text}");
+    assert!(
+        text.contains("HTTP 404") && text.contains(r#"{"result":[{"#),
+        "{text}"
+    );
+    assert!(
+        text.len() < 1000 && !text.contains('\n'),
+        "{} bytes: {text}",
+        text.len()
+    );
+    assert!(
+        text.matches("3 1 1").count() <= 2,
+        "the start of the body only: {text}"
+    );
+}
