@@ -487,8 +487,124 @@ impl Config {
                 }
             }
         }
+        self.check_roll_safety(text)
+    }
+
+    /// Settings with which a roll could publish nothing, or deploy a key
+    /// whose records are not in DNS: refused at load, naming the line, since
+    /// each one would end in an outage (or private keys in the current
+    /// directory) at the next roll rather than in an error now.
+    fn check_roll_safety(&self, text: &str) -> Result<(), String> {
+        // The typed config keeps no positions for these keys: read them again
+        // with their spans (the text already parsed once, so this succeeds).
+        #[derive(Deserialize)]
+        struct Spans {
+            state_dir: Option<Spanned<PathBuf>>,
+            #[serde(rename = "set", default)]
+            sets: Vec<SetSpans>,
+        }
+        #[derive(Deserialize)]
+        struct SetSpans {
+            matching: Option<Spanned<toml::Value>>,
+            ttl: Option<Spanned<toml::Value>>,
+            deploy: Spanned<DeploySpans>,
+        }
+        #[derive(Deserialize)]
+        struct DeploySpans {
+            dir: Spanned<PathBuf>,
+        }
+        let spans: Spans = toml::from_str(text).map_err(|e| one_paragraph(&e.to_string()))?;
+        let line = |span: std::ops::Range<usize>| {
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        };
+        if let Some(dir) = &spans.state_dir
+            && dir.get_ref().as_os_str().is_empty()
+        {
+            return Err(format!(
+                "line {}: state_dir = \"\": expected an absolute directory (default {DEFAULT_STATE_DIR}); an empty one is the current directory, and next keys would be written there",
+                line(dir.span())
+            ));
+        }
+        let zones: Vec<hickory_proto::rr::Name> = self
+            .zones
+            .iter()
+            .filter_map(|z| absolute_name(z.name.get_ref()))
+            .collect();
+        // Owner name and key kind of every set seen so far: two sets rolling
+        // keys of the same kind at one owner would each retire the other's
+        // key. An RSA and an ECDSA set sharing endpoints is fine: a server
+        // presents the kind a client asks for (README, dual certificates).
+        let mut owners: Vec<(String, bool, &str)> = Vec::new();
+        for (set, at) in self.sets.iter().zip(&spans.sets) {
+            let name = set.name.get_ref();
+            let place = |span| format!("line {}: set {name:?}", line(span));
+            if set.matching.is_empty() {
+                let span = at.matching.as_ref().map_or(set.name.span(), |m| m.span());
+                return Err(format!(
+                    "{}: matching = []: expected at least one of \"sha2-256\", \"sha2-512\" (default [\"sha2-256\"]); with none, no key has a record and a roll would deploy a key no DANE sender can match",
+                    place(span)
+                ));
+            }
+            if set.ttl == 0 || set.ttl > MAX_TTL {
+                let span = at.ttl.as_ref().map_or(set.name.span(), |t| t.span());
+                return Err(format!(
+                    "{}: ttl = {}: expected 1 to {MAX_TTL} seconds (RFC 2181 §8; default 3600)",
+                    place(span),
+                    set.ttl
+                ));
+            }
+            if set.deploy.dir.as_os_str().is_empty() {
+                return Err(format!(
+                    "{}: deploy.dir = \"\": expected the absolute directory the server reads its certificate from; an empty one is the current directory, and private keys would be written there",
+                    place(at.deploy.get_ref().dir.span())
+                ));
+            }
+            let rsa = matches!(
+                set.next_key,
+                KeyAlgorithmChoice::Rsa2048
+                    | KeyAlgorithmChoice::Rsa3072
+                    | KeyAlgorithmChoice::Rsa4096
+            );
+            for endpoint in &set.endpoints {
+                let owner = format!(
+                    "_{}._tcp.{}.",
+                    endpoint.port,
+                    endpoint.host.trim_end_matches('.')
+                )
+                .to_ascii_lowercase();
+                let in_zone = absolute_name(&owner)
+                    .is_some_and(|o| crate::dns::http::configured_zone(&zones, &o).is_some());
+                if !in_zone {
+                    return Err(format!(
+                        "{}: endpoint {}:{} is in no configured zone: expected a [[zone]] whose name holds {owner}, or nothing can publish its records",
+                        place(set.name.span()),
+                        endpoint.host,
+                        endpoint.port
+                    ));
+                }
+                if let Some((_, _, other)) = owners
+                    .iter()
+                    .find(|(o, kind, _)| *o == owner && *kind == rsa)
+                {
+                    return Err(format!(
+                        "{}: owner {owner} is also in set {other:?}, with the same kind of next key ({}): each set would retire the other's key; expected one set per owner and key kind (an RSA and an ECDSA set may share it)",
+                        place(set.name.span()),
+                        if rsa { "RSA" } else { "ECDSA" }
+                    ));
+                }
+                owners.push((owner, rsa, name));
+            }
+        }
         Ok(())
     }
+}
+
+/// The largest TTL (RFC 2181 §8: 2^31 - 1).
+const MAX_TTL: u32 = 2_147_483_647;
+
+/// `name` as an absolute DNS name, if it is one.
+fn absolute_name(name: &str) -> Option<hickory_proto::rr::Name> {
+    hickory_proto::rr::Name::from_ascii(format!("{}.", name.trim_end_matches('.'))).ok()
 }
 
 /// toml's messages span several lines with a source excerpt; keep them but
@@ -622,6 +738,71 @@ port = 25
             err.contains("line 15") && err.contains("no [[set.endpoint]]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn settings_that_would_roll_without_records_are_refused_with_their_line() {
+        let cases = [
+            (
+                "matching = [\"sha2-256\", \"sha2-512\"]",
+                "matching = []",
+                18,
+                "matching = []",
+            ),
+            ("matching =", "ttl = 0\nmatching =", 18, "ttl = 0"),
+            (
+                "matching =",
+                "ttl = 2147483648\nmatching =",
+                18,
+                "2147483647",
+            ),
+            (
+                "dir = \"/etc/tlsa/live/mail\"",
+                "dir = \"\"",
+                17,
+                "deploy.dir",
+            ),
+            (
+                "state_dir = \"/tmp/tlsa-state\"",
+                "state_dir = \"\"",
+                2,
+                "state_dir",
+            ),
+            (
+                "host = \"mail.example.com\"",
+                "host = \"mail.example.org\"",
+                15,
+                "no configured zone",
+            ),
+        ];
+        for (from, to, line, says) in cases {
+            let err = Config::parse(&GOOD.replace(from, to)).unwrap_err();
+            assert!(
+                err.contains(&format!("line {line}"))
+                    && err.contains(says)
+                    && err.contains("expected"),
+                "{to}: {err}"
+            );
+        }
+        assert!(Config::parse(&GOOD.replace("matching =", "ttl = 2147483647\nmatching =")).is_ok());
+    }
+
+    #[test]
+    fn two_sets_rolling_one_kind_of_key_at_one_owner_are_refused() {
+        let second = |next_key: &str| {
+            format!(
+                "{GOOD}\n[[set]]\nname = \"mail-2\"\nnext_key = \"{next_key}\"\nsource = {{ certbot = \"/etc/letsencrypt/live/b\" }}\ndeploy = {{ dir = \"/etc/tlsa/live/b\" }}\n\n[[set.endpoint]]\nhost = \"MAIL.example.com.\"\nport = 25\n"
+            )
+        };
+        let err = Config::parse(&second("ecdsa-p384")).unwrap_err();
+        assert!(
+            err.contains("set \"mail-2\"")
+                && err.contains("_25._tcp.mail.example.com.")
+                && err.contains("\"mail\""),
+            "{err}"
+        );
+        // The README's dual RSA + ECDSA server.
+        assert!(Config::parse(&second("rsa-2048")).is_ok());
     }
 
     #[test]

@@ -746,3 +746,21 @@ async fn zones_are_found_and_credentials_checked() {
         "{missing}"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_token() {
+    let fake = Fake::start(zone_records()).await;
+    let api = HttpMock::redirecting_to(&fake.base_url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, TOKEN).unwrap();
+    let mut config = CloudflareConfig::new(SecretSource::File(path));
+    config.base_url = format!("{}/client/v4", api.url());
+    config.zones = vec![name("example.com.")];
+    let cloudflare = Cloudflare::new(&config).unwrap();
+    let err = cloudflare
+        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .await
+        .expect_err("a redirect is an error");
+    fake.mock.assert_refused_redirect(&err, TOKEN);
+}

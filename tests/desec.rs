@@ -326,3 +326,48 @@ async fn a_change_since_the_read_is_a_conflict() {
         set(&[B, C])
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_token() {
+    let fake = Fake::start().await;
+    let api = HttpMock::redirecting_to(&fake.mock.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, TOKEN).unwrap();
+    let mut config = DesecConfig::new(SecretSource::File(path));
+    config.base_url = format!("{}/api/v1", api.url());
+    let desec = Desec::new(&config).unwrap();
+    let err = desec
+        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .await
+        .expect_err("a redirect is an error");
+    fake.mock.assert_refused_redirect(&err, TOKEN);
+}
+
+#[tokio::test]
+async fn a_write_accepted_but_not_applied_is_not_blamed_on_someone_else() {
+    // deSEC answering 200 to the PATCH and storing nothing.
+    let state = Arc::new(Mutex::new(State::default()));
+    let shared = Arc::clone(&state);
+    let mock = HttpMock::start(move |request| {
+        let state = Arc::clone(&shared);
+        async move {
+            if request.method == "PATCH" {
+                MockResponse::json(200, &json!([]))
+            } else {
+                answer(&state, &request)
+            }
+        }
+    })
+    .await;
+    let fake = Fake { mock, state };
+    let err = apply_edits(
+        &fake.backend(),
+        &name("example.com."),
+        &[edit("_25._tcp.mail.example.com.", &[A], &[])],
+    )
+    .await
+    .expect_err("nothing was applied");
+    support::assert_not_applied(&err);
+    assert_eq!(fake.mock.requests_with("PATCH").len(), 1, "not repeated");
+}

@@ -501,6 +501,7 @@ async fn authentication_failures_leave_the_zone_unchanged(lab: &Lab) {
             server: s,
             zone: z,
             key,
+            ..
         } => {
             assert_eq!((*s, z), (lab.server_addr(), &zone(lab)));
             assert!(key.starts_with("an unsigned request"), "{key}");
@@ -626,4 +627,37 @@ impl Provider for Interfering<'_> {
         }
         result
     }
+}
+
+/// BIND answers REFUSED to an unsigned UPDATE and to questions about a zone it does not serve
+/// (LAB.md); the messages must say REFUSED, not NOTAUTH (which is what Knot and a TSIG failure
+/// answer, and means something else).
+#[test]
+fn refused_is_reported_as_refused() {
+    run(Lab::start(), async |lab: &Lab| {
+        let unsigned = Rfc2136::new(lab.server_addr(), None);
+        let e = apply_edits(
+            &unsigned,
+            &zone(lab),
+            &[add(&owner(lab, "_25._tcp.mail"), &[rec(7)], 60)],
+        )
+        .await
+        .expect_err("unsigned");
+        let text = e.to_string();
+        assert!(
+            text.contains("REFUSED") && !text.contains("NOTAUTH"),
+            "{text}"
+        );
+
+        let elsewhere = name("not-served-here.test.");
+        let e = provider(lab)
+            .read(&elsewhere, &name("_25._tcp.mail.not-served-here.test."))
+            .await
+            .expect_err("a zone BIND does not serve");
+        let text = e.to_string();
+        assert!(
+            text.contains("REFUSED") && !text.contains("NOTAUTH"),
+            "{text}"
+        );
+    });
 }

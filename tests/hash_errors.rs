@@ -291,3 +291,51 @@ fn one_bad_file_among_good_ones_prints_no_records() {
         out.stdout
     );
 }
+
+/// `tlsa hash ARGS` with stdin from `stdin`, killed (and failed) after 20 s: an input
+/// without end must be refused, not read forever.
+fn tlsa_bounded(args: &[&str], stdin: std::fs::File) -> Outcome {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(args)
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("tlsa {args:?} still reading after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+#[test]
+fn endless_input_is_refused_past_one_mebibyte() {
+    for (args, stdin) in [
+        (["hash", "/dev/zero"], "/dev/null"),
+        (["hash", "-"], "/dev/zero"),
+    ] {
+        let out = tlsa_bounded(&args, std::fs::File::open(stdin).unwrap());
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        assert!(
+            out.stderr.contains(args[1]) && out.stderr.contains("larger than 1 MiB"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // Just under the limit is read (and judged on its content).
+    let dir = tempfile::tempdir().unwrap();
+    let big = write(dir.path(), "big.bin", vec![0u8; 1024 * 1024]);
+    assert_rejected(&big, &[], &big.display().to_string());
+}

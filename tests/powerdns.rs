@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::Name;
-use support::{HttpMock, MockResponse, PowerDnsLab, poll_until};
+use support::{HttpMock, MockRequest, MockResponse, PowerDnsLab, poll_until};
 use tlsa::dns::dnssec::{Anchors, Validation, Validator, Verdict};
 use tlsa::dns::http::SecretSource;
 use tlsa::dns::powerdns::{PowerDns, PowerDnsConfig};
@@ -313,6 +313,24 @@ async fn a_change_between_read_and_write_is_reported_not_overwritten() {
     assert_published(&lab, &mail, &[B, C]).await;
 }
 
+/// Sends `request` on to the real API at `upstream` (method, path, query, API key, body).
+async fn forward(client: &reqwest::Client, upstream: &str, request: &MockRequest) -> MockResponse {
+    let url = format!("{upstream}{}", request.path_and_query());
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
+    let mut forward = client.request(method, &url);
+    if let Some(key) = request.header("x-api-key") {
+        forward = forward.header("X-API-Key", key);
+    }
+    let response = forward.body(request.body.clone()).send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap().to_vec();
+    MockResponse {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body,
+    }
+}
+
 /// A proxy in front of PowerDNS that lets another writer replace the RRset right after
 /// forwarding tlsa's PATCH, before tlsa reads back: tlsa must report it.
 #[tokio::test]
@@ -330,24 +348,9 @@ async fn a_change_right_after_the_write_is_reported() {
         let (client, upstream, key) = (client.clone(), upstream.clone(), key.clone());
         let (patch_url, other) = (patch_url.clone(), other.clone());
         async move {
-            let mut url = format!("{upstream}{}", request.path);
-            if !request.query.is_empty() {
-                let query: Vec<String> = request
-                    .query
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                url = format!("{url}?{}", query.join("&"));
-            }
-            let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
-            let mut forward = client.request(method.clone(), &url);
-            if let Some(key) = request.header("x-api-key") {
-                forward = forward.header("X-API-Key", key);
-            }
-            let response = forward.body(request.body.clone()).send().await.unwrap();
-            let status = response.status().as_u16();
-            let body = response.bytes().await.unwrap().to_vec();
-            if method == reqwest::Method::PATCH {
+            let method = request.method.clone();
+            let response = forward(&client, &upstream, &request).await;
+            if method == "PATCH" {
                 let concurrent = client
                     .patch(&patch_url)
                     .header("X-API-Key", &key)
@@ -357,11 +360,7 @@ async fn a_change_right_after_the_write_is_reported() {
                     .unwrap();
                 assert_eq!(concurrent.status().as_u16(), 204);
             }
-            MockResponse {
-                status,
-                headers: vec![("Content-Type".into(), "application/json".into())],
-                body,
-            }
+            response
         }
     })
     .await;
@@ -394,6 +393,33 @@ async fn a_change_right_after_the_write_is_reported() {
     let rrsets = patches[0].json()["rrsets"].clone();
     assert_eq!(rrsets.as_array().map(Vec::len), Some(2), "{rrsets}");
     assert_served_signed(&lab, &mail, &[C]);
+}
+
+#[tokio::test]
+async fn a_write_accepted_but_not_applied_is_not_blamed_on_someone_else() {
+    let lab = PowerDnsLab::start();
+    let upstream = lab.api_url();
+    let client = reqwest::Client::new();
+    // In front of the real API: reads go through, a PATCH is answered 204 and dropped.
+    let proxy = HttpMock::start(move |request| {
+        let (client, upstream) = (client.clone(), upstream.clone());
+        async move {
+            if request.method == "PATCH" {
+                return MockResponse::text(204, "");
+            }
+            forward(&client, &upstream, &request).await
+        }
+    })
+    .await;
+    let mut config = config(&lab);
+    config.api_url = proxy.url();
+    let pdns = PowerDns::new(&config).unwrap();
+    let mail = lab.name("_25._tcp.mail");
+    let err = apply_edits(&pdns, &name(lab.zone()), &[edit(&mail, &[A], &[], 2)])
+        .await
+        .expect_err("nothing was applied");
+    support::assert_not_applied(&err);
+    assert_eq!(proxy.requests_with("PATCH").len(), 1, "not repeated");
 }
 
 #[tokio::test]
@@ -478,5 +504,64 @@ fn the_providers_command_checks_credentials_without_printing_them() {
     assert!(
         !all.contains(lab.api_key()) && !all.contains("wrong-key-5d1e"),
         "{all}"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_api_key() {
+    let target =
+        HttpMock::start(|_| async { MockResponse::json(200, &serde_json::json!([])) }).await;
+    let api = HttpMock::redirecting_to(&target.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("api-key");
+    std::fs::write(&key_file, "pdns-secret-key-4711").unwrap();
+    let mut config = PowerDnsConfig::new(api.url(), SecretSource::File(key_file));
+    config.zones = vec![name("example.com.")];
+    let pdns = PowerDns::new(&config).unwrap();
+    let err = pdns
+        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .await
+        .expect_err("a redirect is an error");
+    assert_eq!(api.requests().len(), 1, "asked once, not retried");
+    target.assert_refused_redirect(&err, "pdns-secret-key-4711");
+}
+
+#[tokio::test]
+async fn an_error_body_from_another_server_is_summarised_not_quoted() {
+    // A Cloudflare-shaped page of 200 records, as the wrong server might answer.
+    let records: Vec<serde_json::Value> = (0..200)
+        .map(|i| serde_json::json!({"id": format!("r{i}"), "type": "TLSA",
+            "name": format!("_25._tcp.mx{i}.example.com"), "content": format!("3 1 1 {}", "ab".repeat(32))}))
+        .collect();
+    let page = serde_json::json!({"success": false, "result": records});
+    let api = HttpMock::start(move |_| {
+        let page = page.clone();
+        async move { MockResponse::json(404, &page) }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("api-key");
+    std::fs::write(&key_file, "pdns-secret-key-4711").unwrap();
+    let mut config = PowerDnsConfig::new(api.url(), SecretSource::File(key_file));
+    config.zones = vec![name("example.com.")];
+    let err = PowerDns::new(&config)
+        .unwrap()
+        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .await
+        .expect_err("404");
+    let text = err.to_string();
+    eprintln!("summarised: {text}");
+    assert!(
+        text.contains("HTTP 404") && text.contains(r#"{"result":[{"#),
+        "{text}"
+    );
+    assert!(
+        text.len() < 1000 && !text.contains('\n'),
+        "{} bytes: {text}",
+        text.len()
+    );
+    assert!(
+        text.matches("3 1 1").count() <= 2,
+        "the start of the body only: {text}"
     );
 }

@@ -628,3 +628,98 @@ fn a_failed_change_that_lowers_the_ttl_still_holds_the_old_one() {
         Some(3)
     );
 }
+
+/// `tlsa ARGS -c CONFIG` under umask 000, with `env` added to its environment.
+fn tlsa_umask_000(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> bool {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(support::tlsa_binary());
+    command
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .envs(env.iter().copied());
+    // SAFETY: umask is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    eprintln!(
+        "tlsa {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success()
+}
+
+#[test]
+fn local_files_are_defended_whatever_the_umask_and_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env_dump = dir.path().join("reload-env");
+    let reload = format!("env > {}", env_dump.display());
+    let config = support::write_roll_config(
+        &lab,
+        dir.path(),
+        &support::self_signed_source(&lab),
+        &["sh", "-c", &reload],
+    );
+    // A second zone whose API token comes from the environment: a secret
+    // the reload command must not inherit.
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[[set]]",
+        "[[zone]]\nname = \"elsewhere.test\"\nbackend = \"cloudflare\"\ntoken = { env = \"TLSA_TEST_API_TOKEN\" }\n\n[[set]]",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let token = "cf-token-from-the-environment-5150";
+    assert!(tlsa_umask_000(
+        &config,
+        &["run", "--wait"],
+        &[
+            ("TLSA_TEST_API_TOKEN", token),
+            ("TLSA_TSIG_KEY", "hmac-sha256:k:c2VjcmV0")
+        ]
+    ));
+
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let state = dir.path().join("state");
+    for private in ["", "sets", "keys", "keys/mail", "staged", "staged/mail"] {
+        assert_eq!(mode(&state.join(private)), 0o700, "state/{private}");
+    }
+    assert_eq!(
+        mode(&dir.path().join("live")),
+        0o755,
+        "the deploy directory"
+    );
+    assert_eq!(mode(&dir.path().join("live/privkey.pem")), 0o600);
+
+    let seen = std::fs::read_to_string(&env_dump).expect("the reload command ran");
+    assert!(
+        seen.contains("PATH="),
+        "the rest of the environment stays: {seen}"
+    );
+    assert!(
+        !seen.contains(token)
+            && !seen.contains("TLSA_TEST_API_TOKEN")
+            && !seen.contains("TLSA_TSIG_KEY"),
+        "{seen}"
+    );
+
+    // A lock file planted as a symlink is not followed (its target kept).
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::remove_file(state.join("lock")).ok();
+    std::os::unix::fs::symlink(&victim, state.join("lock")).unwrap();
+    assert!(!tlsa_umask_000(
+        &config,
+        &["run"],
+        &[("TLSA_TEST_API_TOKEN", token)]
+    ));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}

@@ -33,13 +33,16 @@ pub enum DnsError {
     },
 
     #[error(
-        "UPDATE of zone {zone} refused by {server}: the server does not accept updates from {key}; check its update-policy/allow-update (BIND) or acl (Knot) and the key in use"
+        "UPDATE of zone {zone} refused by {server} (it answered {rcode}): the server does not accept updates from {key}; check its update-policy/allow-update (BIND) or acl (Knot) and the key in use"
     )]
     UpdateRefused {
         server: SocketAddr,
         zone: Name,
         /// "key NAME" or "an unsigned request".
         key: String,
+        /// The response code as sent (REFUSED, or NOTAUTH from servers that
+        /// answer it when their ACL denies): the operator greps logs for it.
+        rcode: String,
     },
 
     #[error(
@@ -65,9 +68,15 @@ pub enum DnsError {
     },
 
     #[error(
-        "{server} is not authoritative for zone {zone} (NOTAUTH): point the back-end at the zone's primary server"
+        "{server} is not authoritative for zone {zone} (it answered {answered}): point the back-end at the zone's primary server"
     )]
-    NotAuthoritative { server: SocketAddr, zone: Name },
+    NotAuthoritative {
+        server: SocketAddr,
+        zone: Name,
+        /// What the server said: its response code (REFUSED, NOTAUTH), or
+        /// an answer without the AA bit.
+        answered: String,
+    },
 
     /// A compare-and-swap prerequisite failed: someone changed the RRset
     /// between our read and our write. Callers re-read and re-plan.
@@ -151,6 +160,20 @@ pub enum DnsError {
     ChangedAfterWrite {
         backend: String,
         zone: Name,
+        owner: Name,
+        wrote: String,
+        found: String,
+    },
+
+    /// After writing, the back-end serves exactly what it served before the
+    /// write: the API answered success without applying the change (a
+    /// proxy or cache in front of it, a read-only replica, an API bug).
+    /// Nobody else is involved, so it is not reported as a concurrent change.
+    #[error(
+        "the {backend} API accepted the change but did not apply it: tlsa wrote {wrote} at {owner}, and the API still holds what it held before, {found}; check that the API URL reaches the primary API itself (not a cache, proxy or read-only replica), then run tlsa again"
+    )]
+    WriteNotApplied {
+        backend: String,
         owner: Name,
         wrote: String,
         found: String,

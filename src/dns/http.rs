@@ -182,8 +182,12 @@ impl Default for HttpOptions {
 /// Largest response body read; an API page is a few kB.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// Longest API message quoted in an error.
-const MAX_MESSAGE: usize = 300;
+/// Longest API message quoted in an error, and how many are quoted: an
+/// error is a paragraph, not a copy of whatever the server sent.
+const MAX_MESSAGE: usize = 200;
+const MAX_MESSAGES: usize = 5;
+/// Keys under which the APIs put their error messages.
+const MESSAGE_KEYS: [&str; 5] = ["errors", "error", "detail", "messages", "non_field_errors"];
 
 /// One request, described by the back-end.
 #[derive(Debug, Clone)]
@@ -304,6 +308,11 @@ impl ApiClient {
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .user_agent(concat!("tlsa/", env!("CARGO_PKG_VERSION")))
+            // Never follow a redirect: reqwest drops `Authorization` on a
+            // cross-host redirect but keeps custom headers such as PowerDNS's
+            // `X-API-Key`, which would hand the credential to whatever host
+            // the answer names. A 3xx is reported instead (status_error).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 DnsError::Config(format!("cannot set up the {backend} HTTP client: {e}"))
@@ -489,6 +498,10 @@ impl ApiClient {
                 "the provider has trouble{tries}: retry later, and check the provider's status page"
             ),
             500..=599 => "the provider has trouble, and the change may or may not have been applied: run tlsa again later (it reads before it writes)".into(),
+            300..=399 => format!(
+                "the API answered with a redirect to {}; tlsa does not follow redirects, so that the credential is never sent elsewhere: set the API URL to where the API really is",
+                redirect_origin(url, headers)
+            ),
             400 | 409 | 422 => "the API rejected the request: see its message".into(),
             _ => "see the API's message".into(),
         };
@@ -598,7 +611,8 @@ pub fn expect_unchanged(
 }
 
 /// After writing: the RRset read back must be exactly what was written
-/// (records, and TTL unless deleted), else [`DnsError::ChangedAfterWrite`]:
+/// (records, and TTL unless deleted), else [`DnsError::WriteNotApplied`] when
+/// it is still what was read before the write, or [`DnsError::ChangedAfterWrite`]:
 /// another writer got in, and that is reported, never papered over.
 pub fn expect_written(
     backend: &str,
@@ -611,17 +625,46 @@ pub fn expect_written(
     if *found == change.desired && ttl_ok {
         return Ok(());
     }
+    let wrote = format!("{} (TTL {})", records_text(&change.desired), change.ttl);
+    let found_text = format!(
+        "{}{}",
+        records_text(found),
+        found_ttl.map(|t| format!(" (TTL {t})")).unwrap_or_default()
+    );
+    // Exactly the RRset read before the write (checked unchanged just
+    // before it): the write did nothing. Another writer restoring precisely
+    // that content in between is far less likely than an API that claims
+    // success without applying; a TTL-only change that did not take counts
+    // here too.
+    if *found == change.expected {
+        return Err(DnsError::WriteNotApplied {
+            backend: backend.to_string(),
+            owner: change.owner.clone(),
+            wrote,
+            found: found_text,
+        });
+    }
     Err(DnsError::ChangedAfterWrite {
         backend: backend.to_string(),
         zone: zone.clone(),
         owner: change.owner.clone(),
-        wrote: format!("{} (TTL {})", records_text(&change.desired), change.ttl),
-        found: format!(
-            "{}{}",
-            records_text(found),
-            found_ttl.map(|t| format!(" (TTL {t})")).unwrap_or_default()
-        ),
+        wrote,
+        found: found_text,
     })
+}
+
+/// The origin (scheme, host, port) a redirect's `Location` points at,
+/// resolved against the request's `url`: where the API claims to be, without
+/// the path or query, which might carry anything.
+fn redirect_origin(url: &str, headers: &HeaderMap) -> String {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let resolved = location.and_then(|l| Url::parse(url).ok()?.join(l).ok());
+    match resolved {
+        Some(target) => target.origin().ascii_serialization(),
+        None => "an unreadable or missing Location".into(),
+    }
 }
 
 /// `url` without user-info (user:password@), for messages.
@@ -695,26 +738,60 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
 
 /// The API's own error messages in a body, whatever the API: Cloudflare's
 /// `errors: [{code, message}]` (and `messages`), PowerDNS's `error` and
-/// `errors`, deSEC's `detail` or per-field lists, or plain text.
+/// `errors`, deSEC's `detail` or per-field lists; at most [`MAX_MESSAGES`].
+/// Any other body (plain text, an HTML page, JSON from a server that is not
+/// the API, such as a page of records) is summarised: its start, on one
+/// line, at most [`MAX_MESSAGE`] characters.
 pub fn api_messages(body: &[u8]) -> Vec<String> {
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
-        let text = String::from_utf8_lossy(body);
+    let summary = || {
+        // Enough bytes for the summary; the body may be megabytes.
+        let text = String::from_utf8_lossy(&body[..body.len().min(8 * MAX_MESSAGE)]);
         let text = one_line(&text);
-        return if text.is_empty() {
+        if text.is_empty() {
             Vec::new()
         } else {
             vec![text]
-        };
+        }
+    };
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return summary();
     };
     let mut messages = Vec::new();
     collect_messages(&json, &mut messages, 0);
     messages.dedup();
+    messages.truncate(MAX_MESSAGES);
+    // An error envelope with no message in it (`"errors": []`) says nothing
+    // more than the status; a body without one gets summarised.
+    if messages.is_empty() && !has_message_keys(&json) {
+        return summary();
+    }
     messages
+}
+
+/// Whether `json` (or the objects of a top-level array) has a key the APIs
+/// put error messages under.
+fn has_message_keys(json: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match json {
+        Value::Object(map) => MESSAGE_KEYS.iter().any(|k| map.contains_key(*k)),
+        Value::Array(items) => items.iter().any(has_message_keys),
+        _ => false,
+    }
+}
+
+/// A deSEC field error: a string, or a list of strings.
+fn is_field_error(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(_) => true,
+        Value::Array(items) => !items.is_empty() && items.iter().all(Value::is_string),
+        _ => false,
+    }
 }
 
 fn collect_messages(value: &serde_json::Value, out: &mut Vec<String>, depth: usize) {
     use serde_json::Value;
-    if depth > 4 || out.len() >= 10 {
+    if depth > 4 || out.len() >= MAX_MESSAGES {
         return;
     }
     match value {
@@ -740,14 +817,15 @@ fn collect_messages(value: &serde_json::Value, out: &mut Vec<String>, depth: usi
                 return;
             }
             let before = out.len();
-            for key in ["errors", "error", "detail", "messages", "non_field_errors"] {
+            for key in MESSAGE_KEYS {
                 if let Some(inner) = map.get(key) {
                     collect_messages(inner, out, depth + 1);
                 }
             }
             if out.len() == before {
-                // deSEC-style field errors: {"ttl": ["Ensure this value …"]}.
-                for (field, inner) in map {
+                // deSEC-style field errors: {"ttl": ["Ensure this value …"]};
+                // only strings, never the records of some other answer.
+                for (field, inner) in map.iter().filter(|(_, v)| is_field_error(v)) {
                     let mut found = Vec::new();
                     collect_messages(inner, &mut found, depth + 1);
                     out.extend(found.into_iter().map(|m| format!("{field}: {m}")));
@@ -927,6 +1005,49 @@ mod tests {
             headers.insert(RETRY_AFTER, HeaderValue::from_str(bad).unwrap());
             assert_eq!(retry_after(&headers, now), None, "{bad}");
         }
+    }
+
+    /// A Cloudflare-shaped page of records, as a server that is not the
+    /// configured API might answer.
+    fn page_of_records(errors: &str) -> Vec<u8> {
+        let records: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"id":"r{i}","type":"TLSA","name":"_25._tcp.mx{i}.example.com","content":"3 1 1 {}","ttl":3600,"proxied":false}}"#, "ab".repeat(32)))
+            .collect();
+        format!(
+            r#"{{"success":false,{errors}"result":[{}],"result_info":{{"page":1,"total_count":100}}}}"#,
+            records.join(",")
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_body_without_error_messages_is_summarised_not_quoted() {
+        let messages = api_messages(&page_of_records(""));
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].starts_with(r#"{"success":false,"result":[{"id":"r0""#));
+        assert!(
+            messages[0].chars().count() <= MAX_MESSAGE + 1,
+            "{}",
+            messages[0]
+        );
+        let with_errors = page_of_records(
+            r#""errors":[{"code":7003,"message":"Could not route to /zones"},{"code":7000,"message":"No route for that URI"}],"#,
+        );
+        assert_eq!(
+            api_messages(&with_errors),
+            [
+                "Could not route to /zones (code 7003)",
+                "No route for that URI (code 7000)"
+            ]
+        );
+        // However many messages, the error stays a paragraph.
+        let many: Vec<String> = (0..50)
+            .map(|i| format!(r#"{{"message":"{i} {}"}}"#, "m".repeat(500)))
+            .collect();
+        let many = format!(r#"{{"errors":[{}]}}"#, many.join(","));
+        let messages = api_messages(many.as_bytes());
+        assert!(messages.len() <= MAX_MESSAGES, "{}", messages.len());
+        assert!(messages.iter().map(|m| m.chars().count()).sum::<usize>() <= 1024);
     }
 
     #[test]

@@ -161,13 +161,20 @@ impl Rfc2136 {
     ) -> Option<DnsError> {
         match response.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain if response.authoritative => None,
-            ResponseCode::NoError
-            | ResponseCode::NXDomain
-            | ResponseCode::Refused
-            | ResponseCode::NotAuth => Some(DnsError::NotAuthoritative {
-                server: self.server,
-                zone: zone.clone(),
-            }),
+            rcode @ (ResponseCode::NoError | ResponseCode::NXDomain) => {
+                Some(DnsError::NotAuthoritative {
+                    server: self.server,
+                    zone: zone.clone(),
+                    answered: format!("{} without the AA bit", rcode_name(rcode)),
+                })
+            }
+            rcode @ (ResponseCode::Refused | ResponseCode::NotAuth) => {
+                Some(DnsError::NotAuthoritative {
+                    server: self.server,
+                    zone: zone.clone(),
+                    answered: rcode_name(rcode),
+                })
+            }
             other => Some(rcode_error(self.server, question, other, zone)),
         }
     }
@@ -259,6 +266,7 @@ impl Rfc2136 {
                 server: self.server,
                 zone: set.zone.clone(),
                 key: self.key_phrase(),
+                rcode: rcode_name(rcode),
             }),
             ResponseCode::NotAuth => {
                 // RFC 2136 NOTAUTH: "not authoritative for the zone". Some
@@ -268,12 +276,14 @@ impl Rfc2136 {
                     Err(DnsError::UpdateRefused {
                         server: self.server,
                         zone: set.zone.clone(),
-                        key: format!("{} (it answered NOTAUTH)", self.key_phrase()),
+                        key: self.key_phrase(),
+                        rcode: rcode_name(rcode),
                     })
                 } else {
                     Err(DnsError::NotAuthoritative {
                         server: self.server,
                         zone: set.zone.clone(),
+                        answered: rcode_name(rcode),
                     })
                 }
             }

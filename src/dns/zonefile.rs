@@ -45,7 +45,6 @@ use std::io;
 use std::ops::Range;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -63,9 +62,6 @@ pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The placeholder for the zone name in reload arguments.
 pub const ZONE_PLACEHOLDER: &str = "{zone}";
 
-/// Output of a failed reload command quoted in errors.
-const MAX_OUTPUT: usize = 2000;
-
 /// How one zone is published through files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneFileConfig {
@@ -79,6 +75,9 @@ pub struct ZoneFileConfig {
     /// reload; `None` when the server or the pipeline handles serials.
     pub serial_file: Option<PathBuf>,
     pub reload_timeout: Duration,
+    /// Environment variables removed before the reload command runs (the
+    /// config's secret sources: [`crate::command::secret_env_names`]).
+    pub hidden_env: Vec<String>,
 }
 
 impl ZoneFileConfig {
@@ -89,6 +88,7 @@ impl ZoneFileConfig {
             reload,
             serial_file: None,
             reload_timeout: DEFAULT_RELOAD_TIMEOUT,
+            hidden_env: Vec::new(),
         }
     }
 }
@@ -222,42 +222,13 @@ impl ZoneFile {
 
     /// Runs the reload command; `Err` holds the status and output.
     async fn run_reload(&self) -> Result<(), (String, String)> {
-        let argv = self.reload_argv();
-        let mut command = tokio::process::Command::new(&argv[0]);
-        command
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = command
-            .spawn()
-            .map_err(|e| (format!("cannot start it: {e}"), String::new()))?;
-        let timeout = self.config.reload_timeout;
-        let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Ok(Ok(output)) => output,
-            Ok(Err(e)) => return Err((format!("cannot wait for it: {e}"), String::new())),
-            Err(_) => {
-                return Err((
-                    format!("no exit within {} s; killed", timeout.as_secs()),
-                    String::new(),
-                ));
-            }
-        };
-        if output.status.success() {
-            return Ok(());
-        }
-        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stdout));
-        // One paragraph: the output's lines joined.
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let quoted = if text.is_empty() {
-            String::new()
-        } else {
-            let cut: String = text.chars().take(MAX_OUTPUT).collect();
-            format!(": {cut}")
-        };
-        Err((output.status.to_string(), quoted))
+        crate::command::run(
+            &self.reload_argv(),
+            self.config.reload_timeout,
+            &self.config.hidden_env,
+        )
+        .await
+        .map_err(|f| (f.status, f.output))
     }
 }
 

@@ -2,7 +2,6 @@
 //! puts new ones, and the deploy target the server reads, which tlsa owns.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -10,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::plan::{CertFacts, KeyMaterial};
 use super::state::SetState;
 use crate::config::{CertSet, Source};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{DEPLOY_DIR, create_dir_all_mode, replace_all};
 
 pub const CHAIN_FILE: &str = "fullchain.pem";
 pub const KEY_FILE: &str = "privkey.pem";
@@ -153,10 +152,10 @@ pub fn key_material(key: &Path) -> Result<KeyMaterial, FileError> {
 }
 
 /// Puts `from` into service at `to`: the combined file (key and chain, one
-/// atomic rename), then the key (0600) and the chain, each atomically,
-/// after checking that they belong together. A server reading the separate
-/// files between their two renames could see the old chain with the new
-/// key; one reading `combined.pem` never can. Reload happens after all.
+/// atomic rename), the key (0600) and the chain, after checking that they
+/// belong together, all replaced or none ([`replace_all`]). A server reading
+/// the separate files between their renames could see the old chain with
+/// the new key; one reading `combined.pem` never can. Reload happens after all.
 pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
     let cert = cert_facts(&from.chain)?.ok_or_else(|| FileError::Read {
         file: from.chain.clone(),
@@ -184,54 +183,39 @@ pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
         .key
         .parent()
         .map_or_else(|| PathBuf::from(COMBINED_FILE), |d| d.join(COMBINED_FILE));
-    for (path, content, mode) in [
-        (&combined_path, &combined, 0o600),
-        (&to.key, &key, 0o600),
-        (&to.chain, &chain, 0o644),
-    ] {
+    let files = [
+        (combined_path.as_path(), combined.as_slice(), 0o600),
+        (to.key.as_path(), key.as_slice(), 0o600),
+        (to.chain.as_path(), chain.as_slice(), 0o644),
+    ];
+    for (path, _, _) in files {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| FileError::Write {
-                file: path.clone(),
+            create_dir_all_mode(dir, DEPLOY_DIR).map_err(|e| FileError::Write {
+                file: path.to_path_buf(),
                 why: e.to_string(),
             })?;
         }
-        write_atomic(path, content, mode).map_err(|e| FileError::Write {
-            file: path.clone(),
-            why: e.to_string(),
-        })?;
     }
-    Ok(())
+    // All or nothing: a server reading privkey.pem and fullchain.pem must
+    // never find the new key with the old certificate after a failed write.
+    replace_all(&files).map_err(|e| FileError::Write {
+        file: e.path,
+        why: format!(
+            "{}; nothing was deployed: the files there are as they were",
+            e.error
+        ),
+    })
 }
 
-/// Runs the reload command (argument list, no shell), bounded in time.
-pub async fn reload(command: &[String]) -> Result<(), FileError> {
-    let Some((program, args)) = command.split_first() else {
-        return Ok(());
-    };
-    let fail = |why: String| FileError::Reload {
-        command: command.to_vec(),
-        why,
-    };
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(RELOAD_TIMEOUT, child)
+/// Runs the reload command (argument list, no shell), bounded in time,
+/// without the environment variables `hidden_env` (the config's secrets).
+pub async fn reload(command: &[String], hidden_env: &[String]) -> Result<(), FileError> {
+    crate::command::run(command, RELOAD_TIMEOUT, hidden_env)
         .await
-        .map_err(|_| fail(format!("no exit within {} s", RELOAD_TIMEOUT.as_secs())))?
-        .map_err(|e| fail(e.to_string()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(fail(format!(
-            "{}: {}",
-            output.status,
-            stderr.trim().lines().last().unwrap_or("")
-        )));
-    }
-    Ok(())
+        .map_err(|f| FileError::Reload {
+            command: command.to_vec(),
+            why: format!("{}{}", f.status, f.output),
+        })
 }
 
 #[cfg(test)]
@@ -246,6 +230,11 @@ mod tests {
             r#"
 [dnssec]
 resolver = "127.0.0.1:53"
+
+[[zone]]
+name = "example.com"
+backend = "rfc2136"
+server = "127.0.0.1:53"
 
 [[set]]
 name = "mail"
@@ -282,6 +271,52 @@ port = 25
         assert_eq!(
             files.key,
             Path::new("/root/.lego/certificates/_.example.com.key")
+        );
+    }
+
+    /// A self-signed certificate and its key, made in `dir` under `name`.
+    fn material(dir: &Path, name: &str) -> CertFiles {
+        let (_, key) =
+            super::super::keys::create_next_key(dir, name, KeyAlgorithmChoice::EcdsaP256).unwrap();
+        let pem = super::super::keys::self_signed_pem(&key, &["mail.example".into()], 1).unwrap();
+        let chain = dir.join(format!("{name}-chain.pem"));
+        std::fs::write(&chain, pem).unwrap();
+        CertFiles { chain, key }
+    }
+
+    #[test]
+    fn a_failed_install_leaves_the_deployed_files_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (material(dir.path(), "old"), material(dir.path(), "new"));
+        let deploy = dir.path().join("deploy");
+        let to = CertFiles::in_dir(&deploy);
+        install(&old, &to).unwrap();
+        let before: Vec<Vec<u8>> = [COMBINED_FILE, KEY_FILE]
+            .iter()
+            .map(|f| std::fs::read(deploy.join(f)).unwrap())
+            .collect();
+        // The last file of the deploy cannot be replaced: a directory in its place.
+        std::fs::remove_file(&to.chain).unwrap();
+        std::fs::create_dir(&to.chain).unwrap();
+        let err = install(&new, &to).unwrap_err().to_string();
+        let after: Vec<Vec<u8>> = [COMBINED_FILE, KEY_FILE]
+            .iter()
+            .map(|f| std::fs::read(deploy.join(f)).unwrap())
+            .collect();
+        assert!(
+            after == before,
+            "the old key stays with the old certificate"
+        );
+        assert!(err.contains("nothing was deployed"), "{err}");
+        let mut names: Vec<String> = std::fs::read_dir(&deploy)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [COMBINED_FILE, CHAIN_FILE, KEY_FILE],
+            "no temporary left"
         );
     }
 

@@ -81,7 +81,8 @@ pub fn create_next_key(
         return Err(write_error("a key with this id already exists".into()));
     }
     let dir = path.parent().expect("key_path has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| write_error(e.to_string()))?;
+    crate::fsutil::create_dir_all_mode(dir, crate::fsutil::PRIVATE_DIR)
+        .map_err(|e| write_error(e.to_string()))?;
     set_private_dir(dir).map_err(|e| write_error(e.to_string()))?;
     write_atomic(&path, pair.serialize_pem().as_bytes(), 0o600)
         .map_err(|e| write_error(e.to_string()))?;

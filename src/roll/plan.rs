@@ -443,6 +443,22 @@ impl View<'_> {
             .collect()
     }
 
+    /// Owner names where a DANE client could not match this key: no RRset,
+    /// or one without a usable record of it (stricter than
+    /// [`Self::owners_unmatched`], for which no RRset fails nobody).
+    fn owners_unusable(&self, spki: &[u8]) -> Vec<String> {
+        self.owners
+            .iter()
+            .filter(|owner| {
+                !self
+                    .dns
+                    .get(*owner)
+                    .is_some_and(|served| policy::key_usable(spki, served))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Keys tlsa knows whose records are still served but that are no longer
     /// wanted (no address presents them): the old key after a roll, an
     /// abandoned next key.
@@ -775,6 +791,25 @@ pub fn decide(view: &View<'_>) -> Decision {
             key: source.key.id.clone(),
             same_key,
         };
+        // Last line of defence for the invariant, whatever led here (a
+        // policy with no records, a hand-edited state or RRset): a key goes
+        // live only with a record a DANE client can match at every owner,
+        // in what the primary serves. No step and no alarm (nothing is
+        // broken yet), a reason that says what is missing.
+        let unpublished = view.owners_unusable(&source.key.spki);
+        if !unpublished.is_empty() {
+            return Decision {
+                step: None,
+                wake_at: None,
+                alarms,
+                notices,
+                waiting: Some(format!(
+                    "key {} is not deployed: no TLSA record a DANE client can match it with is served at {}; check the set's matching types and the records in DNS",
+                    source.key.short(),
+                    unpublished.join(", ")
+                )),
+            };
+        }
         if view.presented_everywhere(&source.key.id) || view.safe(&source.key.id) {
             return Decision::step(deploy, alarms, notices);
         }
@@ -1435,6 +1470,50 @@ mod tests {
         roll_to_next(&mut world);
         world.run();
         assert!(!world.keys_in_dns().contains(key(1).short()));
+        assert!(world.log.is_empty(), "{:?}", world.log);
+    }
+
+    #[test]
+    fn a_key_with_no_record_at_some_owner_is_never_deployed() {
+        // The trial: a set rolled with the default matching, then
+        // switched to no matching type at all (the config refuses this now;
+        // the plan must hold on its own), then a roll to the next key.
+        // The next key that goes live was made after the switch (here: its
+        // file replaced), so no record of it was ever published.
+        let mut world = adopted(1);
+        world.policy.matching = Vec::new();
+        world.next = Some(key(77));
+        roll_to_next(&mut world);
+        for _ in 0..50 {
+            let decision = world.decide();
+            match decision.step {
+                Some(Step::Deploy { key, .. })
+                    if !policy::key_usable(
+                        &world.source.as_ref().unwrap().key.spki,
+                        &world.dns,
+                    ) =>
+                {
+                    panic!(
+                        "deploy of key {} while the RRset is {:?}",
+                        short(&key),
+                        world.dns
+                    )
+                }
+                Some(step) => world.execute(&step),
+                None if decision.wake_at.is_some() => world.now = decision.wake_at.unwrap(),
+                None => {
+                    let why = decision.waiting.expect("a reason to wait");
+                    assert!(why.contains("not deployed") && why.contains(OWNER), "{why}");
+                    assert!(decision.alarms.is_empty(), "{:?}", decision.alarms);
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            world.deployed.as_ref().map(|d| d.key.id.clone()),
+            Some(key(1).id),
+            "the old key stays live"
+        );
         assert!(world.log.is_empty(), "{:?}", world.log);
     }
 

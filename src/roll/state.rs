@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{PRIVATE_DIR, create_dir_all_mode, write_atomic};
 
 pub use super::timestamp::Timestamp;
 
@@ -287,15 +288,29 @@ impl StateStore {
             dir: dir.to_path_buf(),
             why,
         };
-        std::fs::create_dir_all(dir).map_err(|e| dir_error(e.to_string()))?;
+        create_dir_all_mode(dir, PRIVATE_DIR).map_err(|e| dir_error(e.to_string()))?;
         let lock_path = dir.join(LOCK_FILE);
+        // Never through a symlink (one planted there would have its target
+        // overwritten with our pid, as root), and not truncated before the
+        // lock is ours: the holder's pid stays readable for the message.
         let mut lock = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
-            .map_err(|e| dir_error(e.to_string()))?;
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    dir_error(format!(
+                        "{} is a symbolic link; tlsa does not follow it: remove it",
+                        lock_path.display()
+                    ))
+                } else {
+                    dir_error(e.to_string())
+                }
+            })?;
         if lock.try_lock().is_err() {
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
@@ -310,7 +325,8 @@ impl StateStore {
         lock.set_len(0).map_err(|e| dir_error(e.to_string()))?;
         lock.rewind().map_err(|e| dir_error(e.to_string()))?;
         write!(lock, "{}", std::process::id()).map_err(|e| dir_error(e.to_string()))?;
-        std::fs::create_dir_all(dir.join(SETS_DIR)).map_err(|e| dir_error(e.to_string()))?;
+        create_dir_all_mode(&dir.join(SETS_DIR), PRIVATE_DIR)
+            .map_err(|e| dir_error(e.to_string()))?;
         let store = StateStore {
             dir: dir.to_path_buf(),
             _lock: lock,

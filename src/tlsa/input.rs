@@ -77,6 +77,8 @@ pub struct InputError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     Unreadable(String),
+    /// More than [`MAX_INPUT`] bytes: no certificate chain or key is that large.
+    TooLarge,
     Empty,
     Unrecognised,
     /// A PEM block with a BEGIN line but no matching END line.
@@ -99,6 +101,10 @@ impl fmt::Display for InputError {
         let file = self.source.display();
         match &self.problem {
             Problem::Unreadable(why) => write!(f, "{file}: cannot read: {why}"),
+            Problem::TooLarge => write!(
+                f,
+                "{file}: larger than 1 MiB; expected a certificate (chain), key or CSR, which are a few kB"
+            ),
             Problem::Empty => write!(
                 f,
                 "{file}: the file is empty; expected a certificate, key or CSR in PEM or DER form"
@@ -141,18 +147,29 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// The most read from one input: far above any certificate chain, and a
+/// bound on what `/dev/zero`, a pipe without end or a huge file can cost.
+pub const MAX_INPUT: u64 = 1024 * 1024;
+
 /// Reads and recognises one file; `-` reads standard input.
 pub fn load_file(path: &Path) -> Result<Material, InputError> {
-    let read = if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
-    } else {
-        std::fs::read(path)
-    };
-    let bytes = read.map_err(|e| InputError {
+    let fail = |problem| InputError {
         source: path.to_path_buf(),
-        problem: Problem::Unreadable(e.to_string()),
-    })?;
+        problem,
+    };
+    let unreadable = |e: std::io::Error| fail(Problem::Unreadable(e.to_string()));
+    let reader: Box<dyn std::io::Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(unreadable)?)
+    };
+    // One byte more than allowed tells a file at the limit from a larger one.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(reader, MAX_INPUT + 1), &mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(fail(Problem::TooLarge));
+    }
     parse(&bytes).map_err(|problem| InputError {
         source: path.to_path_buf(),
         problem,

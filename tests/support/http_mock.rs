@@ -45,6 +45,15 @@ impl MockRequest {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The path and the query (`/a/b?k=v`), to send the request on elsewhere.
+    pub fn path_and_query(&self) -> String {
+        if self.query.is_empty() {
+            return self.path.clone();
+        }
+        let query: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{}?{}", self.path, query.join("&"))
+    }
+
     /// The body as JSON (`Null` if it is not JSON).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
@@ -54,6 +63,17 @@ impl MockRequest {
     pub fn segments(&self) -> Vec<&str> {
         self.path.trim_start_matches('/').split('/').collect()
     }
+}
+
+/// For a back-end whose API answered a write with success and applied nothing: the error
+/// says so, and does not blame another writer.
+pub fn assert_not_applied(err: &impl std::fmt::Display) {
+    let text = err.to_string();
+    eprintln!("not applied: {text}");
+    assert!(
+        text.contains("accepted the change but did not apply it") && !text.contains("someone else"),
+        "{text}"
+    );
 }
 
 /// The answer to send.
@@ -127,6 +147,31 @@ impl HttpMock {
             requests,
             task,
         }
+    }
+
+    /// A server that answers every request with `307 Temporary Redirect` to the same path
+    /// (and query) on `target` (a base URL such as another mock's [`Self::url`]): what an API
+    /// moved, or a hostile proxy, would send.
+    pub async fn redirecting_to(target: &str) -> Self {
+        let target = target.trim_end_matches('/').to_string();
+        Self::start(move |request| {
+            let location = format!("{target}{}", request.path_and_query());
+            async move { MockResponse::text(307, "moved").with_header("Location", &location) }
+        })
+        .await
+    }
+
+    /// For the target of [`Self::redirecting_to`]: `err` (a back-end's answer to the redirect)
+    /// names the redirect and this server's origin but never `secret`, and this server
+    /// received nothing (so no credential either).
+    pub fn assert_refused_redirect(&self, err: &impl std::fmt::Display, secret: &str) {
+        let text = err.to_string();
+        eprintln!("redirect: {text}");
+        assert!(
+            text.contains("redirect") && text.contains(&self.url()) && !text.contains(secret),
+            "{text}"
+        );
+        assert!(self.requests().is_empty(), "{:?}", self.requests());
     }
 
     /// `http://127.0.0.1:PORT`
@@ -246,6 +291,7 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         204 => "No Content",
+        307 => "Temporary Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

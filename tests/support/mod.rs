@@ -42,7 +42,7 @@ pub use authoritative::Server;
 pub use dig::{DigReply, Record, dig, query};
 pub use dovecot::Dovecot;
 pub use forwarder::Forwarder;
-pub use http_mock::{HttpMock, MockRequest, MockResponse};
+pub use http_mock::{HttpMock, MockRequest, MockResponse, assert_not_applied};
 pub use install::{HASH_SLINGER_TLSA, Installed, path_with_hash_slinger_first};
 pub use lab::{Lab, LabOptions, StartupTimes};
 pub use multizone::MultiZoneLab;

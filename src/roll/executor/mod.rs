@@ -264,6 +264,8 @@ pub struct Engine {
     /// The SOA serial of each zone's last change in this run, by zone
     /// index: propagation waits for servers to reach at least that serial.
     serials: Mutex<BTreeMap<usize, u32>>,
+    /// Environment variables commands run without (the config's secrets).
+    secret_env: Vec<String>,
 }
 
 /// An instant as RFC 3339, with "in N s" when in the future.

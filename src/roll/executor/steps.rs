@@ -62,7 +62,7 @@ impl Engine {
                     });
                 }
                 files::install(&source, &files::deploy_files(set))?;
-                files::reload(&set.deploy.reload).await?;
+                files::reload(&set.deploy.reload, &self.secret_env).await?;
                 entry.reload_pending = false;
                 entry.deployed = Some(key.clone());
                 entry.verify_failure = None;
@@ -434,9 +434,11 @@ pub(super) fn stage_self_signed(
         why: e.to_string(),
     })?;
     let dir = to.chain.parent().expect("staged files live in a directory");
-    std::fs::create_dir_all(dir).map_err(|e| FileError::Write {
-        file: dir.to_path_buf(),
-        why: e.to_string(),
+    crate::fsutil::create_dir_all_mode(dir, crate::fsutil::PRIVATE_DIR).map_err(|e| {
+        FileError::Write {
+            file: dir.to_path_buf(),
+            why: e.to_string(),
+        }
     })?;
     for (path, content, mode) in [(&to.key, key, 0o600), (&to.chain, pem.into_bytes(), 0o644)] {
         crate::fsutil::write_atomic(path, &content, mode).map_err(|e| FileError::Write {

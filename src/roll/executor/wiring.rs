@@ -21,6 +21,7 @@ fn load_tsig(zone: &str, secret: &SecretRef) -> Result<TsigKey, EngineError> {
 fn build_provider(
     zone: &crate::config::Zone,
     name: &Name,
+    secret_env: &[String],
     progress: &Progress,
 ) -> Result<Box<dyn Provider>, EngineError> {
     use crate::dns::backend::BackendConfig;
@@ -75,6 +76,7 @@ fn build_provider(
             let reload = zone.reload.clone().ok_or_else(|| required("reload"))?;
             let mut config = zonefile::ZoneFileConfig::new(name.clone(), file, reload);
             config.serial_file = zone.serial_file.clone();
+            config.hidden_env = secret_env.to_vec();
             BackendConfig::ZoneFile(config)
         }
     };
@@ -117,9 +119,10 @@ impl Engine {
         progress: Progress,
     ) -> Result<Engine, EngineError> {
         let mut zones = Vec::new();
+        let secret_env = crate::command::secret_env_names(&config);
         for zone in &config.zones {
             let name = parse_name(zone.name.get_ref(), "zone name")?;
-            let provider = build_provider(zone, &name, &progress)?;
+            let provider = build_provider(zone, &name, &secret_env, &progress)?;
             let discovery = Discovery::new(name.clone(), Lookup::Resolver(config.dnssec.resolver))
                 .port(zone.ns_port)
                 .extra(zone.extra_servers.iter().copied());
@@ -165,6 +168,7 @@ impl Engine {
                 writer: ZoneWriter::default(),
             })
             .collect();
+        let secret_env = crate::command::secret_env_names(&config);
         Engine {
             config,
             clock,
@@ -174,6 +178,7 @@ impl Engine {
             progress,
             countdown: None,
             serials: Mutex::new(BTreeMap::new()),
+            secret_env,
         }
     }
 }
