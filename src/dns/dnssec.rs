@@ -76,7 +76,7 @@ impl fmt::Display for Verdict {
 }
 
 impl Verdict {
-    fn from_proof(proof: Proof) -> Verdict {
+    pub(crate) fn from_proof(proof: Proof) -> Verdict {
         match proof {
             Proof::Secure => Verdict::Secure,
             Proof::Insecure => Verdict::Insecure,
@@ -404,21 +404,9 @@ impl Validator {
             return (verdict, reason, Some(AnswerKind::Positive), rrset);
         }
 
-        let kind = negative_kind(response);
-        let authority: Vec<&Record> = response
-            .authorities
-            .iter()
-            .filter(|r| r.record_type() != RecordType::RRSIG)
-            .collect();
         let chain = worst(data.iter().map(|r| Verdict::from_proof(r.proof)));
-        let any_bogus =
-            authority.iter().any(|r| r.proof == Proof::Bogus) || chain == Verdict::Bogus;
-        let proven = authority.iter().any(|r| {
-            r.proof == Proof::Secure
-                && matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3)
-        });
-        let insecure = authority.iter().all(|r| r.proof == Proof::Insecure);
-        let (verdict, reason) = if any_bogus {
+        let (verdict, kind) = judge_negative(response, chain);
+        let (verdict, reason) = if verdict == Verdict::Bogus {
             (
                 Verdict::Bogus,
                 format!(
@@ -426,7 +414,7 @@ impl Validator {
                     self.method
                 ),
             )
-        } else if proven && chain != Verdict::Insecure {
+        } else if verdict == Verdict::Secure {
             (
                 Verdict::Secure,
                 format!(
@@ -434,7 +422,7 @@ impl Validator {
                     self.method
                 ),
             )
-        } else if insecure || chain == Verdict::Insecure {
+        } else if verdict == Verdict::Insecure {
             (
                 Verdict::Insecure,
                 format!(
@@ -584,7 +572,37 @@ fn indeterminate(owner: &Name, reason: String) -> Decision {
 
 /// Secure only if every verdict is; otherwise the worst one. An empty list
 /// is Indeterminate.
-fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
+/// How a validated negative answer (NODATA or NXDOMAIN) is judged, given
+/// the verdict of the records that led to it (`chain`, e.g. a CNAME):
+/// Bogus if any record of the denial (or the chain) is; Secure if a
+/// validated NSEC/NSEC3 proves it; Insecure if everything is provably
+/// unsigned; otherwise Indeterminate. The one rule for the roll engine's
+/// TLSA lookups and the live check's address and MX lookups.
+pub(crate) fn judge_negative(response: &DnsResponse, chain: Verdict) -> (Verdict, AnswerKind) {
+    let kind = negative_kind(response);
+    let authority: Vec<&Record> = response
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() != RecordType::RRSIG)
+        .collect();
+    let any_bogus = authority.iter().any(|r| r.proof == Proof::Bogus) || chain == Verdict::Bogus;
+    let proven = authority.iter().any(|r| {
+        r.proof == Proof::Secure && matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3)
+    });
+    let insecure = authority.iter().all(|r| r.proof == Proof::Insecure);
+    let verdict = if any_bogus {
+        Verdict::Bogus
+    } else if proven && chain != Verdict::Insecure {
+        Verdict::Secure
+    } else if insecure || chain == Verdict::Insecure {
+        Verdict::Insecure
+    } else {
+        Verdict::Indeterminate
+    };
+    (verdict, kind)
+}
+
+pub(crate) fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
     verdicts
         .fold(None, |acc: Option<Verdict>, v| match acc {
             Some(a) if a.badness() >= v.badness() => Some(a),
@@ -593,7 +611,7 @@ fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
         .unwrap_or(Verdict::Indeterminate)
 }
 
-fn negative_kind(response: &DnsResponse) -> AnswerKind {
+pub(crate) fn negative_kind(response: &DnsResponse) -> AnswerKind {
     if response.response_code == ResponseCode::NXDomain {
         AnswerKind::NxDomain
     } else {

@@ -19,16 +19,17 @@ use async_trait::async_trait;
 use hickory_net::NetError;
 use hickory_net::dnssec::DnssecDnsHandle;
 use hickory_net::xfer::{DnsHandle, FirstAnswer};
-use hickory_proto::dnssec::{Proof, TrustAnchors};
+use hickory_proto::dnssec::TrustAnchors;
 use hickory_proto::op::{DnsRequestOptions, DnsResponse, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::dns::DnsError;
 use crate::dns::dnssec::{
-    self, Anchors, DEFAULT_VALIDATION_TIMEOUT, Validation, Validator, Verdict,
+    self, Anchors, DEFAULT_VALIDATION_TIMEOUT, Validation, Validator, Verdict, judge_negative,
+    negative_kind, worst,
 };
-use crate::dns::propagation::{AnswerKind, rcode_name};
 use crate::dns::query::{self, Ask};
+use crate::dns::query::{AnswerKind, rcode_name};
 
 /// The answer to one validated question.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +185,7 @@ impl ValidatingDns {
                     return failure;
                 }
                 let kind = negative_kind(&response);
-                let verdict = from_proof(proof);
+                let verdict = Verdict::from_proof(proof);
                 let reason = match verdict {
                     Verdict::Bogus => format!(
                         "the {kind} answer for {name} {rtype} does not validate from the trust anchors: check the zone's NSEC/NSEC3 signatures and its DS"
@@ -218,7 +219,7 @@ impl ValidatingDns {
             .filter(|r| r.record_type() == rtype)
             .map(|r| r.data.clone())
             .collect();
-        let chain = worst(data.iter().map(|r| from_proof(r.proof)));
+        let chain = worst(data.iter().map(|r| Verdict::from_proof(r.proof)));
         if !records.is_empty() {
             let reason = match chain {
                 Verdict::Secure => "validated".to_string(),
@@ -241,41 +242,18 @@ impl ValidatingDns {
                 records,
             );
         }
-        let kind = negative_kind(response);
-        let authority: Vec<&Record> = response
-            .authorities
-            .iter()
-            .filter(|r| r.record_type() != RecordType::RRSIG)
-            .collect();
-        let any_bogus =
-            authority.iter().any(|r| r.proof == Proof::Bogus) || chain == Verdict::Bogus;
-        let proven = authority.iter().any(|r| {
-            r.proof == Proof::Secure
-                && matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3)
-        });
-        let insecure = authority.iter().all(|r| r.proof == Proof::Insecure);
-        let (verdict, reason) = if any_bogus {
-            (
-                Verdict::Bogus,
-                format!(
-                    "the {kind} answer for {name} {rtype} carries records that do not validate"
-                ),
-            )
-        } else if proven && chain != Verdict::Insecure {
-            (
-                Verdict::Secure,
-                format!("{kind}, proven by validated NSEC/NSEC3"),
-            )
-        } else if insecure || chain == Verdict::Insecure {
-            (
-                Verdict::Insecure,
-                format!("{kind} from an unsigned zone: DNSSEC does not protect {name}"),
-            )
-        } else {
-            (
-                Verdict::Indeterminate,
-                format!("the {kind} answer for {name} {rtype} could not be judged"),
-            )
+        let (verdict, kind) = judge_negative(response, chain);
+        let reason = match verdict {
+            Verdict::Bogus => {
+                format!("the {kind} answer for {name} {rtype} carries records that do not validate")
+            }
+            Verdict::Secure => format!("{kind}, proven by validated NSEC/NSEC3"),
+            Verdict::Insecure => {
+                format!("{kind} from an unsigned zone: DNSSEC does not protect {name}")
+            }
+            Verdict::Indeterminate => {
+                format!("the {kind} answer for {name} {rtype} could not be judged")
+            }
         };
         self.answer(name, rtype, verdict, reason, Some(kind), Vec::new())
     }
@@ -412,37 +390,6 @@ impl Dns for ValidatingDns {
 
     fn method(&self) -> String {
         self.validator.method().to_string()
-    }
-}
-
-fn from_proof(proof: Proof) -> Verdict {
-    match proof {
-        Proof::Secure => Verdict::Secure,
-        Proof::Insecure => Verdict::Insecure,
-        Proof::Bogus => Verdict::Bogus,
-        _ => Verdict::Indeterminate,
-    }
-}
-
-/// Secure only if every verdict is; otherwise the worst (Bogus, then
-/// Indeterminate, then Insecure). Empty: Indeterminate.
-fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
-    let rank = |v: Verdict| match v {
-        Verdict::Secure => 0,
-        Verdict::Insecure => 1,
-        Verdict::Indeterminate => 2,
-        Verdict::Bogus => 3,
-    };
-    verdicts
-        .max_by_key(|v| rank(*v))
-        .unwrap_or(Verdict::Indeterminate)
-}
-
-fn negative_kind(response: &DnsResponse) -> AnswerKind {
-    if response.response_code == ResponseCode::NXDomain {
-        AnswerKind::NxDomain
-    } else {
-        AnswerKind::NoData
     }
 }
 
