@@ -8,7 +8,7 @@
 //! never mistakes a typo in its configuration for a broken server.
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -214,17 +214,19 @@ fn config_targets(config: &Config, only: &[String]) -> Result<Vec<Target>, Strin
 /// UNKNOWN: the monitoring line still goes to stdout (as JSON with --json),
 /// and the reason to stderr.
 fn unknown(args: &CheckArgs, why: String, out: &mut dyn Write) -> Failure {
+    // The monitoring line is one line: a config error's excerpt goes to stderr only.
+    let first = why.lines().next().unwrap_or_default();
     if args.json {
         let doc = serde_json::json!({
             "schema": check::SCHEMA,
             "status": Status::Unknown,
             "exit_code": Status::Unknown.exit_code(),
-            "summary": format!("TLSA UNKNOWN: {why}"),
+            "summary": format!("TLSA UNKNOWN: {first}"),
             "error": why,
         });
         let _ = writeln!(out, "{doc:#}");
     } else {
-        let _ = writeln!(out, "TLSA UNKNOWN: {why}");
+        let _ = writeln!(out, "TLSA UNKNOWN: {first}");
     }
     Failure::Monitoring {
         code: Status::Unknown.exit_code(),
@@ -326,22 +328,13 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
 
 /// `192.0.2.1:25`, `[2001:db8::1]:25`, or an address alone (then `port`).
 fn parse_address(text: &str, port: u16) -> Result<SocketAddr, String> {
-    let text = text.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let bare = text.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, port))
-        .map_err(|_| {
-            format!("--address {text:?} is not an IP address with an optional port (192.0.2.1:25, [2001:db8::1]:25)")
-        })
+    crate::config::with_default_port(text, port).ok_or_else(|| {
+        format!("--address {text:?} is not an IP address with an optional port (192.0.2.1:25, [2001:db8::1]:25)")
+    })
 }
 
 fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
-    parse_address(text, 53).map_err(|_| {
-        format!("--resolver {text:?} is not an IP address with an optional port (127.0.0.1, 127.0.0.1:5353)")
-    })
+    crate::config::parse_dns_address(text).map_err(|why| format!("--resolver {why}"))
 }
 
 /// The summary line, then one block per endpoint.

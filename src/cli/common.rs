@@ -25,6 +25,25 @@ impl ConfigArgs {
     }
 }
 
+/// `-c` for commands that work without a config and take their settings
+/// from it when one is given (`lookup`, `providers`).
+#[derive(Debug, Clone, Args)]
+pub struct OptionalConfigArgs {
+    /// Take the settings from this tlsa config (resolver, trust anchor,
+    /// zones) where the command line gives none.
+    #[arg(short, long, env = "TLSA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl OptionalConfigArgs {
+    pub fn load(&self) -> Result<Option<Config>, Failure> {
+        self.config
+            .as_deref()
+            .map(|file| Config::load(file).map_err(|e| Failure::Input(vec![e.to_string()])))
+            .transpose()
+    }
+}
+
 /// A tokio runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
@@ -58,8 +77,21 @@ pub async fn engine(config: Config) -> Result<Engine, Failure> {
 pub fn engine_failure(error: EngineError) -> Failure {
     match error {
         EngineError::Config(_) => Failure::Input(vec![error.to_string()]),
+        EngineError::Dns(ref dns) if is_config_error(dns) => {
+            Failure::Input(vec![error.to_string()])
+        }
         other => Failure::Runtime(vec![other.to_string()]),
     }
+}
+
+/// Whether a DNS-layer error is the config's fault (exit 2): a token file
+/// that cannot be read is the same class of error as a TSIG key file that
+/// cannot be read.
+pub fn is_config_error(error: &crate::dns::DnsError) -> bool {
+    matches!(
+        error,
+        crate::dns::DnsError::Secret { .. } | crate::dns::DnsError::Config(_)
+    )
 }
 
 pub use crate::roll::executor::when;

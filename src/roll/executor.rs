@@ -28,10 +28,9 @@ use super::state::{
 pub use super::verify::{DeployedFiles, Live, Verify};
 use super::zone_writer::ZoneWriter;
 use crate::clock::Clock;
-use crate::config::{BackendKind, CertSet, Config, SecretRef, Source, ValidationMode, VerifyMode};
+use crate::config::{CertSet, Config, Source, ValidationMode, VerifyMode};
 use crate::dns::dnssec::{Anchors, Validator};
 use crate::dns::propagation::{self, Discovery, Expected, Lookup, ZoneServers};
-use crate::dns::rfc2136::Rfc2136;
 use crate::dns::tsig::TsigKey;
 use crate::dns::{DnsError, Edit, Provider, ttl};
 use crate::tlsa::TlsaRecord;
@@ -219,80 +218,18 @@ pub fn unix(time: SystemTime) -> Timestamp {
     Timestamp::from_system(time)
 }
 
-fn load_tsig(zone: &str, secret: &SecretRef) -> Result<TsigKey, EngineError> {
-    let key = match (&secret.file, &secret.env) {
-        (Some(file), _) => TsigKey::from_file(file, None),
-        (None, Some(var)) => TsigKey::from_env(var),
-        (None, None) => {
-            return Err(EngineError::Config(format!(
-                "zone {zone}: tsig_key needs file or env"
-            )));
-        }
-    };
-    key.map_err(|e| EngineError::Config(format!("zone {zone}: {e}")))
-}
-
 /// The publishing back-end of a configured zone.
 fn build_provider(
     zone: &crate::config::Zone,
     name: &Name,
     progress: &Progress,
 ) -> Result<Box<dyn Provider>, EngineError> {
-    use crate::dns::backend::BackendConfig;
-    use crate::dns::{cloudflare, desec, powerdns, zonefile};
-    let required = |what: &str| EngineError::Config(format!("zone {name}: {what} is missing"));
-    let config = match zone.backend {
-        BackendKind::Rfc2136 => {
-            let server = zone.server.ok_or_else(|| required("server"))?;
-            let key = zone
-                .tsig_key
-                .as_ref()
-                .map(|s| load_tsig(zone.name.get_ref(), s))
-                .transpose()?;
-            for warning in key.iter().flat_map(TsigKey::warnings) {
-                progress(&format!("warning: zone {name}: {warning}"));
-            }
-            return Ok(Box::new(Rfc2136::new(server, key).with_zone(name.clone())));
+    let config = zone.backend(name).map_err(EngineError::Config)?;
+    if let crate::dns::backend::BackendConfig::Rfc2136(rfc2136) = &config {
+        for warning in rfc2136.key.iter().flat_map(TsigKey::warnings) {
+            progress(&format!("warning: zone {name}: {warning}"));
         }
-        BackendKind::Powerdns => {
-            let url = zone.api_url.clone().ok_or_else(|| required("api_url"))?;
-            let key = zone.api_key.as_ref().ok_or_else(|| required("api_key"))?;
-            let mut config = powerdns::PowerDnsConfig::new(url, key.source());
-            if let Some(id) = &zone.server_id {
-                config.server_id = id.clone();
-            }
-            config.zones = vec![name.clone()];
-            BackendConfig::PowerDns(config)
-        }
-        BackendKind::Cloudflare => {
-            let token = zone.token.as_ref().ok_or_else(|| required("token"))?;
-            let mut config = cloudflare::CloudflareConfig::new(token.source());
-            if let Some(url) = &zone.api_url {
-                config.base_url = url.clone();
-            }
-            config.zones = vec![name.clone()];
-            BackendConfig::Cloudflare(config)
-        }
-        BackendKind::Desec => {
-            let token = zone.token.as_ref().ok_or_else(|| required("token"))?;
-            let mut config = desec::DesecConfig::new(token.source());
-            if let Some(url) = &zone.api_url {
-                config.base_url = url.clone();
-            }
-            config.zones = vec![name.clone()];
-            BackendConfig::Desec(config)
-        }
-        BackendKind::Zonefile => {
-            let file = zone
-                .records_file
-                .clone()
-                .ok_or_else(|| required("records_file"))?;
-            let reload = zone.reload.clone().ok_or_else(|| required("reload"))?;
-            let mut config = zonefile::ZoneFileConfig::new(name.clone(), file, reload);
-            config.serial_file = zone.serial_file.clone();
-            BackendConfig::ZoneFile(config)
-        }
-    };
+    }
     Ok(config.build()?)
 }
 
