@@ -15,6 +15,7 @@ use crate::live::endpoint::{Endpoint as LiveEndpoint, Protocol};
 use crate::live::resolve::Trust;
 use crate::tlsa::Matching;
 
+pub mod audit;
 mod errors;
 
 /// Where the config is looked for when neither `-c` nor `TLSA_CONFIG` is given.

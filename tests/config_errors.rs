@@ -20,8 +20,8 @@ const COMMANDS: &[&[&str]] = &[
     &["hook", "certbot", "--lineage", "/nonexistent/lineage"],
     &["lookup", "_25._tcp.mail.example.com"],
     &["providers"],
-    // &["config", "check"],
-    // &["config", "check", "--online"],
+    &["config", "check"],
+    &["config", "check", "--online"],
 ];
 
 fn tlsa(config: &Path, args: &[&str]) -> Output {
@@ -327,15 +327,11 @@ fn a_missing_key_file_and_a_missing_token_file_exit_alike() {
     );
     for (what, text) in [("TSIG key file", tsig), ("token file", token)] {
         let path = write(dir.path(), "missing.toml", &text);
-        for args in [&["run"][..], &["providers"]] {
+        for args in [&["run"][..], &["providers"], &["config", "check"]] {
             let out = tlsa(&path, args);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "{what}, tlsa {args:?}: {stderr}"
-            );
-            assert!(stderr.contains("/nonexistent/"), "{what}: {stderr}");
+            let all = all_output(&out);
+            assert_eq!(out.status.code(), Some(2), "{what}, tlsa {args:?}: {all}");
+            assert!(all.contains("/nonexistent/"), "{what}: {all}");
         }
     }
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 mod common;
+pub mod config;
 pub mod hash;
 pub mod hook;
 pub mod lookup;
@@ -45,9 +46,11 @@ pub enum Command {
     /// Connect to an endpoint's addresses and check the presented key against
     /// its validated TLSA records (monitoring exit codes 0/1/2/3).
     Check(check::CheckArgs),
-    /// Check, read-only, that a DNS back-end's credentials work for a zone
-    /// (never prints a secret).
+    /// Check, read-only, that the DNS back-ends' credentials work (every
+    /// zone of the config, or one back-end by flags; never prints a secret).
     Providers(providers::ProvidersArgs),
+    /// Check the config and everything it names (`tlsa config check [--online]`).
+    Config(config::ConfigCommandArgs),
 }
 
 /// How a command failed; decides the exit code.
@@ -106,5 +109,6 @@ pub fn run(
         Command::Csr(args) => hook::csr(&args, out),
         Command::Check(args) => check::run(&args, out),
         Command::Providers(args) => providers::run(&args, out),
+        Command::Config(args) => config::run(&args, out),
     }
 }

@@ -94,7 +94,7 @@ pub fn pair_roles(
 }
 
 /// The certificate files a set's source names, without roles.
-fn source_files_of(set: &CertSet, state_dir: &Path) -> CertFiles {
+pub(crate) fn source_files_of(set: &CertSet, state_dir: &Path) -> CertFiles {
     match &set.source {
         Source::Certbot(lineage) => CertFiles::in_dir(lineage),
         Source::CertbotPair(lineages) => CertFiles::in_dir(&lineages[0]),
