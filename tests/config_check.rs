@@ -62,6 +62,21 @@ fn a_correct_config_passes_and_each_mistake_is_one_line() {
     assert!(out.status.success(), "{out:?}");
     assert!(stdout(&out).contains("online checks passed"), "{out:?}");
 
+    // `tlsa providers` checks the configured RFC 2136 back-end the same way.
+    let providers = |config: &Path| {
+        Command::new(support::tlsa_binary())
+            .args(["providers", "-c"])
+            .arg(config)
+            .output()
+            .expect("run tlsa")
+    };
+    let out = providers(&good);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).contains("answers a query signed with key"),
+        "{out:?}"
+    );
+
     // A wrong TSIG secret: the signed query comes back BADSIG from BIND.
     let secret = lab.tsig_secret();
     let wrong_secret = secret.replacen(

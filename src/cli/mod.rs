@@ -18,7 +18,18 @@ pub mod status;
 
 /// Manage DANE TLSA records: compute, publish, roll and verify.
 #[derive(Debug, Parser)]
-#[command(name = "tlsa", version, about, long_about = None)]
+#[command(
+    name = "tlsa",
+    version,
+    about,
+    long_about = None,
+    after_help = "Every command that reads the config takes -c FILE (or TLSA_CONFIG; default /etc/tlsa/tlsa.toml).
+
+Exit codes (all commands but `check`): 0 done, nothing wrong; 1 the work failed (a DNS server,
+provider, resolver or live check said no; an alarm); 2 the config or the command line is wrong,
+or a file the config names (TSIG key, token, anchor) cannot be used.
+`tlsa check` is a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
