@@ -82,7 +82,6 @@ pub fn create_next_key(
 
 fn set_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    use x509_parser::prelude::FromDer;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
