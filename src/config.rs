@@ -455,6 +455,39 @@ pub struct Deploy {
     /// Command run after a deploy, as an argument list (no shell).
     #[serde(default)]
     pub reload: Vec<String>,
+    /// User that owns the deployed files (a server running as another
+    /// user, e.g. `Debian-exim`, must read its key); tlsa's user when absent.
+    pub owner: Option<String>,
+    /// Group of the deployed files (e.g. `mail`).
+    pub group: Option<String>,
+    /// Mode of the private key files (`privkey.pem`, `combined.pem`), in
+    /// octal: `"0640"` lets `group` read them; 0600 when absent. The chain is
+    /// public (0644).
+    #[serde(default, deserialize_with = "key_mode")]
+    pub mode: Option<u32>,
+}
+
+/// The default mode of deployed private key files.
+pub const DEFAULT_KEY_MODE: u32 = 0o600;
+
+/// `"0640"`: octal, owner and group bits only (a private key readable by
+/// every user is a key anyone on the host can use).
+fn key_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let text = String::deserialize(d)?;
+    let mode = u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "mode {text:?}: expected an octal file mode in quotes, e.g. \"0640\""
+            ))
+        })?;
+    if mode & 0o007 != 0 {
+        return Err(serde::de::Error::custom(format!(
+            "mode \"{mode:04o}\" lets every user of the host read or change the private key: use \"0640\" with group = \"…\" (or \"0600\")"
+        )));
+    }
+    Ok(Some(mode))
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

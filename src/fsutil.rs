@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes `content` to `path` atomically: a temporary file in the same
@@ -11,6 +11,21 @@ use std::path::Path;
 /// `mode` applies from creation, so a private key is never readable by others
 /// even for an instant.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_owned(path, content, mode, None)
+}
+
+/// A file's owner and group (`None`: the creating process's).
+pub type Ownership = (Option<nix::unistd::Uid>, Option<nix::unistd::Gid>);
+
+/// [`write_atomic`], the file given to `owner` first: ownership and the exact
+/// mode (not narrowed by the umask) are set on the temporary file before the
+/// rename, so the target never exists with the wrong owner or mode.
+pub fn write_atomic_owned(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    owner: Option<Ownership>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -29,8 +44,13 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(mode)
+            .mode(mode & 0o600)
             .open(&tmp)?;
+        // Created readable by this user only; widened once it has its owner.
+        if let Some((uid, gid)) = owner {
+            nix::unistd::fchown(&file, uid, gid).map_err(io::Error::from)?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(content)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;

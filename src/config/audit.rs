@@ -155,6 +155,12 @@ fn set_files(found: &mut Findings, config: &Config, set: &CertSet, zones: &[Name
         }
     }
     writable_dir(found, &place, "deploy.dir", &set.deploy.dir);
+    if let Err(why) = crate::roll::files::deploy_files(set).access.ownership() {
+        found.add(
+            &place,
+            format!("deploy.{why}: create it, or name the user/group the server runs as"),
+        );
+    }
     if !set.deploy.reload.is_empty() {
         program(found, &place, "deploy.reload", &set.deploy.reload);
     }
