@@ -18,6 +18,7 @@ use clap::Args;
 use super::Failure;
 use crate::config::{CertSet, Config};
 use crate::dns::dnssec::Anchors;
+use crate::dns::resolver_probe::{self, ResolverDnssec};
 use crate::live::capture::{ConnectOptions, default_helo};
 use crate::live::check::{self, CheckOptions, Report, Target};
 use crate::live::endpoint::{Endpoint, Protocol};
@@ -145,6 +146,19 @@ fn checked(args: &CheckArgs) -> Result<Report, String> {
             .await
             .map_err(|e| e.to_string())?;
         let mut report = check::check(&targets, Arc::new(dns), &options).await;
+        // A resolver that drops RRSIGs makes every zone look bogus: ask it
+        // for the anchor zone's DNSKEY (known to be signed) before blaming one.
+        if report.has_dnssec_failure() {
+            let zone = match &trust {
+                Trust::Anchored(anchors) => resolver_probe::anchor_zone(anchors),
+                Trust::ResolverAd => hickory_proto::rr::Name::root(),
+            };
+            if let Ok(ResolverDnssec::StripsSignatures) =
+                resolver_probe::probe(resolver, &zone).await
+            {
+                report.distrust_resolver(resolver_probe::strips_advice(resolver, &zone));
+            }
+        }
         if let Some(config) = &config {
             label_with_sets(&mut report, config, &args.sets);
         }

@@ -295,7 +295,8 @@ pub async fn online(config: &Config) -> Vec<Problem> {
         match resolver_probe::probe(resolver, &name).await {
             Ok(ResolverDnssec::PassesSignatures) => {}
             Ok(ResolverDnssec::StripsSignatures) => {
-                found.add("[dnssec]", resolver_probe::strips_advice(resolver, &name));
+                let (short, detail) = resolver_probe::strips_advice(resolver, &name);
+                found.add("[dnssec]", format!("{short}; {detail}"));
                 continue;
             }
             Ok(ResolverDnssec::NoAnswer(why)) => {
