@@ -21,7 +21,9 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     pub fn load(&self) -> Result<Config, Failure> {
-        Config::load(&self.config).map_err(|e| Failure::Input(vec![e.to_string()]))
+        let config = Config::load(&self.config).map_err(|e| Failure::Input(vec![e.to_string()]))?;
+        describe(&self.config, &config);
+        Ok(config)
     }
 }
 
@@ -37,11 +39,98 @@ pub struct OptionalConfigArgs {
 
 impl OptionalConfigArgs {
     pub fn load(&self) -> Result<Option<Config>, Failure> {
-        self.config
-            .as_deref()
-            .map(|file| Config::load(file).map_err(|e| Failure::Input(vec![e.to_string()])))
-            .transpose()
+        let Some(file) = self.config.as_deref() else {
+            return Ok(None);
+        };
+        let config = Config::load(file).map_err(|e| Failure::Input(vec![e.to_string()]))?;
+        describe(file, &config);
+        Ok(Some(config))
     }
+}
+
+/// `-v`: which config, and what it points at.
+fn describe(file: &std::path::Path, config: &Config) {
+    if verbosity() < Verbosity::Verbose {
+        return;
+    }
+    say(
+        Verbosity::Verbose,
+        &format!(
+            "config {}: {} zone(s), {} set(s), state in {}",
+            file.display(),
+            config.zones.len(),
+            config.sets.len(),
+            config.state_dir.display()
+        ),
+    );
+    let trust = match &config.dnssec.trust() {
+        crate::live::resolve::Trust::ResolverAd => "the resolver's AD bit".to_string(),
+        crate::live::resolve::Trust::Anchored(crate::dns::dnssec::Anchors::RootKeys) => {
+            "validated here from the root KSKs".to_string()
+        }
+        crate::live::resolve::Trust::Anchored(crate::dns::dnssec::Anchors::File(path)) => {
+            format!("validated here from {}", path.display())
+        }
+    };
+    say(
+        Verbosity::Verbose,
+        &format!("resolver {}, DNSSEC: {trust}", config.dnssec.resolver),
+    );
+    for zone in &config.zones {
+        say(
+            Verbosity::Verbose,
+            &format!(
+                "zone {}: {} back-end",
+                zone.name.get_ref(),
+                format!("{:?}", zone.backend).to_lowercase()
+            ),
+        );
+    }
+}
+
+/// How much a command tells on stderr besides errors and alarms: set once
+/// by `-q`/`-v` before the command runs (a process runs one command).
+static VERBOSITY: std::sync::atomic::AtomicU8 =
+    std::sync::atomic::AtomicU8::new(Verbosity::Normal as u8);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Verbosity {
+    /// `-q`: only errors and alarms.
+    Quiet = 0,
+    /// Progress lines as steps happen.
+    Normal = 1,
+    /// `-v`: also what the command works with (config, resolver, back-ends).
+    Verbose = 2,
+}
+
+pub fn set_verbosity(level: Verbosity) {
+    VERBOSITY.store(level as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
+}
+
+/// A progress line on stderr, shown at `level` and above; alarms and
+/// warnings always are.
+pub fn say(level: Verbosity, line: &str) {
+    let always = line.starts_with("ALARM") || line.starts_with("warning");
+    if always || verbosity() >= level {
+        eprintln!("tlsa: {line}");
+    }
+}
+
+/// Whether to colour output going to a stream: only a terminal, and never
+/// when NO_COLOR is set to anything non-empty (https://no-color.org) or the
+/// terminal is `dumb`.
+pub fn colour(is_terminal: bool) -> bool {
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    is_terminal && !set("NO_COLOR") && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 /// A tokio runtime for one command.
@@ -68,7 +157,7 @@ pub async fn engine(config: Config) -> Result<Engine, Failure> {
         config,
         Arc::new(SystemClock),
         verifier,
-        Box::new(|line: &str| eprintln!("tlsa: {line}")),
+        Box::new(|line: &str| say(Verbosity::Normal, line)),
     )
     .await
     .map_err(engine_failure)

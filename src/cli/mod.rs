@@ -33,6 +33,14 @@ or a file the config names (TSIG key, token, anchor) cannot be used.
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Only errors and alarms on stderr; `run`, `rollover` and `hook` print
+    /// no report either (for cron: mail only when something is wrong).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr: the config, resolver, trust anchor and
+    /// back-ends a command works with.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +117,19 @@ pub fn run(
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
 ) -> Result<(), Failure> {
+    common::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => common::Verbosity::Quiet,
+        (false, true) => common::Verbosity::Verbose,
+        (false, false) => common::Verbosity::Normal,
+    });
+    // The report of a run is progress, not requested data: -q drops it;
+    // what went wrong still reaches stderr through the failure.
+    let mut sink = std::io::sink();
+    let reports = matches!(
+        cli.command,
+        Command::Run(_) | Command::Rollover(_) | Command::Hook(_)
+    );
+    let out: &mut dyn std::io::Write = if cli.quiet && reports { &mut sink } else { out };
     match cli.command {
         Command::Hash(args) => hash::run(&args, out, err),
         Command::Lookup(args) => lookup::run(&args, out),
