@@ -15,6 +15,9 @@ use crate::live::endpoint::{Endpoint as LiveEndpoint, Protocol};
 use crate::live::resolve::Trust;
 use crate::tlsa::Matching;
 
+pub mod audit;
+mod errors;
+
 /// Where the config is looked for when neither `-c` nor `TLSA_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/tlsa/tlsa.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/tlsa";
@@ -58,7 +61,9 @@ fn default_concurrency() -> usize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dnssec {
-    /// The recursive resolver used for validation and NS/address lookups.
+    /// The recursive resolver used for validation and NS/address lookups
+    /// (port 53 when absent).
+    #[serde(deserialize_with = "dns_address")]
     pub resolver: SocketAddr,
     /// DNSKEY or DS lines; the root KSKs when absent.
     pub anchor: Option<PathBuf>,
@@ -98,6 +103,13 @@ impl CertSet {
                     .map(str::parse::<Protocol>)
                     .transpose()
                     .map_err(|why| format!("{place}: starttls: {why}"))?;
+                if protocol.is_none() && Protocol::for_port(e.port).is_none() {
+                    // The config's own key, not the `check --starttls` flag.
+                    return Err(format!(
+                        "{place}: port {} has no default protocol; say how TLS starts with starttls = \"smtp\" (or \"lmtp\", \"imap\", \"pop3\", \"none\" for implicit TLS)",
+                        e.port
+                    ));
+                }
                 let endpoint = LiveEndpoint::new(&e.host, e.port, protocol)
                     .map_err(|why| format!("{place}: {why}"))?;
                 let addresses = (!e.addresses.is_empty()).then(|| e.addresses.clone());
@@ -124,7 +136,8 @@ pub struct Zone {
     pub name: Spanned<String>,
     /// How records are published; each back-end reads its own keys below.
     pub backend: BackendKind,
-    /// RFC 2136: the primary server that accepts UPDATE.
+    /// RFC 2136: the primary server that accepts UPDATE (port 53 when absent).
+    #[serde(default, deserialize_with = "optional_dns_address")]
     pub server: Option<SocketAddr>,
     /// RFC 2136: the TSIG key (a BIND key file or `algorithm:name:secret`).
     pub tsig_key: Option<SecretRef>,
@@ -143,16 +156,139 @@ pub struct Zone {
     pub reload: Option<Vec<String>>,
     /// Zone file: the zone's main file, whose SOA serial tlsa increments.
     pub serial_file: Option<PathBuf>,
-    /// Authoritative servers not in the NS set (a hidden primary).
-    #[serde(default)]
+    /// Authoritative servers not in the NS set (a hidden primary); port 53
+    /// when absent.
+    #[serde(default, deserialize_with = "dns_addresses")]
     pub extra_servers: Vec<SocketAddr>,
     /// Port for the addresses of the NS set (53 in production).
     #[serde(default = "default_ns_port")]
     pub ns_port: u16,
 }
 
+impl Zone {
+    /// The zone's back-end, ready to build (a TSIG key is loaded here; an
+    /// HTTP token when the back-end is built). `Err` names what is wrong.
+    pub fn backend(
+        &self,
+        name: &hickory_proto::rr::Name,
+    ) -> Result<crate::dns::backend::BackendConfig, String> {
+        use crate::dns::backend::BackendConfig;
+        use crate::dns::{cloudflare, desec, powerdns, rfc2136, tsig, zonefile};
+        let required = |what: &str| format!("zone {name}: {what} is missing");
+        Ok(match self.backend {
+            BackendKind::Rfc2136 => {
+                let server = self.server.ok_or_else(|| required("server"))?;
+                let key = match &self.tsig_key {
+                    Some(SecretRef {
+                        file: Some(file), ..
+                    }) => Some(tsig::TsigKey::from_file(file, None)),
+                    Some(SecretRef { env: Some(var), .. }) => Some(tsig::TsigKey::from_env(var)),
+                    Some(_) => return Err(format!("zone {name}: tsig_key needs file or env")),
+                    None => None,
+                }
+                .transpose()
+                .map_err(|e| format!("zone {name}: {e}"))?;
+                BackendConfig::Rfc2136(rfc2136::Rfc2136::new(server, key).with_zone(name.clone()))
+            }
+            BackendKind::Powerdns => {
+                let url = self.api_url.clone().ok_or_else(|| required("api_url"))?;
+                let key = self.api_key.as_ref().ok_or_else(|| required("api_key"))?;
+                let mut config = powerdns::PowerDnsConfig::new(url, key.source());
+                if let Some(id) = &self.server_id {
+                    config.server_id = id.clone();
+                }
+                config.zones = vec![name.clone()];
+                BackendConfig::PowerDns(config)
+            }
+            BackendKind::Cloudflare => {
+                let token = self.token.as_ref().ok_or_else(|| required("token"))?;
+                let mut config = cloudflare::CloudflareConfig::new(token.source());
+                if let Some(url) = &self.api_url {
+                    config.base_url = url.clone();
+                }
+                config.zones = vec![name.clone()];
+                BackendConfig::Cloudflare(config)
+            }
+            BackendKind::Desec => {
+                let token = self.token.as_ref().ok_or_else(|| required("token"))?;
+                let mut config = desec::DesecConfig::new(token.source());
+                if let Some(url) = &self.api_url {
+                    config.base_url = url.clone();
+                }
+                config.zones = vec![name.clone()];
+                BackendConfig::Desec(config)
+            }
+            BackendKind::Zonefile => {
+                let file = self
+                    .records_file
+                    .clone()
+                    .ok_or_else(|| required("records_file"))?;
+                let reload = self.reload.clone().ok_or_else(|| required("reload"))?;
+                let mut config = zonefile::ZoneFileConfig::new(name.clone(), file, reload);
+                config.serial_file = self.serial_file.clone();
+                BackendConfig::ZoneFile(config)
+            }
+        })
+    }
+
+    /// The zone's secret references with their config keys.
+    pub fn secrets(&self) -> impl Iterator<Item = (&'static str, &SecretRef)> {
+        [
+            ("tsig_key", &self.tsig_key),
+            ("api_key", &self.api_key),
+            ("token", &self.token),
+        ]
+        .into_iter()
+        .filter_map(|(key, secret)| secret.as_ref().map(|s| (key, s)))
+    }
+}
+
 fn default_ns_port() -> u16 {
-    53
+    DNS_PORT
+}
+
+/// The port a DNS server address means when it names none, everywhere an
+/// address is read (config and command line).
+pub const DNS_PORT: u16 = 53;
+
+/// A DNS server's address: `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53`
+/// or `[2001:db8::53]:5353`; port 53 when absent.
+pub fn parse_dns_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    with_default_port(text, DNS_PORT).ok_or_else(|| {
+            format!(
+            "{text:?} is not an IP address with an optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:5353; port {DNS_PORT} when absent)"
+        )
+    })
+}
+
+/// `192.0.2.1:25`, `[2001:db8::1]:25`, or an address alone (then `port`).
+pub fn with_default_port(text: &str, port: u16) -> Option<SocketAddr> {
+    let text = text.trim();
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        text.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port))
+    })
+}
+
+fn dns_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    parse_dns_address(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn optional_dns_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    dns_address(d).map(Some)
+}
+
+fn dns_addresses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| parse_dns_address(text).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -356,6 +492,39 @@ pub struct Deploy {
     /// Command run after a deploy, as an argument list (no shell).
     #[serde(default)]
     pub reload: Vec<String>,
+    /// User that owns the deployed files (a server running as another
+    /// user, e.g. `Debian-exim`, must read its key); tlsa's user when absent.
+    pub owner: Option<String>,
+    /// Group of the deployed files (e.g. `mail`).
+    pub group: Option<String>,
+    /// Mode of the private key files (`privkey.pem`, `combined.pem`), in
+    /// octal: `"0640"` lets `group` read them; 0600 when absent. The chain is
+    /// public (0644).
+    #[serde(default, deserialize_with = "key_mode")]
+    pub mode: Option<u32>,
+}
+
+/// The default mode of deployed private key files.
+pub const DEFAULT_KEY_MODE: u32 = 0o600;
+
+/// `"0640"`: octal, owner and group bits only (a private key readable by
+/// every user is a key anyone on the host can use).
+fn key_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let text = String::deserialize(d)?;
+    let mode = u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "mode {text:?}: expected an octal file mode in quotes, e.g. \"0640\""
+            ))
+        })?;
+    if mode & 0o007 != 0 {
+        return Err(serde::de::Error::custom(format!(
+            "mode \"{mode:04o}\" lets every user of the host read or change the private key: use \"0640\" with group = \"…\" (or \"0600\")"
+        )));
+    }
+    Ok(Some(mode))
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -397,15 +566,17 @@ impl Config {
 
     /// Parses and checks a config; the error text locates the problem.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: Config = toml::from_str(text).map_err(|e| one_paragraph(&e.to_string()))?;
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let syntax = text.parse::<toml::Table>().is_err();
+            errors::describe(text, &e, syntax)
+        })?;
         config.check(text)?;
         Ok(config)
     }
 
     fn check(&self, text: &str) -> Result<(), String> {
-        let at = |span: std::ops::Range<usize>| {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}")
+        let at = |span: std::ops::Range<usize>, message: String| {
+            errors::render(text, Some(span), &message)
         };
         if self.concurrency == 0 {
             return Err(
@@ -420,44 +591,38 @@ impl Config {
             );
         }
         for (i, set) in self.sets.iter().enumerate() {
-            if self.sets[..i]
-                .iter()
-                .any(|s| s.name.get_ref() == set.name.get_ref())
-            {
-                return Err(format!(
-                    "{}: set name {:?} is used twice; each [[set]] needs its own name",
-                    at(set.name.span()),
-                    set.name.get_ref()
+            let fail = |message: String| Err(at(set.name.span(), message));
+            let name = set.name.get_ref();
+            if self.sets[..i].iter().any(|s| s.name.get_ref() == name) {
+                return fail(format!(
+                    "set name {name:?} is used twice; each [[set]] needs its own name"
                 ));
             }
-            if !is_file_safe_name(set.name.get_ref()) {
-                return Err(format!(
-                    "{}: set name {:?}: use letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64): it names the set's state file and key directory",
-                    at(set.name.span()),
-                    set.name.get_ref()
+            if !is_file_safe_name(name) {
+                return fail(format!(
+                    "set name {name:?}: use letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64): it names the set's state file and key directory"
                 ));
             }
             if set.endpoints.is_empty() {
-                return Err(format!(
-                    "{}: set {:?} has no [[set.endpoint]]; add one with host and port",
-                    at(set.name.span()),
-                    set.name.get_ref()
+                return fail(format!(
+                    "set {name:?} has no [[set.endpoint]]; add one with host and port"
                 ));
             }
             // Caught here rather than at the verify step of some later roll.
             if let Err(why) = set.live_endpoints() {
-                return Err(format!(
-                    "{}: set {:?}: {why}",
-                    at(set.name.span()),
-                    set.name.get_ref()
-                ));
+                return fail(format!("set {name:?}: {why}"));
             }
         }
         for zone in &self.zones {
-            let place = format!("{}: zone {:?}", at(zone.name.span()), zone.name.get_ref());
+            let fail = |message: String| {
+                Err(at(
+                    zone.name.span(),
+                    format!("zone {:?}: {message}", zone.name.get_ref()),
+                ))
+            };
             let missing = match zone.backend {
                 BackendKind::Rfc2136 if zone.server.is_none() => {
-                    Some("server = \"ADDRESS:PORT\" (the primary accepting UPDATE)")
+                    Some("server = \"ADDRESS[:PORT]\" (the primary accepting UPDATE)")
                 }
                 BackendKind::Powerdns if zone.api_url.is_none() || zone.api_key.is_none() => {
                     Some("api_url = \"http://HOST:PORT\" and api_key = { file = \"PATH\" }")
@@ -471,18 +636,15 @@ impl Config {
                 _ => None,
             };
             if let Some(what) = missing {
-                return Err(format!(
-                    "{place}: backend \"{}\" needs {what}",
+                return fail(format!(
+                    "backend \"{}\" needs {what}",
                     format!("{:?}", zone.backend).to_lowercase()
                 ));
             }
-            for secret in [&zone.tsig_key, &zone.api_key, &zone.token]
-                .into_iter()
-                .flatten()
-            {
+            for (key, secret) in zone.secrets() {
                 if secret.file.is_some() == secret.env.is_some() {
-                    return Err(format!(
-                        "{place}: a secret needs exactly one of file = \"PATH\" or env = \"VARIABLE\""
+                    return fail(format!(
+                        "{key} needs exactly one of file = \"PATH\" or env = \"VARIABLE\""
                     ));
                 }
             }
@@ -513,7 +675,10 @@ impl Config {
         struct DeploySpans {
             dir: Spanned<PathBuf>,
         }
-        let spans: Spans = toml::from_str(text).map_err(|e| one_paragraph(&e.to_string()))?;
+        // Parsed once already: a failure here cannot carry new information (and
+        // its text could quote a secret), so it is not shown.
+        let spans: Spans = toml::from_str(text)
+            .map_err(|_| "the config could not be read again to locate its settings".to_string())?;
         let line = |span: std::ops::Range<usize>| {
             text[..span.start.min(text.len())].matches('\n').count() + 1
         };
@@ -607,17 +772,6 @@ fn absolute_name(name: &str) -> Option<hickory_proto::rr::Name> {
     hickory_proto::rr::Name::from_ascii(format!("{}.", name.trim_end_matches('.'))).ok()
 }
 
-/// toml's messages span several lines with a source excerpt; keep them but
-/// make them one paragraph for logs and terminals alike.
-fn one_paragraph(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Whether a set name can name files: no path separators, no leading dot.
 pub(crate) fn is_file_safe_name(name: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -694,17 +848,32 @@ port = 25
     fn a_typo_names_the_line_and_key() {
         let typo = GOOD.replace("matching =", "matchin =");
         let err = Config::parse(&typo).unwrap_err();
-        assert!(err.contains("line 18") && err.contains("matchin"), "{err}");
-        assert!(!err.contains('\n'), "one paragraph: {err}");
+        assert!(
+            err.contains("line 18") && err.contains("did you mean `matching`?"),
+            "{err}"
+        );
+        // toml's layout: the message, then the line under a gutter, with a caret.
+        assert!(err.contains("\n18 | matchin = "), "{err}");
     }
 
     #[test]
     fn bad_values_say_what_is_expected() {
         let err = Config::parse(&GOOD.replace("192.0.2.53:53", "ns1.example.com")).unwrap_err();
         assert!(
-            err.contains("line 11") && err.contains("socket address"),
+            err.contains("line 11") && err.contains("not an IP address with an optional port"),
             "{err}"
         );
+        let bare = Config::parse(&GOOD.replace("127.0.0.1:53", "127.0.0.1")).unwrap();
+        assert_eq!(bare.dnssec.resolver, "127.0.0.1:53".parse().unwrap());
+        let err = Config::parse(&GOOD.replace("port = 25", "port = 70000")).unwrap_err();
+        assert!(err.contains("a port number (1-65535)"), "{err}");
+        let err = Config::parse(&GOOD.replace("[[set]]", "[[sets]]")).unwrap_err();
+        assert!(
+            err.contains("unknown table `sets`, did you mean `set`?"),
+            "{err}"
+        );
+        let err = Config::parse(&GOOD.replace("port = 25", "port = 2525")).unwrap_err();
+        assert!(err.contains("starttls = \"smtp\""), "{err}");
         let err = Config::parse(&GOOD.replace("sha2-512", "md5")).unwrap_err();
         assert!(err.contains("SHA2-256"), "{err}");
         let err =

@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 /// `mode` applies from creation, so a private key is never readable by others
 /// even for an instant.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
-    replace_all(&[(path, content, mode)]).map_err(|e| e.error)
+    replace_all(&[(path, content, mode)], None).map_err(|e| e.error)
 }
+
+/// A file's owner and group (`None`: the creating process's).
+pub type Ownership = (Option<nix::unistd::Uid>, Option<nix::unistd::Gid>);
 
 /// Mode of the directories tlsa creates for itself (state, keys, staged
 /// certificates): private keys live there.
@@ -64,11 +67,18 @@ pub struct ReplaceError {
 /// rename puts back those already replaced. A crash in the middle of the
 /// renames can still leave a mix, as rename is atomic per file only: the
 /// roll engine redoes an unfinished deploy on its next run.
-pub fn replace_all(files: &[(&Path, &[u8], u32)]) -> Result<(), ReplaceError> {
+///
+/// With `owner`, each file is given that owner and group, and its exact
+/// mode (not narrowed by the umask), on the temporary before the rename, so
+/// the target never exists with the wrong owner or mode.
+pub fn replace_all(
+    files: &[(&Path, &[u8], u32)],
+    owner: Option<Ownership>,
+) -> Result<(), ReplaceError> {
     let mut staged: Vec<Staged> = Vec::new();
     let result = (|| {
         for &(path, content, mode) in files {
-            staged.push(Staged::write(path, content, mode)?);
+            staged.push(Staged::write(path, content, mode, owner)?);
         }
         for (done, file) in staged.iter().enumerate() {
             if let Err(error) = fs::rename(&file.tmp, file.path) {
@@ -108,7 +118,12 @@ struct Staged<'a> {
 }
 
 impl<'a> Staged<'a> {
-    fn write(path: &'a Path, content: &[u8], mode: u32) -> Result<Self, ReplaceError> {
+    fn write(
+        path: &'a Path,
+        content: &[u8],
+        mode: u32,
+        owner: Option<Ownership>,
+    ) -> Result<Self, ReplaceError> {
         let fail = |error| ReplaceError {
             path: path.to_path_buf(),
             error,
@@ -137,11 +152,17 @@ impl<'a> Staged<'a> {
             backup: None,
         };
         let written = (|| {
+            use std::os::unix::fs::PermissionsExt;
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(mode)
+                .mode(mode & 0o600)
                 .open(&staged.tmp)?;
+            // Created readable by this user only; widened once it has its owner.
+            if let Some((uid, gid)) = owner {
+                nix::unistd::fchown(&file, uid, gid).map_err(io::Error::from)?;
+            }
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
             file.write_all(content)?;
             file.sync_all()?;
             if fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {

@@ -186,14 +186,7 @@ fn a_live_key_without_record_is_republished_with_an_alarm_until_safe() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&lab, dir.path());
     assert!(tlsa(&config, &["run", "--wait"]).status.success());
-    let live = deployed_key(dir.path());
-    let owner = lab.name("_25._tcp.mail");
-    lab.nsupdate_ok(&format!("update delete {owner} TLSA 3 1 1 {live}"));
-    support::poll_until(
-        "deletion served",
-        std::time::Duration::from_secs(10),
-        || (!served(&lab).contains(&live)).then_some(()),
-    );
+    let live = support::remove_live_record(&lab, dir.path());
 
     let emergency = tlsa(&config, &["run"]);
     assert_eq!(

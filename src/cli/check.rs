@@ -8,7 +8,7 @@
 //! never mistakes a typo in its configuration for a broken server.
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,6 +18,7 @@ use clap::Args;
 use super::Failure;
 use crate::config::{CertSet, Config};
 use crate::dns::dnssec::Anchors;
+use crate::dns::resolver_probe::{self, ResolverDnssec};
 use crate::live::capture::{ConnectOptions, default_helo};
 use crate::live::check::{self, CheckOptions, Report, Target};
 use crate::live::endpoint::{Endpoint, Protocol};
@@ -145,6 +146,19 @@ fn checked(args: &CheckArgs) -> Result<Report, String> {
             .await
             .map_err(|e| e.to_string())?;
         let mut report = check::check(&targets, Arc::new(dns), &options).await;
+        // A resolver that drops RRSIGs makes every zone look bogus: ask it
+        // for the anchor zone's DNSKEY (known to be signed) before blaming one.
+        if report.has_dnssec_failure() {
+            let zone = match &trust {
+                Trust::Anchored(anchors) => resolver_probe::anchor_zone(anchors),
+                Trust::ResolverAd => hickory_proto::rr::Name::root(),
+            };
+            if let Ok(ResolverDnssec::StripsSignatures) =
+                resolver_probe::probe(resolver, &zone).await
+            {
+                report.distrust_resolver(resolver_probe::strips_advice(resolver, &zone));
+            }
+        }
         if let Some(config) = &config {
             label_with_sets(&mut report, config, &args.sets);
         }
@@ -214,17 +228,19 @@ fn config_targets(config: &Config, only: &[String]) -> Result<Vec<Target>, Strin
 /// UNKNOWN: the monitoring line still goes to stdout (as JSON with --json),
 /// and the reason to stderr.
 fn unknown(args: &CheckArgs, why: String, out: &mut dyn Write) -> Failure {
+    // The monitoring line is one line: a config error's excerpt goes to stderr only.
+    let first = why.lines().next().unwrap_or_default();
     if args.json {
         let doc = serde_json::json!({
             "schema": check::SCHEMA,
             "status": Status::Unknown,
             "exit_code": Status::Unknown.exit_code(),
-            "summary": format!("TLSA UNKNOWN: {why}"),
+            "summary": format!("TLSA UNKNOWN: {first}"),
             "error": why,
         });
         let _ = writeln!(out, "{doc:#}");
     } else {
-        let _ = writeln!(out, "TLSA UNKNOWN: {why}");
+        let _ = writeln!(out, "TLSA UNKNOWN: {first}");
     }
     Failure::Monitoring {
         code: Status::Unknown.exit_code(),
@@ -326,22 +342,13 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
 
 /// `192.0.2.1:25`, `[2001:db8::1]:25`, or an address alone (then `port`).
 fn parse_address(text: &str, port: u16) -> Result<SocketAddr, String> {
-    let text = text.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let bare = text.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, port))
-        .map_err(|_| {
-            format!("--address {text:?} is not an IP address with an optional port (192.0.2.1:25, [2001:db8::1]:25)")
-        })
+    crate::config::with_default_port(text, port).ok_or_else(|| {
+        format!("--address {text:?} is not an IP address with an optional port (192.0.2.1:25, [2001:db8::1]:25)")
+    })
 }
 
 fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
-    parse_address(text, 53).map_err(|_| {
-        format!("--resolver {text:?} is not an IP address with an optional port (127.0.0.1, 127.0.0.1:5353)")
-    })
+    crate::config::parse_dns_address(text).map_err(|why| format!("--resolver {why}"))
 }
 
 /// The summary line, then one block per endpoint.

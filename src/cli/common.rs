@@ -21,8 +21,116 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     pub fn load(&self) -> Result<Config, Failure> {
-        Config::load(&self.config).map_err(|e| Failure::Input(vec![e.to_string()]))
+        let config = Config::load(&self.config).map_err(|e| Failure::Input(vec![e.to_string()]))?;
+        describe(&self.config, &config);
+        Ok(config)
     }
+}
+
+/// `-c` for commands that work without a config and take their settings
+/// from it when one is given (`lookup`, `providers`).
+#[derive(Debug, Clone, Args)]
+pub struct OptionalConfigArgs {
+    /// Take the settings from this tlsa config (resolver, trust anchor,
+    /// zones) where the command line gives none.
+    #[arg(short, long, env = "TLSA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl OptionalConfigArgs {
+    pub fn load(&self) -> Result<Option<Config>, Failure> {
+        let Some(file) = self.config.as_deref() else {
+            return Ok(None);
+        };
+        let config = Config::load(file).map_err(|e| Failure::Input(vec![e.to_string()]))?;
+        describe(file, &config);
+        Ok(Some(config))
+    }
+}
+
+/// `-v`: which config, and what it points at.
+fn describe(file: &std::path::Path, config: &Config) {
+    if verbosity() < Verbosity::Verbose {
+        return;
+    }
+    say(
+        Verbosity::Verbose,
+        &format!(
+            "config {}: {} zone(s), {} set(s), state in {}",
+            file.display(),
+            config.zones.len(),
+            config.sets.len(),
+            config.state_dir.display()
+        ),
+    );
+    let trust = match &config.dnssec.trust() {
+        crate::live::resolve::Trust::ResolverAd => "the resolver's AD bit".to_string(),
+        crate::live::resolve::Trust::Anchored(crate::dns::dnssec::Anchors::RootKeys) => {
+            "validated here from the root KSKs".to_string()
+        }
+        crate::live::resolve::Trust::Anchored(crate::dns::dnssec::Anchors::File(path)) => {
+            format!("validated here from {}", path.display())
+        }
+    };
+    say(
+        Verbosity::Verbose,
+        &format!("resolver {}, DNSSEC: {trust}", config.dnssec.resolver),
+    );
+    for zone in &config.zones {
+        say(
+            Verbosity::Verbose,
+            &format!(
+                "zone {}: {} back-end",
+                zone.name.get_ref(),
+                format!("{:?}", zone.backend).to_lowercase()
+            ),
+        );
+    }
+}
+
+/// How much a command tells on stderr besides errors and alarms: set once
+/// by `-q`/`-v` before the command runs (a process runs one command).
+static VERBOSITY: std::sync::atomic::AtomicU8 =
+    std::sync::atomic::AtomicU8::new(Verbosity::Normal as u8);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Verbosity {
+    /// `-q`: only errors and alarms.
+    Quiet = 0,
+    /// Progress lines as steps happen.
+    Normal = 1,
+    /// `-v`: also what the command works with (config, resolver, back-ends).
+    Verbose = 2,
+}
+
+pub fn set_verbosity(level: Verbosity) {
+    VERBOSITY.store(level as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
+}
+
+/// A progress line on stderr, shown at `level` and above; alarms and
+/// warnings always are.
+pub fn say(level: Verbosity, line: &str) {
+    let always = line.starts_with("ALARM") || line.starts_with("warning");
+    if always || verbosity() >= level {
+        super::journal::say(super::journal::Level::of_progress(line), line);
+    }
+}
+
+/// Whether to colour output going to a stream: only a terminal, and never
+/// when NO_COLOR is set to anything non-empty (https://no-color.org) or the
+/// terminal is `dumb`.
+pub fn colour(is_terminal: bool) -> bool {
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    is_terminal && !set("NO_COLOR") && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 /// A tokio runtime for one command.
@@ -62,7 +170,7 @@ pub async fn engine(config: Config) -> Result<Engine, Failure> {
         config,
         Arc::new(SystemClock),
         servers,
-        Box::new(|line: &str| super::journal::say(super::journal::Level::of_progress(line), line)),
+        Box::new(|line: &str| say(Verbosity::Normal, line)),
     )
     .await
     .map_err(engine_failure)
@@ -71,8 +179,21 @@ pub async fn engine(config: Config) -> Result<Engine, Failure> {
 pub fn engine_failure(error: EngineError) -> Failure {
     match error {
         EngineError::Config(_) => Failure::Input(vec![error.to_string()]),
+        EngineError::Dns(ref dns) if is_config_error(dns) => {
+            Failure::Input(vec![error.to_string()])
+        }
         other => Failure::Runtime(vec![other.to_string()]),
     }
+}
+
+/// Whether a DNS-layer error is the config's fault (exit 2): a token file
+/// that cannot be read is the same class of error as a TSIG key file that
+/// cannot be read.
+pub fn is_config_error(error: &crate::dns::DnsError) -> bool {
+    matches!(
+        error,
+        crate::dns::DnsError::Secret { .. } | crate::dns::DnsError::Config(_)
+    )
 }
 
 pub use crate::roll::executor::when;

@@ -153,8 +153,13 @@ pub fn csr(args: &CsrArgs, out: &mut dyn Write) -> Result<(), Failure> {
                 args.set
             )])
         })?;
-    let mut names: Vec<String> = set.endpoints.iter().map(|e| e.host.clone()).collect();
-    names.dedup();
+    // Each host once, in config order: the first becomes the subject's CN.
+    let mut names: Vec<String> = Vec::new();
+    for host in set.endpoints.iter().map(|e| &e.host) {
+        if !names.contains(host) {
+            names.push(host.clone());
+        }
+    }
     let path = keys::key_path(&config.state_dir, &args.set, &next);
     let pem = keys::csr_pem(&path, &names).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
     out.write_all(pem.as_bytes())

@@ -15,15 +15,20 @@ use super::{Failure, owner};
 use crate::dns::dnssec::{Anchors, Validation, Validator};
 use crate::dns::propagation::{Discovery, Lookup, Observation, Origin, ZoneServers};
 use crate::dns::zone::zone_via_resolver;
+use crate::live::resolve::{self, Trust};
 
 #[derive(Debug, Args)]
 pub struct LookupArgs {
     /// The TLSA owner name, e.g. _25._tcp.mail.example.com.
     pub owner: String,
-    /// Recursive resolver for the zone's NS set, addresses and validation.
-    #[arg(long, default_value = "127.0.0.1:53", value_name = "ADDR:PORT")]
-    pub resolver: SocketAddr,
-    /// Trust anchor file (DNSKEY or DS lines) [default: the root KSKs].
+    #[command(flatten)]
+    pub config: common::OptionalConfigArgs,
+    /// Recursive resolver for the zone's NS set, addresses and validation
+    /// (port 53 when absent) [default: the config's, else the first
+    /// nameserver in /etc/resolv.conf].
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::config::parse_dns_address)]
+    pub resolver: Option<SocketAddr>,
+    /// Trust anchor file (DNSKEY or DS lines) [default: the config's, else the root KSKs].
     #[arg(long, value_name = "FILE", conflicts_with = "ad")]
     pub anchor: Option<PathBuf>,
     /// Trust the resolver's AD bit instead of validating (weaker: trusts the
@@ -33,9 +38,10 @@ pub struct LookupArgs {
     /// Also ask this server (e.g. a hidden primary); repeatable.
     #[arg(long = "server", value_name = "ADDR:PORT")]
     pub servers: Vec<SocketAddr>,
-    /// Port to use for the NS addresses.
-    #[arg(long, default_value_t = 53)]
-    pub ns_port: u16,
+    /// Port to use for the NS addresses [default: the config's zone's
+    /// `ns_port`, else 53].
+    #[arg(long)]
+    pub ns_port: Option<u16>,
     #[arg(long)]
     pub json: bool,
 }
@@ -77,7 +83,8 @@ struct ServerReport {
 pub fn run(args: &LookupArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let owner_text = owner::normalise(&args.owner).map_err(|e| Failure::Input(vec![e]))?;
     let owner = Name::from_ascii(&owner_text).map_err(|e| Failure::Input(vec![e.to_string()]))?;
-    let report = common::runtime()?.block_on(lookup(args, owner))?;
+    let settings = Settings::new(args, &owner)?;
+    let report = common::runtime()?.block_on(lookup(&settings, owner))?;
     let written = if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)
             .map_err(std::io::Error::other)
@@ -97,15 +104,61 @@ pub fn run(args: &LookupArgs, out: &mut dyn Write) -> Result<(), Failure> {
     }
 }
 
-async fn lookup(args: &LookupArgs, owner: Name) -> Result<Report, Failure> {
+/// The command line over the config over the defaults.
+struct Settings {
+    resolver: SocketAddr,
+    trust: Trust,
+    servers: Vec<SocketAddr>,
+    ns_port: u16,
+}
+
+impl Settings {
+    fn new(args: &LookupArgs, owner: &Name) -> Result<Self, Failure> {
+        let config = args.config.load()?;
+        let resolver = match (args.resolver, &config) {
+            (Some(resolver), _) => resolver,
+            (None, Some(config)) => config.dnssec.resolver,
+            (None, None) => resolve::system_resolver().map_err(|e| Failure::Input(vec![e]))?,
+        };
+        let trust = match (&args.anchor, args.ad, &config) {
+            (_, true, _) => Trust::ResolverAd,
+            (Some(file), false, _) => Trust::Anchored(Anchors::File(file.clone())),
+            (None, false, Some(config)) => config.dnssec.trust(),
+            (None, false, None) => Trust::Anchored(Anchors::RootKeys),
+        };
+        // The configured zone that holds the owner: its hidden primary and NS port.
+        let zone = config.as_ref().and_then(|config| {
+            config.zones.iter().find(|z| {
+                Name::from_ascii(z.name.get_ref()).is_ok_and(|mut name| {
+                    name.set_fqdn(true);
+                    name.zone_of(owner)
+                })
+            })
+        });
+        let mut servers = args.servers.clone();
+        if servers.is_empty() {
+            servers = zone.map(|z| z.extra_servers.clone()).unwrap_or_default();
+        }
+        let ns_port = args
+            .ns_port
+            .or(zone.map(|z| z.ns_port))
+            .unwrap_or(crate::config::DNS_PORT);
+        Ok(Settings {
+            resolver,
+            trust,
+            servers,
+            ns_port,
+        })
+    }
+}
+
+async fn lookup(args: &Settings, owner: Name) -> Result<Report, Failure> {
     let runtime_error = |e: crate::dns::DnsError| Failure::Runtime(vec![e.to_string()]);
-    let validator = if args.ad {
-        Validator::resolver_ad(args.resolver)
-    } else {
-        let anchors = args.anchor.clone().map_or(Anchors::RootKeys, Anchors::File);
-        Validator::anchored(args.resolver, &anchors)
+    let validator = match &args.trust {
+        Trust::ResolverAd => Validator::resolver_ad(args.resolver),
+        Trust::Anchored(anchors) => Validator::anchored(args.resolver, anchors)
             .await
-            .map_err(runtime_error)?
+            .map_err(runtime_error)?,
     };
     let observe = async {
         let zone = zone_via_resolver(args.resolver, &owner).await?;

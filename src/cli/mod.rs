@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 mod common;
+pub mod config;
 pub mod generate;
 pub mod hash;
 pub mod hook;
@@ -19,10 +20,29 @@ pub mod status;
 
 /// Manage DANE TLSA records: compute, publish, roll and verify.
 #[derive(Debug, Parser)]
-#[command(name = "tlsa", version, about, long_about = None)]
+#[command(
+    name = "tlsa",
+    version,
+    about,
+    long_about = None,
+    after_help = "Every command that reads the config takes -c FILE (or TLSA_CONFIG; default /etc/tlsa/tlsa.toml).
+
+Exit codes (all commands but `check`): 0 done, nothing wrong; 1 the work failed (a DNS server,
+provider, resolver or live check said no; an alarm); 2 the config or the command line is wrong,
+or a file the config names (TSIG key, token, anchor) cannot be used.
+`tlsa check` is a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Only errors and alarms on stderr; `run`, `rollover` and `hook` print
+    /// no report either (for cron: mail only when something is wrong).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr: the config, resolver, trust anchor and
+    /// back-ends a command works with.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,9 +67,11 @@ pub enum Command {
     /// Connect to an endpoint's addresses and check the presented key against
     /// its validated TLSA records (monitoring exit codes 0/1/2/3).
     Check(check::CheckArgs),
-    /// Check, read-only, that a DNS back-end's credentials work for a zone
-    /// (never prints a secret).
+    /// Check, read-only, that the DNS back-ends' credentials work (every
+    /// zone of the config, or one back-end by flags; never prints a secret).
     Providers(providers::ProvidersArgs),
+    /// Check the config and everything it names (`tlsa config check [--online]`).
+    Config(config::ConfigCommandArgs),
 }
 
 /// How a command failed; decides the exit code.
@@ -97,6 +119,19 @@ pub fn run(
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
 ) -> Result<(), Failure> {
+    common::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => common::Verbosity::Quiet,
+        (false, true) => common::Verbosity::Verbose,
+        (false, false) => common::Verbosity::Normal,
+    });
+    // The report of a run is progress, not requested data: -q drops it;
+    // what went wrong still reaches stderr through the failure.
+    let mut sink = std::io::sink();
+    let reports = matches!(
+        cli.command,
+        Command::Run(_) | Command::Rollover(_) | Command::Hook(_)
+    );
+    let out: &mut dyn std::io::Write = if cli.quiet && reports { &mut sink } else { out };
     match cli.command {
         Command::Hash(args) => hash::run(&args, out, err),
         Command::Lookup(args) => lookup::run(&args, out),
@@ -108,5 +143,6 @@ pub fn run(
         Command::Csr(args) => hook::csr(&args, out),
         Command::Check(args) => check::run(&args, out),
         Command::Providers(args) => providers::run(&args, out),
+        Command::Config(args) => config::run(&args, out),
     }
 }

@@ -1,6 +1,6 @@
-//! `tlsa providers`: checks, read-only, that a back-end's credentials work
-//! for a zone, without printing any secret. Until back-ends are part of the
-//! configuration file, the back-end is described by flags.
+//! `tlsa providers`: checks, read-only, that the back-ends' credentials work,
+//! without printing any secret: every zone of the config (RFC 2136 with a
+//! TSIG-signed query), or one back-end described by flags.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 use hickory_proto::rr::Name;
 
 use super::Failure;
-use crate::dns::backend::{BackendConfig, check_credentials};
+use super::common::{self, ConfigArgs};
+use crate::dns::backend::{BackendConfig, CredentialCheck, check_credentials};
 use crate::dns::cloudflare::CloudflareConfig;
 use crate::dns::desec::DesecConfig;
 use crate::dns::http::SecretSource;
@@ -24,18 +25,27 @@ pub enum Kind {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
+#[command(
+    after_help = "Exit codes: 0 every back-end works, 1 a back-end refused or failed, \
+    2 the config (or a file it names, e.g. a token or TSIG key file) is wrong.\n\n\
+    Examples:\n  \
+    tlsa providers                       (every zone of $TLSA_CONFIG or /etc/tlsa/tlsa.toml)\n  \
+    tlsa providers -c /etc/tlsa/tlsa.toml --zone example.com\n  \
     tlsa providers --backend powerdns --zone example.com --api-url http://127.0.0.1:8081 --secret-file /etc/tlsa/pdns.key\n  \
     tlsa providers --backend cloudflare --zone example.com --secret-env CLOUDFLARE_API_TOKEN\n  \
     tlsa providers --backend zonefile --zone example.com --records-file /etc/bind/tlsa.example.com.db \\\n      \
-    --serial-file /etc/bind/example.com.db -- rndc reload {zone}")]
+    --serial-file /etc/bind/example.com.db -- rndc reload {zone}"
+)]
 pub struct ProvidersArgs {
-    /// The back-end to check.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Check this back-end, described by the flags below, instead of the
+    /// config's zones.
     #[arg(long)]
-    pub backend: Kind,
-    /// The zone the records are published in.
+    pub backend: Option<Kind>,
+    /// The zone the records are published in (with a config: only this zone).
     #[arg(long)]
-    pub zone: String,
+    pub zone: Option<String>,
     /// The API's URL (Cloudflare, deSEC: their public API by default; PowerDNS: the webserver).
     #[arg(long)]
     pub api_url: Option<String>,
@@ -63,52 +73,118 @@ pub struct ProvidersArgs {
 }
 
 pub fn run(args: &ProvidersArgs, out: &mut dyn std::io::Write) -> Result<(), Failure> {
-    let config = backend_config(args).map_err(|e| Failure::Input(vec![e]))?;
-    let zone = Name::from_ascii(&args.zone)
+    let backends = match args.backend {
+        Some(kind) => {
+            let zone = args
+                .zone
+                .as_deref()
+                .ok_or_else(|| Failure::Input(vec!["--backend needs --zone ZONE".into()]))?;
+            let config = backend_config(args, kind, zone).map_err(|e| Failure::Input(vec![e]))?;
+            vec![(absolute(zone)?, Ok(config))]
+        }
+        None => configured(args)?,
+    };
+    let checks: Vec<CredentialCheck> = common::runtime()?.block_on(async {
+        let mut checks = Vec::new();
+        for (zone, config) in &backends {
+            checks.push(match config {
+                Ok(config) => check_credentials(config, zone).await,
+                Err(why) => CredentialCheck {
+                    zone: zone.clone(),
+                    kind: "config",
+                    backend: None,
+                    outcome: Err(crate::dns::DnsError::Config(why.clone())),
+                },
+            });
+        }
+        checks
+    });
+    let written = if args.json {
+        let values: Vec<serde_json::Value> = checks.iter().map(json).collect();
+        // One back-end by flags: one object, as before; the config's: a list.
+        match (args.backend, values.as_slice()) {
+            (Some(_), [one]) => writeln!(out, "{one:#}"),
+            _ => writeln!(out, "{:#}", serde_json::Value::Array(values)),
+        }
+    } else {
+        checks.iter().try_for_each(|check| writeln!(out, "{check}"))
+    };
+    written.map_err(|e| Failure::Runtime(vec![format!("cannot write the output: {e}")]))?;
+    let failed: Vec<&crate::dns::DnsError> = checks
+        .iter()
+        .filter_map(|c| c.outcome.as_ref().err())
+        .collect();
+    let messages = failed.iter().map(ToString::to_string).collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        all if all.iter().all(|e| common::is_config_error(e)) => Err(Failure::Input(messages)),
+        _ => Err(Failure::Runtime(messages)),
+    }
+}
+
+fn json(check: &CredentialCheck) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "zone": check.zone.to_string(),
+        "backend": check.kind,
+        "description": check.backend,
+        "ok": check.is_ok(),
+    });
+    match &check.outcome {
+        Ok(details) => value["details"] = serde_json::json!(details),
+        Err(e) => value["error"] = serde_json::json!(e.to_string()),
+    }
+    value
+}
+
+fn absolute(zone: &str) -> Result<Name, Failure> {
+    Name::from_ascii(zone)
         .map(|mut z| {
             z.set_fqdn(true);
             z
         })
-        .map_err(|e| Failure::Input(vec![format!("--zone {:?}: {e}", args.zone)]))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Runtime(vec![format!("cannot start the async runtime: {e}")]))?;
-    let check = runtime.block_on(check_credentials(&config, &zone));
-    let written = if args.json {
-        let mut value = serde_json::json!({
-            "zone": check.zone.to_string(),
-            "backend": check.kind,
-            "description": check.backend,
-            "ok": check.is_ok(),
-        });
-        match &check.outcome {
-            Ok(details) => value["details"] = serde_json::json!(details),
-            Err(e) => value["error"] = serde_json::json!(e.to_string()),
-        }
-        writeln!(out, "{value:#}")
-    } else {
-        writeln!(out, "{check}")
-    };
-    written.map_err(|e| Failure::Runtime(vec![format!("cannot write the output: {e}")]))?;
-    match check.outcome {
-        Ok(_) => Ok(()),
-        Err(e) => Err(Failure::Runtime(vec![e.to_string()])),
-    }
+        .map_err(|e| Failure::Input(vec![format!("--zone {zone:?}: {e}")]))
 }
 
-fn backend_config(args: &ProvidersArgs) -> Result<BackendConfig, String> {
+/// Every zone of the config (or the one `--zone` names) with its back-end.
+type Configured = Vec<(Name, Result<BackendConfig, String>)>;
+
+fn configured(args: &ProvidersArgs) -> Result<Configured, Failure> {
+    let config = args.config.load()?;
+    let wanted = args.zone.as_deref().map(absolute).transpose()?;
+    let zones: Configured = config
+        .zones
+        .iter()
+        .filter_map(|zone| {
+            let name = absolute(zone.name.get_ref()).ok()?;
+            wanted
+                .as_ref()
+                .is_none_or(|w| *w == name)
+                .then(|| (name.clone(), zone.backend(&name)))
+        })
+        .collect();
+    if zones.is_empty() {
+        return Err(Failure::Input(vec![match &args.zone {
+            Some(zone) => format!(
+                "{}: no [[zone]] named {zone:?}",
+                args.config.config.display()
+            ),
+            None => format!("{}: no [[zone]] to check", args.config.config.display()),
+        }]));
+    }
+    Ok(zones)
+}
+
+fn backend_config(args: &ProvidersArgs, kind: Kind, zone: &str) -> Result<BackendConfig, String> {
     let secret = || match (&args.secret_file, &args.secret_env) {
         (Some(file), _) => Ok(SecretSource::File(file.clone())),
         (None, Some(var)) => Ok(SecretSource::Env(var.clone())),
         (None, None) => Err(format!(
             "--backend {}: give --secret-file FILE or --secret-env VARIABLE",
-            args.backend
-                .to_possible_value()
+            kind.to_possible_value()
                 .map_or("?".into(), |v| v.get_name().to_string())
         )),
     };
-    Ok(match args.backend {
+    Ok(match kind {
         Kind::Cloudflare => {
             let mut config = CloudflareConfig::new(secret()?);
             if let Some(url) = &args.api_url {
@@ -142,8 +218,7 @@ fn backend_config(args: &ProvidersArgs) -> Result<BackendConfig, String> {
                         .into(),
                 );
             }
-            let zone =
-                Name::from_ascii(&args.zone).map_err(|e| format!("--zone {:?}: {e}", args.zone))?;
+            let zone = Name::from_ascii(zone).map_err(|e| format!("--zone {zone:?}: {e}"))?;
             let mut config = ZoneFileConfig::new(zone, records, args.reload.clone());
             config.serial_file = args.serial_file.clone();
             BackendConfig::ZoneFile(config)

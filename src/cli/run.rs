@@ -159,7 +159,10 @@ pub fn execute(config: Config, options: &RunOptions) -> Result<Vec<SetOutcome>, 
     let runtime = common::runtime()?;
     runtime.block_on(async {
         let mut engine = common::engine(config).await?;
-        if options.wait && std::io::stderr().is_terminal() {
+        if options.wait
+            && std::io::stderr().is_terminal()
+            && common::verbosity() > common::Verbosity::Quiet
+        {
             engine = engine.with_countdown(Box::new(|line: &str| {
                 eprint!("\r\x1b[K{line}");
                 if line.is_empty() {

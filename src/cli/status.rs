@@ -158,7 +158,8 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
     let now = unix(std::time::SystemTime::now());
     for set in report {
         writeln!(out, "set {}", set.set)?;
-        let (red, reset) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let (red, reset) = if common::colour(terminal) {
             ("\x1b[1;31m", "\x1b[0m")
         } else {
             ("", "")

@@ -14,11 +14,14 @@ use super::cloudflare::{Cloudflare, CloudflareConfig};
 use super::desec::{Desec, DesecConfig};
 use super::powerdns::{PowerDns, PowerDnsConfig};
 use super::provider::Provider;
+use super::rfc2136::Rfc2136;
 use super::zonefile::{ZoneFile, ZoneFileConfig};
 
 /// The configuration of one back-end.
 #[derive(Debug, Clone)]
 pub enum BackendConfig {
+    /// With its TSIG key loaded (the key file is read when the config is).
+    Rfc2136(Rfc2136),
     Cloudflare(CloudflareConfig),
     Desec(DesecConfig),
     PowerDns(PowerDnsConfig),
@@ -29,6 +32,7 @@ impl BackendConfig {
     /// `cloudflare`, `powerdns`, `zonefile`.
     pub fn kind(&self) -> &'static str {
         match self {
+            BackendConfig::Rfc2136(_) => "rfc2136",
             BackendConfig::Cloudflare(_) => "cloudflare",
             BackendConfig::Desec(_) => "desec",
             BackendConfig::PowerDns(_) => "powerdns",
@@ -39,6 +43,7 @@ impl BackendConfig {
     /// The back-end, ready to use (loads its secret).
     pub fn build(&self) -> Result<Box<dyn Provider>, DnsError> {
         Ok(match self {
+            BackendConfig::Rfc2136(r) => Box::new(r.clone()),
             BackendConfig::Cloudflare(c) => Box::new(Cloudflare::new(c)?),
             BackendConfig::Desec(c) => Box::new(Desec::new(c)?),
             BackendConfig::PowerDns(c) => Box::new(PowerDns::new(c)?),
@@ -81,7 +86,7 @@ impl fmt::Display for CredentialCheck {
 }
 
 /// Checks, without changing anything, that `config` works for `zone`:
-/// Cloudflare — token status, zone lookup, DNS read; deSEC — reads the
+/// RFC 2136 — a TSIG-signed SOA query to the primary; Cloudflare — token status, zone lookup, DNS read; deSEC — reads the
 /// domain; PowerDNS — reads the
 /// zone; zone file — the records file readable, well-formed and writable,
 /// the serial file, the reload program present (not run).
@@ -93,6 +98,10 @@ pub async fn check_credentials(config: &BackendConfig, zone: &Name) -> Credentia
         outcome: Ok(Vec::new()),
     };
     check.outcome = match config {
+        BackendConfig::Rfc2136(r) => {
+            check.backend = Some(r.describe());
+            r.check(zone).await
+        }
         BackendConfig::Cloudflare(c) => match Cloudflare::new(c) {
             Ok(cf) => {
                 check.backend = Some(cf.describe());

@@ -14,6 +14,7 @@ pub mod propagation;
 pub mod provider;
 pub mod query;
 pub mod rdata;
+pub mod resolver_probe;
 pub mod rfc2136;
 pub mod tsig;
 pub mod ttl;

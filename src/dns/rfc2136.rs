@@ -100,13 +100,7 @@ impl Rfc2136 {
     async fn apply_message(&self, set: &ChangeSet, unix_time: u64) -> Result<Applied, DnsError> {
         let question = format!("UPDATE of zone {}", set.zone);
         let mut message = update_message(set);
-        let signature = match &self.key {
-            Some(key) => Some(
-                key.sign(&mut message, unix_time)
-                    .map_err(DnsError::Config)?,
-            ),
-            None => None,
-        };
+        let signature = self.sign(&mut message, unix_time)?;
         let response = self.send(message, &question).await?;
         self.judge(set, &question, response, signature).await
     }
@@ -119,18 +113,112 @@ impl Rfc2136 {
         if let Some(error) = self.not_authoritative(&response, zone, &question) {
             return Err(error);
         }
-        response
-            .answers
-            .iter()
-            .find_map(|r| match &r.data {
-                RData::SOA(soa) if r.name == *zone => Some(soa.serial),
-                _ => None,
-            })
-            .ok_or_else(|| DnsError::Malformed {
+        serial_in(&response, zone).ok_or_else(|| DnsError::Malformed {
+            server: self.server,
+            question,
+            why: "no SOA record in the answer".into(),
+        })
+    }
+
+    /// Checks, changing nothing, that the server takes this key for `zone`:
+    /// a TSIG-signed SOA query (a server checks the signature of a query as
+    /// of an UPDATE: BADKEY, BADSIG and BADTIME come back the same way) and
+    /// the signed answer verified. Says what was verified.
+    pub async fn check(&self, zone: &Name) -> Result<Vec<String>, DnsError> {
+        let zone = fqdn(zone);
+        let question = format!("{zone} SOA (signed, read-only)");
+        let mut message = Message::query();
+        message.metadata.recursion_desired = false;
+        message.add_query(Query::query(zone.clone(), RecordType::SOA));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let signature = match &self.key {
+            Some(key) => Some(key.sign(&mut message, now).map_err(DnsError::Config)?),
+            None => None,
+        };
+        let response = self.send(message, &question).await?;
+        let tsig_error = response.signature().and_then(|t| t.data.error);
+        if let (Some(error), Some(key)) = (tsig_error, &self.key) {
+            return Err(DnsError::AuthFailed {
                 server: self.server,
-                question,
-                why: "no SOA record in the answer".into(),
-            })
+                key: key.name.clone(),
+                detail: tsig_detail(error, &response),
+            });
+        }
+        if let Some(error) = self.not_authoritative(&response, &zone, &question) {
+            return Err(error);
+        }
+        if let (Some(mut signature), Some(key)) = (signature, &self.key) {
+            signature.verify(response.as_buffer()).map_err(|why| {
+                DnsError::ResponseNotVerified {
+                    server: self.server,
+                    zone: zone.clone(),
+                    why: format!("key {}: {why}", key.name),
+                }
+            })?;
+        }
+        let serial = response.answers.iter().find_map(|r| match &r.data {
+            RData::SOA(soa) if r.name == zone => Some(soa.serial),
+            _ => None,
+        });
+        let serial = serial.map_or(String::new(), |s| format!(", serial {s}"));
+        Ok(vec![match &self.key {
+            Some(key) => format!(
+                "{} answers a query signed with key {} and signs its answer{serial}",
+                self.server, key.name
+            ),
+            None => format!(
+                "{} answers for the zone{serial} (no TSIG key configured: updates go unsigned)",
+                self.server
+            ),
+        }])
+    }
+
+    /// Signs `message` with the key, if there is one.
+    fn sign(
+        &self,
+        message: &mut Message,
+        unix_time: u64,
+    ) -> Result<Option<RequestSignature>, DnsError> {
+        self.key
+            .as_ref()
+            .map(|key| key.sign(message, unix_time).map_err(DnsError::Config))
+            .transpose()
+    }
+
+    /// The server's TSIG error (BADKEY, BADSIG, BADTIME) as an authentication failure.
+    fn key_accepted(&self, response: &DnsResponse) -> Result<(), DnsError> {
+        let tsig_error = response.signature().and_then(|t| t.data.error);
+        match (tsig_error, &self.key) {
+            (Some(error), Some(key)) => Err(DnsError::AuthFailed {
+                server: self.server,
+                key: key.name.clone(),
+                detail: tsig_detail(error, response),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Verifies the server's signature on its answer to a signed request.
+    fn verify_answer(
+        &self,
+        signature: Option<RequestSignature>,
+        response: &DnsResponse,
+        zone: &Name,
+    ) -> Result<(), DnsError> {
+        match (signature, &self.key) {
+            (Some(mut signature), Some(key)) => {
+                signature.verify(response.as_buffer()).map_err(|why| {
+                    DnsError::ResponseNotVerified {
+                        server: self.server,
+                        zone: zone.clone(),
+                        why: format!("key {}: {why}", key.name),
+                    }
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// "key NAME" or "an unsigned request", for messages.
@@ -232,25 +320,10 @@ impl Rfc2136 {
         signature: Option<RequestSignature>,
     ) -> Result<Applied, DnsError> {
         let rcode = response.response_code;
-        let tsig_error = response.signature().and_then(|t| t.data.error);
-        if let (Some(error), Some(key)) = (tsig_error, &self.key) {
-            return Err(DnsError::AuthFailed {
-                server: self.server,
-                key: key.name.clone(),
-                detail: tsig_detail(error, &response),
-            });
-        }
+        self.key_accepted(&response)?;
         match rcode {
             ResponseCode::NoError | ResponseCode::NXRRSet | ResponseCode::YXRRSet => {
-                if let (Some(mut signature), Some(key)) = (signature, &self.key) {
-                    signature.verify(response.as_buffer()).map_err(|why| {
-                        DnsError::ResponseNotVerified {
-                            server: self.server,
-                            zone: set.zone.clone(),
-                            why: format!("key {}: {why}", key.name),
-                        }
-                    })?;
-                }
+                self.verify_answer(signature, &response, &set.zone)?;
                 if rcode == ResponseCode::NoError {
                     Ok(Applied {
                         serial: self.serial_after(set).await,
@@ -446,11 +519,22 @@ impl Provider for Rfc2136 {
     }
 
     async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.apply_at(set, now).await
+        self.apply_at(set, unix_now()).await
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The SOA serial of `zone` in an answer.
+fn serial_in(response: &DnsResponse, zone: &Name) -> Option<u32> {
+    response.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) if r.name == *zone => Some(soa.serial),
+        _ => None,
+    })
 }
 
 /// The UPDATE message for `set`, unsigned: zone section = the zone; per

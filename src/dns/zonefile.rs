@@ -408,7 +408,7 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// `program` as the reload would run it: a path, or found in `PATH`.
-fn find_program(program: &str) -> Option<PathBuf> {
+pub fn find_program(program: &str) -> Option<PathBuf> {
     let executable = |p: &Path| {
         p.metadata()
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

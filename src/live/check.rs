@@ -762,26 +762,73 @@ fn summary_line(
             endpoints.len()
         )
     } else {
-        let shown: Vec<&String> = problems.iter().take(3).collect();
-        let more = problems.len().saturating_sub(3);
-        let more = if more > 0 {
-            format!(" (and {more} more)")
-        } else {
-            String::new()
-        };
         format!(
-            "{matching} of {total} addresses match; {}{more}",
-            shown
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
+            "{matching} of {total} addresses match; {}",
+            shortened(&problems)
         )
     };
     format!(
         "TLSA {status}: {text} | addresses={total} matching={matching} time={:.3}s",
         elapsed.as_secs_f64()
     )
+}
+
+/// Room for the problems on the monitoring line: monitoring systems cut or
+/// wrap long plugin output, and the table below has every detail. With the
+/// status and perfdata the line stays under 200 characters.
+const SUMMARY_PROBLEMS_CHARS: usize = 110;
+
+/// As many problems as fit, the first one cut if it alone is too long, and
+/// how many more there are.
+fn shortened(problems: &[String]) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    let mut used = 0;
+    for problem in problems {
+        let length = problem.chars().count();
+        if shown.is_empty() && length > SUMMARY_PROBLEMS_CHARS {
+            let cut: String = problem.chars().take(SUMMARY_PROBLEMS_CHARS - 1).collect();
+            shown.push(format!("{}…", cut.trim_end()));
+            break;
+        }
+        if used + length > SUMMARY_PROBLEMS_CHARS {
+            break;
+        }
+        used += length + 2;
+        shown.push(problem.clone());
+    }
+    let more = problems.len() - shown.len();
+    let more = if more > 0 {
+        format!(" (and {more} more)")
+    } else {
+        String::new()
+    };
+    format!("{}{more}", shown.join("; "))
+}
+
+impl Report {
+    /// Whether any DNSSEC verdict in the report failed (bogus or undecided):
+    /// then the resolver may be the cause rather than the zone.
+    pub fn has_dnssec_failure(&self) -> bool {
+        let failed = |state: &str| matches!(state, "bogus" | "indeterminate");
+        self.mx.as_ref().is_some_and(|mx| failed(&mx.dnssec))
+            || self.endpoints.iter().any(|e| {
+                failed(&e.tlsa.dnssec) || e.address_lookups.iter().any(|l| failed(&l.dnssec))
+            })
+    }
+
+    /// The resolver, not the zone, is why validation failed: the verdicts
+    /// cannot be trusted either way, so the check is UNKNOWN (a setup
+    /// problem of the check), led by what to do.
+    pub fn distrust_resolver(&mut self, (short, detail): (String, String)) {
+        for (i, message) in [short, detail].into_iter().enumerate() {
+            let status = Status::Unknown;
+            self.findings.insert(i, Finding { status, message });
+        }
+        self.status = Status::Unknown;
+        self.exit_code = self.status.exit_code();
+        let elapsed = Duration::from_millis(self.elapsed_ms);
+        self.summary = summary_line(self.status, &self.endpoints, &self.findings, elapsed);
+    }
 }
 
 fn rfc3339(t: SystemTime) -> String {

@@ -41,6 +41,53 @@ pub enum FileError {
 pub struct CertFiles {
     pub chain: PathBuf,
     pub key: PathBuf,
+    /// Who may read them, when tlsa writes them (the deploy target).
+    pub access: Access,
+}
+
+/// Owner, group and key mode of files tlsa writes (`deploy = { owner, group, mode }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// Of the private key files; the chain is 0644.
+    pub key_mode: u32,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access {
+            owner: None,
+            group: None,
+            key_mode: crate::config::DEFAULT_KEY_MODE,
+        }
+    }
+}
+
+impl Access {
+    /// The user and group ids; `Err` says which name does not exist.
+    pub fn ownership(&self) -> Result<crate::fsutil::Ownership, String> {
+        use nix::unistd::{Group, User};
+        let uid = lookup("owner", "user", &self.owner, User::from_name)?.map(|u| u.uid);
+        let gid = lookup("group", "group", &self.group, Group::from_name)?.map(|g| g.gid);
+        Ok((uid, gid))
+    }
+}
+
+/// A user or group by name, the error naming the config key.
+fn lookup<T>(
+    key: &str,
+    kind: &str,
+    name: &Option<String>,
+    find: impl Fn(&str) -> nix::Result<Option<T>>,
+) -> Result<Option<T>, String> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    find(name)
+        .map_err(|e| format!("{key} {name:?}: cannot look the {kind} up: {e}"))?
+        .map(Some)
+        .ok_or_else(|| format!("{key} {name:?}: no such {kind} on this host"))
 }
 
 impl CertFiles {
@@ -48,6 +95,7 @@ impl CertFiles {
         CertFiles {
             chain: dir.join(CHAIN_FILE),
             key: dir.join(KEY_FILE),
+            access: Access::default(),
         }
     }
 }
@@ -100,6 +148,7 @@ pub(crate) fn source_files_of(set: &CertSet, state_dir: &Path) -> CertFiles {
         Source::Files { cert, key } => CertFiles {
             chain: cert.clone(),
             key: key.clone(),
+            access: Access::default(),
         },
         Source::AcmeSh(dir) => {
             // acme.sh names ECDSA certificates' directories `NAME_ecc`.
@@ -108,6 +157,7 @@ pub(crate) fn source_files_of(set: &CertSet, state_dir: &Path) -> CertFiles {
             CertFiles {
                 chain: dir.join("fullchain.cer"),
                 key: dir.join(format!("{name}.key")),
+                access: Access::default(),
             }
         }
         Source::Lego { path, domain } => {
@@ -117,6 +167,7 @@ pub(crate) fn source_files_of(set: &CertSet, state_dir: &Path) -> CertFiles {
             CertFiles {
                 chain: dir.join(format!("{name}.crt")),
                 key: dir.join(format!("{name}.key")),
+                access: Access::default(),
             }
         }
         Source::SelfSigned { .. } => CertFiles::in_dir(&staged_dir(state_dir, set.name.get_ref())),
@@ -124,7 +175,14 @@ pub(crate) fn source_files_of(set: &CertSet, state_dir: &Path) -> CertFiles {
 }
 
 pub fn deploy_files(set: &CertSet) -> CertFiles {
-    CertFiles::in_dir(&set.deploy.dir)
+    CertFiles {
+        access: Access {
+            owner: set.deploy.owner.clone(),
+            group: set.deploy.group.clone(),
+            key_mode: set.deploy.mode.unwrap_or(crate::config::DEFAULT_KEY_MODE),
+        },
+        ..CertFiles::in_dir(&set.deploy.dir)
+    }
 }
 
 /// The key and fingerprint of the certificate in `chain`; `None` when the
@@ -183,9 +241,15 @@ pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
         .key
         .parent()
         .map_or_else(|| PathBuf::from(COMBINED_FILE), |d| d.join(COMBINED_FILE));
+    let owner = to.access.ownership().map_err(|why| FileError::Write {
+        file: to.key.clone(),
+        why: format!("{why}; fix deploy.owner/deploy.group"),
+    })?;
+    let owner = (owner != (None, None)).then_some(owner);
+    let key_mode = to.access.key_mode;
     let files = [
-        (combined_path.as_path(), combined.as_slice(), 0o600),
-        (to.key.as_path(), key.as_slice(), 0o600),
+        (combined_path.as_path(), combined.as_slice(), key_mode),
+        (to.key.as_path(), key.as_slice(), key_mode),
         (to.chain.as_path(), chain.as_slice(), 0o644),
     ];
     for (path, _, _) in files {
@@ -198,12 +262,18 @@ pub fn install(from: &CertFiles, to: &CertFiles) -> Result<(), FileError> {
     }
     // All or nothing: a server reading privkey.pem and fullchain.pem must
     // never find the new key with the old certificate after a failed write.
-    replace_all(&files).map_err(|e| FileError::Write {
+    replace_all(&files, owner).map_err(|e| FileError::Write {
         file: e.path,
-        why: format!(
-            "{}; nothing was deployed: the files there are as they were",
-            e.error
-        ),
+        why: match e.error.raw_os_error() {
+            Some(code) if code == nix::errno::Errno::EPERM as i32 => format!(
+                "{}: only root may give files to another user (deploy.owner), and a group only to one this user is in (deploy.group); nothing was deployed",
+                e.error
+            ),
+            _ => format!(
+                "{}; nothing was deployed: the files there are as they were",
+                e.error
+            ),
+        },
     })
 }
 
@@ -281,7 +351,11 @@ port = 25
         let pem = super::super::keys::self_signed_pem(&key, &["mail.example".into()], 1).unwrap();
         let chain = dir.join(format!("{name}-chain.pem"));
         std::fs::write(&chain, pem).unwrap();
-        CertFiles { chain, key }
+        CertFiles {
+            chain,
+            key,
+            access: Access::default(),
+        }
     }
 
     #[test]
@@ -331,6 +405,7 @@ port = 25
         let from = CertFiles {
             chain: dir.path().join("chain.pem"),
             key: key_path.clone(),
+            access: Access::default(),
         };
         std::fs::write(&from.chain, &pem).unwrap();
         let to = CertFiles::in_dir(&dir.path().join("deploy"));
@@ -349,5 +424,35 @@ port = 25
         }
         let loaded = crate::tlsa::load_file(&dir.path().join("deploy").join(COMBINED_FILE));
         assert!(loaded.is_ok(), "the combined file reads as key + chain");
+
+        // For a server running as another user: its owner and group, the key 0640.
+        // (Giving files away needs root, as the lab runs.)
+        use std::os::unix::fs::MetadataExt;
+        let access = Access {
+            owner: Some("nobody".into()),
+            group: Some("nogroup".into()),
+            key_mode: 0o640,
+        };
+        let (uid, gid) = access.ownership().unwrap();
+        let to = CertFiles {
+            access,
+            ..CertFiles::in_dir(&dir.path().join("deploy"))
+        };
+        install(&from, &to).unwrap();
+        for (file, mode) in [
+            (COMBINED_FILE, 0o640),
+            (KEY_FILE, 0o640),
+            (CHAIN_FILE, 0o644),
+        ] {
+            let meta = std::fs::metadata(dir.path().join("deploy").join(file)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
+            assert_eq!(Some(meta.uid()), uid.map(|u| u.as_raw()), "{file}");
+            assert_eq!(Some(meta.gid()), gid.map(|g| g.as_raw()), "{file}");
+        }
+        let missing = Access {
+            owner: Some("no-such-user-tlsa".into()),
+            ..Access::default()
+        };
+        assert!(missing.ownership().unwrap_err().contains("no such user"));
     }
 }

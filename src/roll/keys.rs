@@ -105,6 +105,26 @@ pub fn load(path: &Path) -> Result<KeyPair, KeyError> {
     })
 }
 
+/// The names as SANs, and the first as the subject's CN. rcgen's default
+/// subject is `CN = rcgen self signed cert`: certbot turns a request's CN
+/// into a name to order, and an ACME server refuses that one ("illegal
+/// character"). A name longer than a CN may be (64) leaves the subject empty,
+/// which RFC 8555 §7.4 allows: the SANs carry the names.
+fn params_for(names: &[String]) -> Result<CertificateParams, rcgen::Error> {
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    let mut params = CertificateParams::new(names.clone())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(first) = names.first().filter(|n| n.len() <= 64) {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, first.clone());
+    }
+    Ok(params)
+}
+
 /// A PKCS#10 request for the key at `path`, for `names`.
 pub fn csr_pem(path: &Path, names: &[String]) -> Result<String, KeyError> {
     let pair = load(path)?;
@@ -112,7 +132,7 @@ pub fn csr_pem(path: &Path, names: &[String]) -> Result<String, KeyError> {
         file: path.to_path_buf(),
         why: e.to_string(),
     };
-    let params = CertificateParams::new(names.to_vec()).map_err(sign_error)?;
+    let params = params_for(names).map_err(sign_error)?;
     params
         .serialize_request(&pair)
         .and_then(|csr| csr.pem())
@@ -126,7 +146,7 @@ pub fn self_signed_pem(path: &Path, names: &[String], days: i64) -> Result<Strin
         file: path.to_path_buf(),
         why: e.to_string(),
     };
-    let mut params = CertificateParams::new(names.to_vec()).map_err(sign_error)?;
+    let mut params = params_for(names).map_err(sign_error)?;
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + time::Duration::days(days);
@@ -137,6 +157,7 @@ pub fn self_signed_pem(path: &Path, names: &[String], days: i64) -> Result<Strin
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use x509_parser::prelude::FromDer;
 
     #[test]
     fn next_keys_are_private_distinct_and_readable_by_the_tlsa_parser() {
@@ -165,6 +186,18 @@ mod tests {
             std::fs::write(&file, pem).unwrap();
             let parsed = crate::tlsa::load_file(&file).unwrap();
             assert_eq!(KeyMaterial::from_spki(&parsed.spki), key, "{name}");
+            let text = std::fs::read_to_string(&file).unwrap();
+            let der = pem::parse(&text).unwrap().into_contents();
+            let subject = if name == "req.pem" {
+                let (_, csr) =
+                    x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+                        .unwrap();
+                csr.certification_request_info.subject.to_string()
+            } else {
+                let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+                cert.subject().to_string()
+            };
+            assert_eq!(subject, "CN=mail.example.com", "{name}");
         }
     }
 }

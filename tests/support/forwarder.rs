@@ -1,5 +1,7 @@
 //! A counting DNS forwarder on loopback: what a test or benchmark needs to count the
-//! messages tlsa sends to a server (UPDATEs per transport, and queries).
+//! messages tlsa sends to a server (UPDATEs per transport, and queries) — and, with
+//! [`Forwarder::stripping_dnssec`], a stand-in for the stub resolvers and home routers that
+//! forward queries but drop DNSSEC records from the answers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,12 +22,49 @@ pub struct Forwarder {
 
 const OPCODE_UPDATE: u8 = 5;
 
+/// What the forwarder does to each answer before passing it on.
+type Rewrite = fn(Vec<u8>) -> Vec<u8>;
+
+fn unchanged(answer: Vec<u8>) -> Vec<u8> {
+    answer
+}
+
+/// The answer without RRSIG, NSEC and NSEC3 records in any section, as a forwarder that
+/// does not do DNSSEC passes it on (the DO bit reaches the upstream, the proofs do not
+/// come back). Unparseable answers pass unchanged.
+fn strip_dnssec(answer: Vec<u8>) -> Vec<u8> {
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RecordType;
+    let Ok(mut message) = Message::from_vec(&answer) else {
+        return answer;
+    };
+    let keep = |r: &hickory_proto::rr::Record| {
+        !matches!(
+            r.record_type(),
+            RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+        )
+    };
+    message.answers.retain(keep);
+    message.authorities.retain(keep);
+    message.additionals.retain(keep);
+    message.to_vec().unwrap_or(answer)
+}
+
 fn opcode(message: &[u8]) -> Option<u8> {
     message.get(2).map(|b| (b >> 3) & 0x0f)
 }
 
 impl Forwarder {
     pub async fn start(upstream: SocketAddr) -> Self {
+        Self::start_rewriting(upstream, unchanged).await
+    }
+
+    /// A forwarder that drops DNSSEC records (RRSIG, NSEC, NSEC3) from every answer.
+    pub async fn stripping_dnssec(upstream: SocketAddr) -> Self {
+        Self::start_rewriting(upstream, strip_dnssec).await
+    }
+
+    async fn start_rewriting(upstream: SocketAddr, rewrite: Rewrite) -> Self {
         // One port for both transports: take a free UDP port, then TCP on the same number.
         let (udp, tcp) = loop {
             let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
@@ -60,7 +99,8 @@ impl Forwarder {
                         upstream_socket.recv(&mut answer),
                     );
                     if let Ok(Ok(len)) = wait.await {
-                        let _ = udp.send_to(&answer[..len], client).await;
+                        let answer = rewrite(answer[..len].to_vec());
+                        let _ = udp.send_to(&answer, client).await;
                     }
                 });
             }
@@ -70,7 +110,7 @@ impl Forwarder {
             while let Ok((client, _)) = tcp.accept().await {
                 let (updates, queries) = (updates.clone(), queries.clone());
                 tokio::spawn(async move {
-                    let _ = relay_tcp(client, upstream, &updates, &queries).await;
+                    let _ = relay_tcp(client, upstream, &updates, &queries, rewrite).await;
                 });
             }
         });
@@ -105,13 +145,14 @@ async fn relay_tcp(
     upstream: SocketAddr,
     updates: &AtomicUsize,
     queries: &AtomicUsize,
+    rewrite: Rewrite,
 ) -> std::io::Result<()> {
     let mut server = TcpStream::connect(upstream).await?;
     loop {
         let request = read_framed(&mut client).await?;
         count(&request, updates, queries);
         write_framed(&mut server, &request).await?;
-        let answer = read_framed(&mut server).await?;
+        let answer = rewrite(read_framed(&mut server).await?);
         write_framed(&mut client, &answer).await?;
     }
 }

@@ -191,6 +191,19 @@ pub fn tlsa(config: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// Deletes the record of the key deployed in `dir` from the lab zone by hand (an
+/// emergency: the live key is unmatched) and waits until the server serves that; returns
+/// the key.
+pub fn remove_live_record(lab: &Lab, dir: &Path) -> String {
+    let live = deployed_key(dir);
+    let owner = lab.name(MAIL_OWNER);
+    lab.nsupdate_ok(&format!("update delete {owner} TLSA 3 1 1 {live}"));
+    super::poll_until("deletion served", Duration::from_secs(10), || {
+        (!served(lab).contains(&live)).then_some(())
+    });
+    live
+}
+
 /// The `3 1 1` association data (lower-case hex) in TLSA answer records.
 pub fn three_one_one(reply: &dig::DigReply) -> BTreeSet<String> {
     reply

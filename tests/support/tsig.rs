@@ -24,6 +24,9 @@ impl TsigKey {
         let text = tools::run_ok(tools::command("tsig-keygen").args(["-a", TSIG_ALGORITHM, name]));
         let file = dir.join("tsig.key");
         fs::write(&file, &text).expect("write TSIG key file");
+        // As an operator keeps it: `tlsa config check` refuses a key others may read.
+        fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("make the TSIG key file private");
         let secret = secret_of(&text)
             .unwrap_or_else(|| panic!("no secret in tsig-keygen output:\n{text}"))
             .to_owned();

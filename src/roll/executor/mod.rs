@@ -46,12 +46,10 @@ use super::state::{
 use super::zone_writer::ZoneWriter;
 use crate::clock::Clock;
 use crate::config::{
-    BackendKind, CertSet, Config, KeyAlgorithmChoice, SecretRef, Source, UnmatchedKey,
-    ValidationMode, VerifyMode,
+    CertSet, Config, KeyAlgorithmChoice, Source, UnmatchedKey, ValidationMode, VerifyMode,
 };
 use crate::dns::dnssec::{Anchors, ValidateTlsa, Validator};
 use crate::dns::propagation::{self, Discovery, Expected, FindServers, Lookup};
-use crate::dns::rfc2136::Rfc2136;
 use crate::dns::tsig::TsigKey;
 use crate::dns::{DnsError, Edit, Provider, ttl};
 use crate::live::KeyKind;

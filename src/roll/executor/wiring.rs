@@ -4,19 +4,6 @@
 
 use super::*;
 
-fn load_tsig(zone: &str, secret: &SecretRef) -> Result<TsigKey, EngineError> {
-    let key = match (&secret.file, &secret.env) {
-        (Some(file), _) => TsigKey::from_file(file, None),
-        (None, Some(var)) => TsigKey::from_env(var),
-        (None, None) => {
-            return Err(EngineError::Config(format!(
-                "zone {zone}: tsig_key needs file or env"
-            )));
-        }
-    };
-    key.map_err(|e| EngineError::Config(format!("zone {zone}: {e}")))
-}
-
 /// The publishing back-end of a configured zone.
 fn build_provider(
     zone: &crate::config::Zone,
@@ -25,61 +12,17 @@ fn build_provider(
     progress: &Progress,
 ) -> Result<Box<dyn Provider>, EngineError> {
     use crate::dns::backend::BackendConfig;
-    use crate::dns::{cloudflare, desec, powerdns, zonefile};
-    let required = |what: &str| EngineError::Config(format!("zone {name}: {what} is missing"));
-    let config = match zone.backend {
-        BackendKind::Rfc2136 => {
-            let server = zone.server.ok_or_else(|| required("server"))?;
-            let key = zone
-                .tsig_key
-                .as_ref()
-                .map(|s| load_tsig(zone.name.get_ref(), s))
-                .transpose()?;
-            for warning in key.iter().flat_map(TsigKey::warnings) {
+    let mut config = zone.backend(name).map_err(EngineError::Config)?;
+    match &mut config {
+        BackendConfig::Rfc2136(rfc2136) => {
+            for warning in rfc2136.key.iter().flat_map(TsigKey::warnings) {
                 progress(&format!("warning: zone {name}: {warning}"));
             }
-            return Ok(Box::new(Rfc2136::new(server, key).with_zone(name.clone())));
         }
-        BackendKind::Powerdns => {
-            let url = zone.api_url.clone().ok_or_else(|| required("api_url"))?;
-            let key = zone.api_key.as_ref().ok_or_else(|| required("api_key"))?;
-            let mut config = powerdns::PowerDnsConfig::new(url, key.source());
-            if let Some(id) = &zone.server_id {
-                config.server_id = id.clone();
-            }
-            config.zones = vec![name.clone()];
-            BackendConfig::PowerDns(config)
-        }
-        BackendKind::Cloudflare => {
-            let token = zone.token.as_ref().ok_or_else(|| required("token"))?;
-            let mut config = cloudflare::CloudflareConfig::new(token.source());
-            if let Some(url) = &zone.api_url {
-                config.base_url = url.clone();
-            }
-            config.zones = vec![name.clone()];
-            BackendConfig::Cloudflare(config)
-        }
-        BackendKind::Desec => {
-            let token = zone.token.as_ref().ok_or_else(|| required("token"))?;
-            let mut config = desec::DesecConfig::new(token.source());
-            if let Some(url) = &zone.api_url {
-                config.base_url = url.clone();
-            }
-            config.zones = vec![name.clone()];
-            BackendConfig::Desec(config)
-        }
-        BackendKind::Zonefile => {
-            let file = zone
-                .records_file
-                .clone()
-                .ok_or_else(|| required("records_file"))?;
-            let reload = zone.reload.clone().ok_or_else(|| required("reload"))?;
-            let mut config = zonefile::ZoneFileConfig::new(name.clone(), file, reload);
-            config.serial_file = zone.serial_file.clone();
-            config.hidden_env = secret_env.to_vec();
-            BackendConfig::ZoneFile(config)
-        }
-    };
+        // The zone file's reload command runs without the config's secrets.
+        BackendConfig::ZoneFile(zonefile) => zonefile.hidden_env = secret_env.to_vec(),
+        _ => {}
+    }
     Ok(config.build()?)
 }
 
