@@ -34,18 +34,33 @@ problems (a server, provider or resolver refused)."
         /// Also ask the DNS servers, providers and resolver (read-only).
         #[arg(long)]
         online: bool,
+        /// Print the problems as JSON: `{ config, ok, problems: [{ class, place, what }] }`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub fn run(args: &ConfigCommandArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let ConfigCommand::Check { config, online } = &args.command;
+    let ConfigCommand::Check {
+        config,
+        online,
+        json,
+    } = &args.command;
     let loaded = config.load()?;
     let mut problems = audit::offline(&loaded);
     if *online {
         problems.extend(common::runtime()?.block_on(audit::online(&loaded)));
     }
     let file = config.config.display();
-    let written = if problems.is_empty() {
+    let written = if *json {
+        let doc = serde_json::json!({
+            "config": config.config,
+            "ok": problems.is_empty(),
+            "online": online,
+            "problems": problems,
+        });
+        writeln!(out, "{doc:#}")
+    } else if problems.is_empty() {
         writeln!(
             out,
             "{file}: ok ({} zones, {} sets{})",

@@ -19,7 +19,8 @@ use crate::dns::resolver_probe::{self, ResolverDnssec};
 use crate::live::resolve::Trust;
 
 /// Which part of the check found a problem: it decides the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Class {
     /// The config or a file it names: fixable on this host (exit 2).
     Config,
@@ -27,7 +28,7 @@ pub enum Class {
     Online,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     pub class: Class,
     /// `zone example.com`, `set mail`, `[dnssec]`.
@@ -90,7 +91,11 @@ pub fn offline(config: &Config) -> Vec<Problem> {
         };
         // Loads the TSIG key or token as a run would, with its message.
         match zone.backend(&name) {
-            Err(why) => found.add(&place, why),
+            // Its message names the zone already.
+            Err(why) => found.add(
+                &place,
+                why.strip_prefix(&format!("zone {name}: ")).unwrap_or(&why),
+            ),
             Ok(backend) => {
                 if let Err(e) = backend.build() {
                     found.add(&place, e.to_string());
@@ -134,18 +139,25 @@ fn set_files(found: &mut Findings, config: &Config, set: &CertSet, zones: &[Name
     };
     for lineage in &lineages {
         let files = crate::roll::files::CertFiles::in_dir(lineage);
-        for file in [&files.chain, &files.key] {
-            if let Err(why) = std::fs::File::open(file) {
-                found.add(
-                    &place,
-                    format!(
-                        "certbot lineage {}: cannot read {} ({why}); issue it with `certbot certonly --cert-name {}` or fix `source`",
-                        lineage.display(),
-                        file.display(),
-                        lineage.file_name().map_or("NAME".into(), |n| n.to_string_lossy())
-                    ),
-                );
-            }
+        let unreadable: Vec<String> = [&files.chain, &files.key]
+            .into_iter()
+            .filter_map(|file| {
+                std::fs::File::open(file).err().map(|why| {
+                    let name = file.file_name().unwrap_or_default().to_string_lossy();
+                    format!("{name} ({why})")
+                })
+            })
+            .collect();
+        if !unreadable.is_empty() {
+            found.add(
+                &place,
+                format!(
+                    "certbot lineage {}: cannot read {}; issue it with `certbot certonly --cert-name {}` or fix `source`",
+                    lineage.display(),
+                    unreadable.join(", "),
+                    lineage.file_name().map_or("NAME".into(), |n| n.to_string_lossy())
+                ),
+            );
         }
     }
     if lineages.is_empty() && !matches!(set.source, Source::SelfSigned { .. }) {
@@ -175,42 +187,22 @@ fn readable(found: &mut Findings, place: &str, key: &str, file: &Path) {
     }
 }
 
-/// A secret's file: readable, and by nobody else (it is a credential).
+/// A secret's file is readable by nobody else (it is a credential). Whether
+/// it (or an `env =` variable) can be loaded at all is what building the
+/// back-end tells, as a run would.
 fn secret_source(found: &mut Findings, place: &str, key: &str, secret: &SecretRef) {
-    let Some(file) = &secret.file else {
-        if let Some(var) = &secret.env
-            && std::env::var_os(var).is_none()
-        {
-            found.add(
-                place,
-                format!(
-                    "{key}: the environment variable {var} is not set here (a systemd unit sets it with Environment= or EnvironmentFile=)"
-                ),
-            );
-        }
+    let Some(meta) = secret.file.as_ref().and_then(|f| std::fs::metadata(f).ok()) else {
         return;
     };
-    match std::fs::metadata(file) {
-        Err(why) => found.add(
+    let file = secret.file.as_ref().expect("has metadata").display();
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 || mode & 0o020 != 0 {
+        found.add(
             place,
             format!(
-                "{key} file {}: cannot read it ({why}); check the path and that this user may read it",
-                file.display()
+                "{key} file {file}: mode {mode:04o} lets other users read or change the credential: chmod 600 {file} (or 640 with a group only tlsa's user is in)"
             ),
-        ),
-        Ok(meta) => {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o007 != 0 || mode & 0o020 != 0 {
-                found.add(
-                    place,
-                    format!(
-                        "{key} file {}: mode {mode:04o} lets other users read or change the credential: chmod 600 {} (or 640 with a group only tlsa's user is in)",
-                        file.display(),
-                        file.display()
-                    ),
-                );
-            }
-        }
+        );
     }
 }
 
