@@ -55,6 +55,14 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    /// Overwritten when dropped (best effort: the HTTP client copies the
+    /// header it is sent in).
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -710,29 +718,15 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// An IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// An IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT` —
+/// the RFC 2822 date syntax with the zone `GMT`, which the `time` crate parses.
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let [_weekday, day, month, year, clock, zone] = fields.as_slice() else {
-        return None;
-    };
-    if *zone != "GMT" {
+    use time::format_description::well_known::Rfc2822;
+    if !text.trim_end().ends_with(" GMT") {
         return None;
     }
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| m == month)? as u8 + 1;
-    let month = time::Month::try_from(month).ok()?;
-    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
-    let mut hms = clock.split(':').map(|f| f.parse::<u8>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if hms.next().is_some() {
-        return None;
-    }
-    let time = time::Time::from_hms(h, m, s).ok()?;
-    let unix = date.with_time(time).assume_utc().unix_timestamp();
-    let unix = u64::try_from(unix).ok()?;
+    let at = time::OffsetDateTime::parse(text.trim(), &Rfc2822).ok()?;
+    let unix = u64::try_from(at.unix_timestamp()).ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(unix))
 }
 
@@ -856,6 +850,26 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let date = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(
+            date.duration_since(SystemTime::UNIX_EPOCH).unwrap(),
+            Duration::from_secs(784_111_777)
+        );
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 +0200"), None);
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("soon"), None);
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers, date), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:50:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers, date), Some(Duration::from_secs(60)));
+    }
 
     #[test]
     fn secret_debug_is_redacted() {

@@ -132,10 +132,7 @@ struct Secret(Vec<u8>);
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        for byte in self.0.iter_mut() {
-            // SAFETY: `byte` is a valid, aligned, exclusive reference.
-            unsafe { std::ptr::write_volatile(byte, 0) };
-        }
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
