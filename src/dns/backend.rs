@@ -1,9 +1,9 @@
-//! One entry point over the back-ends of this module that have their own
-//! configuration (the provider APIs and zone files): build a [`Provider`]
-//! from a [`BackendConfig`], and check, read-only, that its credentials
-//! work for a zone ([`check_credentials`]) — what `tlsa providers` (and a
-//! section of `tlsa status`) shows. Nothing here ever prints a secret: the
-//! configurations name where secrets are, and errors never carry them.
+//! One entry point over every back-end (RFC 2136, the provider APIs, zone
+//! files): build a [`Provider`] from a [`BackendConfig`], and check,
+//! read-only, that its credentials work for a zone ([`check_credentials`])
+//! — what `tlsa providers` and `tlsa config check --online` show. Nothing
+//! here ever prints a secret: the configurations name where secrets are, and
+//! errors never carry them.
 
 use std::fmt;
 
