@@ -247,11 +247,18 @@ fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         Some(zone) => writeln!(out, "{} TLSA in zone {zone}", report.owner)?,
         None => writeln!(out, "{} TLSA", report.owner)?,
     }
-    writeln!(
-        out,
-        "DNSSEC: {} — {} ({})",
-        report.dnssec.verdict, report.dnssec.reason, report.dnssec.method
-    )?;
+    // The reason names the method already (how it was validated).
+    let method = &report.dnssec.method;
+    let reason = &report.dnssec.reason;
+    if reason.contains(method.as_str()) {
+        writeln!(out, "DNSSEC: {} — {reason}", report.dnssec.verdict)?;
+    } else {
+        writeln!(
+            out,
+            "DNSSEC: {} — {reason} ({method})",
+            report.dnssec.verdict
+        )?;
+    }
     for record in &report.dnssec.records {
         writeln!(out, "  {record}")?;
     }
