@@ -176,7 +176,7 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
         }
         if let Some(last) = &set.last_run {
             let mut line = format!(
-                "  last run {}: {}",
+                "  last run recorded {}: {}",
                 common::when(last.at, now),
                 last.outcome
             );

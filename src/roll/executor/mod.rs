@@ -59,8 +59,12 @@ use crate::tlsa::TlsaRecord;
 /// deployed (a server's reload takes a moment) before it calls the deploy
 /// failed.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the verify step looks again meanwhile.
+/// How soon the verify step looks again meanwhile; each pause half as long
+/// again, up to [`VERIFY_POLL_MAX`] (every look is a TLS handshake with
+/// every address: connection limits such as Postfix's anvil or postscreen
+/// must not mistake the check for an attack).
 const VERIFY_POLL: Duration = Duration::from_millis(250);
+const VERIFY_POLL_MAX: Duration = Duration::from_secs(2);
 /// Observations in a row in which every address presents a deployed key
 /// before it counts as verified.
 const CLEAN_LOOKS: usize = 3;

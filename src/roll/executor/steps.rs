@@ -159,6 +159,7 @@ impl Engine {
     ) -> Result<Vec<PresentedAt>, EngineError> {
         let deadline = self.clock.now() + VERIFY_TIMEOUT;
         let mut clean = 0;
+        let mut pause = VERIFY_POLL;
         loop {
             let presented = self.observe_servers(set, dir, entry).await?;
             let everywhere = !presented.is_empty()
@@ -179,7 +180,11 @@ impl Engine {
             if self.clock.now() >= deadline {
                 return Ok(presented);
             }
-            self.clock.sleep(VERIFY_POLL).await;
+            self.clock.sleep(pause).await;
+            // Clean looks in a row stay close together; waiting for a reload backs off.
+            if clean == 0 {
+                pause = (pause * 3 / 2).min(VERIFY_POLL_MAX);
+            }
         }
     }
 
