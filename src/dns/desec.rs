@@ -69,11 +69,16 @@ pub struct Desec {
     zones: Vec<Name>,
 }
 
+/// An RRset as deSEC answers it. `type` and `records` are required: a 200
+/// answer of another shape (a wrong base URL reaching some other JSON API)
+/// must be an error, never read as "no records here" — a change planned
+/// from that would drop the records really there.
 #[derive(Debug, Deserialize)]
 struct ApiRrset {
     #[serde(default)]
     ttl: Option<u32>,
-    #[serde(default)]
+    #[serde(rename = "type")]
+    rtype: String,
     records: Vec<String>,
 }
 
@@ -153,6 +158,13 @@ impl Desec {
             Err(e) => return Err(e),
         };
         let rrset: ApiRrset = self.api.decode(&request, &response)?;
+        if rrset.rtype != "TLSA" {
+            return Err(self.api.malformed(
+                &request,
+                &response.url,
+                format!("an RRset of type {:?} answered a TLSA read", rrset.rtype),
+            ));
+        }
         let records = rrset
             .records
             .iter()

@@ -80,12 +80,13 @@ pub struct PowerDns {
     zones: Vec<Name>,
 }
 
-/// A zone as the API returns it (only what tlsa needs).
+/// A zone as the API returns it (only what tlsa needs). `rrsets` is
+/// required: a 200 answer of another shape (a wrong URL reaching some other
+/// JSON API) must be an error, never read as "no records here".
 #[derive(Debug, Deserialize)]
 struct Zone {
     #[serde(default)]
     serial: Option<u32>,
-    #[serde(default)]
     rrsets: Vec<ApiRrset>,
 }
 
