@@ -647,6 +647,13 @@ impl Config {
                         "{key} needs exactly one of file = \"PATH\" or env = \"VARIABLE\""
                     ));
                 }
+                // A secret pasted where its variable's name belongs would be
+                // printed by every "not set" message: refuse it unquoted.
+                if secret.env.as_deref().is_some_and(|name| !is_env_name(name)) {
+                    return fail(format!(
+                        "{key}: env = expects the name of an environment variable (letters, digits and _, not starting with a digit, at most 64): the value given is not one, and is not shown in case it is the secret itself"
+                    ));
+                }
             }
         }
         self.check_roll_safety(text)
@@ -772,6 +779,13 @@ fn absolute_name(name: &str) -> Option<hickory_proto::rr::Name> {
     hickory_proto::rr::Name::from_ascii(format!("{}.", name.trim_end_matches('.'))).ok()
 }
 
+/// Whether `name` can be an environment variable's name.
+fn is_env_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Whether a set name can name files: no path separators, no leading dot.
 pub(crate) fn is_file_safe_name(name: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -885,6 +899,19 @@ port = 25
         let err = Config::parse(&GOOD.replace("backend = \"rfc2136\"", "backend = \"powerdns\""))
             .unwrap_err();
         assert!(err.contains("line 9") && err.contains("api_url"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_pasted_as_a_variable_name_is_refused_without_being_shown() {
+        let pasted = "c2VjcmV0LXRva2VuLTQy+/==";
+        let err = Config::parse(&GOOD.replace(
+            "tsig_key = { file = \"/etc/tlsa/tsig.key\" }",
+            &format!("tsig_key = {{ env = \"{pasted}\" }}"),
+        ))
+        .unwrap_err();
+        assert!(err.contains("name of an environment variable"), "{err}");
+        assert!(!err.contains(pasted), "{err}");
+        assert!(is_env_name("TLSA_TSIG_KEY") && !is_env_name("1X") && !is_env_name(""));
     }
 
     #[test]

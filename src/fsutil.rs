@@ -165,7 +165,9 @@ impl<'a> Staged<'a> {
             file.set_permissions(fs::Permissions::from_mode(mode))?;
             file.write_all(content)?;
             file.sync_all()?;
-            if fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            // A symlink the operator set up is kept too (a hard link to a
+            // symlink links the symlink itself), so a failed deploy puts it back.
+            if fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
                 let backup = dir.join(format!(
                     ".{}.old.{}",
                     file_name.to_string_lossy(),

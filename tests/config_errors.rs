@@ -134,6 +134,23 @@ fn no_error_ever_shows_a_secret() {
             config(&rfc2136(&format!("password = \"{SECRET}\"")), ""),
         ),
         (
+            "a dotted key under a secret one",
+            config(&rfc2136(&format!("tsig_key.value = \"{SECRET}\"")), ""),
+        ),
+        (
+            "a table named by a secret key",
+            config(
+                &format!(
+                    "backend = \"rfc2136\"\nserver = \"127.0.0.1:53\"\n[zone.tsig_key]\nvalue = \"{SECRET}\""
+                ),
+                "",
+            ),
+        ),
+        (
+            "a multi-line array under a secret key",
+            config(&cloudflare(&format!("token = [\n\"{SECRET}\" junk\n]")), ""),
+        ),
+        (
             "misspelt secret key",
             config(&rfc2136(&format!("tsig-key = \"{tsig}\"")), ""),
         ),

@@ -66,9 +66,9 @@ struct KeyStatus {
 
 pub fn run(args: &StatusArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let config = args.config.load()?;
+    common::known_sets(&config, &args.sets)?;
     let state =
         state::load_dir(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
-    common::known_sets(&config, &args.sets)?;
     let mut report = Vec::new();
     let selected = config
         .sets

@@ -20,26 +20,47 @@ const NOT_SECRET: &[&str] = &["next_key", "key_type"];
 
 /// Whether a key may hold a secret: the known credential keys and anything
 /// that looks like one (an unknown `password`, `tsig-key`, `apikey`).
+/// Any part of a dotted key counts: `tsig_key.value = …` and `[zone.token]`
+/// hold a secret as surely as `tsig_key = …` does.
 pub(crate) fn is_secret_key(key: &str) -> bool {
-    let key = key.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
-    let last = key.rsplit('.').next().unwrap_or(&key);
-    !NOT_SECRET.contains(&last) && SECRET_WORDS.iter().any(|w| last.contains(w))
+    let key = key.trim().to_ascii_lowercase();
+    key.split('.')
+        .map(|part| part.trim().trim_matches(['"', '\'']))
+        .any(|part| !NOT_SECRET.contains(&part) && SECRET_WORDS.iter().any(|w| part.contains(w)))
 }
 
 /// Whether each line (0-based) of `text` may hold a secret: a secret key is
-/// assigned on it, it holds a TSIG-looking value, or it continues a
-/// multi-line string opened on such a line.
+/// assigned on it, it lies in a table whose header names a secret key, it
+/// holds a TSIG-looking value, or it continues a multi-line string, array or
+/// inline table opened on such a line.
 fn secret_lines(text: &str) -> Vec<bool> {
     let mut open: Option<(&str, bool)> = None;
+    let mut in_secret_table = false;
+    // Brackets still open since a secret line (a multi-line array).
+    let mut depth: i64 = 0;
     text.split('\n')
         .map(|line| {
+            let trimmed = line.trim_start();
+            let header = open.is_none() && depth == 0 && trimmed.starts_with('[');
+            if header {
+                let name = trimmed.trim_start_matches('[');
+                let name = name.split(']').next().unwrap_or(name);
+                in_secret_table = is_secret_key(name);
+            }
             let secret = match open {
                 Some((_, secret)) => secret,
                 None => {
-                    assigned_keys(line).any(is_secret_key)
+                    in_secret_table
+                        || depth > 0
+                        || assigned_keys(line).any(is_secret_key)
                         || line.to_ascii_lowercase().contains("hmac-")
                 }
             };
+            if secret && !header && open.is_none() {
+                let opened = line.matches(['[', '{']).count() as i64;
+                let closed = line.matches([']', '}']).count() as i64;
+                depth = (depth + opened - closed).max(0);
+            }
             for delim in ["\"\"\"", "'''"] {
                 let count = line.matches(delim).count();
                 if count % 2 == 1 {
@@ -90,7 +111,13 @@ pub(crate) fn render(text: &str, span: Option<Range<usize>>, message: &str) -> S
     let number = (index + 1).to_string();
     let gutter = " ".repeat(number.len());
     let (shown, caret_at, width) = if secret {
-        let key = line.find('=').map_or("", |eq| line[..eq].trim_end());
+        let key = line.find('=').map_or("", |eq| line[..eq].trim());
+        // Only a bare key is shown: text before an `=` that is quoted, or
+        // continues a value (base64 ends in `=`), may be the secret itself.
+        let bare = key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' '));
+        let key = if bare { key } else { "" };
         let prefix = if key.is_empty() {
             String::new()
         } else {

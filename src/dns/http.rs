@@ -293,9 +293,10 @@ impl ApiClient {
         auth: Auth,
         options: HttpOptions,
     ) -> Result<Self, DnsError> {
+        // Not quoted: a URL that does not parse may carry `user:password@`.
         let base = Url::parse(base_url).map_err(|e| {
             DnsError::Config(format!(
-                "{backend} API URL {base_url:?} is not a URL ({e}); write it like https://host/path"
+                "{backend} API URL (not shown: it may hold credentials) is not a URL ({e}); write it like https://host/path"
             ))
         })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
