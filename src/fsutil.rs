@@ -107,6 +107,21 @@ pub fn replace_all(
     result
 }
 
+/// Removes `.NAME.tmp.*` and `.NAME.old.*` in `dir`, left by a crash.
+fn remove_leftovers(dir: &Path, name: &str) {
+    let prefixes = [format!(".{name}.tmp."), format!(".{name}.old.")];
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if prefixes.iter().any(|p| file.starts_with(p.as_str())) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// One file of [`replace_all`]: its new content in a temporary, and a second
 /// name for its current content.
 struct Staged<'a> {
@@ -143,8 +158,10 @@ impl<'a> Staged<'a> {
             file_name.to_string_lossy(),
             std::process::id()
         ));
-        // A crash may have left a temporary file from an earlier process with our pid.
-        let _ = fs::remove_file(&tmp);
+        // A crash may have left temporaries and backups behind (an earlier
+        // private key among them): every tlsa write happens under the state
+        // lock, so any such file of any process is stale. Removed now.
+        remove_leftovers(dir, &file_name.to_string_lossy());
         let mut staged = Staged {
             path,
             dir,
@@ -212,6 +229,19 @@ impl<'a> Staged<'a> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn leftovers_of_a_crash_are_removed_on_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privkey.pem");
+        let old_key = dir.path().join(".privkey.pem.old.4242");
+        let tmp = dir.path().join(".privkey.pem.tmp.4242");
+        fs::write(&old_key, b"an earlier private key").unwrap();
+        fs::write(&tmp, b"half written").unwrap();
+        write_atomic(&path, b"new", 0o600).unwrap();
+        assert!(!old_key.exists() && !tmp.exists());
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+    }
 
     #[test]
     fn replaces_content_with_the_requested_mode() {
