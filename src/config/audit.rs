@@ -105,11 +105,33 @@ pub fn offline(config: &Config) -> Vec<Problem> {
         if let Some(reload) = &zone.reload {
             program(&mut found, &place, "reload", reload);
         }
+        if let Some(url) = &zone.api_url
+            && cleartext_to_another_host(url)
+        {
+            found.add(
+                &place,
+                "api_url uses http:// to a host that is not this one: the API key or token would cross the network unencrypted; use https:// (or reach the API on loopback)",
+            );
+        }
     }
     for set in &config.sets {
         set_files(&mut found, config, set, &zones);
     }
     found.problems
+}
+
+/// An `http://` URL whose host is not a loopback address or `localhost`.
+fn cleartext_to_another_host(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or("localhost");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    url.scheme() == "http" && !local
 }
 
 fn set_files(found: &mut Findings, config: &Config, set: &CertSet, zones: &[Name]) {
@@ -323,4 +345,19 @@ pub async fn online(config: &Config) -> Vec<Problem> {
         }
     }
     found.problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleartext_api_urls_to_other_hosts_are_flagged() {
+        assert!(cleartext_to_another_host("http://pdns.example.net:8081"));
+        assert!(cleartext_to_another_host("http://192.0.2.7:8081/api/v1"));
+        assert!(!cleartext_to_another_host("http://127.0.0.1:8081"));
+        assert!(!cleartext_to_another_host("http://localhost:8081"));
+        assert!(!cleartext_to_another_host("http://[::1]:8081"));
+        assert!(!cleartext_to_another_host("https://pdns.example.net"));
+    }
 }
