@@ -139,7 +139,11 @@ fn a_second_run_while_one_holds_the_lock_changes_nothing() {
     let config = write_config(&lab, dir.path());
     let _held = tlsa::roll::state::StateStore::open(&dir.path().join("state")).unwrap();
     let second = tlsa(&config, &["run"]);
-    assert_eq!(second.status.code(), Some(1));
+    assert_eq!(
+        second.status.code(),
+        Some(75),
+        "locked: nothing done, nothing wrong"
+    );
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
         stderr.contains(&format!("another tlsa run (pid {})", std::process::id())),

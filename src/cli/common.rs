@@ -155,7 +155,10 @@ pub fn known_sets(config: &Config, names: &[String]) -> Result<(), Failure> {
 }
 
 pub fn open_state(config: &Config) -> Result<StateStore, Failure> {
-    StateStore::open(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))
+    StateStore::open(&config.state_dir).map_err(|e| match e {
+        crate::roll::state::StateError::Locked { .. } => Failure::Busy(vec![e.to_string()]),
+        other => Failure::Runtime(vec![other.to_string()]),
+    })
 }
 
 pub async fn engine(config: Config) -> Result<Engine, Failure> {

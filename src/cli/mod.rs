@@ -29,7 +29,8 @@ pub mod status;
 
 Exit codes (all commands but `check`): 0 done, nothing wrong; 1 the work failed (a DNS server,
 provider, resolver or live check said no; an alarm); 2 the config or the command line is wrong,
-or a file the config names (TSIG key, token, anchor) cannot be used.
+or a file the config names (TSIG key, token, anchor) cannot be used; 75 another run holds the
+state lock (nothing was done).
 `tlsa check` is a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 )]
 pub struct Cli {
@@ -84,6 +85,9 @@ pub enum Failure {
     /// `tlsa check`: the monitoring state's exit code (1 WARNING, 2 CRITICAL,
     /// 3 UNKNOWN, also for bad input), which takes precedence over 1 and 2 above.
     Monitoring { code: u8, messages: Vec<String> },
+    /// Another run holds the state lock: exit 75 (EX_TEMPFAIL), nothing was
+    /// done and nothing is wrong — the timer units count it as success.
+    Busy(Vec<String>),
 }
 
 impl Failure {
@@ -92,6 +96,7 @@ impl Failure {
             Failure::Input(_) => ExitCode::from(2),
             Failure::Runtime(_) => ExitCode::from(1),
             Failure::Monitoring { code, .. } => ExitCode::from(*code),
+            Failure::Busy(_) => ExitCode::from(75),
         }
     }
 
@@ -99,6 +104,7 @@ impl Failure {
         match self {
             Failure::Input(messages)
             | Failure::Runtime(messages)
+            | Failure::Busy(messages)
             | Failure::Monitoring { messages, .. } => messages,
         }
     }
