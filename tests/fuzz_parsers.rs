@@ -2,27 +2,25 @@
 //! certificates/keys/CSRs, the config, state files, DNS answers, STARTTLS
 //! dialogues and provider API bodies. Each parser gets (a) random bytes and
 //! (b) mutations of valid seeds (byte flips, truncation, splices, repeats),
-//! which reach far deeper than random bytes into structured formats.
+//! which reach far deeper than random bytes into structured formats. The
+//! checks themselves are in tests/fuzz_support, shared with the
+//! coverage-guided targets in fuzz/ (whose seed corpus these seeds are:
+//! `cargo test --test fuzz_parsers -- --ignored write_seed_corpus`).
 //!
-//! The only property is robustness: every input ends, quickly, in a value or
-//! an error — never a panic, a hang, or (for the config) a secret in the error.
 //! Case counts are bounded so the file runs in seconds in `scripts/test`;
 //! `TLSA_FUZZ_CASES=N` runs N cases per property for a longer session.
 
-use std::path::Path;
-use std::time::Duration;
+mod fuzz_support;
 
-use hickory_proto::op::{DnsResponse, Message, MessageType, OpCode};
+use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record};
 use proptest::prelude::*;
 use proptest::test_runner::Config as Cases;
-use tlsa::config::Config;
-use tlsa::dns::{dnssec, http, rdata};
-use tlsa::live::endpoint::Protocol;
-use tlsa::live::starttls::{StageCell, negotiate};
-use tlsa::tlsa::input;
+use tlsa::dns::rdata;
 use tlsa::tlsa::record::TlsaRecord;
+
+use fuzz_support::planted_assignments;
 
 /// Cases per property: small by default (CI), `TLSA_FUZZ_CASES` for more.
 fn cases(default: u32) -> Cases {
@@ -89,16 +87,11 @@ fn inputs(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![prop::collection::vec(any::<u8>(), 0..512), mutated]
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 // ---- certificates, keys, CSRs ----
 
+/// Certificates, a chain, a public key and a CSR: the committed corpus.
 fn material_seeds() -> Vec<Vec<u8>> {
-    let mut params = rcgen::CertificateParams::new(vec!["mail.example.com".into()]).unwrap();
-    params.is_ca = rcgen::IsCa::NoCa;
-    let key = rcgen::KeyPair::generate().unwrap();
+    let (params, key) = material_params();
     let cert = params.self_signed(&key).unwrap();
     let csr = params.serialize_request(&key).unwrap();
     let chain = format!("{}{}", cert.pem(), cert.pem());
@@ -106,36 +99,32 @@ fn material_seeds() -> Vec<Vec<u8>> {
         cert.pem().into_bytes(),
         cert.der().to_vec(),
         chain.into_bytes(),
-        key.serialize_pem().into_bytes(),
-        key.serialize_der(),
         key.public_key_pem().into_bytes(),
         csr.pem().unwrap().into_bytes(),
         csr.der().to_vec(),
     ]
 }
 
-fn check_material(bytes: &[u8], dir: &Path) {
-    let _ = input::parse(bytes);
-    // The file entry point too: the size limit and error wrapping.
-    let file = dir.join("input");
-    std::fs::write(&file, bytes).unwrap();
-    if let Err(e) = input::load_file(&file) {
-        let _ = e.to_string();
-    }
+/// Private keys, made afresh for each run so that none is ever committed.
+fn key_seeds() -> Vec<Vec<u8>> {
+    let (_, key) = material_params();
+    vec![key.serialize_pem().into_bytes(), key.serialize_der()]
+}
+
+fn material_params() -> (rcgen::CertificateParams, rcgen::KeyPair) {
+    let params = rcgen::CertificateParams::new(vec!["mail.example.com".into()]).unwrap();
+    (params, rcgen::KeyPair::generate().unwrap())
 }
 
 proptest! {
-    #![proptest_config(cases(400))]
+    #![proptest_config(cases(2000))]
     #[test]
-    fn material_never_panics(bytes in inputs(material_seeds())) {
-        let dir = tempfile::tempdir().unwrap();
-        check_material(&bytes, dir.path());
+    fn material_never_panics(bytes in inputs([material_seeds(), key_seeds()].concat())) {
+        fuzz_support::material(&bytes);
     }
 }
 
 // ---- the config ----
-
-const PLANTED: &str = "PLANTEDSECRET";
 
 fn config_seeds() -> Vec<Vec<u8>> {
     let mut seeds: Vec<Vec<u8>> = [
@@ -158,38 +147,11 @@ fn config_seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
-/// Secrets assigned as the config takes them; only inputs where every
-/// occurrence of [`PLANTED`] is still inside one of these are judged, since
-/// a mutation that moves it into a key or a section name makes it a name,
-/// which an error may rightly show.
-fn planted_assignments() -> [String; 3] {
-    [
-        format!("tsig_key = \"hmac-sha256:k:{PLANTED}\""),
-        format!("api_key = \"{PLANTED}\""),
-        format!("api_token = \"{PLANTED}\""),
-    ]
-}
-
-fn check_config(text: &str) {
-    if let Err(e) = Config::parse(text) {
-        let assigned: usize = planted_assignments()
-            .iter()
-            .map(|a| text.matches(a.as_str()).count())
-            .sum();
-        if assigned > 0 && assigned == text.matches(PLANTED).count() {
-            assert!(
-                !e.contains(PLANTED),
-                "a secret value reached the error text: {e}"
-            );
-        }
-    }
-}
-
 proptest! {
-    #![proptest_config(cases(400))]
+    #![proptest_config(cases(2000))]
     #[test]
     fn config_never_panics_nor_leaks(bytes in inputs(config_seeds())) {
-        check_config(&text(&bytes));
+        fuzz_support::config(&bytes);
     }
 }
 
@@ -205,21 +167,10 @@ fn state_seeds() -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(cases(300))]
+    #![proptest_config(cases(1500))]
     #[test]
     fn state_files_never_panic(bytes in inputs(state_seeds())) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("sets")).unwrap();
-        std::fs::write(dir.path().join("sets/mx.json"), &bytes).unwrap();
-        if let Err(e) = tlsa::roll::state::load_dir(dir.path()) {
-            let _ = e.to_string();
-        }
-        // The older single state file goes through the same parser.
-        std::fs::remove_file(dir.path().join("sets/mx.json")).unwrap();
-        std::fs::write(dir.path().join("state.json"), &bytes).unwrap();
-        if let Err(e) = tlsa::roll::state::load_dir(dir.path()) {
-            let _ = e.to_string();
-        }
+        fuzz_support::state(&bytes);
     }
 }
 
@@ -246,30 +197,11 @@ fn dns_seeds() -> Vec<Vec<u8>> {
     vec![answer.to_vec().unwrap(), negative.to_vec().unwrap()]
 }
 
-fn check_dns(bytes: &[u8]) {
-    let Ok(message) = Message::from_vec(bytes) else {
-        return;
-    };
-    let Ok(response) = DnsResponse::from_message(message) else {
-        return;
-    };
-    let _ = dnssec::extended_errors(&response);
-    let _ = response.negative_ttl();
-    for record in &response.answers {
-        if let RData::TLSA(tlsa) = &record.data {
-            // What the observation reads from an answer, and its text form back.
-            let ours = rdata::from_hickory(tlsa);
-            let _ = ours.to_string().parse::<TlsaRecord>();
-            let _ = http::records_text([&ours]);
-        }
-    }
-}
-
 proptest! {
-    #![proptest_config(cases(1000))]
+    #![proptest_config(cases(5000))]
     #[test]
     fn dns_answers_never_panic(bytes in inputs(dns_seeds())) {
-        check_dns(&bytes);
+        fuzz_support::dns(&bytes);
     }
 }
 
@@ -284,13 +216,10 @@ fn record_seeds() -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(cases(1000))]
+    #![proptest_config(cases(5000))]
     #[test]
     fn record_text_never_panics(bytes in inputs(record_seeds())) {
-        if let Ok(record) = text(&bytes).parse::<TlsaRecord>() {
-            // Whatever parses must print as text that parses back the same.
-            prop_assert_eq!(record.to_string().parse::<TlsaRecord>().unwrap(), record);
-        }
+        fuzz_support::record(&bytes);
     }
 }
 
@@ -307,10 +236,10 @@ fn api_seeds() -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(cases(600))]
+    #![proptest_config(cases(3000))]
     #[test]
     fn api_messages_never_panic(bytes in inputs(api_seeds())) {
-        let _ = http::api_messages(&bytes);
+        fuzz_support::api(&bytes);
     }
 }
 
@@ -326,51 +255,47 @@ fn dialogue_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-/// Plays `server` to `negotiate` and closes; the dialogue must end well
-/// within the timeout (a server that stops talking is a timeout in real
-/// use, but here the stream is closed, so waiting would be a bug).
-fn check_dialogue(protocol: Protocol, server: Vec<u8>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (mut client, peer) = tokio::io::duplex(4096);
-        let (mut peer_read, mut peer_write) = tokio::io::split(peer);
-        // The client's commands are drained so its writes never block.
-        let drain = tokio::spawn(async move {
-            let mut sink = Vec::new();
-            let _ = peer_read.read_to_end(&mut sink).await;
-        });
-        let feed = tokio::spawn(async move {
-            let _ = peer_write.write_all(&server).await;
-            let _ = peer_write.shutdown().await;
-        });
-        let stage = StageCell::default();
-        let ended = tokio::time::timeout(
-            Duration::from_secs(5),
-            negotiate(&mut client, protocol, "client.example", &stage),
-        )
-        .await;
-        assert!(
-            ended.is_ok(),
-            "{protocol:?} dialogue did not end on a closed stream"
-        );
-        drop(client);
-        let _ = feed.await;
-        let _ = drain.await;
-    });
-}
-
 proptest! {
-    #![proptest_config(cases(300))]
+    #![proptest_config(cases(1500))]
     #[test]
     fn dialogues_end_without_panic(
         bytes in inputs(dialogue_seeds()),
         which in 0usize..4,
     ) {
-        let protocol = [Protocol::Smtp, Protocol::Lmtp, Protocol::Imap, Protocol::Pop3][which];
-        check_dialogue(protocol, bytes);
+        fuzz_support::dialogue(fuzz_support::PROTOCOLS[which], &bytes);
+    }
+}
+
+/// Every seed family under the name of its coverage-guided target.
+fn seed_families() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    // The dialogue target takes its protocol from the first byte.
+    let dialogues = dialogue_seeds()
+        .into_iter()
+        .zip([0u8, 2, 2, 3])
+        .map(|(seed, protocol)| [vec![protocol], seed].concat())
+        .collect();
+    vec![
+        ("material", material_seeds()),
+        ("config", config_seeds()),
+        ("state", state_seeds()),
+        ("dns", dns_seeds()),
+        ("record", record_seeds()),
+        ("api", api_seeds()),
+        ("dialogue", dialogues),
+    ]
+}
+
+/// Writes the seeds as fuzz/corpus/TARGET/seed-N; run by hand when a seed
+/// changes (the corpus is committed).
+#[test]
+#[ignore]
+fn write_seed_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for (target, seeds) in seed_families() {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (n, seed) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{n}")), seed).unwrap();
+        }
     }
 }
