@@ -80,11 +80,13 @@ fn secret_lines(text: &str) -> Vec<bool> {
 fn assigned_keys(line: &str) -> impl Iterator<Item = &str> {
     line.match_indices('=').filter_map(move |(at, _)| {
         let before = line[..at].trim_end();
+        // Past the whole character that ends the key: it may be several bytes.
         let start = before
-            .rfind(|c: char| {
+            .char_indices()
+            .rfind(|&(_, c)| {
                 !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\''))
             })
-            .map_or(0, |i| i + 1);
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let key = &before[start..];
         (!key.is_empty()).then_some(key)
     })
@@ -382,6 +384,21 @@ fn expectation(key: &str, wanted: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by tests/fuzz_parsers.rs: a non-ASCII character right before a
+    /// key (here U+FFFD, what a stray byte becomes) made the key's start land
+    /// inside it, and the error formatter panicked instead of reporting.
+    #[test]
+    fn a_multibyte_character_before_a_key_is_reported_not_a_panic() {
+        for text in ["\u{FFFD}=", "é tsig_key = 1", "[x]\n\u{1F600}key=\"v\"\n"] {
+            let error = crate::config::Config::parse(text).unwrap_err();
+            assert!(error.contains("line"), "{error}");
+        }
+        assert_eq!(
+            assigned_keys("\u{FFFD}token = 1").collect::<Vec<_>>(),
+            ["token"]
+        );
+    }
 
     #[test]
     fn secret_keys_and_lines() {

@@ -612,6 +612,54 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// Any JSON a server lists decodes to a record, to nothing, or to an
+    /// error — never a panic. Built from the fields decode_tlsa reads, so
+    /// most cases get past the type and name checks (tests/fuzz_parsers.rs
+    /// cannot reach this private function).
+    #[test]
+    fn any_listed_json_decodes_without_panic() {
+        use proptest::prelude::*;
+        let owner: Name = "_25._tcp.mail.example.com.".parse().unwrap();
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            Just(Value::from("TLSA")),
+            Just(Value::from("_25._tcp.mail.example.com.")),
+            "[0-9a-fA-F ]{0,70}".prop_map(Value::from),
+            "[ -~]{0,40}".prop_map(Value::from),
+        ];
+        let field = prop::sample::select(vec![
+            "type",
+            "name",
+            "id",
+            "ttl",
+            "data",
+            "content",
+            "usage",
+            "selector",
+            "matching_type",
+            "certificate",
+        ]);
+        let json = leaf.prop_recursive(3, 48, 8, move |inner| {
+            prop::collection::btree_map(field.clone().prop_map(String::from), inner, 0..8)
+                .prop_map(|map| Value::Object(map.into_iter().collect()))
+        });
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 2000,
+            failure_persistence: None,
+            ..Default::default()
+        });
+        runner
+            .run(&json, |record| {
+                let _ = decode_tlsa(&record, &owner);
+                Ok(())
+            })
+            .unwrap();
+    }
+
     const A: &str = "3 1 1 8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
     const B: &str = "3 1 1 1111111111111111111111111111111111111111111111111111111111111111";
 

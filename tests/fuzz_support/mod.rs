@@ -1,0 +1,162 @@
+//! One check per parser of untrusted input: feeds it one input and asserts
+//! what must hold for any input (it ends, without a panic; the config's
+//! errors never show a planted secret). Shared by the property tests
+//! (tests/fuzz_parsers.rs) and the coverage-guided targets (fuzz/), so both
+//! judge an input the same way.
+#![allow(dead_code)] // each fuzz target uses one check
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hickory_proto::op::{DnsResponse, Message};
+use hickory_proto::rr::RData;
+use tlsa::config::Config;
+use tlsa::dns::{dnssec, http, rdata};
+use tlsa::live::endpoint::Protocol;
+use tlsa::live::starttls::{StageCell, negotiate};
+use tlsa::tlsa::input;
+use tlsa::tlsa::record::TlsaRecord;
+
+/// A scratch directory for the file-based entry points, made once per process:
+/// a fresh one per input would cost more than the parse.
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// Certificates, chains, keys and CSRs as `tlsa hash` and the roll engine
+/// read them: from bytes, and through a file (the size limit, error text).
+pub fn material(bytes: &[u8]) {
+    let _ = input::parse(bytes);
+    let file = scratch().join("input");
+    std::fs::write(&file, bytes).unwrap();
+    if let Err(e) = input::load_file(&file) {
+        let _ = e.to_string();
+    }
+}
+
+pub const PLANTED: &str = "PLANTEDSECRET";
+
+/// Secrets assigned as the config takes them. Only inputs where every
+/// occurrence of [`PLANTED`] is still inside one of these are judged: a
+/// mutation that moves it into a key or a section name makes it a name,
+/// which an error may rightly show.
+pub fn planted_assignments() -> [String; 3] {
+    [
+        format!("tsig_key = \"hmac-sha256:k:{PLANTED}\""),
+        format!("api_key = \"{PLANTED}\""),
+        format!("api_token = \"{PLANTED}\""),
+    ]
+}
+
+/// The config and its error formatter: no panic, no secret in the error.
+pub fn config(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    if let Err(e) = Config::parse(&text) {
+        let assigned: usize = planted_assignments()
+            .iter()
+            .map(|a| text.matches(a.as_str()).count())
+            .sum();
+        if assigned > 0 && assigned == text.matches(PLANTED).count() {
+            assert!(
+                !e.contains(PLANTED),
+                "a secret value reached the error text: {e}"
+            );
+        }
+    }
+}
+
+/// A set's state file and an older single state file, as `load_dir` reads them.
+pub fn state(bytes: &[u8]) {
+    let dir = scratch().join("state");
+    let sets = dir.join("sets");
+    std::fs::create_dir_all(&sets).unwrap();
+    let _ = std::fs::remove_file(dir.join("state.json"));
+    std::fs::write(sets.join("mx.json"), bytes).unwrap();
+    if let Err(e) = tlsa::roll::state::load_dir(&dir) {
+        let _ = e.to_string();
+    }
+    std::fs::remove_file(sets.join("mx.json")).unwrap();
+    std::fs::write(dir.join("state.json"), bytes).unwrap();
+    if let Err(e) = tlsa::roll::state::load_dir(&dir) {
+        let _ = e.to_string();
+    }
+}
+
+/// A DNS answer off the wire, and what the observation takes from it.
+pub fn dns(bytes: &[u8]) {
+    let Ok(message) = Message::from_vec(bytes) else {
+        return;
+    };
+    let Ok(response) = DnsResponse::from_message(message) else {
+        return;
+    };
+    let _ = dnssec::extended_errors(&response);
+    let _ = response.negative_ttl();
+    for record in &response.answers {
+        if let RData::TLSA(tlsa) = &record.data {
+            let ours = rdata::from_hickory(tlsa);
+            let _ = ours.to_string().parse::<TlsaRecord>();
+            let _ = http::records_text([&ours]);
+        }
+    }
+}
+
+/// TLSA record text (zone files, PowerDNS and deSEC record contents): what
+/// parses prints as text that parses back the same.
+pub fn record(bytes: &[u8]) {
+    if let Ok(record) = String::from_utf8_lossy(bytes).parse::<TlsaRecord>() {
+        assert_eq!(record.to_string().parse::<TlsaRecord>().unwrap(), record);
+    }
+}
+
+/// A provider API's error body, as turned into messages for the user.
+pub fn api(bytes: &[u8]) {
+    let _ = http::api_messages(bytes);
+}
+
+pub const PROTOCOLS: [Protocol; 4] = [
+    Protocol::Smtp,
+    Protocol::Lmtp,
+    Protocol::Imap,
+    Protocol::Pop3,
+];
+
+/// Plays `server` to `negotiate` over an in-memory stream and closes it; the
+/// dialogue must end well within the timeout (a silent server is a timeout
+/// in real use, but here the stream is closed, so waiting would be a bug).
+pub fn dialogue(protocol: Protocol, server: &[u8]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let server = server.to_vec();
+    runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, peer) = tokio::io::duplex(4096);
+        let (mut peer_read, mut peer_write) = tokio::io::split(peer);
+        // The client's commands are drained so its writes never block.
+        let drain = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = peer_read.read_to_end(&mut sink).await;
+        });
+        let feed = tokio::spawn(async move {
+            let _ = peer_write.write_all(&server).await;
+            let _ = peer_write.shutdown().await;
+        });
+        let stage = StageCell::default();
+        let ended = tokio::time::timeout(
+            Duration::from_secs(5),
+            negotiate(&mut client, protocol, "client.example", &stage),
+        )
+        .await;
+        assert!(
+            ended.is_ok(),
+            "{protocol:?} dialogue did not end on a closed stream"
+        );
+        drop(client);
+        let _ = feed.await;
+        let _ = drain.await;
+    });
+}
