@@ -37,6 +37,20 @@ fn read_line(stream: &TcpStream) -> String {
     line
 }
 
+/// Greets, offers STARTTLS in the EHLO reply, and reads the STARTTLS command.
+fn offer_starttls(stream: &mut TcpStream) {
+    let _ = stream.write_all(b"220 mail.example.test ESMTP\r\n");
+    let _ = read_line(stream);
+    let _ = stream.write_all(b"250-mail.example.test\r\n250 STARTTLS\r\n");
+    let _ = read_line(stream);
+}
+
+/// [`offer_starttls`], then agrees to start TLS.
+fn agree_to_starttls(stream: &mut TcpStream) {
+    offer_starttls(stream);
+    let _ = stream.write_all(b"220 go ahead\r\n");
+}
+
 /// Captures from `addr` as the check does, and returns the failure text and the time taken.
 fn attempt(addr: SocketAddr) -> (String, Duration) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -113,11 +127,7 @@ fn a_server_sending_one_byte_a_second_times_out() {
 #[test]
 fn a_server_closing_after_agreeing_to_starttls_is_a_handshake_failure() {
     let addr = serve(|mut stream| {
-        let _ = stream.write_all(b"220 mail.example.test ESMTP\r\n");
-        let _ = read_line(&stream);
-        let _ = stream.write_all(b"250-mail.example.test\r\n250 STARTTLS\r\n");
-        let _ = read_line(&stream);
-        let _ = stream.write_all(b"220 go ahead\r\n");
+        agree_to_starttls(&mut stream);
         // …and hang up before any TLS.
     });
     let (why, took) = attempt(addr);
@@ -128,11 +138,7 @@ fn a_server_closing_after_agreeing_to_starttls_is_a_handshake_failure() {
 #[test]
 fn garbage_instead_of_tls_is_a_handshake_failure() {
     let addr = serve(|mut stream| {
-        let _ = stream.write_all(b"220 mail.example.test ESMTP\r\n");
-        let _ = read_line(&stream);
-        let _ = stream.write_all(b"250-mail.example.test\r\n250 STARTTLS\r\n");
-        let _ = read_line(&stream);
-        let _ = stream.write_all(b"220 go ahead\r\n");
+        agree_to_starttls(&mut stream);
         let mut hello = [0u8; 512];
         let _ = stream.read(&mut hello);
         let _ = stream.write_all(&[0x42; 64 * 1024]);
@@ -145,10 +151,7 @@ fn garbage_instead_of_tls_is_a_handshake_failure() {
 #[test]
 fn a_server_refusing_starttls_says_so() {
     let addr = serve(|mut stream| {
-        let _ = stream.write_all(b"220 mail.example.test ESMTP\r\n");
-        let _ = read_line(&stream);
-        let _ = stream.write_all(b"250-mail.example.test\r\n250 STARTTLS\r\n");
-        let _ = read_line(&stream);
+        offer_starttls(&mut stream);
         let _ = stream.write_all(b"454 TLS not available due to temporary reason\r\n");
     });
     let (why, took) = attempt(addr);
