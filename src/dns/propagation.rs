@@ -878,15 +878,7 @@ pub async fn wait_until_propagated(
     expected: &Expected,
     deadline: SystemTime,
 ) -> Result<Propagated, NotPropagated> {
-    wait_with_backoff(
-        observer,
-        clock,
-        expected,
-        deadline,
-        Backoff::default(),
-        &|_| {},
-    )
-    .await
+    wait_reporting(observer, clock, expected, deadline, &|_| {}).await
 }
 
 /// [`wait_until_propagated`] that tells `on_lags` which addresses lag, and

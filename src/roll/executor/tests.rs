@@ -43,6 +43,10 @@ struct World {
     /// The server ignores reloads: it keeps presenting what it has.
     deaf: bool,
     presented: Option<KeyMaterial>,
+    /// One address in front of a pool with a backend that was never
+    /// reloaded: every other look lands there and sees this key.
+    stale_backend: Option<KeyMaterial>,
+    looks: usize,
     deploy_dir: PathBuf,
     /// RRsets no longer served: (served until, records, TTL).
     history: Vec<(SystemTime, BTreeSet<TlsaRecord>, u32)>,
@@ -61,6 +65,8 @@ impl World {
             updates: 0,
             deaf: false,
             presented: None,
+            stale_backend: None,
+            looks: 0,
             deploy_dir,
             history: Vec::new(),
             violations: Vec::new(),
@@ -288,8 +294,13 @@ impl Servers for MailServer {
     async fn presented(&self, _set: &CertSet, _kind: Option<KeyKind>) -> Vec<PresentedAt> {
         let mut world = lock(&self.0);
         world.reload();
-        world
-            .presented
+        world.looks += 1;
+        let stale = world
+            .stale_backend
+            .clone()
+            .filter(|_| world.looks.is_multiple_of(2));
+        stale
+            .or_else(|| world.presented.clone())
             .iter()
             .map(|key| PresentedAt {
                 address: "mail.example.test:25 at 192.0.2.25:25".into(),
@@ -583,5 +594,27 @@ async fn a_server_that_ignores_reloads_keeps_its_key_published_and_alarms() {
     scene.world().deaf = false;
     ok(&scene.run_wait().await);
     assert!(!scene.world().served_keys().contains(&first));
+    scene.assert_safe();
+}
+
+#[tokio::test]
+async fn a_pool_with_one_backend_not_reloaded_is_never_verified() {
+    let scene = Scene::new(60);
+    ok(&scene.run_wait().await);
+    let first = scene.world().presented.clone().unwrap();
+    scene.world().stale_backend = Some(first.clone());
+    for _ in 0..3 {
+        let rolled = scene.rollover_wait().await;
+        let failure = rolled.failure.expect("a mixed pool is not verified");
+        assert!(failure.message.starts_with("ALARM"), "{}", failure.message);
+        assert!(
+            scene.world().served_keys().contains(&first.id),
+            "the key the stale backend presents keeps its record"
+        );
+    }
+    // The backend is reloaded: the roll completes.
+    scene.world().stale_backend = None;
+    ok(&scene.run_wait().await);
+    assert!(!scene.world().served_keys().contains(&first.id));
     scene.assert_safe();
 }
