@@ -9,40 +9,24 @@
 //! Run with `cargo test --test cloudflare`.
 
 mod support;
+use support::records::{A, B, C, name, rec, set, tlsa_id};
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
 use serde_json::{Value, json};
 use support::{HttpMock, MockRequest, MockResponse};
 use tlsa::clock::ManualClock;
 use tlsa::dns::cloudflare::{AUTOMATIC_TTL, Cloudflare, CloudflareConfig, RECORD_COMMENT};
 use tlsa::dns::http::SecretSource;
-use tlsa::dns::{ChangeSet, DnsError, Edit, Provider, RrsetChange, apply_edits};
+use tlsa::dns::{ChangeSet, DnsError, Edit, Provider, Rdata, RrType, RrsetChange, apply_edits};
 use tlsa::tlsa::TlsaRecord;
 
 const TOKEN: &str = "cf-test-token-7Qx2kV9w";
 const ZONE_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 const ZONE: &str = "example.com";
 const OWNER: &str = "_25._tcp.mail.example.com";
-
-const A: &str = "3 1 1 8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
-const B: &str = "3 1 1 1111111111111111111111111111111111111111111111111111111111111111";
-const C: &str = "3 1 2 22222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222";
-
-fn rec(text: &str) -> TlsaRecord {
-    text.parse().expect("TLSA text")
-}
-
-fn set(records: &[&str]) -> BTreeSet<TlsaRecord> {
-    records.iter().map(|r| rec(r)).collect()
-}
-
-fn name(text: &str) -> Name {
-    Name::from_ascii(text).expect("name")
-}
 
 /// What the fake serves and how it misbehaves.
 struct State {
@@ -93,7 +77,7 @@ fn record(
 
 /// A TLSA record as Cloudflare returns it: certificate in upper case, content computed.
 fn tlsa_record(id: &str, name: &str, ttl: u32, text: &str) -> Value {
-    let r = rec(text);
+    let r: TlsaRecord = text.parse().expect("TLSA text");
     let hex = r.data_hex().to_ascii_uppercase();
     record(
         id,
@@ -234,12 +218,12 @@ impl Fake {
     }
 
     /// The TLSA records the fake holds at `owner`.
-    fn tlsa_at(&self, owner: &str) -> BTreeSet<TlsaRecord> {
+    fn tlsa_at(&self, owner: &str) -> BTreeSet<Rdata> {
         self.state()
             .records
             .iter()
             .filter(|r| r["type"] == "TLSA" && r["name"] == owner)
-            .map(|r| r["content"].as_str().unwrap().parse().unwrap())
+            .map(|r| rec(r["content"].as_str().unwrap()))
             .collect()
     }
 
@@ -411,7 +395,7 @@ async fn reads_tlsa_among_every_other_type_across_pages() {
     fake.state().honour_filters = false;
     let cf = fake.backend().with_per_page(5);
     let zone = name("example.com.");
-    let rrset = cf.read(&zone, &name(OWNER)).await.expect("read");
+    let rrset = cf.read(&zone, &tlsa_id(OWNER)).await.expect("read");
     assert_eq!(rrset.records, set(&[A, C]));
     let pages: Vec<String> = fake
         .mock
@@ -428,7 +412,7 @@ async fn reads_tlsa_among_every_other_type_across_pages() {
     let rrset = fake
         .backend()
         .with_per_page(1)
-        .read(&zone, &name(OWNER))
+        .read(&zone, &tlsa_id(OWNER))
         .await
         .unwrap();
     assert_eq!(rrset.records, set(&[A, C]));
@@ -462,17 +446,23 @@ async fn reads_tlsa_among_every_other_type_across_pages() {
 async fn automatic_ttl_reads_as_300_seconds() {
     let fake = Fake::start(zone_records()).await;
     let cf = fake.backend();
-    let rrset = cf.read(&name("example.com."), &name(OWNER)).await.unwrap();
+    let rrset = cf
+        .read(&name("example.com."), &tlsa_id(OWNER))
+        .await
+        .unwrap();
     assert_eq!(AUTOMATIC_TTL, 300);
     assert_eq!(rrset.ttl, Some(300));
     // The largest TTL of the RRset is reported: what a cache may keep longest.
     fake.state().records[11]["ttl"] = json!(3600);
-    let rrset = cf.read(&name("example.com."), &name(OWNER)).await.unwrap();
+    let rrset = cf
+        .read(&name("example.com."), &tlsa_id(OWNER))
+        .await
+        .unwrap();
     assert_eq!(rrset.ttl, Some(3600));
     let none = cf
         .read(
             &name("example.com."),
-            &name("_25._tcp.nothing.example.com."),
+            &tlsa_id("_25._tcp.nothing.example.com."),
         )
         .await
         .unwrap();
@@ -487,6 +477,7 @@ async fn the_batch_holds_exactly_the_intended_deletes_and_posts() {
     // Remove A (stored in upper case, given here in lower case), keep C, add B; TTL 300
     // equals the automatic TTL of the kept record, so C is not touched.
     let edit = Edit {
+        rtype: RrType::Tlsa,
         owner: name(OWNER),
         add: set(&[B]),
         remove: set(&[A]),
@@ -521,7 +512,7 @@ async fn the_batch_holds_exactly_the_intended_deletes_and_posts() {
     );
     assert_eq!(fake.tlsa_at(OWNER), set(&[B, C]));
     assert_eq!(
-        cf.read(&zone, &name(OWNER)).await.unwrap().records,
+        cf.read(&zone, &tlsa_id(OWNER)).await.unwrap().records,
         set(&[B, C])
     );
     // Other records untouched.
@@ -529,6 +520,7 @@ async fn the_batch_holds_exactly_the_intended_deletes_and_posts() {
 
     // A TTL change of kept records is a patch, never a delete and re-create.
     let edit = Edit {
+        rtype: RrType::Tlsa,
         owner: name(OWNER),
         add: set(&[]),
         remove: set(&[]),
@@ -542,7 +534,10 @@ async fn the_batch_holds_exactly_the_intended_deletes_and_posts() {
         ["patches"]
     );
     assert_eq!(batch["patches"].as_array().unwrap().len(), 2);
-    assert_eq!(cf.read(&zone, &name(OWNER)).await.unwrap().ttl, Some(3600));
+    assert_eq!(
+        cf.read(&zone, &tlsa_id(OWNER)).await.unwrap().ttl,
+        Some(3600)
+    );
 }
 
 #[tokio::test]
@@ -553,6 +548,7 @@ async fn a_change_since_the_read_is_a_conflict_and_nothing_is_sent() {
     let stale = ChangeSet {
         zone: zone.clone(),
         changes: vec![RrsetChange {
+            rtype: RrType::Tlsa,
             owner: name(OWNER),
             expected: set(&[A]),
             desired: set(&[B]),
@@ -574,7 +570,7 @@ async fn rate_limits_are_waited_out_as_the_api_asks() {
     let zone = name("example.com.");
     fake.state().rate_limit = 2;
     let rrset = cf
-        .read(&zone, &name(OWNER))
+        .read(&zone, &tlsa_id(OWNER))
         .await
         .expect("429, 429, then success");
     assert_eq!(rrset.records, set(&[A, C]));
@@ -587,7 +583,7 @@ async fn rate_limits_are_waited_out_as_the_api_asks() {
     let at = httpdate_in(&clock, 12);
     fake.state().rate_limit = 1;
     fake.state().retry_after = at;
-    cf.read(&zone, &name(OWNER)).await.unwrap();
+    cf.read(&zone, &tlsa_id(OWNER)).await.unwrap();
     assert_eq!(clock.sleeps().last(), Some(&Duration::from_secs(12)));
 
     // Beyond the longest wait (120 s by default): reported at once, not slept.
@@ -595,7 +591,7 @@ async fn rate_limits_are_waited_out_as_the_api_asks() {
     fake.state().rate_limit = 1;
     fake.state().retry_after = "3600".into();
     let err = cf
-        .read(&zone, &name(OWNER))
+        .read(&zone, &tlsa_id(OWNER))
         .await
         .expect_err("too long to wait");
     assert_eq!(clock.sleeps().len(), slept);
@@ -609,7 +605,7 @@ async fn rate_limits_are_waited_out_as_the_api_asks() {
 
     // Without Retry-After, a 503 on a read is retried with doubling backoff.
     fake.state().unavailable = 2;
-    cf.read(&zone, &name(OWNER))
+    cf.read(&zone, &tlsa_id(OWNER))
         .await
         .expect("503, 503, then success");
     assert_eq!(
@@ -618,7 +614,7 @@ async fn rate_limits_are_waited_out_as_the_api_asks() {
     );
     // A server that stays down: the error says so after the bounded tries.
     fake.state().unavailable = 10;
-    let err = cf.read(&zone, &name(OWNER)).await.expect_err("down");
+    let err = cf.read(&zone, &tlsa_id(OWNER)).await.expect_err("down");
     let text = err.to_string();
     assert!(
         text.contains("HTTP 503")
@@ -657,6 +653,7 @@ async fn a_failed_batch_is_not_repeated_and_says_the_outcome_is_unknown() {
     let cf = fake.backend_with(TOKEN, Arc::clone(&clock));
     fake.state().batch_fails = true;
     let edit = Edit {
+        rtype: RrType::Tlsa,
         owner: name(OWNER),
         add: set(&[B]),
         remove: set(&[]),
@@ -681,7 +678,7 @@ async fn a_bad_token_is_a_clear_403_without_the_token() {
     let wrong = "wrong-token-Zx81";
     let cf = fake.backend_with(wrong, Arc::new(ManualClock::default()));
     let err = cf
-        .read(&name("example.com."), &name(OWNER))
+        .read(&name("example.com."), &tlsa_id(OWNER))
         .await
         .expect_err("bad token");
     assert!(matches!(err, DnsError::Http { status: 403, .. }), "{err:?}");
@@ -759,7 +756,10 @@ async fn a_redirect_is_not_followed_with_the_token() {
     config.zones = vec![name("example.com.")];
     let cloudflare = Cloudflare::new(&config).unwrap();
     let err = cloudflare
-        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .read(
+            &name("example.com."),
+            &tlsa_id("_25._tcp.mail.example.com."),
+        )
         .await
         .expect_err("a redirect is an error");
     fake.mock.assert_refused_redirect(&err, TOKEN);

@@ -6,35 +6,22 @@
 //! with `Retry-After`, and the domain's `minimum_ttl`. Run with `cargo test --test desec`.
 
 mod support;
+use support::records::{A, B, C, edit, name, set, tlsa_id};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
 use serde_json::{Value, json};
 use support::{HttpMock, MockRequest, MockResponse};
 use tlsa::clock::ManualClock;
 use tlsa::dns::desec::{Desec, DesecConfig};
 use tlsa::dns::http::SecretSource;
-use tlsa::dns::{ChangeSet, DnsError, Edit, Provider, RrsetChange, apply_edits};
-use tlsa::tlsa::TlsaRecord;
+use tlsa::dns::{ChangeSet, DnsError, Provider, RrType, RrsetChange, apply_edits};
 
 const TOKEN: &str = "desec-test-token-9Hq";
 const DOMAIN: &str = "example.com";
 const MINIMUM_TTL: u64 = 3600;
-
-const A: &str = "3 1 1 8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
-const B: &str = "3 1 1 1111111111111111111111111111111111111111111111111111111111111111";
-const C: &str = "3 1 2 22222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222";
-
-fn set(records: &[&str]) -> BTreeSet<TlsaRecord> {
-    records.iter().map(|r| r.parse().unwrap()).collect()
-}
-
-fn name(text: &str) -> Name {
-    Name::from_ascii(text).unwrap()
-}
 
 #[derive(Default)]
 struct State {
@@ -186,16 +173,6 @@ impl Fake {
     }
 }
 
-fn edit(owner: &str, add: &[&str], remove: &[&str]) -> Edit {
-    Edit {
-        owner: name(owner),
-        add: set(add),
-        remove: set(remove),
-        replace_all: false,
-        ttl: 3600,
-    }
-}
-
 #[tokio::test]
 async fn publish_replace_delete_in_one_bulk_patch_each() {
     let fake = Fake::start().await;
@@ -205,30 +182,36 @@ async fn publish_replace_delete_in_one_bulk_patch_each() {
     assert_eq!(zone, name("example.com."));
     assert!(
         desec
-            .read(&zone, &name(mail))
+            .read(&zone, &tlsa_id(mail))
             .await
             .unwrap()
             .records
             .is_empty()
     );
 
-    apply_edits(&desec, &zone, &[edit(mail, &[A], &[])])
+    apply_edits(&desec, &zone, &[edit(mail, &[A], &[], 3600)])
         .await
         .unwrap();
-    let read = desec.read(&zone, &name(mail)).await.unwrap();
+    let read = desec.read(&zone, &tlsa_id(mail)).await.unwrap();
     assert_eq!((read.records, read.ttl), (set(&[A]), Some(3600)));
 
     apply_edits(
         &desec,
         &zone,
-        &[edit(mail, &[B], &[A]), edit("example.com.", &[C], &[])],
+        &[
+            edit(mail, &[B], &[A], 3600),
+            edit("example.com.", &[C], &[], 3600),
+        ],
     )
     .await
     .unwrap();
     apply_edits(
         &desec,
         &zone,
-        &[edit(mail, &[], &[B]), edit("example.com.", &[], &[C])],
+        &[
+            edit(mail, &[], &[B], 3600),
+            edit("example.com.", &[], &[C], 3600),
+        ],
     )
     .await
     .unwrap();
@@ -258,7 +241,7 @@ async fn errors_are_clear_and_throttling_is_waited_out() {
     let mail = "_25._tcp.mail.example.com.";
 
     let wrong = fake.backend_with("not-the-token-1x", Arc::new(ManualClock::default()));
-    let err = wrong.read(&zone, &name(mail)).await.unwrap_err();
+    let err = wrong.read(&zone, &tlsa_id(mail)).await.unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("deSEC API at")
@@ -271,12 +254,12 @@ async fn errors_are_clear_and_throttling_is_waited_out() {
     let desec = fake.backend_with(TOKEN, Arc::clone(&clock));
     fake.state.lock().unwrap().throttle = 1;
     desec
-        .read(&zone, &name(mail))
+        .read(&zone, &tlsa_id(mail))
         .await
         .expect("429 then success");
     assert_eq!(clock.sleeps(), [Duration::from_secs(3)]);
 
-    let mut short = edit(mail, &[A], &[]);
+    let mut short = edit(mail, &[A], &[], 3600);
     short.ttl = 60;
     let err = apply_edits(&desec, &zone, &[short]).await.unwrap_err();
     assert!(matches!(err, DnsError::Http { status: 400, .. }), "{err:?}");
@@ -298,12 +281,13 @@ async fn a_change_since_the_read_is_a_conflict() {
     let desec = fake.backend();
     let zone = name("example.com.");
     let mail = "_25._tcp.mail.example.com.";
-    apply_edits(&desec, &zone, &[edit(mail, &[A, C], &[])])
+    apply_edits(&desec, &zone, &[edit(mail, &[A, C], &[], 3600)])
         .await
         .unwrap();
     let stale = ChangeSet {
         zone: zone.clone(),
         changes: vec![RrsetChange {
+            rtype: RrType::Tlsa,
             owner: name(mail),
             expected: set(&[A]),
             desired: set(&[B]),
@@ -318,11 +302,11 @@ async fn a_change_since_the_read_is_a_conflict() {
         "nothing written after the first publish"
     );
     // Re-planned, C survives.
-    apply_edits(&desec, &zone, &[edit(mail, &[B], &[A])])
+    apply_edits(&desec, &zone, &[edit(mail, &[B], &[A], 3600)])
         .await
         .unwrap();
     assert_eq!(
-        desec.read(&zone, &name(mail)).await.unwrap().records,
+        desec.read(&zone, &tlsa_id(mail)).await.unwrap().records,
         set(&[B, C])
     );
 }
@@ -338,7 +322,10 @@ async fn a_redirect_is_not_followed_with_the_token() {
     config.base_url = format!("{}/api/v1", api.url());
     let desec = Desec::new(&config).unwrap();
     let err = desec
-        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .read(
+            &name("example.com."),
+            &tlsa_id("_25._tcp.mail.example.com."),
+        )
         .await
         .expect_err("a redirect is an error");
     fake.mock.assert_refused_redirect(&err, TOKEN);
@@ -364,7 +351,7 @@ async fn a_write_accepted_but_not_applied_is_not_blamed_on_someone_else() {
     let err = apply_edits(
         &fake.backend(),
         &name("example.com."),
-        &[edit("_25._tcp.mail.example.com.", &[A], &[])],
+        &[edit("_25._tcp.mail.example.com.", &[A], &[], 3600)],
     )
     .await
     .expect_err("nothing was applied");

@@ -21,6 +21,7 @@ use tlsa::dns::propagation::{
     wait_until_propagated,
 };
 use tlsa::dns::ttl::{self, Term, TtlFacts};
+use tlsa::dns::{Rdata, RrsetId};
 use tlsa::tlsa::TlsaRecord;
 
 /// Bounds for things that should take milliseconds; generous for a busy 2-core machine.
@@ -40,8 +41,13 @@ fn record(byte: u8) -> TlsaRecord {
     }
 }
 
-fn set(records: &[TlsaRecord]) -> BTreeSet<TlsaRecord> {
-    records.iter().cloned().collect()
+/// The TLSA RRset at `owner`.
+fn id(owner: &Name) -> RrsetId {
+    RrsetId::tlsa(owner.clone())
+}
+
+fn set(records: &[TlsaRecord]) -> BTreeSet<Rdata> {
+    records.iter().cloned().map(Rdata::Tlsa).collect()
 }
 
 /// The lab's NS set and addresses, found through its resolver, on the lab server's port.
@@ -73,7 +79,7 @@ fn closed_port() -> SocketAddr {
 
 fn expect(owner: &Name, records: &[TlsaRecord], min_serial: Option<u32>) -> Expected {
     Expected {
-        rrsets: BTreeMap::from([(owner.clone(), set(records))]),
+        rrsets: BTreeMap::from([(id(owner), set(records))]),
         min_serial,
     }
 }
@@ -106,14 +112,14 @@ async fn report_and_quick_wait(lab: &Lab) {
     let direct = ZoneServers::discover(&direct).await.unwrap();
     assert_eq!(direct.servers, servers.servers);
 
-    let before = servers.observe_now(std::slice::from_ref(&owner)).await;
+    let before = servers.observe_now(&[id(&owner)]).await;
     eprintln!("before the update:\n{before}");
     let served = before.servers[0]
         .result
         .as_ref()
         .expect("the primary answers");
     let serial_before = served.serial();
-    let absent = &served.rrsets[&owner];
+    let absent = &served.rrsets[&id(&owner)];
     assert_eq!(absent.answer, AnswerKind::NxDomain);
     assert_eq!(absent.rrset.ttl, None);
     assert!(absent.rrset.records.is_empty());
@@ -142,7 +148,7 @@ async fn report_and_quick_wait(lab: &Lab) {
     assert_eq!(server.server.origin, Origin::Ns(name(&lab.name("ns1"))));
     let served = server.result.as_ref().unwrap();
     assert!(served.serial() > serial_before);
-    let rrset = &served.rrsets[&owner];
+    let rrset = &served.rrsets[&id(&owner)];
     assert_eq!(rrset.answer, AnswerKind::Positive);
     assert_eq!(rrset.rrset.records, set(&[new]));
     assert_eq!(rrset.rrset.ttl, Some(ttl));
@@ -244,7 +250,7 @@ async fn lagging_and_unreachable_servers_are_named() {
     assert_eq!(err.lags.len(), 3, "{text}");
     for addr in [v4, v6] {
         let want = format!(
-            "{ns2} ({addr}): serves serial {serial_old} (expected {serial_new} or later), {owner} [{old}] TTL {ttl} (expected [{new}])"
+            "{ns2} ({addr}): serves serial {serial_old} (expected {serial_new} or later), {owner} TLSA [{old}] TTL {ttl} (expected [{new}])"
         );
         assert!(text.contains(&want), "missing `{want}` in:\n{text}");
     }
@@ -275,7 +281,7 @@ async fn lagging_and_unreachable_servers_are_named() {
     for server in &done.observation.servers {
         let served = server.result.as_ref().unwrap();
         assert_eq!(served.serial(), serial_new, "{}", server.server);
-        assert_eq!(served.records(&owner), set(std::slice::from_ref(&new)));
+        assert_eq!(served.records(&id(&owner)), set(std::slice::from_ref(&new)));
     }
     drop(copy);
 }
@@ -546,8 +552,8 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
     let margin = Duration::from_secs(1);
 
     // Before: no RRset; only the negative TTL applies.
-    let before = servers.observe_now(std::slice::from_ref(&owner)).await;
-    let facts = propagation::worst_ttl(&before, &owner).unwrap();
+    let before = servers.observe_now(&[id(&owner)]).await;
+    let facts = propagation::worst_ttl(&before, &id(&owner)).unwrap();
     assert_eq!(
         facts,
         TtlFacts {
@@ -568,7 +574,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         SETTLE,
     )
     .await;
-    let facts = propagation::worst_ttl(&done.observation, &owner).unwrap();
+    let facts = propagation::worst_ttl(&done.observation, &id(&owner)).unwrap();
     eprintln!("after publishing: {facts}");
     assert_eq!(
         facts,
@@ -585,7 +591,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         ttl::t_safe(done.at, None, &facts, false, margin),
         done.at + Duration::from_secs(6) + ttl::RESOLVER_CLOCK_GRANULARITY
     );
-    let per_server = propagation::ttl_per_server(&done.observation, &owner);
+    let per_server = propagation::ttl_per_server(&done.observation, &id(&owner));
     assert_eq!(per_server.len(), 1);
     eprintln!("{}", propagation::describe_ttl_per_server(&per_server));
 
@@ -600,7 +606,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         SETTLE,
     )
     .await;
-    let facts = propagation::worst_ttl(&done.observation, &owner).unwrap();
+    let facts = propagation::worst_ttl(&done.observation, &id(&owner)).unwrap();
     assert_eq!(
         (facts.rrset_ttl, facts.rrsig_original_ttl),
         (Some(2), Some(2))
@@ -623,7 +629,7 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         SETTLE,
     )
     .await;
-    let facts = propagation::worst_ttl(&done.observation, &other).unwrap();
+    let facts = propagation::worst_ttl(&done.observation, &id(&other)).unwrap();
     assert_eq!(facts.rrset_ttl, Some(1));
     let bound = ttl::cache_bound(None, &facts, false);
     assert_eq!((bound.seconds, bound.term), (3, Term::NegativeTtl));
@@ -631,8 +637,8 @@ async fn ttl_facts_and_t_safe_from_the_lab() {
         ttl::t_safe(done.at, None, &facts, false, margin),
         done.at + Duration::from_secs(4) + ttl::RESOLVER_CLOCK_GRANULARITY
     );
-    let all = propagation::worst_ttl_by_owner(&done.observation);
-    assert_eq!(all.keys().collect::<Vec<_>>(), vec![&other]);
+    let all = propagation::worst_ttl_by_rrset(&done.observation);
+    assert_eq!(all.keys().collect::<Vec<_>>(), vec![&id(&other)]);
 
     // The witness: unbound serves the positive RRset no longer than its TTL says.
     let reply = lab.query_resolver(&other_text, "TLSA");

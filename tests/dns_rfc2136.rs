@@ -15,7 +15,10 @@ use hickory_proto::rr::Name;
 use support::{DigReply, Forwarder, Lab, poll_until};
 use tlsa::dns::rfc2136::Rfc2136;
 use tlsa::dns::tsig::TsigKey;
-use tlsa::dns::{Applied, ChangeSet, DnsError, Edit, Provider, Rrset, RrsetChange, apply_edits};
+use tlsa::dns::{
+    Applied, ChangeSet, DnsError, Edit, Provider, Rdata, RrType, Rrset, RrsetChange, RrsetId,
+    apply_edits,
+};
 use tlsa::tlsa::TlsaRecord;
 
 /// Generous bounds: the machine may be busy with other tests; polls end as soon as they see.
@@ -84,31 +87,32 @@ fn provider(lab: &Lab) -> Rfc2136 {
 }
 
 /// A `3 1 1` record whose digest is `byte` repeated.
-fn rec(byte: u8) -> TlsaRecord {
-    TlsaRecord {
+fn rec(byte: u8) -> Rdata {
+    Rdata::Tlsa(TlsaRecord {
         usage: 3,
         selector: 1,
         matching: 1,
         data: vec![byte; 32],
-    }
+    })
 }
 
 /// A `3 1 2` record (64-byte digest), to make messages big.
-fn rec512(byte: u8) -> TlsaRecord {
-    TlsaRecord {
+fn rec512(byte: u8) -> Rdata {
+    Rdata::Tlsa(TlsaRecord {
         usage: 3,
         selector: 1,
         matching: 2,
         data: vec![byte; 64],
-    }
+    })
 }
 
-fn set(records: &[TlsaRecord]) -> BTreeSet<TlsaRecord> {
+fn set(records: &[Rdata]) -> BTreeSet<Rdata> {
     records.iter().cloned().collect()
 }
 
-fn add(owner: &Name, records: &[TlsaRecord], ttl: u32) -> Edit {
+fn add(owner: &Name, records: &[Rdata], ttl: u32) -> Edit {
     Edit {
+        rtype: RrType::Tlsa,
         owner: owner.clone(),
         add: set(records),
         remove: BTreeSet::new(),
@@ -117,8 +121,9 @@ fn add(owner: &Name, records: &[TlsaRecord], ttl: u32) -> Edit {
     }
 }
 
-fn remove(owner: &Name, records: &[TlsaRecord], ttl: u32) -> Edit {
+fn remove(owner: &Name, records: &[Rdata], ttl: u32) -> Edit {
     Edit {
+        rtype: RrType::Tlsa,
         owner: owner.clone(),
         add: BTreeSet::new(),
         remove: set(records),
@@ -127,8 +132,9 @@ fn remove(owner: &Name, records: &[TlsaRecord], ttl: u32) -> Edit {
     }
 }
 
-fn replace(owner: &Name, records: &[TlsaRecord], ttl: u32) -> Edit {
+fn replace(owner: &Name, records: &[Rdata], ttl: u32) -> Edit {
     Edit {
+        rtype: RrType::Tlsa,
         replace_all: true,
         ..add(owner, records, ttl)
     }
@@ -143,17 +149,17 @@ async fn apply(provider: &dyn Provider, lab: &Lab, edits: &[Edit]) -> Applied {
 
 async fn read(lab: &Lab, owner: &Name) -> Rrset {
     provider(lab)
-        .read(&zone(lab), owner)
+        .read(&zone(lab), &RrsetId::tlsa(owner.clone()))
         .await
         .unwrap_or_else(|e| panic!("read {owner}: {e}"))
 }
 
 /// The TLSA records of a dig answer.
-fn tlsa_of(reply: &DigReply) -> BTreeSet<TlsaRecord> {
+fn tlsa_of(reply: &DigReply) -> BTreeSet<Rdata> {
     reply
         .rdata("TLSA")
         .into_iter()
-        .map(|rdata| rdata.parse().unwrap_or_else(|e| panic!("{rdata}: {e:?}")))
+        .map(|rdata| Rdata::Tlsa(rdata.parse().unwrap_or_else(|e| panic!("{rdata}: {e:?}"))))
         .collect()
 }
 
@@ -162,7 +168,7 @@ fn tlsa_of(reply: &DigReply) -> BTreeSet<TlsaRecord> {
 /// validating unbound answers the same with AD. Polls, bounded.
 ///
 /// The one place to extend with more witnesses (e.g. the crate's own DNSSEC validator).
-fn assert_published(lab: &Lab, owner: &Name, expected: &[TlsaRecord]) {
+fn assert_published(lab: &Lab, owner: &Name, expected: &[Rdata]) {
     let owner = owner.to_string();
     let expected = set(expected);
     poll_until(
@@ -205,7 +211,10 @@ async fn add_replace_delete(lab: &Lab) {
     let p = provider(lab);
     let mail = owner(lab, "_25._tcp.mail");
     assert_eq!(p.zone_of(&mail).await.unwrap(), zone(lab));
-    assert_eq!(read(lab, &mail).await, Rrset::empty(mail.clone()));
+    assert_eq!(
+        read(lab, &mail).await,
+        Rrset::empty(mail.clone(), RrType::Tlsa)
+    );
     let before = p.soa_serial(&zone(lab)).await.unwrap();
 
     // add
@@ -229,7 +238,10 @@ async fn add_replace_delete(lab: &Lab) {
 
     // delete
     apply(&p, lab, &[remove(&mail, &[rec(3)], 60)]).await;
-    assert_eq!(read(lab, &mail).await, Rrset::empty(mail.clone()));
+    assert_eq!(
+        read(lab, &mail).await,
+        Rrset::empty(mail.clone(), RrType::Tlsa)
+    );
     assert_published(lab, &mail, &[]);
 }
 
@@ -251,7 +263,7 @@ async fn zone_is_found_at_the_server(lab: &Lab) {
         "{text}"
     );
     let e = p
-        .read(&name("example.org."), &foreign)
+        .read(&name("example.org."), &RrsetId::tlsa(foreign.clone()))
         .await
         .expect_err("not served here");
     assert!(matches!(e, DnsError::NotAuthoritative { .. }), "{e:?}");
@@ -352,6 +364,7 @@ async fn compare_and_swap_retries_after_another_writer(lab: &Lab) {
         format!("update add {ours} 60 IN TLSA 3 1 1 {}", hex(&rec(3))),
     );
     let swap = Edit {
+        rtype: RrType::Tlsa,
         remove: set(&[rec(1)]),
         ..add(&ours, &[rec(2)], 60)
     };
@@ -476,10 +489,14 @@ async fn authentication_failures_leave_the_zone_unchanged(lab: &Lab) {
     assert_auth_failed(&e, lab, "no-such-key", "BADKEY");
 
     // good key, clock an hour off: BADTIME
-    let current = good.read(&zone(lab), &mail).await.unwrap();
+    let current = good
+        .read(&zone(lab), &RrsetId::tlsa(mail.clone()))
+        .await
+        .unwrap();
     let change = ChangeSet {
         zone: zone(lab),
         changes: vec![RrsetChange {
+            rtype: RrType::Tlsa,
             owner: mail.clone(),
             expected: current.records.clone(),
             desired: set(&[rec(1), rec(2)]),
@@ -510,7 +527,7 @@ async fn authentication_failures_leave_the_zone_unchanged(lab: &Lab) {
     }
     eprintln!("{:?} unsigned: {e}", lab.kind());
     // also over TCP (a message over 512 bytes)
-    let big: Vec<TlsaRecord> = (40..50).map(rec512).collect();
+    let big: Vec<Rdata> = (40..50).map(rec512).collect();
     let unsigned = Rfc2136::new(lab.server_addr(), None);
     let e = apply_edits(&unsigned, &zone(lab), &[add(&mail, &big, 60)])
         .await
@@ -563,8 +580,8 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-fn hex(record: &TlsaRecord) -> String {
-    record.data.iter().map(|b| format!("{b:02x}")).collect()
+fn hex(record: &Rdata) -> String {
+    record.as_tlsa().expect("a TLSA record").data_hex()
 }
 
 // ------------------------------------------------------------------------------------------
@@ -610,8 +627,8 @@ impl Provider for Interfering<'_> {
         self.inner.zone_of(owner).await
     }
 
-    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
-        self.inner.read(zone, owner).await
+    async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
+        self.inner.read(zone, id).await
     }
 
     async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
@@ -651,7 +668,10 @@ fn refused_is_reported_as_refused() {
 
         let elsewhere = name("not-served-here.test.");
         let e = provider(lab)
-            .read(&elsewhere, &name("_25._tcp.mail.not-served-here.test."))
+            .read(
+                &elsewhere,
+                &RrsetId::tlsa(name("_25._tcp.mail.not-served-here.test.")),
+            )
             .await
             .expect_err("a zone BIND does not serve");
         let text = e.to_string();

@@ -189,7 +189,7 @@ fn dns_seeds() -> Vec<Vec<u8>> {
     answer.add_answer(Record::from_rdata(
         owner.clone(),
         300,
-        RData::TLSA(rdata::to_hickory(&record)),
+        rdata::to_hickory(&record.into()),
     ));
     let soa = SOA::new(zone.clone(), zone.clone(), 7, 60, 30, 600, 60);
     let mut negative = Message::new(8, MessageType::Response, OpCode::Query);

@@ -161,7 +161,7 @@ fn a_hostile_authoritative_server_never_counts_as_propagated() {
         let addr = start(pathology);
         let servers = ZoneServers::fixed(zone(), [addr], QUESTION_LIMIT);
         let expected = Expected {
-            rrsets: [(owner(), Default::default())].into(),
+            rrsets: [(tlsa::dns::RrsetId::tlsa(owner()), Default::default())].into(),
             min_serial: None,
         };
         let started = Instant::now();

@@ -52,7 +52,9 @@ fn owner() -> Name {
 /// Reads the owner's RRset; returns the error and how long it took.
 async fn read_fails(provider: &dyn Provider) -> (String, Duration) {
     let started = Instant::now();
-    let result = provider.read(&zone(), &owner()).await;
+    let result = provider
+        .read(&zone(), &tlsa::dns::RrsetId::tlsa(owner()))
+        .await;
     let took = started.elapsed();
     let error = result
         .expect_err("a hostile API yielded an RRset")

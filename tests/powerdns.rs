@@ -5,37 +5,19 @@
 //! is reported and never overwritten. Run with `cargo test --test powerdns`.
 
 mod support;
+use support::records::{A, B, C, edit, name, set, tlsa_id, tlsa_of};
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::Name;
 use support::{HttpMock, MockRequest, MockResponse, PowerDnsLab, poll_until};
 use tlsa::dns::dnssec::{Anchors, Validation, Validator, Verdict};
 use tlsa::dns::http::SecretSource;
 use tlsa::dns::powerdns::{PowerDns, PowerDnsConfig};
-use tlsa::dns::{ChangeSet, DnsError, Edit, Provider, RrsetChange, apply_edits};
-use tlsa::tlsa::TlsaRecord;
+use tlsa::dns::{ChangeSet, DnsError, Provider, RrType, RrsetChange, apply_edits};
 
 /// Generous: the machine may be busy; every poll ends as soon as it sees.
 const TIMEOUT: Duration = Duration::from_secs(15);
-
-const A: &str = "3 1 1 8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
-const B: &str = "3 1 1 1111111111111111111111111111111111111111111111111111111111111111";
-const C: &str = "3 1 2 22222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222";
-
-fn rec(text: &str) -> TlsaRecord {
-    text.parse().expect("TLSA text")
-}
-
-fn set(records: &[&str]) -> BTreeSet<TlsaRecord> {
-    records.iter().map(|r| rec(r)).collect()
-}
-
-fn name(text: &str) -> Name {
-    Name::from_ascii(text).expect("name")
-}
 
 fn config(lab: &PowerDnsLab) -> PowerDnsConfig {
     let mut config = PowerDnsConfig::new(
@@ -48,25 +30,6 @@ fn config(lab: &PowerDnsLab) -> PowerDnsConfig {
 
 fn backend(lab: &PowerDnsLab) -> PowerDns {
     PowerDns::new(&config(lab)).expect("PowerDNS back-end")
-}
-
-fn edit(owner: &str, add: &[&str], remove: &[&str], ttl: u32) -> Edit {
-    Edit {
-        owner: name(owner),
-        add: set(add),
-        remove: set(remove),
-        replace_all: false,
-        ttl,
-    }
-}
-
-/// The TLSA records of a dig answer, parsed (dig prints hex in upper case).
-fn tlsa_of(reply: &support::DigReply) -> BTreeSet<TlsaRecord> {
-    reply
-        .rdata("TLSA")
-        .into_iter()
-        .map(|r| r.parse().expect("TLSA rdata from dig"))
-        .collect()
 }
 
 /// Polls PowerDNS until it serves exactly `records` at `owner`, signed — or, for none, a
@@ -169,14 +132,14 @@ async fn publish_replace_delete_are_served_signed_and_secure() {
     let ttl = lab.ttl();
 
     assert_eq!(pdns.zone_of(&name(&mail)).await.unwrap(), zone);
-    assert_eq!(pdns.read(&zone, &name(&mail)).await.unwrap().ttl, None);
+    assert_eq!(pdns.read(&zone, &tlsa_id(&mail)).await.unwrap().ttl, None);
 
     // Publish.
     let first = apply_edits(&pdns, &zone, &[edit(&mail, &[A], &[], ttl)])
         .await
         .expect("publish")
         .expect("a change was needed");
-    let read = pdns.read(&zone, &name(&mail)).await.unwrap();
+    let read = pdns.read(&zone, &tlsa_id(&mail)).await.unwrap();
     assert_eq!((read.records, read.ttl), (set(&[A]), Some(ttl)));
     assert_published(&lab, &mail, &[A]).await;
     let serial_1 = first.serial.expect("PowerDNS reports the zone serial");
@@ -219,7 +182,7 @@ async fn publish_replace_delete_are_served_signed_and_secure() {
     .expect("delete")
     .expect("a change was needed");
     assert!(
-        pdns.read(&zone, &name(&mail))
+        pdns.read(&zone, &tlsa_id(&mail))
             .await
             .unwrap()
             .records
@@ -282,11 +245,12 @@ async fn a_change_between_read_and_write_is_reported_not_overwritten() {
         .unwrap();
 
     // tlsa reads {A} and plans A → B; meanwhile another writer adds C.
-    let read = pdns.read(&zone, &name(&mail)).await.unwrap();
+    let read = pdns.read(&zone, &tlsa_id(&mail)).await.unwrap();
     lab.replace_tlsa(&mail, 2, &[A, C]);
     let stale = ChangeSet {
         zone: zone.clone(),
         changes: vec![RrsetChange {
+            rtype: RrType::Tlsa,
             owner: name(&mail),
             expected: read.records,
             desired: set(&[B]),
@@ -307,7 +271,7 @@ async fn a_change_between_read_and_write_is_reported_not_overwritten() {
         .await
         .unwrap();
     assert_eq!(
-        pdns.read(&zone, &name(&mail)).await.unwrap().records,
+        pdns.read(&zone, &tlsa_id(&mail)).await.unwrap().records,
         set(&[B, C])
     );
     assert_published(&lab, &mail, &[B, C]).await;
@@ -453,7 +417,7 @@ async fn zones_are_found_checked_and_disabled_records_kept() {
     );
     assert_eq!(status, 204, "{text}");
     assert_eq!(
-        pdns.read(&zone, &name(&mail)).await.unwrap().records,
+        pdns.read(&zone, &tlsa_id(&mail)).await.unwrap().records,
         set(&[A])
     );
     apply_edits(&pdns, &zone, &[edit(&mail, &[B], &[A], 2)])
@@ -519,7 +483,10 @@ async fn a_redirect_is_not_followed_with_the_api_key() {
     config.zones = vec![name("example.com.")];
     let pdns = PowerDns::new(&config).unwrap();
     let err = pdns
-        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .read(
+            &name("example.com."),
+            &tlsa_id("_25._tcp.mail.example.com."),
+        )
         .await
         .expect_err("a redirect is an error");
     assert_eq!(api.requests().len(), 1, "asked once, not retried");
@@ -546,7 +513,10 @@ async fn an_error_body_from_another_server_is_summarised_not_quoted() {
     config.zones = vec![name("example.com.")];
     let err = PowerDns::new(&config)
         .unwrap()
-        .read(&name("example.com."), &name("_25._tcp.mail.example.com."))
+        .read(
+            &name("example.com."),
+            &tlsa_id("_25._tcp.mail.example.com."),
+        )
         .await
         .expect_err("404");
     let text = err.to_string();

@@ -5,35 +5,18 @@
 //! write is reported, not overwritten. Run with `cargo test --test zonefile`.
 
 mod support;
+use support::records::{A, B, C, edit, name, set, tlsa_id, tlsa_of};
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::Name;
 use support::{BindZoneFileLab, poll_until};
 use tlsa::dns::dnssec::{Anchors, Validator, Verdict};
 use tlsa::dns::zonefile::{ZoneFile, ZoneFileConfig, soa_serial};
-use tlsa::dns::{ChangeSet, DnsError, Edit, Provider, RrsetChange, apply_edits};
-use tlsa::tlsa::TlsaRecord;
+use tlsa::dns::{ChangeSet, DnsError, Provider, RrType, RrsetChange, apply_edits};
 
 /// Generous: the machine may be busy; every poll ends as soon as it sees.
 const TIMEOUT: Duration = Duration::from_secs(15);
-
-const A: &str = "3 1 1 8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
-const B: &str = "3 1 1 1111111111111111111111111111111111111111111111111111111111111111";
-const C: &str = "3 1 2 22222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222";
-
-fn set(records: &[&str]) -> BTreeSet<TlsaRecord> {
-    records
-        .iter()
-        .map(|r| r.parse().expect("TLSA text"))
-        .collect()
-}
-
-fn name(text: &str) -> Name {
-    Name::from_ascii(text).expect("name")
-}
 
 fn config(lab: &BindZoneFileLab) -> ZoneFileConfig {
     let mut config = ZoneFileConfig::new(name(lab.zone()), lab.records_file(), lab.reload_argv());
@@ -44,24 +27,6 @@ fn config(lab: &BindZoneFileLab) -> ZoneFileConfig {
 
 fn backend(lab: &BindZoneFileLab) -> ZoneFile {
     ZoneFile::new(config(lab)).expect("zone-file back-end")
-}
-
-fn edit(owner: &str, add: &[&str], remove: &[&str], ttl: u32) -> Edit {
-    Edit {
-        owner: name(owner),
-        add: set(add),
-        remove: set(remove),
-        replace_all: false,
-        ttl,
-    }
-}
-
-fn tlsa_of(reply: &support::DigReply) -> BTreeSet<TlsaRecord> {
-    reply
-        .rdata("TLSA")
-        .into_iter()
-        .map(|r| r.parse().expect("TLSA rdata from dig"))
-        .collect()
 }
 
 fn zone_serial(lab: &BindZoneFileLab) -> u32 {
@@ -150,7 +115,7 @@ async fn publish_replace_delete_through_an_included_file_and_rndc() {
         "{written}"
     );
     assert_eq!(zone_serial(&lab), serial_0 + 1);
-    let read = files.read(&zone, &name(&mail)).await.unwrap();
+    let read = files.read(&zone, &tlsa_id(&mail)).await.unwrap();
     assert_eq!((read.records, read.ttl), (set(&[A]), Some(ttl)));
     assert_published(&lab, &mail, &[A]).await;
 
@@ -222,7 +187,7 @@ async fn a_failing_reload_restores_the_file() {
     );
     assert_eq!(fs::read(lab.records_file()).unwrap(), before);
     assert_eq!(
-        files.read(&zone, &name(&mail)).await.unwrap().records,
+        files.read(&zone, &tlsa_id(&mail)).await.unwrap().records,
         set(&[A])
     );
     // A program that does not exist: the check says so before any change is tried.
@@ -247,7 +212,7 @@ async fn a_hand_edit_between_read_and_write_is_reported_not_overwritten() {
     apply_edits(&files, &zone, &[edit(&mail, &[A], &[], 2)])
         .await
         .unwrap();
-    let read = files.read(&zone, &name(&mail)).await.unwrap();
+    let read = files.read(&zone, &tlsa_id(&mail)).await.unwrap();
 
     // Someone adds C by hand after tlsa read {A}.
     let mut text = fs::read_to_string(lab.records_file()).unwrap();
@@ -256,6 +221,7 @@ async fn a_hand_edit_between_read_and_write_is_reported_not_overwritten() {
     let stale = ChangeSet {
         zone: zone.clone(),
         changes: vec![RrsetChange {
+            rtype: RrType::Tlsa,
             owner: name(&mail),
             expected: read.records,
             desired: set(&[B]),

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::common;
 use super::{Failure, owner};
+use crate::dns::RrsetId;
 use crate::dns::dnssec::{Anchors, Validation, Validator};
 use crate::dns::propagation::{Discovery, Lookup, Observation, Origin, ZoneServers};
 use crate::dns::zone::zone_via_resolver;
@@ -168,7 +169,7 @@ async fn lookup(args: &Settings, owner: Name) -> Result<Report, Failure> {
         let servers = ZoneServers::discover(&discovery).await?;
         Ok::<_, crate::dns::DnsError>((
             zone,
-            servers.observe_now(std::slice::from_ref(&owner)).await,
+            servers.observe_now(&[RrsetId::tlsa(owner.clone())]).await,
         ))
     };
     let (observed, validation) = tokio::join!(observe, validator.validate_tlsa(&owner));
@@ -194,14 +195,15 @@ fn report(
             };
             match &s.result {
                 Ok(served) => {
-                    let rrset = served.rrsets.get(owner);
+                    let id = RrsetId::tlsa(owner.clone());
+                    let rrset = served.rrsets.get(&id);
                     ServerReport {
                         ns,
                         address: s.server.addr,
                         serial: Some(served.serial()),
                         ttl: rrset.and_then(|r| r.rrset.ttl),
                         records: served
-                            .records(owner)
+                            .records(&id)
                             .iter()
                             .map(ToString::to_string)
                             .collect(),

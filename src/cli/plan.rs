@@ -12,10 +12,10 @@ use serde::Serialize;
 use super::Failure;
 use super::common::{self, ConfigArgs};
 use crate::dns::Edit;
+use crate::dns::rrset::{Rdata, rdata_of};
 use crate::roll::executor::{Observed, Preview, unix};
 use crate::roll::plan::{Decision, Step};
 use crate::roll::state::{self, Timestamp};
-use crate::tlsa::TlsaRecord;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -108,7 +108,7 @@ fn plan_of(set: &str, decision: &Decision, observed: &Observed) -> SetPlan {
 
 fn change(edit: &Edit, observed: &Observed) -> Change {
     let owner = edit.owner.to_ascii();
-    let before = observed.records.get(&owner).cloned().unwrap_or_default();
+    let before = rdata_of(observed.records.get(&owner).cloned().unwrap_or_default());
     let after = edit.desired_from(&before);
     Change {
         ttl_before: observed.ttls.get(&owner).copied().flatten(),
@@ -125,14 +125,14 @@ fn nsupdate(edits: &[Edit], observed: &Observed) -> Vec<String> {
     let mut script = Vec::new();
     for edit in edits {
         let owner = edit.owner.to_ascii();
-        let before = observed.records.get(&owner).cloned().unwrap_or_default();
+        let before = rdata_of(observed.records.get(&owner).cloned().unwrap_or_default());
         let after = edit.desired_from(&before);
         let ttl = edit.ttl;
         let ttl_change = ttl_change(observed, &owner, &before, ttl).is_some();
         if ttl_change {
             script.push(format!("update delete {owner} TLSA"));
         }
-        for record in before.union(&after).collect::<BTreeSet<&TlsaRecord>>() {
+        for record in before.union(&after).collect::<BTreeSet<&Rdata>>() {
             match (before.contains(record), after.contains(record)) {
                 (true, false) if !ttl_change => {
                     script.push(format!("update delete {owner} TLSA {record}"))
@@ -152,12 +152,7 @@ fn nsupdate(edits: &[Edit], observed: &Observed) -> Vec<String> {
 }
 
 /// The TTL served now, when the change replaces it.
-fn ttl_change(
-    observed: &Observed,
-    owner: &str,
-    before: &BTreeSet<TlsaRecord>,
-    ttl: u32,
-) -> Option<u32> {
+fn ttl_change(observed: &Observed, owner: &str, before: &BTreeSet<Rdata>, ttl: u32) -> Option<u32> {
     let served = observed.ttls.get(owner).copied().flatten();
     served.filter(|t| *t != ttl && !before.is_empty())
 }

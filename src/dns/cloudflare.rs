@@ -1,17 +1,20 @@
-//! The Cloudflare back-end: TLSA RRsets through Cloudflare's v4 API
-//! (reqwest + serde over the shared [`super::http`] mechanism; the
+//! The Cloudflare back-end: TLSA, TXT and MX RRsets through Cloudflare's
+//! v4 API (reqwest + serde over the shared [`super::http`] mechanism; the
 //! `cloudflare` crate cannot represent TLSA records).
 //!
 //! - **Zones** are found by name (`GET /zones?name=`), or, for
 //!   [`Provider::zone_of`] without configured zones, by listing the zones
 //!   the token sees and taking the longest that holds the owner.
-//! - **Reading** lists `GET /zones/{id}/dns_records?type=TLSA&name.exact=…`
+//! - **Reading** lists `GET /zones/{id}/dns_records?type=TYPE&name.exact=…`
 //!   page by page (`result_info.total_pages`). Every record is first read as
-//!   untyped JSON and only TLSA records are decoded, from `data {usage,
-//!   selector, matching_type, certificate}` (or from `content` when `data`
-//!   is missing): records of other types, including types added after this
-//!   was written, can never make a listing fail. Certificates come back in
-//!   upper-case hex; records are compared as bytes, so case never matters.
+//!   untyped JSON and only records of the asked type are decoded: TLSA from
+//!   `data {usage, selector, matching_type, certificate}` (or from `content`
+//!   when `data` is missing), TXT from `content` (quoted character-strings,
+//!   or unquoted text as older records have it), MX from `content` (the
+//!   host) and `priority`. Records of other types, including types added
+//!   after this was written, can never make a listing fail. Certificates
+//!   come back in upper-case hex; records are compared as bytes, so case
+//!   never matters.
 //! - **TTL**: `ttl: 1` means "automatic", which Cloudflare serves as
 //!   [`AUTOMATIC_TTL`] seconds; [`Provider::read`] reports that value so the
 //!   roll engine waits long enough. When the records of an RRset carry
@@ -43,7 +46,8 @@ use super::http::{
     ApiClient, ApiRequest, ApiResponse, Auth, HttpOptions, SecretSource, api_messages,
     configured_zone, expect_unchanged,
 };
-use super::provider::{Applied, ChangeSet, Provider, Rrset};
+use super::provider::{Applied, ChangeSet, Provider};
+use super::rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};
 use crate::clock::Clock;
 use crate::tlsa::TlsaRecord;
 
@@ -102,11 +106,11 @@ pub struct Cloudflare {
     per_page: u32,
 }
 
-/// One TLSA record as listed, with what a batch needs to touch it.
+/// One record as listed, with what a batch needs to touch it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedRecord {
     pub id: String,
-    pub record: TlsaRecord,
+    pub record: Rdata,
     /// The TTL as the API states it (`1`: automatic).
     pub api_ttl: u32,
 }
@@ -193,20 +197,21 @@ impl Cloudflare {
         Ok(id)
     }
 
-    /// The TLSA records at `owner`, every page.
-    pub async fn list_tlsa(
+    /// The records of RRset `rrset`, every page.
+    pub async fn list(
         &self,
         zone_id: &str,
-        owner: &Name,
+        rrset: &RrsetId,
     ) -> Result<Vec<ListedRecord>, DnsError> {
+        let owner = &rrset.owner;
         let mut listed = Vec::new();
         let mut page = 1;
         loop {
             let request = ApiRequest::get(
                 &["zones", zone_id, "dns_records"],
-                format!("list the TLSA records of {owner}"),
+                format!("list the {} records of {owner}", rrset.rtype),
             )
-            .query("type", "TLSA")
+            .query("type", rrset.rtype.mnemonic())
             .query("name.exact", api_name(owner))
             .query("page", page.to_string())
             .query("per_page", self.per_page.to_string())
@@ -221,10 +226,10 @@ impl Cloudflare {
             };
             let count = records.len();
             for record in records {
-                if let Some(tlsa) = decode_tlsa(&record, owner)
+                if let Some(decoded) = decode_record(&record, rrset)
                     .map_err(|why| self.api.malformed(&request, &url, why))?
                 {
-                    listed.push(tlsa);
+                    listed.push(decoded);
                 }
             }
             let total_pages = info
@@ -245,7 +250,10 @@ impl Cloudflare {
                 return Err(self.api.malformed(
                     &request,
                     &url,
-                    format!("more than {MAX_PAGES} pages of TLSA records at one name"),
+                    format!(
+                        "more than {MAX_PAGES} pages of {} records at one name",
+                        rrset.rtype
+                    ),
                 ));
             }
             page += 1;
@@ -412,10 +420,10 @@ impl Cloudflare {
     async fn read_listed(
         &self,
         zone: &Name,
-        owner: &Name,
+        rrset: &RrsetId,
     ) -> Result<(String, Vec<ListedRecord>), DnsError> {
         let id = self.zone_id(zone).await?;
-        let listed = self.list_tlsa(&id, owner).await?;
+        let listed = self.list(&id, rrset).await?;
         Ok((id, listed))
     }
 }
@@ -428,10 +436,11 @@ pub fn api_name(name: &Name) -> String {
         .to_string()
 }
 
-/// The TLSA record in one listed record, if it is a TLSA record at `owner`;
-/// an error only for a TLSA record that cannot be understood.
-fn decode_tlsa(record: &Value, owner: &Name) -> Result<Option<ListedRecord>, String> {
-    if record.get("type").and_then(Value::as_str) != Some("TLSA") {
+/// The record data in one listed record, if it is a record of `rrset`;
+/// an error only for a record of that type that cannot be understood.
+fn decode_record(record: &Value, rrset: &RrsetId) -> Result<Option<ListedRecord>, String> {
+    let (owner, rtype) = (&rrset.owner, rrset.rtype);
+    if record.get("type").and_then(Value::as_str) != Some(rtype.mnemonic()) {
         return Ok(None);
     }
     let name = record
@@ -447,26 +456,30 @@ fn decode_tlsa(record: &Value, owner: &Name) -> Result<Option<ListedRecord>, Str
     let id = record
         .get("id")
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("a TLSA record at {name} has no id"))?;
+        .ok_or_else(|| format!("a {rtype} record at {name} has no id"))?;
     let api_ttl = record
         .get("ttl")
         .and_then(Value::as_u64)
         .and_then(|t| u32::try_from(t).ok())
-        .ok_or_else(|| format!("TLSA record {id} has no valid ttl"))?;
-    let parsed = record
-        .get("data")
-        .and_then(from_data)
-        .or_else(|| {
-            record
-                .get("content")
-                .and_then(Value::as_str)
-                .and_then(|c| c.parse::<TlsaRecord>().ok())
-        })
-        .ok_or_else(|| {
-            format!(
-                "TLSA record {id} at {name} has neither readable data {{usage, selector, matching_type, certificate}} nor readable content"
-            )
-        })?;
+        .ok_or_else(|| format!("{rtype} record {id} has no valid ttl"))?;
+    let content = record.get("content").and_then(Value::as_str);
+    let parsed = match rtype {
+        RrType::Tlsa => record
+            .get("data")
+            .and_then(from_data)
+            .or_else(|| content.and_then(|c| c.parse::<TlsaRecord>().ok()))
+            .map(Rdata::Tlsa),
+        RrType::Txt => content.and_then(txt_from_content).map(Rdata::Txt),
+        RrType::Mx => mx_from_api(content, record.get("priority")).map(Rdata::Mx),
+    }
+    .ok_or_else(|| {
+        let fields = match rtype {
+            RrType::Tlsa => "data {usage, selector, matching_type, certificate} nor content",
+            RrType::Txt => "content",
+            RrType::Mx => "content and priority",
+        };
+        format!("{rtype} record {id} at {name} has no readable {fields}")
+    })?;
     Ok(Some(ListedRecord {
         id: id.to_string(),
         record: parsed,
@@ -493,20 +506,49 @@ fn from_data(data: &Value) -> Option<TlsaRecord> {
     })
 }
 
+/// TXT `content`: quoted character-strings as the API documents them, or
+/// unquoted text (records made before quoting was required).
+fn txt_from_content(content: &str) -> Option<Txt> {
+    if content.trim_start().starts_with('"') {
+        content.parse().ok()
+    } else {
+        Some(Txt::from_text(content))
+    }
+}
+
+/// MX `content` is the host, `priority` the preference.
+fn mx_from_api(content: Option<&str>, priority: Option<&Value>) -> Option<Mx> {
+    let preference = u16::try_from(priority?.as_u64()?).ok()?;
+    let mut exchange = Name::from_ascii(content?).ok()?;
+    exchange.set_fqdn(true);
+    Some(Mx {
+        preference,
+        exchange,
+    })
+}
+
 /// A record to create, as the batch's `posts` (and the create endpoint) take it.
-pub fn post_body(owner: &Name, record: &TlsaRecord, ttl: u32) -> Value {
-    json!({
-        "type": "TLSA",
+pub fn post_body(owner: &Name, record: &Rdata, ttl: u32) -> Value {
+    let mut body = json!({
+        "type": record.rtype().mnemonic(),
         "name": api_name(owner),
         "ttl": ttl,
-        "data": {
-            "usage": record.usage,
-            "selector": record.selector,
-            "matching_type": record.matching,
-            "certificate": record.data_hex(),
-        },
         "comment": RECORD_COMMENT,
-    })
+    });
+    let fields = match record {
+        Rdata::Tlsa(tlsa) => json!({"data": {
+            "usage": tlsa.usage,
+            "selector": tlsa.selector,
+            "matching_type": tlsa.matching,
+            "certificate": tlsa.data_hex(),
+        }}),
+        Rdata::Txt(txt) => json!({"content": txt.to_string()}),
+        Rdata::Mx(mx) => json!({"content": api_name(&mx.exchange), "priority": mx.preference}),
+    };
+    if let (Value::Object(body), Value::Object(fields)) = (&mut body, fields) {
+        body.extend(fields);
+    }
+    body
 }
 
 /// The batch body for `set` given what is listed now at each owner (in the
@@ -518,7 +560,7 @@ pub fn batch_body(
 ) -> Result<Option<Value>, DnsError> {
     let (mut deletes, mut patches, mut posts) = (Vec::new(), Vec::new(), Vec::new());
     for (change, current) in set.changes.iter().zip(listed) {
-        let found: BTreeSet<TlsaRecord> = current.iter().map(|l| l.record.clone()).collect();
+        let found: BTreeSet<Rdata> = current.iter().map(|l| l.record.clone()).collect();
         expect_unchanged(BACKEND, change, &found)?;
         let mut kept = BTreeSet::new();
         for listed in current {
@@ -574,10 +616,11 @@ impl Provider for Cloudflare {
         }
     }
 
-    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
-        let (_, listed) = self.read_listed(zone, owner).await?;
+    async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
+        let (_, listed) = self.read_listed(zone, id).await?;
         Ok(Rrset {
-            owner: owner.clone(),
+            owner: id.owner.clone(),
+            rtype: id.rtype,
             ttl: listed.iter().map(ListedRecord::ttl).max(),
             records: listed.into_iter().map(|l| l.record).collect(),
         })
@@ -587,7 +630,7 @@ impl Provider for Cloudflare {
         let zone_id = self.zone_id(&set.zone).await?;
         let mut listed = Vec::with_capacity(set.changes.len());
         for change in &set.changes {
-            listed.push(self.list_tlsa(&zone_id, &change.owner).await?);
+            listed.push(self.list(&zone_id, &change.id()).await?);
         }
         let Some(body) = batch_body(set, &listed)? else {
             return Ok(Applied { serial: None });
@@ -595,7 +638,7 @@ impl Provider for Cloudflare {
         let request = ApiRequest::new(
             reqwest::Method::POST,
             &["zones", &zone_id, "dns_records", "batch"],
-            format!("change the TLSA records of zone {} (batch)", set.zone),
+            format!("change the records of zone {} (batch)", set.zone),
         )
         .json(body);
         self.call(&request).await?;
@@ -608,18 +651,19 @@ mod tests {
     use super::*;
     use crate::dns::provider::RrsetChange;
 
-    fn rec(text: &str) -> TlsaRecord {
-        text.parse().unwrap()
+    fn rec(text: &str) -> Rdata {
+        Rdata::Tlsa(text.parse().unwrap())
     }
 
     /// Any JSON a server lists decodes to a record, to nothing, or to an
-    /// error — never a panic. Built from the fields decode_tlsa reads, so
+    /// error — never a panic. Built from the fields decode_record reads, so
     /// most cases get past the type and name checks (tests/fuzz_parsers.rs
     /// cannot reach this private function).
     #[test]
     fn any_listed_json_decodes_without_panic() {
         use proptest::prelude::*;
         let owner: Name = "_25._tcp.mail.example.com.".parse().unwrap();
+        let rrset = RrsetId::tlsa(owner);
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
@@ -654,7 +698,7 @@ mod tests {
         });
         runner
             .run(&json, |record| {
-                let _ = decode_tlsa(&record, &owner);
+                let _ = decode_record(&record, &rrset);
                 Ok(())
             })
             .unwrap();
@@ -667,24 +711,75 @@ mod tests {
         Name::from_ascii("_25._tcp.Mail.Example.com.").unwrap()
     }
 
+    fn tlsa_at_owner() -> RrsetId {
+        RrsetId::tlsa(owner())
+    }
+
+    #[test]
+    fn decodes_and_posts_txt_and_mx() {
+        let id = |rtype| RrsetId::new(Name::from_ascii("example.com.").unwrap(), rtype);
+        let quoted = json!({"id": "t1", "type": "TXT", "name": "example.com", "ttl": 60,
+            "content": "\"v=STSv1; id=1\" \"x\""});
+        let txt = decode_record(&quoted, &id(RrType::Txt)).unwrap().unwrap();
+        assert_eq!(
+            txt.record,
+            Rdata::Txt("\"v=STSv1; id=1\" \"x\"".parse().unwrap())
+        );
+        let bare = json!({"id": "t2", "type": "TXT", "name": "example.com", "ttl": 60,
+            "content": "v=TLSRPTv1; rua=mailto:r@example.com"});
+        let txt = decode_record(&bare, &id(RrType::Txt)).unwrap().unwrap();
+        assert_eq!(
+            txt.record,
+            Rdata::Txt(Txt::from_text("v=TLSRPTv1; rua=mailto:r@example.com"))
+        );
+        assert_eq!(decode_record(&bare, &id(RrType::Mx)), Ok(None));
+        let mx = json!({"id": "m1", "type": "MX", "name": "example.com", "ttl": 60,
+            "content": "mx1.example.com", "priority": 10});
+        let listed = decode_record(&mx, &id(RrType::Mx)).unwrap().unwrap();
+        assert_eq!(
+            listed.record,
+            Rdata::Mx("10 mx1.example.com.".parse().unwrap())
+        );
+        let no_priority = json!({"id": "m2", "type": "MX", "name": "example.com", "ttl": 60,
+            "content": "mx1.example.com"});
+        assert!(
+            decode_record(&no_priority, &id(RrType::Mx))
+                .unwrap_err()
+                .contains("m2")
+        );
+
+        let owner = Name::from_ascii("example.com.").unwrap();
+        assert_eq!(
+            post_body(&owner, &listed.record, 60),
+            json!({"type": "MX", "name": "example.com", "ttl": 60, "content": "mx1.example.com",
+                "priority": 10, "comment": RECORD_COMMENT})
+        );
+        let posted = post_body(&owner, &txt.record, 60);
+        assert_eq!(
+            posted["content"],
+            "\"v=TLSRPTv1; rua=mailto:r@example.com\""
+        );
+        assert_eq!(posted["type"], "TXT");
+    }
+
     #[test]
     fn decodes_tlsa_only_and_ignores_everything_else() {
         let other = json!({"id": "1", "type": "SVCB", "name": "_25._tcp.mail.example.com",
             "data": {"priority": 1, "target": ".", "value": "alpn=h2"}, "ttl": "weird"});
-        assert_eq!(decode_tlsa(&other, &owner()), Ok(None));
+        assert_eq!(decode_record(&other, &tlsa_at_owner()), Ok(None));
         let future = json!({"type": "ZZZ", "data": [1, 2, {"x": null}]});
-        assert_eq!(decode_tlsa(&future, &owner()), Ok(None));
+        assert_eq!(decode_record(&future, &tlsa_at_owner()), Ok(None));
         let upper = json!({"id": "r1", "type": "TLSA", "name": "_25._tcp.mail.example.com",
             "ttl": 1, "content": "ignored when data is there",
             "data": {"usage": 3, "selector": 1, "matching_type": 1,
                      "certificate": A[6..].to_ascii_uppercase()}});
-        let listed = decode_tlsa(&upper, &owner()).unwrap().unwrap();
+        let listed = decode_record(&upper, &tlsa_at_owner()).unwrap().unwrap();
         assert_eq!(listed.record, rec(A));
         assert_eq!((listed.api_ttl, listed.ttl()), (1, AUTOMATIC_TTL));
         let content_only = json!({"id": "r2", "type": "TLSA",
             "name": "_25._tcp.mail.example.com", "ttl": 3600, "content": B});
         assert_eq!(
-            decode_tlsa(&content_only, &owner())
+            decode_record(&content_only, &tlsa_at_owner())
                 .unwrap()
                 .unwrap()
                 .record,
@@ -692,10 +787,10 @@ mod tests {
         );
         let elsewhere = json!({"id": "r3", "type": "TLSA", "name": "_443._tcp.mail.example.com",
             "ttl": 1, "content": B});
-        assert_eq!(decode_tlsa(&elsewhere, &owner()), Ok(None));
+        assert_eq!(decode_record(&elsewhere, &tlsa_at_owner()), Ok(None));
         let broken = json!({"id": "r4", "type": "TLSA", "name": "_25._tcp.mail.example.com",
             "ttl": 1, "data": {"usage": 3}});
-        let err = decode_tlsa(&broken, &owner()).unwrap_err();
+        let err = decode_record(&broken, &tlsa_at_owner()).unwrap_err();
         assert!(err.contains("r4"), "{err}");
     }
 
@@ -708,6 +803,7 @@ mod tests {
         }];
         let change = RrsetChange {
             owner: owner(),
+            rtype: RrType::Tlsa,
             expected: [rec(A)].into(),
             desired: [rec(B)].into(),
             ttl: 300,

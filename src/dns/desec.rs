@@ -1,9 +1,10 @@
-//! The deSEC back-end (desec.io, a DNSSEC-first free DNS host): TLSA RRsets
+//! The deSEC back-end (desec.io, a DNSSEC-first free DNS host): RRsets of any type
 //! through its REST API (`Authorization: Token …`) over the shared
 //! [`super::http`] mechanism.
 //!
-//! - **Reading**: `GET /domains/{zone}/rrsets/{subname}/TLSA/` (404: no
+//! - **Reading**: `GET /domains/{zone}/rrsets/{subname}/{TYPE}/` (404: no
 //!   such RRset). Subnames are relative to the zone; the apex is `@`.
+//!   Records are in presentation form (TXT quoted, MX hosts absolute).
 //! - **Writing**: one bulk `PATCH /domains/{zone}/rrsets/` for the whole
 //!   change set — `[{subname, type, ttl, records}]`, `records: []` deleting
 //!   — which deSEC applies atomically. It has no conditional write: as for
@@ -30,9 +31,9 @@ use super::http::{
     ApiClient, ApiRequest, Auth, HttpOptions, SecretSource, configured_zone, expect_unchanged,
     expect_written, outside_zones,
 };
-use super::provider::{Applied, ChangeSet, Provider, Rrset};
+use super::provider::{Applied, ChangeSet, Provider};
+use super::rrset::{Rdata, Rrset, RrsetId};
 use crate::clock::Clock;
-use crate::tlsa::TlsaRecord;
 
 /// The public API.
 pub const API_BASE: &str = "https://desec.io/api/v1";
@@ -133,8 +134,9 @@ impl Desec {
     async fn stored(
         &self,
         zone: &Name,
-        owner: &Name,
-    ) -> Result<(Option<u32>, BTreeSet<TlsaRecord>), DnsError> {
+        id: &RrsetId,
+    ) -> Result<(Option<u32>, BTreeSet<Rdata>), DnsError> {
+        let (owner, rtype) = (&id.owner, id.rtype);
         let subname = subname(zone, owner)?;
         let path_subname = if subname.is_empty() { "@" } else { &subname };
         let request = ApiRequest::get(
@@ -143,10 +145,10 @@ impl Desec {
                 &domain_name(zone),
                 "rrsets",
                 path_subname,
-                "TLSA",
+                rtype.mnemonic(),
                 "",
             ],
-            format!("read the TLSA records of {owner}"),
+            format!("read the {rtype} records of {owner}"),
         );
         let response = match self.api.send(&request).await {
             Ok(response) => response,
@@ -158,19 +160,18 @@ impl Desec {
             Err(e) => return Err(e),
         };
         let rrset: ApiRrset = self.api.decode(&request, &response)?;
-        if rrset.rtype != "TLSA" {
+        if rrset.rtype != rtype.mnemonic() {
             return Err(self.api.malformed(
                 &request,
                 &response.url,
-                format!("an RRset of type {:?} answered a TLSA read", rrset.rtype),
+                format!("an RRset of type {:?} answered a {rtype} read", rrset.rtype),
             ));
         }
         let records = rrset
             .records
             .iter()
             .map(|r| {
-                r.parse::<TlsaRecord>()
-                    .map_err(|e| self.api.malformed(&request, &response.url, e.to_string()))
+                Rdata::parse(rtype, r).map_err(|e| self.api.malformed(&request, &response.url, e))
             })
             .collect::<Result<BTreeSet<_>, _>>()?;
         Ok((rrset.ttl.filter(|_| !records.is_empty()), records))
@@ -225,10 +226,11 @@ impl Provider for Desec {
             })
     }
 
-    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
-        let (ttl, records) = self.stored(zone, owner).await?;
+    async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
+        let (ttl, records) = self.stored(zone, id).await?;
         Ok(Rrset {
-            owner: owner.clone(),
+            owner: id.owner.clone(),
+            rtype: id.rtype,
             ttl,
             records,
         })
@@ -237,12 +239,12 @@ impl Provider for Desec {
     async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
         let mut rrsets = Vec::with_capacity(set.changes.len());
         for change in &set.changes {
-            let (_, found) = self.stored(&set.zone, &change.owner).await?;
+            let (_, found) = self.stored(&set.zone, &change.id()).await?;
             expect_unchanged(BACKEND, change, &found)?;
             let records: Vec<String> = change.desired.iter().map(|r| r.to_string()).collect();
             rrsets.push(json!({
                 "subname": subname(&set.zone, &change.owner)?,
-                "type": "TLSA",
+                "type": change.rtype.mnemonic(),
                 "ttl": change.ttl,
                 "records": records,
             }));
@@ -254,13 +256,13 @@ impl Provider for Desec {
         let request = ApiRequest::new(
             Method::PATCH,
             &["domains", &domain_name(&set.zone), "rrsets", ""],
-            format!("change the TLSA records of zone {}", set.zone),
+            format!("change the records of zone {}", set.zone),
         )
         .json(Value::Array(rrsets))
         .idempotent(true);
         self.api.send(&request).await?;
         for change in &set.changes {
-            let (ttl, found) = self.stored(&set.zone, &change.owner).await?;
+            let (ttl, found) = self.stored(&set.zone, &change.id()).await?;
             expect_written(BACKEND, &set.zone, change, &found, ttl)?;
         }
         Ok(Applied::default())

@@ -43,10 +43,10 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::DnsError;
-use super::provider::Rrset;
 use super::query::{self, Ask, FreshSocketsHandle};
 use super::query::{AnswerKind, rcode_name, seconds};
 use super::rdata;
+use super::rrset::{Rdata, RrType, Rrset, RrsetId};
 use crate::tlsa::TlsaRecord;
 use futures_util::StreamExt;
 
@@ -96,7 +96,8 @@ impl Verdict {
     }
 }
 
-/// The verdict on the TLSA RRset of one owner.
+/// The verdict on one RRset (a TLSA RRset for DANE; TXT and MX for the
+/// features that publish those).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
     pub owner: Name,
@@ -119,14 +120,19 @@ impl Validation {
         self.verdict == Verdict::Secure
     }
 
-    pub fn records(&self) -> &BTreeSet<TlsaRecord> {
+    pub fn records(&self) -> &BTreeSet<Rdata> {
         &self.rrset.records
+    }
+
+    /// The TLSA records of the answer.
+    pub fn tlsa(&self) -> BTreeSet<TlsaRecord> {
+        self.rrset.tlsa()
     }
 }
 
 impl fmt::Display for Validation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} TLSA: {}", self.owner, self.verdict)?;
+        write!(f, "{} {}: {}", self.owner, self.rrset.rtype, self.verdict)?;
         if let Some(answer) = self.answer {
             write!(f, " ({answer})")?;
         }
@@ -287,31 +293,43 @@ impl Validator {
         self.resolver
     }
 
-    /// The verdict on the TLSA RRset at `owner`: positive or negative
-    /// (NODATA, NXDOMAIN) answers alike. Never fails: a failure to get an
-    /// answer is an Indeterminate verdict saying why.
-    pub async fn validate_tlsa(&self, owner: &Name) -> Validation {
-        let outcome = tokio::time::timeout(self.timeout, self.decide(owner)).await;
-        self.validation(owner, outcome)
+    /// The verdict on the RRset `id`: positive or negative (NODATA,
+    /// NXDOMAIN) answers alike. Never fails: a failure to get an answer is
+    /// an Indeterminate verdict saying why.
+    pub async fn validate(&self, id: &RrsetId) -> Validation {
+        let outcome = tokio::time::timeout(self.timeout, self.decide(id)).await;
+        self.validation(id, outcome)
     }
 
-    /// [`Self::validate_tlsa`] for several owners (of one change), a few
-    /// at a time, in the order given.
-    pub async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
+    /// [`Self::validate`] for several RRsets (of one change), a few at a
+    /// time, in the order given.
+    pub async fn validate_all(&self, ids: &[RrsetId]) -> Vec<Validation> {
         // Owned names: a closure over borrowed ones makes this future
         // unusable in spawned tasks (a higher-ranked lifetime rustc cannot prove).
-        futures_util::stream::iter(owners.to_vec())
-            .map(|owner| async move { self.validate_tlsa(&owner).await })
+        futures_util::stream::iter(ids.to_vec())
+            .map(|id| async move { self.validate(&id).await })
             .buffered(VALIDATIONS_AT_ONCE)
             .collect()
             .await
     }
 
+    /// The verdict on the TLSA RRset at `owner`.
+    pub async fn validate_tlsa(&self, owner: &Name) -> Validation {
+        self.validate(&RrsetId::tlsa(owner.clone())).await
+    }
+
+    /// [`Self::validate_tlsa`] for several owners.
+    pub async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
+        let ids: Vec<RrsetId> = owners.iter().cloned().map(RrsetId::tlsa).collect();
+        self.validate_all(&ids).await
+    }
+
     fn validation(
         &self,
-        owner: &Name,
+        id: &RrsetId,
         outcome: Result<Decision, tokio::time::error::Elapsed>,
     ) -> Validation {
+        let owner = &id.owner;
         let (verdict, reason, answer, rrset) = outcome.unwrap_or_else(|_| {
             (
                 Verdict::Indeterminate,
@@ -321,7 +339,7 @@ impl Validator {
                     self.resolver
                 ),
                 None,
-                Rrset::empty(owner.clone()),
+                Rrset::empty(owner.clone(), id.rtype),
             )
         });
         Validation {
@@ -334,32 +352,33 @@ impl Validator {
         }
     }
 
-    async fn decide(&self, owner: &Name) -> Decision {
+    async fn decide(&self, id: &RrsetId) -> Decision {
         match &self.mode {
-            Mode::Anchored { handle, .. } => self.decide_with(handle, owner).await,
-            Mode::ResolverAd => self.decide_ad(owner).await,
+            Mode::Anchored { handle, .. } => self.decide_with(handle, id).await,
+            Mode::ResolverAd => self.decide_ad(id).await,
         }
     }
 
     async fn decide_with<H: DnsHandle>(
         &self,
         handle: &DnssecDnsHandle<H>,
-        owner: &Name,
+        id: &RrsetId,
     ) -> Decision {
+        let owner = &id.owner;
         let mut options = DnsRequestOptions::default();
         options.recursion_desired = true;
         options.edns_set_dnssec_ok = true;
         let result = handle
-            .lookup(Query::query(owner.clone(), RecordType::TLSA), options)
+            .lookup(Query::query(owner.clone(), id.rtype.record_type()), options)
             .first_answer()
             .await;
         match result {
-            Ok(response) => self.judge_validated(owner, &response),
+            Ok(response) => self.judge_validated(id, &response),
             Err(NetError::Dns(hickory_net::DnsError::Nsec {
                 proof, response, ..
-            })) => self.judge_unproven_negative(owner, proof, &response),
+            })) => self.judge_unproven_negative(id, proof, &response),
             Err(e) => indeterminate(
-                owner,
+                id,
                 format!("no answer from resolver {}: {e}", self.resolver),
             ),
         }
@@ -368,16 +387,12 @@ impl Validator {
     /// An answer the DNSSEC handle let through: positive answers carry a
     /// proof per record (a Bogus one is *not* an error); negative answers
     /// get here only when their denial was proven Secure or provably Insecure.
-    fn judge_validated(&self, owner: &Name, response: &DnsResponse) -> Decision {
-        if let Some(failure) = self.resolver_failure(owner, response) {
+    fn judge_validated(&self, id: &RrsetId, response: &DnsResponse) -> Decision {
+        if let Some(failure) = self.resolver_failure(id, response) {
             return failure;
         }
-        let (records, ttl) = tlsa_records(response);
-        let rrset = Rrset {
-            owner: owner.clone(),
-            ttl,
-            records,
-        };
+        let owner = &id.owner;
+        let rrset = answer_rrset(id, response);
         let data: Vec<&Record> = response
             .answers
             .iter()
@@ -390,7 +405,12 @@ impl Validator {
                     format!("every record of the answer validated ({})", self.method)
                 }
                 Verdict::Insecure => format!(
-                    "{owner} is in an unsigned zone (a secure delegation without DS): DNSSEC does not protect it, so DANE does not apply; sign the zone and publish its DS"
+                    "{owner} is in an unsigned zone (a secure delegation without DS): DNSSEC does not protect it{}; sign the zone and publish its DS",
+                    if id.rtype == RrType::Tlsa {
+                        ", so DANE does not apply"
+                    } else {
+                        ""
+                    }
                 ),
                 Verdict::Bogus => format!(
                     "the answer does not validate from the trust anchors ({}): check the zone's signatures, its DS at the parent, and the anchors",
@@ -441,13 +461,14 @@ impl Validator {
     /// A negative answer (or an empty failure) whose denial did not validate.
     fn judge_unproven_negative(
         &self,
-        owner: &Name,
+        id: &RrsetId,
         proof: Proof,
         response: &DnsResponse,
     ) -> Decision {
-        if let Some(failure) = self.resolver_failure(owner, response) {
+        if let Some(failure) = self.resolver_failure(id, response) {
             return failure;
         }
+        let owner = &id.owner;
         let kind = negative_kind(response);
         let verdict = Verdict::from_proof(proof);
         let reason = match verdict {
@@ -460,31 +481,32 @@ impl Validator {
             }
             _ => format!("the {kind} answer could not be validated ({})", self.method),
         };
-        (verdict, reason, Some(kind), Rrset::empty(owner.clone()))
+        (
+            verdict,
+            reason,
+            Some(kind),
+            Rrset::empty(owner.clone(), id.rtype),
+        )
     }
 
-    async fn decide_ad(&self, owner: &Name) -> Decision {
+    async fn decide_ad(&self, id: &RrsetId) -> Decision {
         let ask = Ask {
             timeout: self.question_timeout,
             ..Ask::recursive()
         };
-        let response = match query::ask(self.resolver, owner, RecordType::TLSA, ask).await {
+        let owner = &id.owner;
+        let response = match query::ask(self.resolver, owner, id.rtype.record_type(), ask).await {
             Ok(response) => response,
-            Err(e) => return indeterminate(owner, e.to_string()),
+            Err(e) => return indeterminate(id, e.to_string()),
         };
-        if let Some(failure) = self.resolver_failure(owner, &response) {
+        if let Some(failure) = self.resolver_failure(id, &response) {
             return failure;
         }
-        let (records, ttl) = tlsa_records(&response);
-        let kind = if records.is_empty() {
+        let rrset = answer_rrset(id, &response);
+        let kind = if rrset.records.is_empty() {
             negative_kind(&response)
         } else {
             AnswerKind::Positive
-        };
-        let rrset = Rrset {
-            owner: owner.clone(),
-            ttl,
-            records,
         };
         if response.authentic_data {
             (
@@ -510,7 +532,7 @@ impl Validator {
     }
 
     /// SERVFAIL, REFUSED and other rcodes that carry no answer to judge.
-    fn resolver_failure(&self, owner: &Name, response: &DnsResponse) -> Option<Decision> {
+    fn resolver_failure(&self, id: &RrsetId, response: &DnsResponse) -> Option<Decision> {
         let rcode = response.response_code;
         if matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
             return None;
@@ -549,24 +571,24 @@ impl Validator {
         Some((
             verdict,
             format!(
-                "resolver {} answered {} for {owner} TLSA{ede}: {hint}",
+                "resolver {} answered {} for {id}{ede}: {hint}",
                 self.resolver,
                 rcode_name(rcode)
             ),
             None,
-            Rrset::empty(owner.clone()),
+            Rrset::empty(id.owner.clone(), id.rtype),
         ))
     }
 }
 
 type Decision = (Verdict, String, Option<AnswerKind>, Rrset);
 
-fn indeterminate(owner: &Name, reason: String) -> Decision {
+fn indeterminate(id: &RrsetId, reason: String) -> Decision {
     (
         Verdict::Indeterminate,
         reason,
         None,
-        Rrset::empty(owner.clone()),
+        Rrset::empty(id.owner.clone(), id.rtype),
     )
 }
 
@@ -619,18 +641,17 @@ pub(crate) fn negative_kind(response: &DnsResponse) -> AnswerKind {
     }
 }
 
-/// The TLSA records of an answer (at the owner, or at the end of a CNAME
-/// chain) and their smallest TTL.
-fn tlsa_records(response: &DnsResponse) -> (BTreeSet<TlsaRecord>, Option<u32>) {
-    let mut records = BTreeSet::new();
-    let mut ttl: Option<u32> = None;
+/// The records of type `id.rtype` in an answer (at the owner, or at the
+/// end of a CNAME chain) with their smallest TTL.
+fn answer_rrset(id: &RrsetId, response: &DnsResponse) -> Rrset {
+    let mut rrset = Rrset::empty(id.owner.clone(), id.rtype);
     for record in &response.answers {
-        if let RData::TLSA(tlsa) = &record.data {
-            records.insert(rdata::from_hickory(tlsa));
-            ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+        if let Some(data) = rdata::from_hickory(id.rtype, &record.data) {
+            rrset.records.insert(data);
+            rrset.ttl = Some(rrset.ttl.map_or(record.ttl, |t| t.min(record.ttl)));
         }
     }
-    (records, ttl)
+    rrset
 }
 
 /// An Extended DNS Error (RFC 8914) from a response's OPT record.
@@ -1119,7 +1140,7 @@ mod tests {
                 verdict,
                 reason: String::new(),
                 answer: None,
-                rrset: Rrset::empty(Name::root()),
+                rrset: Rrset::empty(Name::root(), RrType::Tlsa),
                 method: String::new(),
             };
             assert_eq!(v.is_acceptable_for_changes(), ok);

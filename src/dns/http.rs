@@ -36,8 +36,8 @@ use hickory_proto::rr::Name;
 
 use super::DnsError;
 use super::provider::RrsetChange;
+use super::rrset::Rdata;
 use crate::clock::{Clock, SystemClock};
-use crate::tlsa::TlsaRecord;
 
 /// A credential (API token, API key). Its `Debug` is redacted and it has no
 /// `Display`, so it cannot end up in a log line or an error by accident.
@@ -590,7 +590,9 @@ pub fn outside_zones(backend: &str, zones: &[Name], owner: &Name) -> DnsError {
 }
 
 /// `records` in presentation form, for messages: `{3 1 1 ab…, …}`.
-pub fn records_text<'a>(records: impl IntoIterator<Item = &'a TlsaRecord>) -> String {
+pub fn records_text<'a, T: std::fmt::Display + 'a>(
+    records: impl IntoIterator<Item = &'a T>,
+) -> String {
     let list: Vec<String> = records.into_iter().map(|r| r.to_string()).collect();
     if list.is_empty() {
         "no records".into()
@@ -606,7 +608,7 @@ pub fn records_text<'a>(records: impl IntoIterator<Item = &'a TlsaRecord>) -> St
 pub fn expect_unchanged(
     backend: &str,
     change: &RrsetChange,
-    found: &BTreeSet<TlsaRecord>,
+    found: &BTreeSet<Rdata>,
 ) -> Result<(), DnsError> {
     if *found == change.expected {
         Ok(())
@@ -627,7 +629,7 @@ pub fn expect_written(
     backend: &str,
     zone: &Name,
     change: &RrsetChange,
-    found: &BTreeSet<TlsaRecord>,
+    found: &BTreeSet<Rdata>,
     found_ttl: Option<u32>,
 ) -> Result<(), DnsError> {
     let ttl_ok = change.desired.is_empty() || found_ttl == Some(change.ttl);

@@ -1,5 +1,5 @@
 //! The DNS layer: one [`Provider`] trait for every back-end that publishes
-//! TLSA records, and the observations every roll decision stands on —
+//! RRsets (TLSA, TXT, MX: [`rrset`]), and the observations every roll decision stands on —
 //! what each authoritative server serves ([`propagation`]), whether it
 //! validates ([`dnssec`]), and how long caches may hold it ([`ttl`]).
 
@@ -9,6 +9,7 @@ pub mod desec;
 pub mod dnssec;
 pub mod error;
 pub mod http;
+pub mod memory;
 pub mod powerdns;
 pub mod propagation;
 pub mod provider;
@@ -16,6 +17,7 @@ pub mod query;
 pub mod rdata;
 pub mod resolver_probe;
 pub mod rfc2136;
+pub mod rrset;
 pub mod tsig;
 pub mod ttl;
 pub mod zone;
@@ -23,6 +25,6 @@ pub mod zonefile;
 
 pub use error::DnsError;
 pub use provider::{
-    Applied, ChangeSet, Edit, Provider, Rrset, RrsetChange, apply_edits, apply_edits_known,
-    read_rrsets,
+    Applied, ChangeSet, Edit, Provider, RrsetChange, apply_edits, apply_edits_known, read_rrsets,
 };
+pub use rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};

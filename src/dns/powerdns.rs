@@ -1,8 +1,8 @@
-//! The PowerDNS Authoritative back-end: TLSA RRsets through its HTTP API
+//! The PowerDNS Authoritative back-end: RRsets of any type through its HTTP API
 //! (`/api/v1/servers/{server}/zones/{zone}`, key in `X-API-Key`), over the
 //! shared [`super::http`] mechanism.
 //!
-//! - **Reading**: `GET …/zones/{zone}?rrset_name=OWNER&rrset_type=TLSA`
+//! - **Reading**: `GET …/zones/{zone}?rrset_name=OWNER&rrset_type=TYPE`
 //!   (PowerDNS 4.7 filters; the answer is filtered again here, so a server
 //!   that ignores the filter is still read right). Records marked
 //!   `disabled` are not served, so they are not part of the RRset tlsa
@@ -36,9 +36,9 @@ use super::http::{
     ApiClient, ApiRequest, Auth, HttpOptions, SecretSource, configured_zone, expect_unchanged,
     expect_written, outside_zones,
 };
-use super::provider::{Applied, ChangeSet, Provider, Rrset};
+use super::provider::{Applied, ChangeSet, Provider};
+use super::rrset::{Rdata, Rrset, RrsetId};
 use crate::clock::Clock;
-use crate::tlsa::TlsaRecord;
 
 /// The server id of a stand-alone PowerDNS.
 pub const DEFAULT_SERVER_ID: &str = "localhost";
@@ -108,14 +108,14 @@ struct ApiRecord {
     disabled: bool,
 }
 
-/// The TLSA RRset at one owner as the API holds it.
+/// One RRset as the API holds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Stored {
     ttl: Option<u32>,
     /// Served records.
-    enabled: BTreeSet<TlsaRecord>,
+    enabled: BTreeSet<Rdata>,
     /// Records kept but not served; preserved on rewrite.
-    disabled: BTreeSet<TlsaRecord>,
+    disabled: BTreeSet<Rdata>,
 }
 
 impl PowerDns {
@@ -188,19 +188,19 @@ impl PowerDns {
         ))
     }
 
-    /// The zone with only the TLSA RRset of `owner` (PowerDNS filters, and
-    /// leaves out disabled records), or the whole zone (disabled records
-    /// included) for `None`.
-    async fn fetch(&self, zone: &Name, owner: Option<&Name>) -> Result<Fetched, DnsError> {
-        let request = match owner {
-            Some(owner) => self
+    /// The zone with only the RRset `id` (PowerDNS filters, and leaves out
+    /// disabled records), or the whole zone (disabled records included) for
+    /// `None`.
+    async fn fetch(&self, zone: &Name, id: Option<&RrsetId>) -> Result<Fetched, DnsError> {
+        let request = match id {
+            Some(id) => self
                 .zone_request(
                     Method::GET,
                     zone,
-                    format!("read the TLSA records of {owner}"),
+                    format!("read the {} records of {}", id.rtype, id.owner),
                 )
-                .query("rrset_name", owner_name(owner))
-                .query("rrset_type", "TLSA"),
+                .query("rrset_name", owner_name(&id.owner))
+                .query("rrset_type", id.rtype.mnemonic()),
             None => self.zone_request(Method::GET, zone, format!("read zone {zone}")),
         };
         let response = self.api.send(&request).await?;
@@ -221,12 +221,12 @@ struct Fetched {
 }
 
 impl Fetched {
-    /// The TLSA RRset at `owner` in what was read.
-    fn stored(&self, api: &ApiClient, owner: &Name) -> Result<Stored, DnsError> {
+    /// The RRset `id` in what was read.
+    fn stored(&self, api: &ApiClient, id: &RrsetId) -> Result<Stored, DnsError> {
         let mut stored = Stored::default();
-        let wanted = owner_name(owner);
+        let wanted = owner_name(&id.owner);
         for rrset in &self.zone.rrsets {
-            if !rrset.rtype.eq_ignore_ascii_case("TLSA")
+            if !rrset.rtype.eq_ignore_ascii_case(id.rtype.mnemonic())
                 || !rrset
                     .name
                     .trim_end_matches('.')
@@ -236,10 +236,8 @@ impl Fetched {
             }
             stored.ttl = rrset.ttl;
             for record in &rrset.records {
-                let parsed: TlsaRecord = record
-                    .content
-                    .parse()
-                    .map_err(|e| api.malformed(&self.request, &self.url, format!("{e}")))?;
+                let parsed = Rdata::parse(id.rtype, &record.content)
+                    .map_err(|e| api.malformed(&self.request, &self.url, e))?;
                 if record.disabled {
                     stored.disabled.insert(parsed);
                 } else {
@@ -265,16 +263,17 @@ fn owner_name(owner: &Name) -> String {
     zone_id(owner)
 }
 
-/// The `rrsets` entry of the PATCH for one owner.
+/// The `rrsets` entry of the PATCH for one RRset.
 fn rrset_patch(
-    owner: &Name,
-    desired: &BTreeSet<TlsaRecord>,
+    id: &RrsetId,
+    desired: &BTreeSet<Rdata>,
     ttl: u32,
-    keep_disabled: &BTreeSet<TlsaRecord>,
+    keep_disabled: &BTreeSet<Rdata>,
 ) -> Value {
-    let keep: Vec<&TlsaRecord> = keep_disabled.difference(desired).collect();
+    let (owner, rtype) = (&id.owner, id.rtype.mnemonic());
+    let keep: Vec<&Rdata> = keep_disabled.difference(desired).collect();
     if desired.is_empty() && keep.is_empty() {
-        return json!({ "name": owner_name(owner), "type": "TLSA", "changetype": "DELETE" });
+        return json!({ "name": owner_name(owner), "type": rtype, "changetype": "DELETE" });
     }
     let records: Vec<Value> = desired
         .iter()
@@ -286,7 +285,7 @@ fn rrset_patch(
         .collect();
     json!({
         "name": owner_name(owner),
-        "type": "TLSA",
+        "type": rtype,
         "ttl": ttl,
         "changetype": "REPLACE",
         "records": records,
@@ -333,13 +332,11 @@ impl Provider for PowerDns {
         )))
     }
 
-    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
-        let stored = self
-            .fetch(zone, Some(owner))
-            .await?
-            .stored(&self.api, owner)?;
+    async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
+        let stored = self.fetch(zone, Some(id)).await?.stored(&self.api, id)?;
         Ok(Rrset {
-            owner: owner.clone(),
+            owner: id.owner.clone(),
+            rtype: id.rtype,
             ttl: if stored.enabled.is_empty() {
                 None
             } else {
@@ -354,10 +351,10 @@ impl Provider for PowerDns {
         let before = self.fetch(&set.zone, None).await?;
         let mut rrsets = Vec::with_capacity(set.changes.len());
         for change in &set.changes {
-            let stored = before.stored(&self.api, &change.owner)?;
+            let stored = before.stored(&self.api, &change.id())?;
             expect_unchanged(BACKEND, change, &stored.enabled)?;
             rrsets.push(rrset_patch(
-                &change.owner,
+                &change.id(),
                 &change.desired,
                 change.ttl,
                 &stored.disabled,
@@ -371,7 +368,7 @@ impl Provider for PowerDns {
             .zone_request(
                 Method::PATCH,
                 &set.zone,
-                format!("change the TLSA records of zone {}", set.zone),
+                format!("change the records of zone {}", set.zone),
             )
             .json(json!({ "rrsets": rrsets }))
             .idempotent(true);
@@ -379,7 +376,7 @@ impl Provider for PowerDns {
 
         let after = self.fetch(&set.zone, None).await?;
         for change in &set.changes {
-            let now = after.stored(&self.api, &change.owner)?;
+            let now = after.stored(&self.api, &change.id())?;
             expect_written(BACKEND, &set.zone, change, &now.enabled, now.ttl)?;
         }
         Ok(Applied {
@@ -392,8 +389,8 @@ impl Provider for PowerDns {
 mod tests {
     use super::*;
 
-    fn rec(text: &str) -> TlsaRecord {
-        text.parse().unwrap()
+    fn rec(text: &str) -> Rdata {
+        Rdata::Tlsa(text.parse().unwrap())
     }
 
     const A: &str = "3 1 1 8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
@@ -401,7 +398,7 @@ mod tests {
 
     #[test]
     fn replace_keeps_disabled_records_and_delete_removes_the_rrset() {
-        let owner = Name::from_ascii("_25._tcp.Mail.example.test").unwrap();
+        let owner = RrsetId::tlsa(Name::from_ascii("_25._tcp.Mail.example.test").unwrap());
         let patch = rrset_patch(&owner, &[rec(A)].into(), 60, &[rec(B)].into());
         assert_eq!(
             patch,

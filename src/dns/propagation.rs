@@ -26,9 +26,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::task::JoinSet;
 
 use super::DnsError;
-use super::provider::Rrset;
 use super::query::{self, Ask};
 use super::rdata;
+use super::rrset::{Rdata, Rrset, RrsetId, rdata_of};
 use super::ttl::TtlFacts;
 use crate::clock::Clock;
 use crate::tlsa::TlsaRecord;
@@ -147,7 +147,7 @@ pub enum ServerError {
     Malformed { question: String, why: String },
 }
 
-/// The TLSA RRset of one owner as one server serves it.
+/// One RRset as one server serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedRrset {
     /// Records and TTL (`ttl: None` and no records when absent).
@@ -170,7 +170,7 @@ pub struct Soa {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
     pub soa: Soa,
-    pub rrsets: BTreeMap<Name, ServedRrset>,
+    pub rrsets: BTreeMap<RrsetId, ServedRrset>,
 }
 
 impl Served {
@@ -178,11 +178,19 @@ impl Served {
         self.soa.serial
     }
 
-    /// The records served at `owner` (empty when absent or not asked).
-    pub fn records(&self, owner: &Name) -> BTreeSet<TlsaRecord> {
+    /// The records served in RRset `id` (empty when absent or not asked).
+    pub fn records(&self, id: &RrsetId) -> BTreeSet<Rdata> {
         self.rrsets
-            .get(owner)
+            .get(id)
             .map(|r| r.rrset.records.clone())
+            .unwrap_or_default()
+    }
+
+    /// The TLSA records served at `owner`.
+    pub fn tlsa(&self, owner: &Name) -> BTreeSet<TlsaRecord> {
+        self.rrsets
+            .get(&RrsetId::tlsa(owner.clone()))
+            .map(|r| r.rrset.tlsa())
             .unwrap_or_default()
     }
 }
@@ -206,16 +214,30 @@ pub struct Observation {
 /// What the zone's servers must serve for a change to count as propagated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
-    /// Exactly these records per owner; an empty set means "no RRset".
-    pub rrsets: BTreeMap<Name, BTreeSet<TlsaRecord>>,
+    /// Exactly these records per RRset; an empty set means "no RRset".
+    pub rrsets: BTreeMap<RrsetId, BTreeSet<Rdata>>,
     /// The serial that includes the change, when known (compared with RFC
     /// 1982 serial arithmetic).
     pub min_serial: Option<u32>,
 }
 
 impl Expected {
-    pub fn owners(&self) -> Vec<Name> {
+    pub fn ids(&self) -> Vec<RrsetId> {
         self.rrsets.keys().cloned().collect()
+    }
+
+    /// Exactly `records` in the TLSA RRset of each owner.
+    pub fn tlsa(
+        rrsets: impl IntoIterator<Item = (Name, BTreeSet<TlsaRecord>)>,
+        min_serial: Option<u32>,
+    ) -> Expected {
+        Expected {
+            rrsets: rrsets
+                .into_iter()
+                .map(|(owner, records)| (RrsetId::tlsa(owner), rdata_of(records)))
+                .collect(),
+            min_serial,
+        }
     }
 }
 
@@ -306,12 +328,9 @@ fn server_lag(server: &ServerObservation, expected: &Expected) -> Option<String>
         lagging = true;
         text.push_str(&format!(" (expected {min} or later)"));
     }
-    for (owner, want) in &expected.rrsets {
-        text.push_str(&format!(
-            ", {owner} {}",
-            describe_rrset(served.rrsets.get(owner))
-        ));
-        if served.records(owner) != *want {
+    for (id, want) in &expected.rrsets {
+        text.push_str(&format!(", {id} {}", describe_rrset(served.rrsets.get(id))));
+        if served.records(id) != *want {
             lagging = true;
             text.push_str(&format!(" (expected {})", describe_records(want)));
         }
@@ -322,8 +341,8 @@ fn server_lag(server: &ServerObservation, expected: &Expected) -> Option<String>
 /// `serial 7, _25._tcp.mail.example. [3 1 1 ab…] TTL 300`.
 fn describe_served(served: &Served) -> String {
     let mut text = format!("serial {}", served.soa.serial);
-    for (owner, rrset) in &served.rrsets {
-        text.push_str(&format!(", {owner} {}", describe_rrset(Some(rrset))));
+    for (id, rrset) in &served.rrsets {
+        text.push_str(&format!(", {id} {}", describe_rrset(Some(rrset))));
     }
     text
 }
@@ -339,7 +358,7 @@ fn describe_rrset(rrset: Option<&ServedRrset>) -> String {
     }
 }
 
-fn describe_records(records: &BTreeSet<TlsaRecord>) -> String {
+fn describe_records(records: &BTreeSet<Rdata>) -> String {
     if records.is_empty() {
         return "absent".to_string();
     }
@@ -347,39 +366,39 @@ fn describe_records(records: &BTreeSet<TlsaRecord>) -> String {
     format!("[{}]", list.join(", "))
 }
 
-/// The TTL facts of `owner` on every server of an observation that answered,
-/// in the observation's order.
-pub fn ttl_per_server(observation: &Observation, owner: &Name) -> Vec<(ServerAddr, TtlFacts)> {
+/// The TTL facts of RRset `id` on every server of an observation that
+/// answered, in the observation's order.
+pub fn ttl_per_server(observation: &Observation, id: &RrsetId) -> Vec<(ServerAddr, TtlFacts)> {
     observation
         .servers
         .iter()
         .filter_map(|server| {
             let served = server.result.as_ref().ok()?;
-            let rrset = served.rrsets.get(owner)?;
+            let rrset = served.rrsets.get(id)?;
             Some((server.server.clone(), rrset.ttl))
         })
         .collect()
 }
 
 /// The worst case over every server that answered: what the roll engine
-/// feeds to [`super::ttl::t_safe`]. `None` when no server answered for `owner`.
-pub fn worst_ttl(observation: &Observation, owner: &Name) -> Option<TtlFacts> {
-    ttl_per_server(observation, owner)
+/// feeds to [`super::ttl::t_safe`]. `None` when no server answered for `id`.
+pub fn worst_ttl(observation: &Observation, id: &RrsetId) -> Option<TtlFacts> {
+    ttl_per_server(observation, id)
         .into_iter()
         .map(|(_, facts)| facts)
         .reduce(TtlFacts::longest)
 }
 
-/// [`worst_ttl`] for every owner of the observation.
-pub fn worst_ttl_by_owner(observation: &Observation) -> BTreeMap<Name, TtlFacts> {
-    let mut all: BTreeMap<Name, TtlFacts> = BTreeMap::new();
+/// [`worst_ttl`] for every RRset of the observation.
+pub fn worst_ttl_by_rrset(observation: &Observation) -> BTreeMap<RrsetId, TtlFacts> {
+    let mut all: BTreeMap<RrsetId, TtlFacts> = BTreeMap::new();
     for served in observation
         .servers
         .iter()
         .filter_map(|s| s.result.as_ref().ok())
     {
-        for (owner, rrset) in &served.rrsets {
-            all.entry(owner.clone())
+        for (id, rrset) in &served.rrsets {
+            all.entry(id.clone())
                 .and_modify(|facts| *facts = facts.longest(rrset.ttl))
                 .or_insert(rrset.ttl);
         }
@@ -407,7 +426,7 @@ pub fn serial_at_least(served: u32, min: u32) -> bool {
 pub trait Observe: Send + Sync {
     /// Asks every address once (concurrently) for the SOA and the TLSA RRset
     /// of each of `owners`; no question may take longer than `timeout`.
-    async fn observe(&self, owners: &[Name], timeout: Duration) -> Observation;
+    async fn observe(&self, rrsets: &[RrsetId], timeout: Duration) -> Observation;
 }
 
 /// Finds the addresses a propagation check must ask (the zone's NS set and
@@ -568,20 +587,20 @@ impl ZoneServers {
     }
 
     /// One round with the configured timeout.
-    pub async fn observe_now(&self, owners: &[Name]) -> Observation {
-        self.observe(owners, self.timeout).await
+    pub async fn observe_now(&self, rrsets: &[RrsetId]) -> Observation {
+        self.observe(rrsets, self.timeout).await
     }
 }
 
 #[async_trait]
 impl Observe for ZoneServers {
-    async fn observe(&self, owners: &[Name], timeout: Duration) -> Observation {
+    async fn observe(&self, rrsets: &[RrsetId], timeout: Duration) -> Observation {
         let timeout = timeout.min(self.timeout);
         let mut tasks = JoinSet::new();
         for (index, server) in self.servers.iter().enumerate() {
-            let (zone, owners, server) = (self.zone.clone(), owners.to_vec(), server.clone());
+            let (zone, rrsets, server) = (self.zone.clone(), rrsets.to_vec(), server.clone());
             tasks.spawn(async move {
-                let result = observe_server(&zone, &owners, server.addr, timeout).await;
+                let result = observe_server(&zone, &rrsets, server.addr, timeout).await;
                 (index, ServerObservation { server, result })
             });
         }
@@ -644,11 +663,11 @@ fn addresses_of(name: &Name, response: &DnsResponse) -> Vec<IpAddr> {
     from(&response.additionals, true)
 }
 
-/// The SOA and the TLSA RRsets of `owners` at one address (questions sent
+/// The SOA and the RRsets `rrsets` at one address (questions sent
 /// concurrently).
 async fn observe_server(
     zone: &Name,
-    owners: &[Name],
+    rrsets: &[RrsetId],
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<Served, ServerError> {
@@ -658,7 +677,11 @@ async fn observe_server(
     };
     let mut tasks = JoinSet::new();
     let questions: Vec<(Name, RecordType)> = std::iter::once((zone.clone(), RecordType::SOA))
-        .chain(owners.iter().map(|o| (o.clone(), RecordType::TLSA)))
+        .chain(
+            rrsets
+                .iter()
+                .map(|id| (id.owner.clone(), id.rtype.record_type())),
+        )
         .collect();
     for (index, (name, rtype)) in questions.iter().cloned().enumerate() {
         tasks.spawn(async move { (index, query::ask(addr, &name, rtype, ask).await) });
@@ -681,15 +704,17 @@ async fn observe_server(
         answers.next().expect("SOA answer"),
         timeout,
     )?;
-    let mut rrsets = BTreeMap::new();
-    for (owner, answer) in owners.iter().zip(answers) {
-        let question = format!("{owner} TLSA");
-        let mut served = parse_tlsa(owner, &question, answer, timeout)?;
+    let mut served_rrsets = BTreeMap::new();
+    for (id, answer) in rrsets.iter().zip(answers) {
+        let mut served = parse_rrset(id, answer, timeout)?;
         served.ttl.soa_ttl = Some(soa.ttl);
         served.ttl.soa_minimum = Some(soa.minimum);
-        rrsets.insert(owner.clone(), served);
+        served_rrsets.insert(id.clone(), served);
     }
-    Ok(Served { soa, rrsets })
+    Ok(Served {
+        soa,
+        rrsets: served_rrsets,
+    })
 }
 
 fn usable(
@@ -752,24 +777,25 @@ fn parse_soa(
         })
 }
 
-fn parse_tlsa(
-    owner: &Name,
-    question: &str,
+fn parse_rrset(
+    id: &RrsetId,
     answer: Result<DnsResponse, DnsError>,
     timeout: Duration,
 ) -> Result<ServedRrset, ServerError> {
-    let response = usable(question, answer, timeout)?;
+    let (owner, question) = (&id.owner, id.to_string());
+    let response = usable(&question, answer, timeout)?;
     let mut records = BTreeSet::new();
     let mut ttl: Option<u32> = None;
     let mut rrsig_original_ttl: Option<u32> = None;
     for record in response.answers.iter().filter(|r| r.name == *owner) {
+        if let Some(data) = rdata::from_hickory(id.rtype, &record.data) {
+            records.insert(data);
+            ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+            continue;
+        }
         match &record.data {
-            RData::TLSA(tlsa) => {
-                records.insert(rdata::from_hickory(tlsa));
-                ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
-            }
             RData::DNSSEC(DNSSECRData::RRSIG(sig))
-                if sig.input().type_covered == RecordType::TLSA =>
+                if sig.input().type_covered == id.rtype.record_type() =>
             {
                 let original = sig.input().original_ttl;
                 rrsig_original_ttl = Some(rrsig_original_ttl.map_or(original, |t| t.max(original)));
@@ -778,8 +804,8 @@ fn parse_tlsa(
                 return Err(ServerError::Malformed {
                     question: question.to_string(),
                     why: format!(
-                        "{owner} is an alias (CNAME to {}); manage the TLSA RRset at the target",
-                        target.0
+                        "{owner} is an alias (CNAME to {}); manage the {} RRset at the target",
+                        target.0, id.rtype
                     ),
                 });
             }
@@ -796,6 +822,7 @@ fn parse_tlsa(
     Ok(ServedRrset {
         rrset: Rrset {
             owner: owner.clone(),
+            rtype: id.rtype,
             ttl,
             records,
         },
@@ -853,7 +880,7 @@ pub struct Propagated {
 /// The deadline passed with some addresses lagging.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "the TLSA change in zone {zone} did not reach every authoritative server within {waited}: {} of {} addresses lag after {rounds} rounds:\n  {}",
+    "the change in zone {zone} did not reach every authoritative server within {waited}: {} of {} addresses lag after {rounds} rounds:\n  {}",
     lags.len(),
     last.servers.len(),
     lags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "),
@@ -921,7 +948,7 @@ pub async fn wait_with_backoff(
     on_lags: &(dyn Fn(&[Lag]) + Send + Sync),
 ) -> Result<Propagated, NotPropagated> {
     let mut reported: Vec<Lag> = Vec::new();
-    let owners = expected.owners();
+    let owners = expected.ids();
     let started = clock.now();
     let mut pause = backoff.first;
     let mut rounds = 0;
@@ -994,11 +1021,11 @@ mod tests {
 
     fn served(serial: u32, records: &[TlsaRecord]) -> Result<Served, ServerError> {
         let owner = name(OWNER);
-        let records: BTreeSet<_> = records.iter().cloned().collect();
+        let records: BTreeSet<_> = rdata_of(records.iter().cloned());
         let ttl = (!records.is_empty()).then_some(300);
         let mut rrsets = BTreeMap::new();
         rrsets.insert(
-            owner.clone(),
+            RrsetId::tlsa(owner.clone()),
             ServedRrset {
                 answer: if records.is_empty() {
                     AnswerKind::NxDomain
@@ -1007,6 +1034,7 @@ mod tests {
                 },
                 rrset: Rrset {
                     owner,
+                    rtype: crate::dns::RrType::Tlsa,
                     ttl,
                     records,
                 },
@@ -1050,10 +1078,10 @@ mod tests {
     }
 
     fn expected(records: &[TlsaRecord], min_serial: Option<u32>) -> Expected {
-        Expected {
-            rrsets: BTreeMap::from([(name(OWNER), records.iter().cloned().collect())]),
+        Expected::tlsa(
+            [(name(OWNER), records.iter().cloned().collect())],
             min_serial,
-        }
+        )
     }
 
     /// Replays scripted rounds (the last one repeats); each round "takes" 10 ms.
@@ -1075,8 +1103,8 @@ mod tests {
 
     #[async_trait]
     impl Observe for Script<'_> {
-        async fn observe(&self, owners: &[Name], timeout: Duration) -> Observation {
-            assert_eq!(owners, &[name(OWNER)]);
+        async fn observe(&self, rrsets: &[RrsetId], timeout: Duration) -> Observation {
+            assert_eq!(rrsets, &[RrsetId::tlsa(name(OWNER))]);
             self.timeouts.lock().unwrap().push(timeout);
             self.clock.advance(Duration::from_millis(10));
             let mut rounds = self.rounds.lock().unwrap();
@@ -1182,7 +1210,7 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("2 of 3 addresses lag"), "{text}");
         let lag2 = format!(
-            "ns2.example. (192.0.2.2:53): serves serial 6 (expected 7 or later), {OWNER} [{}] TTL 300 (expected [{}])",
+            "ns2.example. (192.0.2.2:53): serves serial 6 (expected 7 or later), {OWNER} TLSA [{}] TTL 300 (expected [{}])",
             rec(1),
             rec(2)
         );

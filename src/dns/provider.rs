@@ -5,48 +5,35 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use hickory_proto::rr::Name;
 
 use super::DnsError;
+use super::rrset::{Rdata, RrType, Rrset, RrsetId, rdata_of, tlsa_of};
 use crate::tlsa::TlsaRecord;
-
-/// The TLSA RRset at one owner name, as a back-end reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rrset {
-    pub owner: Name,
-    /// `None` when the RRset does not exist.
-    pub ttl: Option<u32>,
-    pub records: BTreeSet<TlsaRecord>,
-}
-
-impl Rrset {
-    pub fn empty(owner: Name) -> Self {
-        Rrset {
-            owner,
-            ttl: None,
-            records: BTreeSet::new(),
-        }
-    }
-}
 
 /// The new content of one RRset, conditional on its content as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RrsetChange {
     pub owner: Name,
+    pub rtype: RrType,
     /// What was read: the write must fail if the RRset is no longer exactly this.
-    pub expected: BTreeSet<TlsaRecord>,
+    pub expected: BTreeSet<Rdata>,
     /// What the RRset must hold afterwards (empty: delete it).
-    pub desired: BTreeSet<TlsaRecord>,
+    pub desired: BTreeSet<Rdata>,
     pub ttl: u32,
 }
 
 impl RrsetChange {
-    pub fn to_remove(&self) -> impl Iterator<Item = &TlsaRecord> {
+    pub fn id(&self) -> RrsetId {
+        RrsetId::new(self.owner.clone(), self.rtype)
+    }
+
+    pub fn to_remove(&self) -> impl Iterator<Item = &Rdata> {
         self.expected.difference(&self.desired)
     }
 
-    pub fn to_add(&self) -> impl Iterator<Item = &TlsaRecord> {
+    pub fn to_add(&self) -> impl Iterator<Item = &Rdata> {
         self.desired.difference(&self.expected)
     }
 }
@@ -73,8 +60,8 @@ pub trait Provider: Send + Sync {
     /// The zone that holds `owner`.
     async fn zone_of(&self, owner: &Name) -> Result<Name, DnsError>;
 
-    /// The TLSA RRset at `owner` in `zone`, with its TTL.
-    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError>;
+    /// The RRset `id` in `zone`, with its TTL.
+    async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError>;
 
     /// Applies every change of `set` atomically (one message or one API
     /// transaction). Fails with [`DnsError::Conflict`] when an RRset no
@@ -87,16 +74,58 @@ pub trait Provider: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
     pub owner: Name,
-    pub add: BTreeSet<TlsaRecord>,
-    pub remove: BTreeSet<TlsaRecord>,
+    pub rtype: RrType,
+    pub add: BTreeSet<Rdata>,
+    pub remove: BTreeSet<Rdata>,
     /// Replace the whole RRset by `add` (for RRsets that tlsa fully manages).
     pub replace_all: bool,
     pub ttl: u32,
 }
 
 impl Edit {
+    /// An edit of the TLSA RRset at `owner`.
+    pub fn tlsa(
+        owner: Name,
+        add: impl IntoIterator<Item = TlsaRecord>,
+        remove: impl IntoIterator<Item = TlsaRecord>,
+        replace_all: bool,
+        ttl: u32,
+    ) -> Edit {
+        Edit {
+            owner,
+            rtype: RrType::Tlsa,
+            add: add.into_iter().map(Rdata::Tlsa).collect(),
+            remove: remove.into_iter().map(Rdata::Tlsa).collect(),
+            replace_all,
+            ttl,
+        }
+    }
+
+    /// The RRset `id` made to hold exactly `records` (none: deleted), as
+    /// the features that own a whole RRset publish it: the MTA-STS and
+    /// TLS-RPT TXT records, a managed MX RRset, an ACME challenge.
+    pub fn replace(id: RrsetId, records: impl IntoIterator<Item = Rdata>, ttl: u32) -> Edit {
+        Edit {
+            owner: id.owner,
+            rtype: id.rtype,
+            add: records.into_iter().collect(),
+            remove: BTreeSet::new(),
+            replace_all: true,
+            ttl,
+        }
+    }
+
+    pub fn id(&self) -> RrsetId {
+        RrsetId::new(self.owner.clone(), self.rtype)
+    }
+
+    /// The TLSA records after this edit, given the TLSA records there now.
+    pub fn tlsa_after(&self, current: &BTreeSet<TlsaRecord>) -> BTreeSet<TlsaRecord> {
+        tlsa_of(&self.desired_from(&rdata_of(current.iter().cloned())))
+    }
+
     /// The RRset content after this edit, given what is there now.
-    pub fn desired_from(&self, current: &BTreeSet<TlsaRecord>) -> BTreeSet<TlsaRecord> {
+    pub fn desired_from(&self, current: &BTreeSet<Rdata>) -> BTreeSet<Rdata> {
         if self.replace_all {
             return self.add.clone();
         }
@@ -113,14 +142,14 @@ impl Edit {
 pub const READS_AT_ONCE: usize = 8;
 
 /// Reads the RRsets named by `reads` — (a key of the caller's, the back-end,
-/// the zone, the owner) — a few at a time; each result comes with its key,
+/// the zone, the RRset) — a few at a time; each result comes with its key,
 /// in the order they arrive.
 pub fn read_rrsets<'a, K: Send + 'a>(
-    reads: impl IntoIterator<Item = (K, &'a dyn Provider, &'a Name, &'a Name)>,
+    reads: impl IntoIterator<Item = (K, &'a dyn Provider, &'a Name, RrsetId)>,
 ) -> impl Stream<Item = (K, Result<Rrset, DnsError>)> + Send + 'a {
     let reads: Vec<_> = reads
         .into_iter()
-        .map(|(key, provider, zone, owner)| provider.read(zone, owner).map(|read| (key, read)))
+        .map(|(key, provider, zone, id)| async move { (key, provider.read(zone, &id).await) })
         .collect();
     futures_util::stream::iter(reads).buffer_unordered(READS_AT_ONCE)
 }
@@ -153,15 +182,18 @@ pub async fn apply_edits_known(
     for attempt in 0..MAX_ATTEMPTS {
         let mut changes = Vec::new();
         for edit in edits {
-            let already = known.iter().find(|r| r.owner == edit.owner);
+            let already = known
+                .iter()
+                .find(|r| r.owner == edit.owner && r.rtype == edit.rtype);
             let current = match already {
                 Some(rrset) if attempt == 0 => rrset.clone(),
-                _ => provider.read(zone, &edit.owner).await?,
+                _ => provider.read(zone, &edit.id()).await?,
             };
             let desired = edit.desired_from(&current.records);
             if desired != current.records || current.ttl.is_some_and(|t| t != edit.ttl) {
                 changes.push(RrsetChange {
                     owner: edit.owner.clone(),
+                    rtype: edit.rtype,
                     expected: current.records,
                     desired,
                     ttl: edit.ttl,

@@ -1,4 +1,4 @@
-//! The RFC 2136 back-end: TLSA RRsets changed by DNS UPDATE, signed with
+//! The RFC 2136 back-end: RRsets of any type changed by DNS UPDATE, signed with
 //! TSIG (RFC 8945), sent to the zone's primary server.
 //!
 //! Each [`ChangeSet`] goes out as **one** UPDATE message, so a change to
@@ -25,10 +25,11 @@ use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::DnsError;
-use super::provider::{Applied, ChangeSet, Provider, Rrset, RrsetChange, read_rrsets};
+use super::provider::{Applied, ChangeSet, Provider, RrsetChange, read_rrsets};
 use super::query::rcode_name;
 use super::query::{self, Ask, Transport};
 use super::rdata;
+use super::rrset::{Rdata, Rrset, RrsetId};
 use super::tsig::{RequestSignature, TsigKey};
 
 /// Largest message sent over UDP (RFC 1035 §4.2.1; no EDNS on UPDATE).
@@ -393,7 +394,7 @@ impl Rfc2136 {
         let reads = set
             .changes
             .iter()
-            .map(|change| (change, self as &dyn Provider, &set.zone, &change.owner));
+            .map(|change| (change, self as &dyn Provider, &set.zone, change.id()));
         let mut reads = std::pin::pin!(read_rrsets(reads));
         while let Some((change, read)) = reads.next().await {
             let Ok(now) = read else {
@@ -415,7 +416,7 @@ impl Rfc2136 {
         let deadline = Instant::now() + self.timeout;
         loop {
             for change in &set.changes {
-                match self.read(&set.zone, &change.owner).await {
+                match self.read(&set.zone, &change.id()).await {
                     Ok(now) if now.records != change.expected => return change.owner.clone(),
                     _ => {}
                 }
@@ -492,27 +493,24 @@ impl Provider for Rfc2136 {
             .ok_or_else(|| not_served("its answer names no enclosing zone".into()))
     }
 
-    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
-        let response = self.ask(owner, RecordType::TLSA).await?;
-        let question = format!("{owner} TLSA");
+    async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
+        let owner = &id.owner;
+        let response = self.ask(owner, id.rtype.record_type()).await?;
+        let question = id.to_string();
         if let Some(error) = self.not_authoritative(&response, zone, &question) {
             return Err(error);
         }
-        let mut rrset = Rrset::empty(owner.clone());
+        let mut rrset = Rrset::empty(owner.clone(), id.rtype);
         let absolute = fqdn(owner);
         for record in response.answers.iter().filter(|r| r.name == absolute) {
-            match &record.data {
-                RData::TLSA(tlsa) => {
-                    rrset.records.insert(rdata::from_hickory(tlsa));
-                    rrset.ttl = Some(rrset.ttl.map_or(record.ttl, |t| t.min(record.ttl)));
-                }
-                RData::CNAME(target) => {
-                    return Err(DnsError::Config(format!(
-                        "{owner} is an alias (CNAME to {}): tlsa cannot publish TLSA records there; manage the target's TLSA records or remove the alias",
-                        target.0
-                    )));
-                }
-                _ => {}
+            if let Some(data) = rdata::from_hickory(id.rtype, &record.data) {
+                rrset.records.insert(data);
+                rrset.ttl = Some(rrset.ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+            } else if let RData::CNAME(target) = &record.data {
+                return Err(DnsError::Config(format!(
+                    "{owner} is an alias (CNAME to {}): tlsa cannot publish {} records there; manage the target's records or remove the alias",
+                    target.0, id.rtype
+                )));
             }
         }
         Ok(rrset)
@@ -571,33 +569,33 @@ pub fn update_message(set: &ChangeSet) -> Message {
 
 fn add_prerequisite(message: &mut Message, change: &RrsetChange) {
     if change.expected.is_empty() {
-        let mut absent = Record::update0(change.owner.clone(), 0, RecordType::TLSA);
+        let mut absent = Record::update0(change.owner.clone(), 0, change.rtype.record_type());
         absent.dns_class = DNSClass::NONE;
         message.add_pre_requisite(absent);
     }
     for record in &change.expected {
-        message.add_pre_requisite(tlsa_record(&change.owner, 0, record));
+        message.add_pre_requisite(record_of(&change.owner, 0, record));
     }
 }
 
 fn add_updates(message: &mut Message, change: &RrsetChange) {
     let adds_records = change.to_add().next().is_some();
     if !adds_records && !change.desired.is_empty() {
-        let mut all = Record::update0(change.owner.clone(), 0, RecordType::TLSA);
+        let mut all = Record::update0(change.owner.clone(), 0, change.rtype.record_type());
         all.dns_class = DNSClass::ANY;
         message.add_update(all);
         for record in &change.desired {
-            message.add_update(tlsa_record(&change.owner, change.ttl, record));
+            message.add_update(record_of(&change.owner, change.ttl, record));
         }
         return;
     }
     for record in change.to_remove() {
-        let mut delete = tlsa_record(&change.owner, 0, record);
+        let mut delete = record_of(&change.owner, 0, record);
         delete.dns_class = DNSClass::NONE;
         message.add_update(delete);
     }
     for record in change.to_add() {
-        message.add_update(tlsa_record(&change.owner, change.ttl, record));
+        message.add_update(record_of(&change.owner, change.ttl, record));
     }
 }
 
@@ -655,8 +653,8 @@ fn fqdn(name: &Name) -> Name {
     name
 }
 
-fn tlsa_record(owner: &Name, ttl: u32, record: &crate::tlsa::TlsaRecord) -> Record {
-    Record::from_rdata(owner.clone(), ttl, RData::TLSA(rdata::to_hickory(record)))
+fn record_of(owner: &Name, ttl: u32, record: &Rdata) -> Record {
+    Record::from_rdata(owner.clone(), ttl, rdata::to_hickory(record))
 }
 
 /// What a TSIG error means, for [`DnsError::AuthFailed`].
@@ -727,8 +725,8 @@ mod tests {
         }
     }
 
-    fn records(bytes: &[u8]) -> BTreeSet<TlsaRecord> {
-        bytes.iter().map(|b| rec(*b)).collect()
+    fn records(bytes: &[u8]) -> BTreeSet<Rdata> {
+        bytes.iter().map(|b| Rdata::Tlsa(rec(*b))).collect()
     }
 
     /// A `3 1 2` record: 64 bytes of digest.
@@ -743,6 +741,7 @@ mod tests {
     fn change(owner: &str, expected: &[u8], desired: &[u8], ttl: u32) -> RrsetChange {
         RrsetChange {
             owner: name(owner),
+            rtype: crate::dns::RrType::Tlsa,
             expected: records(expected),
             desired: records(desired),
             ttl,
@@ -831,7 +830,10 @@ mod tests {
             changes: (0..400)
                 .map(|i| {
                     let mut c = change(&format!("_25._tcp.host-{i:03}.example."), &[], &[], 60);
-                    c.desired = [0u8, 1].iter().map(|b| big(*b ^ i as u8)).collect();
+                    c.desired = [0u8, 1]
+                        .iter()
+                        .map(|b| Rdata::Tlsa(big(*b ^ i as u8)))
+                        .collect();
                     c
                 })
                 .collect(),

@@ -2,8 +2,8 @@
 //! BIND or Knot loading a zone file that `$INCLUDE`s tlsa's records).
 //!
 //! - **tlsa owns one file** ([`ZoneFileConfig::records_file`]) entirely: it
-//!   holds only TLSA records, one per line, with absolute owner names and
-//!   explicit TTLs, so the `$ORIGIN` and `$TTL` of the including file never
+//!   holds only the records tlsa publishes (TLSA, TXT, MX), one per line,
+//!   with absolute owner names and explicit TTLs, so the `$ORIGIN` and `$TTL` of the including file never
 //!   matter. A hand edit that keeps to that form is read back (DNS is the
 //!   source of truth, and so is this file); anything else — another type,
 //!   a directive, parentheses, a name outside the zone — is refused with the
@@ -52,9 +52,9 @@ use hickory_proto::rr::Name;
 
 use super::DnsError;
 use super::http::expect_unchanged;
-use super::provider::{Applied, ChangeSet, Provider, Rrset};
+use super::provider::{Applied, ChangeSet, Provider};
+use super::rrset::{Rdata, RrType, Rrset, RrsetId};
 use crate::fsutil::write_atomic;
-use crate::tlsa::TlsaRecord;
 
 /// Default bound on the reload command.
 pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -99,8 +99,8 @@ pub struct ZoneFile {
     config: ZoneFileConfig,
 }
 
-/// The RRsets of the records file: owner → (TTL, records).
-pub type Rrsets = BTreeMap<Name, (u32, BTreeSet<TlsaRecord>)>;
+/// The RRsets of the records file: RRset → (TTL, records).
+pub type Rrsets = BTreeMap<RrsetId, (u32, BTreeSet<Rdata>)>;
 
 impl ZoneFile {
     pub fn new(mut config: ZoneFileConfig) -> Result<Self, DnsError> {
@@ -141,7 +141,7 @@ impl ZoneFile {
         let path = &self.config.records_file;
         let (_, rrsets) = self.load()?;
         let mut report = vec![format!(
-            "{} readable: {} TLSA RRsets",
+            "{} readable: {} RRsets",
             path.display(),
             rrsets.len()
         )];
@@ -254,17 +254,10 @@ impl Provider for ZoneFile {
         }
     }
 
-    async fn read(&self, zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
+    async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
         self.check_zone(zone)?;
         let (_, rrsets) = self.load()?;
-        Ok(match rrsets.get(owner) {
-            Some((ttl, records)) => Rrset {
-                owner: owner.clone(),
-                ttl: Some(*ttl),
-                records: records.clone(),
-            },
-            None => Rrset::empty(owner.clone()),
-        })
+        Ok(Rrset::stored(id, rrsets.get(id)))
     }
 
     async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
@@ -276,12 +269,12 @@ impl Provider for ZoneFile {
                 return Err(self.zone_of(&change.owner).await.unwrap_err());
             }
             let empty = BTreeSet::new();
-            let current = rrsets.get(&change.owner).map_or(&empty, |(_, r)| r);
+            let current = rrsets.get(&change.id()).map_or(&empty, |(_, r)| r);
             expect_unchanged(&format!("zone file {}", path.display()), change, current)?;
             if change.desired.is_empty() {
-                rrsets.remove(&change.owner);
+                rrsets.remove(&change.id());
             } else {
-                rrsets.insert(change.owner.clone(), (change.ttl, change.desired.clone()));
+                rrsets.insert(change.id(), (change.ttl, change.desired.clone()));
             }
         }
         let content = render_records(&self.config.zone, &rrsets);
@@ -427,27 +420,57 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 /// stable order (owner, then record), absolute names, explicit TTLs.
 pub fn render_records(zone: &Name, rrsets: &Rrsets) -> String {
     let mut text = format!(
-        "; TLSA records of zone {zone}, written by tlsa.\n\
+        "; TLSA, TXT and MX records of zone {zone}, written by tlsa.\n\
          ; tlsa owns this file: it rewrites it whole at every change.\n\
-         ; Keep to one TLSA record per line, absolute names, explicit TTLs.\n"
+         ; Keep to one record per line, absolute names, explicit TTLs.\n"
     );
-    for (owner, (ttl, records)) in rrsets {
-        let owner = owner.to_lowercase();
+    for (id, (ttl, records)) in rrsets {
+        let owner = id.owner.to_lowercase();
         for record in records {
-            text.push_str(&format!("{owner} {ttl} IN TLSA {record}\n"));
+            text.push_str(&format!("{owner} {ttl} IN {} {record}\n", id.rtype));
         }
     }
     text
 }
 
-/// Parses a records file; `Err((line number, why))` on anything but TLSA
-/// records in the form [`render_records`] writes (relative names and `@`
+/// `line` up to its comment: the first `;` outside a quoted string.
+fn strip_comment(line: &str) -> &str {
+    let (mut quoted, mut escaped) = (false, false);
+    for (at, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => return &line[..at],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// Whether `line` holds a parenthesis outside quoted strings.
+fn has_parenthesis(line: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    line.chars().any(|c| {
+        let found = !quoted && !escaped && matches!(c, '(' | ')');
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            _ => {}
+        }
+        found
+    })
+}
+
+/// Parses a records file; `Err((line number, why))` on anything but TLSA,
+/// TXT and MX records in the form [`render_records`] writes (relative names and `@`
 /// are read relative to the zone, the usual origin of an `$INCLUDE`).
 pub fn parse_records(zone: &Name, text: &str) -> Result<Rrsets, (usize, String)> {
     let mut rrsets = Rrsets::new();
     for (index, raw) in text.lines().enumerate() {
         let number = index + 1;
-        let line = raw.split(';').next().unwrap_or_default();
+        let line = strip_comment(raw);
         if line.trim().is_empty() {
             continue;
         }
@@ -462,9 +485,9 @@ pub fn parse_records(zone: &Name, text: &str) -> Result<Rrsets, (usize, String)>
                 "a line must start with its owner name (tlsa writes every name in full)".into(),
             ));
         }
-        if line.contains(['(', ')', '"']) {
+        if has_parenthesis(line) {
             return Err(bad(
-                "parentheses and quotes are not allowed: one record per line".into(),
+                "parentheses are not allowed: one record per line".into()
             ));
         }
         let mut fields = line.split_whitespace();
@@ -487,19 +510,21 @@ pub fn parse_records(zone: &Name, text: &str) -> Result<Rrsets, (usize, String)>
                 break;
             }
         }
-        let rtype = rtype.ok_or_else(|| bad("no record type".into()))?;
-        if !rtype.eq_ignore_ascii_case("TLSA") {
-            return Err(bad(format!(
-                "a {rtype} record: tlsa owns this file and keeps only TLSA records in it; move it to the zone file"
-            )));
-        }
+        let type_text = rtype.ok_or_else(|| bad("no record type".into()))?;
+        let rtype = RrType::from_mnemonic(type_text).ok_or_else(|| {
+            bad(format!(
+                "a {type_text} record: tlsa owns this file and keeps only TLSA, TXT and MX records in it; move it to the zone file"
+            ))
+        })?;
         let ttl = ttl.ok_or_else(|| {
             bad("no TTL: write it on the line (the zone file's $TTL is not visible here)".into())
         })?;
-        let rdata: Vec<&str> = fields.collect();
-        let record: TlsaRecord = rdata.join(" ").parse().map_err(|e| bad(format!("{e}")))?;
+        // The RDATA is the rest of the line as written: a TXT string keeps
+        // its inner blanks. `type_text` is a slice of `line`.
+        let type_end = type_text.as_ptr() as usize - line.as_ptr() as usize + type_text.len();
+        let record = Rdata::parse(rtype, line[type_end..].trim()).map_err(bad)?;
         let entry = rrsets
-            .entry(owner)
+            .entry(RrsetId::new(owner, rtype))
             .or_insert_with(|| (ttl, BTreeSet::new()));
         // Differing TTLs in one RRset: the longest is what caches may keep.
         entry.0 = entry.0.max(ttl);
@@ -601,19 +626,51 @@ mod tests {
         Name::from_ascii(text).unwrap()
     }
 
+    fn tlsa(owner: &str) -> RrsetId {
+        RrsetId::tlsa(name(owner))
+    }
+
+    fn rdata(rtype: RrType, text: &str) -> Rdata {
+        Rdata::parse(rtype, text).unwrap()
+    }
+
     #[test]
     fn render_and_parse_round_trip() {
         let mut rrsets = Rrsets::new();
         rrsets.insert(
-            name("_25._tcp.Mail.example.test."),
-            (300, [A.parse().unwrap(), B.parse().unwrap()].into()),
+            tlsa("_25._tcp.Mail.example.test."),
+            (300, [rdata(RrType::Tlsa, A), rdata(RrType::Tlsa, B)].into()),
         );
         rrsets.insert(
-            name("_443._tcp.www.example.test."),
-            (60, [B.parse().unwrap()].into()),
+            tlsa("_443._tcp.www.example.test."),
+            (60, [rdata(RrType::Tlsa, B)].into()),
+        );
+        let sts = "\"v=STSv1; id=20261202;\" \"  two  blanks \\\" ; \"";
+        rrsets.insert(
+            RrsetId::new(name("_mta-sts.example.test."), RrType::Txt),
+            (2, [rdata(RrType::Txt, sts)].into()),
+        );
+        rrsets.insert(
+            RrsetId::new(zone(), RrType::Mx),
+            (
+                3,
+                [
+                    rdata(RrType::Mx, "10 mx1.example.test."),
+                    rdata(RrType::Mx, "20 mx2.other."),
+                ]
+                .into(),
+            ),
         );
         let text = render_records(&zone(), &rrsets);
         assert!(text.contains(&format!("_25._tcp.mail.example.test. 300 IN TLSA {A}\n")));
+        assert!(
+            text.contains(&format!("_mta-sts.example.test. 2 IN TXT {sts}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains("example.test. 3 IN MX 20 mx2.other.\n"),
+            "{text}"
+        );
         assert_eq!(parse_records(&zone(), &text).unwrap(), rrsets);
         assert!(parse_records(&zone(), "").unwrap().is_empty());
     }
@@ -625,12 +682,24 @@ mod tests {
             A.to_ascii_uppercase()
         );
         let rrsets = parse_records(&zone(), &text).unwrap();
-        assert_eq!(rrsets[&name("_25._tcp.mail.example.test.")].0, 60);
-        assert!(rrsets.contains_key(&zone()));
+        assert_eq!(rrsets[&tlsa("_25._tcp.mail.example.test.")].0, 60);
+        assert!(rrsets.contains_key(&RrsetId::tlsa(zone())));
+        let txt = parse_records(
+            &zone(),
+            "_smtp._tls 60 TXT \"v=TLSRPTv1;rua=mailto:r@x\" ; c\n",
+        )
+        .unwrap();
+        let (_, records) = &txt[&RrsetId::new(name("_smtp._tls.example.test."), RrType::Txt)];
+        assert_eq!(
+            records.first().unwrap().as_txt().unwrap().text(),
+            "v=TLSRPTv1;rua=mailto:r@x"
+        );
         for (bad, why) in [
             ("$TTL 60\n", "directives"),
             ("  60 IN TLSA 3 1 1 ab\n", "owner name"),
-            ("a.example.test. 60 IN TXT \"x\"\n", "parentheses"),
+            ("a.example.test. 60 IN TXT ( \"x\" )\n", "parentheses"),
+            ("a.example.test. 60 IN TXT \"open\n", "unterminated"),
+            ("a.example.test. 60 IN MX mx.example.test.\n", "invalid MX"),
             ("a.example.test. 60 IN A 192.0.2.1\n", "a A record"),
             ("a.other.test. 60 IN TLSA 3 1 1 ab\n", "not in zone"),
             ("a.example.test. IN TLSA 3 1 1 ab\n", "no TTL"),

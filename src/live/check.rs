@@ -587,7 +587,7 @@ fn answer_name(kind: Option<AnswerKind>) -> &'static str {
 }
 
 fn tlsa_from_validation(v: &Validation) -> (TlsaState, TlsaReport) {
-    let records: Vec<TlsaRecord> = v.records().iter().cloned().collect();
+    let records: Vec<TlsaRecord> = v.tlsa().into_iter().collect();
     let state = match v.verdict {
         Dnssec::Secure if records.is_empty() => TlsaState::Absent,
         Dnssec::Secure => TlsaState::Secure(records.clone()),
@@ -845,7 +845,7 @@ pub fn normalise_domain(domain: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::provider::Rrset;
+    use crate::dns::Rrset;
     use async_trait::async_trait;
     use hickory_proto::rr::RData;
     use hickory_proto::rr::rdata::{A, MX};
@@ -887,7 +887,7 @@ mod tests {
                 verdict: Dnssec::Secure,
                 reason: "fake".into(),
                 answer: Some(AnswerKind::NoData),
-                rrset: Rrset::empty(owner.clone()),
+                rrset: Rrset::empty(owner.clone(), crate::dns::RrType::Tlsa),
                 method: "fake".into(),
             }
         }

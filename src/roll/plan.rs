@@ -581,13 +581,13 @@ impl View<'_> {
                             .filter(|r| current.contains(r)),
                     );
                 }
-                let edit = Edit {
-                    owner: owner.parse().ok()?,
-                    add: owner_add,
-                    remove: removed.union(&stale).cloned().collect(),
+                let edit = Edit::tlsa(
+                    owner.parse().ok()?,
+                    owner_add,
+                    removed.union(&stale).cloned(),
                     replace_all,
-                    ttl: self.ttl,
-                };
+                    self.ttl,
+                );
                 let ttl_differs = !current.is_empty()
                     && self
                         .ttls
@@ -595,7 +595,7 @@ impl View<'_> {
                         .copied()
                         .flatten()
                         .is_some_and(|t| t != self.ttl);
-                (edit.desired_from(current) != *current || ttl_differs).then_some(edit)
+                (edit.tlsa_after(current) != *current || ttl_differs).then_some(edit)
             })
             .collect()
     }
@@ -918,6 +918,7 @@ fn publish(view: &View<'_>, missing: &[&KeyMaterial]) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::rrset::{Rdata, tlsa_of};
     use crate::roll::state::{KeyState, Verified};
     use crate::tlsa::Matching;
 
@@ -1018,7 +1019,7 @@ mod tests {
         /// Serves a new RRset; the one it replaces stays in caches for a TTL.
         fn apply(&mut self, edits: &[Edit]) {
             for edit in edits {
-                let new = edit.desired_from(&self.dns);
+                let new = edit.tlsa_after(&self.dns);
                 if new != self.dns {
                     let old = std::mem::replace(&mut self.dns, new);
                     self.history.push((self.now, old));
@@ -1215,7 +1216,7 @@ mod tests {
         };
         assert_eq!(edits.len(), 1, "one change set");
         assert_eq!(
-            edits[0].remove,
+            tlsa_of(&edits[0].remove),
             RecordPolicy::all_records_for_key(&key(1).spki)
         );
         assert_eq!(edits[0].add.len(), 2, "live and the fresh next key");
@@ -1286,11 +1287,7 @@ mod tests {
         let Some(Step::Publish { edits, .. }) = decision.step else {
             panic!("{decision:?}")
         };
-        assert!(
-            edits[0]
-                .add
-                .is_superset(&world.policy.records_for_key(&key(1).spki))
-        );
+        assert!(tlsa_of(&edits[0].add).is_superset(&world.policy.records_for_key(&key(1).spki)));
     }
 
     #[test]
@@ -1391,7 +1388,7 @@ mod tests {
         };
         // The change reaches DNS; the run dies before the state records it.
         for edit in &edits {
-            world.dns = edit.desired_from(&world.dns);
+            world.dns = edit.tlsa_after(&world.dns);
         }
         let steps = world.run();
         let [Step::AwaitPropagation { removed, .. }] = &steps[..] else {
@@ -1446,7 +1443,7 @@ mod tests {
         let Some(Step::Publish { edits, .. }) = world.decide().step else {
             panic!("expected a publish")
         };
-        let after = edits[0].desired_from(&world.dns);
+        let after = edits[0].tlsa_after(&world.dns);
         assert!(
             world.policy.records_for_key(&key(1).spki).is_subset(&after),
             "the old key, still presented until verified, keeps its record"
@@ -1640,6 +1637,7 @@ mod tests {
                 edits.iter().any(|e| {
                     e.add
                         .iter()
+                        .filter_map(Rdata::as_tlsa)
                         .any(|r| r.data == hex::decode(&key(9).id).unwrap())
                 })
             });
@@ -1768,7 +1766,7 @@ mod tests {
             panic!("a publish of the new key: {decision:?}")
         };
         assert!(edits[0].replace_all || !world.presented().iter().all(|p| p.key.is_ok()));
-        edits[0].desired_from(&world.dns)
+        edits[0].tlsa_after(&world.dns)
     }
 
     #[test]

@@ -107,96 +107,55 @@ impl ZoneWriter {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::dns::{ChangeSet, Rrset};
+    use crate::dns::RrsetId;
+    use crate::dns::memory::MemoryZone;
     use crate::tlsa::TlsaRecord;
-
-    /// A zone in memory; every change set yields once, so that other writers
-    /// queue meanwhile, as they do behind a real server's round trip.
-    #[derive(Default)]
-    struct Memory {
-        rrsets: Mutex<BTreeMap<Name, BTreeSet<TlsaRecord>>>,
-        messages: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl Provider for Memory {
-        fn describe(&self) -> String {
-            "memory".into()
-        }
-        async fn zone_of(&self, _owner: &Name) -> Result<Name, DnsError> {
-            Ok(Name::from_ascii("example.").unwrap())
-        }
-        async fn read(&self, _zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
-            let records = self.rrsets.lock().unwrap().get(owner).cloned();
-            let mut rrset = Rrset::empty(owner.clone());
-            rrset.ttl = records.as_ref().map(|_| 60);
-            rrset.records = records.unwrap_or_default();
-            Ok(rrset)
-        }
-        async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
-            tokio::task::yield_now().await;
-            self.messages.fetch_add(1, Ordering::SeqCst);
-            let mut rrsets = self.rrsets.lock().unwrap();
-            for change in &set.changes {
-                rrsets.insert(change.owner.clone(), change.desired.clone());
-            }
-            Ok(Applied::default())
-        }
-    }
 
     fn edit(owner: &str, byte: u8) -> Edit {
         let record: TlsaRecord = format!("3 1 1 {}", format!("{byte:02x}").repeat(32))
             .parse()
             .unwrap();
-        Edit {
-            owner: Name::from_ascii(owner).unwrap(),
-            add: BTreeSet::from([record]),
-            remove: BTreeSet::new(),
-            replace_all: false,
-            ttl: 60,
-        }
+        Edit::tlsa(Name::from_ascii(owner).unwrap(), [record], [], false, 60)
+    }
+
+    async fn served(memory: &MemoryZone, zone: &Name, owner: &str) -> usize {
+        let id = RrsetId::tlsa(Name::from_ascii(owner).unwrap());
+        memory.read(zone, &id).await.unwrap().records.len()
     }
 
     #[tokio::test]
     async fn waiting_changes_go_out_together_and_none_is_lost() {
-        let (memory, writer) = (Memory::default(), ZoneWriter::default());
         let zone = Name::from_ascii("example.").unwrap();
+        let (memory, writer) = (MemoryZone::new(zone.clone()), ZoneWriter::default());
         let writes = (0..20u8).map(|i| {
             let owner = format!("_25._tcp.h{i}.example.");
             writer.apply(&memory, &zone, vec![edit(&owner, i)], Vec::new())
         });
         let outcomes = futures_util::future::join_all(writes).await;
         assert!(outcomes.iter().all(Result::is_ok));
-        assert_eq!(
-            memory.rrsets.lock().unwrap().len(),
-            20,
-            "every change applied"
-        );
+        for i in 0..20u8 {
+            let owner = format!("_25._tcp.h{i}.example.");
+            assert_eq!(served(&memory, &zone, &owner).await, 1, "{owner} applied");
+        }
         // The first goes alone; the 19 that queued behind it go in batches of at most 16.
-        assert_eq!(memory.messages.load(Ordering::SeqCst), 3);
+        assert_eq!(memory.applied(), 3);
     }
 
     #[tokio::test]
     async fn two_changes_of_one_rrset_never_share_a_message() {
-        let (memory, writer) = (Memory::default(), ZoneWriter::default());
         let zone = Name::from_ascii("example.").unwrap();
+        let (memory, writer) = (MemoryZone::new(zone.clone()), ZoneWriter::default());
         let owner = "_25._tcp.mail.example.";
         let writes =
             (0..3u8).map(|i| writer.apply(&memory, &zone, vec![edit(owner, i)], Vec::new()));
         let outcomes = futures_util::future::join_all(writes).await;
         assert!(outcomes.iter().all(Result::is_ok));
-        let served = memory.rrsets.lock().unwrap()[&Name::from_ascii(owner).unwrap()].clone();
         assert_eq!(
-            served.len(),
+            served(&memory, &zone, owner).await,
             3,
             "each change re-planned on the other's result"
         );
-        assert_eq!(memory.messages.load(Ordering::SeqCst), 3);
+        assert_eq!(memory.applied(), 3);
     }
 }

@@ -10,9 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use hickory_proto::op::{DnsResponse, Message};
-use hickory_proto::rr::RData;
 use tlsa::config::Config;
-use tlsa::dns::{dnssec, http, rdata};
+use tlsa::dns::{Rdata, RrType, dnssec, http, rdata};
 use tlsa::live::endpoint::Protocol;
 use tlsa::live::starttls::{StageCell, negotiate};
 use tlsa::tlsa::input;
@@ -95,10 +94,18 @@ pub fn dns(bytes: &[u8]) {
     let _ = dnssec::extended_errors(&response);
     let _ = response.negative_ttl();
     for record in &response.answers {
-        if let RData::TLSA(tlsa) = &record.data {
-            let ours = rdata::from_hickory(tlsa);
-            let _ = ours.to_string().parse::<TlsaRecord>();
-            let _ = http::records_text([&ours]);
+        for rtype in RrType::ALL {
+            if let Some(ours) = rdata::from_hickory(rtype, &record.data) {
+                // TXT and MX read from the wire must read back from tlsa's own
+                // presentation form (zone files, provider APIs). TLSA text is
+                // parsed strictly (digest lengths), so a malformed wire record
+                // may not: it must only not panic.
+                let back = Rdata::parse(rtype, &ours.to_string());
+                if rtype != RrType::Tlsa {
+                    assert_eq!(back.as_ref(), Ok(&ours), "{rtype} {ours}");
+                }
+                let _ = http::records_text([&ours]);
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ mod multizone;
 mod postfix;
 mod powerdns;
 mod process;
+pub mod records;
 mod resolver;
 mod roll;
 mod static_server;

@@ -51,7 +51,7 @@ use crate::config::{
 use crate::dns::dnssec::{Anchors, ValidateTlsa, Validator};
 use crate::dns::propagation::{self, Discovery, Expected, FindServers, Lookup};
 use crate::dns::tsig::TsigKey;
-use crate::dns::{DnsError, Edit, Provider, ttl};
+use crate::dns::{DnsError, Edit, Provider, RrsetId, ttl};
 use crate::live::KeyKind;
 use crate::tlsa::TlsaRecord;
 
@@ -172,8 +172,9 @@ impl Observed {
         let records = self.records.get(&text)?;
         Some(crate::dns::Rrset {
             owner: owner.clone(),
+            rtype: crate::dns::RrType::Tlsa,
             ttl: self.ttls.get(&text).copied().flatten(),
-            records: records.clone(),
+            records: crate::dns::rrset::rdata_of(records.iter().cloned()),
         })
     }
 

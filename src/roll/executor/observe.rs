@@ -8,14 +8,15 @@ impl Engine {
     pub(super) async fn observe(&self, owners: &[Owner]) -> Result<Observed, EngineError> {
         let reads = owners.iter().map(|owner| {
             let zone = &self.zones[owner.zone];
-            (owner, zone.provider.as_ref(), &zone.name, &owner.name)
+            let id = RrsetId::tlsa(owner.name.clone());
+            (owner, zone.provider.as_ref(), &zone.name, id)
         });
         let mut reads = std::pin::pin!(crate::dns::read_rrsets(reads));
         let mut observed = Observed::default();
         while let Some((owner, read)) = reads.next().await {
             let rrset = read?;
             observed.ttls.insert(owner.text.clone(), rrset.ttl);
-            observed.records.insert(owner.text.clone(), rrset.records);
+            observed.records.insert(owner.text.clone(), rrset.tlsa());
         }
         Ok(observed)
     }

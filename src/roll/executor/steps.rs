@@ -279,21 +279,17 @@ impl Engine {
         let mut propagated_at = SystemTime::UNIX_EPOCH;
         for zone_index in Self::zones_of(owners) {
             let zone = &self.zones[zone_index];
-            let rrsets = owners
-                .iter()
-                .filter(|o| o.zone == zone_index)
-                .map(|o| {
-                    let records = observed.records.get(&o.text).cloned().unwrap_or_default();
-                    (o.name.clone(), records)
-                })
-                .collect();
+            let rrsets = owners.iter().filter(|o| o.zone == zone_index).map(|o| {
+                let records = observed.records.get(&o.text).cloned().unwrap_or_default();
+                (o.name.clone(), records)
+            });
             let min_serial = self
                 .serials
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&zone_index)
                 .copied();
-            let expected = Expected { rrsets, min_serial };
+            let expected = Expected::tlsa(rrsets, min_serial);
             let servers = zone.servers.find().await?;
             let name = set.name.get_ref();
             let report = |lags: &[propagation::Lag]| {
@@ -314,7 +310,7 @@ impl Engine {
             )
             .await
             .map_err(|e| EngineError::NotPropagated(e.to_string()))?;
-            facts = propagation::worst_ttl_by_owner(&propagated.observation)
+            facts = propagation::worst_ttl_by_rrset(&propagated.observation)
                 .into_values()
                 .fold(facts, ttl::TtlFacts::longest);
             propagated_at = propagated_at.max(propagated.at);

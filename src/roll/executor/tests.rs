@@ -18,8 +18,10 @@ use crate::dns::dnssec::{Validation, Verdict};
 use crate::dns::propagation::{
     AnswerKind, Observation, Observe, Origin, ServedRrset, ServerAddr, ServerObservation, Soa,
 };
-use crate::dns::provider::{Applied, ChangeSet, Rrset};
+use crate::dns::provider::{Applied, ChangeSet};
+use crate::dns::rrset::{rdata_of, tlsa_of};
 use crate::dns::ttl::TtlFacts;
+use crate::dns::{RrType, Rrset, RrsetId};
 
 const ZONE: &str = "example.test.";
 const OWNER: &str = "_25._tcp.mail.example.test.";
@@ -160,12 +162,14 @@ impl Provider for Primary {
         Ok(Name::from_ascii(ZONE).unwrap())
     }
 
-    async fn read(&self, _zone: &Name, owner: &Name) -> Result<Rrset, DnsError> {
+    async fn read(&self, _zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
         let world = lock(&self.0);
+        assert_eq!(id.rtype, RrType::Tlsa, "the roll engine reads TLSA RRsets");
         Ok(Rrset {
-            owner: owner.clone(),
+            owner: id.owner.clone(),
+            rtype: id.rtype,
             ttl: (!world.records.is_empty()).then_some(world.ttl),
-            records: world.records.clone(),
+            records: rdata_of(world.records.iter().cloned()),
         })
     }
 
@@ -178,7 +182,7 @@ impl Provider for Primary {
             ));
         }
         for change in &set.changes {
-            if change.expected != world.records {
+            if change.expected != rdata_of(world.records.iter().cloned()) {
                 return Err(DnsError::Conflict {
                     server: SocketAddr::from(([192, 0, 2, 53], 53)),
                     owner: change.owner.clone(),
@@ -186,7 +190,7 @@ impl Provider for Primary {
             }
         }
         for change in &set.changes {
-            world.serve(change.desired.clone(), change.ttl);
+            world.serve(tlsa_of(&change.desired), change.ttl);
         }
         Ok(Applied {
             serial: Some(world.serial),
@@ -206,14 +210,15 @@ impl FindServers for Servers2 {
 
 #[async_trait]
 impl Observe for Servers2 {
-    async fn observe(&self, owners: &[Name], _timeout: Duration) -> Observation {
+    async fn observe(&self, rrsets: &[RrsetId], _timeout: Duration) -> Observation {
         let world = lock(&self.0);
         world.clock.advance(Duration::from_millis(5));
         let view = |n: u8, serial: u32, records: &BTreeSet<TlsaRecord>, ttl: u32| {
             let rrset = Rrset {
                 owner: owner(),
+                rtype: RrType::Tlsa,
                 ttl: (!records.is_empty()).then_some(ttl),
-                records: records.clone(),
+                records: rdata_of(records.iter().cloned()),
             };
             let served = ServedRrset {
                 answer: if records.is_empty() {
@@ -240,7 +245,7 @@ impl Observe for Servers2 {
                         ttl: NEGATIVE_TTL,
                         minimum: NEGATIVE_TTL,
                     },
-                    rrsets: owners.iter().map(|o| (o.clone(), served.clone())).collect(),
+                    rrsets: rrsets.iter().map(|o| (o.clone(), served.clone())).collect(),
                 }),
             }
         };
@@ -277,8 +282,9 @@ impl ValidateTlsa for Secure {
                 }),
                 rrset: Rrset {
                     owner: o.clone(),
+                    rtype: RrType::Tlsa,
                     ttl: Some(world.ttl),
-                    records: world.records.clone(),
+                    records: rdata_of(world.records.iter().cloned()),
                 },
                 method: "in-memory".into(),
             })
