@@ -201,18 +201,18 @@ fn validating_handle(
     .negative_validation_ttl(Duration::ZERO..=FAILED_VALIDATION_CACHE_LIFE)
 }
 
-/// What the roll engine asks before and after every change: the TLSA
-/// RRsets of these owners, validated. The seam tests replace.
+/// What every publisher asks before and after a change: these RRsets,
+/// validated. The seam tests replace.
 #[async_trait::async_trait]
-pub trait ValidateTlsa: Send + Sync {
-    /// One validation per owner, in the order given.
-    async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation>;
+pub trait ValidateRrsets: Send + Sync {
+    /// One validation per RRset, in the order given.
+    async fn validate_all(&self, ids: &[RrsetId]) -> Vec<Validation>;
 }
 
 #[async_trait::async_trait]
-impl ValidateTlsa for Validator {
-    async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
-        Validator::validate_tlsa_all(self, owners).await
+impl ValidateRrsets for Validator {
+    async fn validate_all(&self, ids: &[RrsetId]) -> Vec<Validation> {
+        Validator::validate_all(self, ids).await
     }
 }
 

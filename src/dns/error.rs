@@ -33,7 +33,7 @@ pub enum DnsError {
     },
 
     #[error(
-        "UPDATE of zone {zone} refused by {server} (it answered {rcode}): the server does not accept updates from {key}; check its update-policy/allow-update (BIND) or acl (Knot) and the key in use"
+        "UPDATE of zone {zone} refused by {server} (it answered {rcode}): either the server does not accept updates from {key} (check its update-policy/allow-update (BIND) or acl (Knot) and the key in use), or it rejected the content (BIND refuses an MX or SRV whose host in the zone has no A/AAAA record: publish the host's address first); the server's log says which"
     )]
     UpdateRefused {
         server: SocketAddr,

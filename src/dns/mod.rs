@@ -13,6 +13,7 @@ pub mod memory;
 pub mod powerdns;
 pub mod propagation;
 pub mod provider;
+pub mod publish;
 pub mod query;
 pub mod rdata;
 pub mod resolver_probe;

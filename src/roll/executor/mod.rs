@@ -48,7 +48,7 @@ use crate::clock::Clock;
 use crate::config::{
     CertSet, Config, KeyAlgorithmChoice, Source, UnmatchedKey, ValidationMode, VerifyMode,
 };
-use crate::dns::dnssec::{Anchors, ValidateTlsa, Validator};
+use crate::dns::dnssec::{Anchors, ValidateRrsets, Validator};
 use crate::dns::propagation::{self, Discovery, Expected, FindServers, Lookup};
 use crate::dns::tsig::TsigKey;
 use crate::dns::{DnsError, Edit, Provider, RrsetId, ttl};
@@ -258,7 +258,7 @@ pub struct Engine {
     config: Config,
     clock: Arc<dyn Clock>,
     zones: Vec<ZoneRuntime>,
-    validator: Box<dyn ValidateTlsa>,
+    validator: Box<dyn ValidateRrsets>,
     /// Observes what the servers of `verify = "live"` sets present.
     servers: Box<dyn Servers>,
     progress: Progress,

@@ -245,8 +245,11 @@ impl Engine {
     /// Refuses to change anything unless every owner validates as Secure
     /// (positive or negative answer).
     pub(super) async fn require_secure(&self, owners: &[Owner]) -> Result<(), EngineError> {
-        let names: Vec<Name> = owners.iter().map(|o| o.name.clone()).collect();
-        let validations = self.validator.validate_tlsa_all(&names).await;
+        let ids: Vec<RrsetId> = owners
+            .iter()
+            .map(|o| RrsetId::tlsa(o.name.clone()))
+            .collect();
+        let validations = self.validator.validate_all(&ids).await;
         for (owner, validation) in owners.iter().zip(validations) {
             if !validation.is_acceptable_for_changes() {
                 return Err(EngineError::Insecure {

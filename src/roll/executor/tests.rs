@@ -266,13 +266,12 @@ impl Observe for Servers2 {
 struct Secure(Shared);
 
 #[async_trait]
-impl ValidateTlsa for Secure {
-    async fn validate_tlsa_all(&self, owners: &[Name]) -> Vec<Validation> {
+impl ValidateRrsets for Secure {
+    async fn validate_all(&self, ids: &[RrsetId]) -> Vec<Validation> {
         let world = lock(&self.0);
-        owners
-            .iter()
-            .map(|o| Validation {
-                owner: o.clone(),
+        ids.iter()
+            .map(|id| Validation {
+                owner: id.owner.clone(),
                 verdict: Verdict::Secure,
                 reason: "validated (in-memory)".into(),
                 answer: Some(if world.records.is_empty() {
@@ -281,8 +280,8 @@ impl ValidateTlsa for Secure {
                     AnswerKind::Positive
                 }),
                 rrset: Rrset {
-                    owner: o.clone(),
-                    rtype: RrType::Tlsa,
+                    owner: id.owner.clone(),
+                    rtype: id.rtype,
                     ttl: Some(world.ttl),
                     records: rdata_of(world.records.iter().cloned()),
                 },

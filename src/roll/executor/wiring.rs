@@ -48,7 +48,7 @@ pub struct ZoneParts {
 pub struct Parts {
     /// One per `[[zone]]` of the config, in its order.
     pub zones: Vec<ZoneParts>,
-    pub validator: Box<dyn ValidateTlsa>,
+    pub validator: Box<dyn ValidateRrsets>,
     /// Observes what the servers of `verify = "live"` sets present.
     pub servers: Box<dyn Servers>,
 }

@@ -1,0 +1,417 @@
+//! Publishing an RRset a feature owns whole — the MTA-STS `_mta-sts` TXT
+//! record, the TLS-RPT `_smtp._tls` record, an ACME `_acme-challenge`
+//! record, a managed MX list — the way the roll engine publishes TLSA
+//! records: only into a zone that validates as Secure, with compare-and-swap
+//! through the zone's back-end, then confirmed on every authoritative
+//! server, then validated again. What the caller learns ([`Confirmed`]) is
+//! what its waits need: when every server served the new content, and how
+//! long a cache may still hold what was there before.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use hickory_proto::rr::Name;
+
+use super::DnsError;
+use super::dnssec::{ValidateRrsets, Validation};
+use super::propagation::{self, Expected, FindServers, NotPropagated};
+use super::provider::{Edit, Provider, apply_edits_known, read_rrsets};
+use super::rrset::{Rdata, Rrset, RrsetId};
+use super::ttl::TtlFacts;
+use crate::clock::Clock;
+use futures_util::StreamExt;
+
+/// The whole content one RRset must have (no records: it must not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    pub id: RrsetId,
+    pub records: BTreeSet<Rdata>,
+    pub ttl: u32,
+}
+
+impl Owned {
+    pub fn new(id: RrsetId, records: impl IntoIterator<Item = Rdata>, ttl: u32) -> Self {
+        Owned {
+            id,
+            records: records.into_iter().collect(),
+            ttl,
+        }
+    }
+
+    /// The RRset `id` removed.
+    pub fn absent(id: RrsetId) -> Self {
+        Owned::new(id, [], 0)
+    }
+}
+
+/// What a publication established.
+#[derive(Debug, Clone)]
+pub struct Confirmed {
+    /// Whether a change was sent (false: the zone already held it).
+    pub changed: bool,
+    /// When every authoritative server was first seen serving the content.
+    pub at: SystemTime,
+    /// Per RRset, as read before the change: what caches may still hold.
+    pub before: Vec<Rrset>,
+    /// Per RRset, the worst TTL facts over the servers after the change.
+    pub ttl: BTreeMap<RrsetId, TtlFacts>,
+    /// The validations after the change, in the order of the RRsets.
+    pub validations: Vec<Validation>,
+}
+
+impl Confirmed {
+    /// The longest TTL any RRset had before the change: a cache that
+    /// fetched the old content just before `at` may keep it this long.
+    pub fn longest_ttl_before(&self) -> u32 {
+        self.before.iter().filter_map(|r| r.ttl).max().unwrap_or(0)
+    }
+}
+
+/// Why nothing was published, or why a publication is not confirmed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(
+        "{id}: {validation}; tlsa only publishes into zones that validate as Secure: sign zone {zone} and publish its DS"
+    )]
+    Insecure {
+        zone: Name,
+        id: RrsetId,
+        validation: Box<Validation>,
+    },
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    #[error(transparent)]
+    NotPropagated(#[from] Box<NotPropagated>),
+}
+
+/// The zone a publication goes to and everything it needs.
+pub struct Publication<'a> {
+    pub zone: &'a Name,
+    pub provider: &'a dyn Provider,
+    pub servers: &'a dyn FindServers,
+    pub validator: &'a dyn ValidateRrsets,
+    pub clock: &'a dyn Clock,
+    /// How long every server may take to serve the change.
+    pub timeout: Duration,
+    /// Told which servers lag, once a wait is longer than a second.
+    pub progress: &'a (dyn Fn(&str) + Send + Sync),
+}
+
+impl Publication<'_> {
+    /// Makes every RRset of `owned` hold exactly its records: refused
+    /// unless each validates as Secure now; one change set (atomic on every
+    /// back-end) re-planned on conflict; then confirmed on every
+    /// authoritative server and validated Secure again.
+    pub async fn publish(&self, owned: &[Owned]) -> Result<Confirmed, PublishError> {
+        self.require_secure(owned).await?;
+        let before = self.read(owned).await?;
+        let edits: Vec<Edit> = owned
+            .iter()
+            .map(|o| Edit::replace(o.id.clone(), o.records.iter().cloned(), o.ttl))
+            .collect();
+        let applied = apply_edits_known(self.provider, self.zone, &edits, &before).await?;
+        let mut confirmed = self.confirm(owned, applied.and_then(|a| a.serial)).await?;
+        confirmed.changed = applied.is_some();
+        confirmed.before = before;
+        Ok(confirmed)
+    }
+
+    /// Without changing anything: every authoritative server serves
+    /// exactly `owned`, and it validates as Secure.
+    pub async fn confirm(
+        &self,
+        owned: &[Owned],
+        min_serial: Option<u32>,
+    ) -> Result<Confirmed, PublishError> {
+        let expected = Expected {
+            rrsets: owned
+                .iter()
+                .map(|o| (o.id.clone(), o.records.clone()))
+                .collect(),
+            min_serial,
+        };
+        let servers = self.servers.find().await?;
+        let report = |lags: &[propagation::Lag]| {
+            let lines: Vec<String> = lags.iter().map(ToString::to_string).collect();
+            (self.progress)(&format!(
+                "waiting for zone {} on {} address(es):\n    {}",
+                self.zone,
+                lags.len(),
+                lines.join("\n    ")
+            ));
+        };
+        let deadline = self.clock.now() + self.timeout;
+        let propagated =
+            propagation::wait_reporting(servers.as_ref(), self.clock, &expected, deadline, &report)
+                .await
+                .map_err(Box::new)?;
+        let validations = self.require_secure(owned).await?;
+        Ok(Confirmed {
+            changed: false,
+            at: propagated.at,
+            before: Vec::new(),
+            ttl: propagation::worst_ttl_by_rrset(&propagated.observation),
+            validations,
+        })
+    }
+
+    async fn read(&self, owned: &[Owned]) -> Result<Vec<Rrset>, DnsError> {
+        let reads = owned
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (i, self.provider, self.zone, o.id.clone()));
+        let mut reads = std::pin::pin!(read_rrsets(reads));
+        let mut read = vec![None; owned.len()];
+        while let Some((index, rrset)) = reads.next().await {
+            read[index] = Some(rrset?);
+        }
+        Ok(read.into_iter().flatten().collect())
+    }
+
+    async fn require_secure(&self, owned: &[Owned]) -> Result<Vec<Validation>, PublishError> {
+        let ids: Vec<RrsetId> = owned.iter().map(|o| o.id.clone()).collect();
+        let validations = self.validator.validate_all(&ids).await;
+        for (id, validation) in ids.iter().zip(&validations) {
+            if !validation.is_acceptable_for_changes() {
+                return Err(PublishError::Insecure {
+                    zone: self.zone.clone(),
+                    id: id.clone(),
+                    validation: Box::new(validation.clone()),
+                });
+            }
+        }
+        Ok(validations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::dns::dnssec::Verdict;
+    use crate::dns::memory::MemoryZone;
+    use crate::dns::propagation::{
+        AnswerKind, Observation, Observe, Origin, Served, ServedRrset, ServerAddr,
+        ServerObservation, Soa,
+    };
+    use crate::dns::rrset::{RrType, Txt};
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn zone() -> Name {
+        name("example.test.")
+    }
+
+    fn sts(id: &str) -> Owned {
+        Owned::new(
+            RrsetId::new(name("_mta-sts.example.test."), RrType::Txt),
+            [Rdata::Txt(Txt::from_text(&format!("v=STSv1; id={id}")))],
+            2,
+        )
+    }
+
+    /// One authoritative server serving what the memory zone holds, after
+    /// `lag` observations.
+    struct Serving {
+        zone: Arc<MemoryZone>,
+        lag: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl Observe for Serving {
+        async fn observe(&self, rrsets: &[RrsetId], _timeout: Duration) -> Observation {
+            let mut current = Vec::new();
+            for id in rrsets {
+                current.push((id.clone(), self.zone.read(&zone(), id).await.unwrap()));
+            }
+            let served = {
+                // A secondary not yet notified serves none of it.
+                let mut lag = self.lag.lock().unwrap();
+                if *lag > 0 {
+                    *lag -= 1;
+                    let nothing = |(id, _): (RrsetId, Rrset)| {
+                        let empty = Rrset::empty(id.owner.clone(), id.rtype);
+                        (id, empty)
+                    };
+                    current.into_iter().map(nothing).collect()
+                } else {
+                    current
+                }
+            };
+            let rrsets = served
+                .into_iter()
+                .map(|(id, rrset)| {
+                    let served = ServedRrset {
+                        answer: if rrset.records.is_empty() {
+                            AnswerKind::NoData
+                        } else {
+                            AnswerKind::Positive
+                        },
+                        ttl: TtlFacts {
+                            rrset_ttl: rrset.ttl,
+                            rrsig_original_ttl: rrset.ttl,
+                            soa_ttl: Some(1),
+                            soa_minimum: Some(1),
+                        },
+                        rrset,
+                    };
+                    (id, served)
+                })
+                .collect();
+            Observation {
+                zone: zone(),
+                servers: vec![ServerObservation {
+                    server: ServerAddr {
+                        origin: Origin::Extra,
+                        addr: "192.0.2.53:53".parse().unwrap(),
+                    },
+                    result: Ok(Served {
+                        soa: Soa {
+                            serial: self.zone.serial(),
+                            ttl: 1,
+                            minimum: 1,
+                        },
+                        rrsets,
+                    }),
+                }],
+                unresolved: Vec::new(),
+            }
+        }
+    }
+
+    struct Find(Arc<Serving>);
+
+    #[async_trait]
+    impl FindServers for Find {
+        async fn find(&self) -> Result<Box<dyn Observe>, DnsError> {
+            Ok(Box::new(Shared(self.0.clone())))
+        }
+    }
+
+    struct Shared(Arc<Serving>);
+
+    #[async_trait]
+    impl Observe for Shared {
+        async fn observe(&self, rrsets: &[RrsetId], timeout: Duration) -> Observation {
+            self.0.observe(rrsets, timeout).await
+        }
+    }
+
+    struct Verdicts(Verdict);
+
+    #[async_trait]
+    impl ValidateRrsets for Verdicts {
+        async fn validate_all(&self, ids: &[RrsetId]) -> Vec<Validation> {
+            ids.iter()
+                .map(|id| Validation {
+                    owner: id.owner.clone(),
+                    verdict: self.0,
+                    reason: "fake".into(),
+                    answer: None,
+                    rrset: Rrset::empty(id.owner.clone(), id.rtype),
+                    method: "fake".into(),
+                })
+                .collect()
+        }
+    }
+
+    struct World {
+        memory: Arc<MemoryZone>,
+        find: Find,
+        clock: ManualClock,
+    }
+
+    fn world(lag: u32) -> World {
+        let memory = Arc::new(MemoryZone::new(zone()));
+        let serving = Arc::new(Serving {
+            zone: memory.clone(),
+            lag: Mutex::new(lag),
+        });
+        World {
+            memory,
+            find: Find(serving),
+            clock: ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)),
+        }
+    }
+
+    fn publication<'a>(w: &'a World, validator: &'a Verdicts) -> Publication<'a> {
+        Publication {
+            zone: Box::leak(Box::new(zone())),
+            provider: w.memory.as_ref(),
+            servers: &w.find,
+            validator,
+            clock: &w.clock,
+            timeout: Duration::from_secs(30),
+            progress: &|_| {},
+        }
+    }
+
+    #[tokio::test]
+    async fn replaces_the_whole_rrset_and_confirms_it_served() {
+        let w = world(0);
+        let secure = Verdicts(Verdict::Secure);
+        let id = sts("a").id;
+        let other = Rdata::Txt(Txt::from_text("v=STSv1; id=hand-made"));
+        w.memory.put(id.clone(), 60, [other].into());
+        let confirmed = publication(&w, &secure).publish(&[sts("b")]).await.unwrap();
+        assert!(confirmed.changed);
+        assert_eq!(confirmed.longest_ttl_before(), 60, "the old record's TTL");
+        let now = w.memory.read(&zone(), &id).await.unwrap();
+        assert_eq!(now.records, sts("b").records, "exactly one STS record");
+        assert_eq!(confirmed.ttl[&id].rrset_ttl, Some(2));
+
+        let again = publication(&w, &secure).publish(&[sts("b")]).await.unwrap();
+        assert!(!again.changed, "nothing to change the second time");
+        assert_eq!(w.memory.applied(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_server_delays_the_confirmation() {
+        let w = world(3);
+        let secure = Verdicts(Verdict::Secure);
+        let started = w.clock.now();
+        let confirmed = publication(&w, &secure).publish(&[sts("c")]).await.unwrap();
+        assert!(
+            confirmed.at > started,
+            "confirmed only once the server caught up"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_published_into_a_zone_that_is_not_secure() {
+        for verdict in [Verdict::Insecure, Verdict::Bogus, Verdict::Indeterminate] {
+            let w = world(0);
+            let validator = Verdicts(verdict);
+            let err = publication(&w, &validator)
+                .publish(&[sts("d")])
+                .await
+                .unwrap_err();
+            assert!(matches!(err, PublishError::Insecure { .. }), "{err}");
+            assert!(
+                err.to_string().contains("_mta-sts.example.test. TXT"),
+                "{err}"
+            );
+            assert_eq!(w.memory.applied(), 0, "{verdict:?}: nothing written");
+        }
+    }
+
+    #[tokio::test]
+    async fn removal_is_confirmed_as_absence() {
+        let w = world(0);
+        let secure = Verdicts(Verdict::Secure);
+        publication(&w, &secure).publish(&[sts("e")]).await.unwrap();
+        let gone = publication(&w, &secure)
+            .publish(&[Owned::absent(sts("e").id)])
+            .await
+            .unwrap();
+        assert!(gone.changed);
+        let now = w.memory.read(&zone(), &sts("e").id).await.unwrap();
+        assert!(now.records.is_empty() && now.ttl.is_none());
+    }
+}
