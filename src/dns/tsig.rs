@@ -6,10 +6,12 @@
 //! redacting `Debug`, no `Display` and no `Serialize`, and no error message
 //! quotes it.
 //!
-//! hickory's [`TSigner`] signs hmac-sha256/384/512 (use [`TsigKey::to_signer`]).
-//! hmac-sha1 (deprecated, still found on old servers) and hmac-sha224 are
-//! signed here with the same hickory wire primitives and aws-lc-rs' HMAC, so
-//! an operator with such a key is warned, not stuck.
+//! hickory's `TSigner` signs only hmac-sha256/384/512, so every request is
+//! signed, and every answer verified, here — one path for all five
+//! algorithms, with hickory's wire primitives and aws-lc-rs' HMAC (the tests
+//! check it byte for byte against hickory's signer). hmac-sha1 (deprecated,
+//! still found on old servers) and hmac-sha224 keys are warned about, not
+//! refused.
 //!
 //! Requests are signed with [`TsigKey::sign`] and sent through an *unsigned*
 //! hickory client: with a signing client, hickory turns the server's unsigned
@@ -24,10 +26,12 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hickory_proto::op::Message;
+use hickory_proto::rr::Name;
+#[cfg(test)]
+use hickory_proto::rr::TSigner;
 use hickory_proto::rr::rdata::tsig::{
     TSIG, TsigAlgorithm, make_tsig_record, message_tbs, signed_bitmessage_to_buf,
 };
-use hickory_proto::rr::{Name, TSigVerifier, TSigner};
 
 use super::DnsError;
 
@@ -391,8 +395,10 @@ impl TsigKey {
     }
 
     /// hickory's signer for this key (fudge [`FUDGE`]), or `None` for
-    /// algorithms hickory cannot compute (hmac-sha1, hmac-sha224: use
-    /// [`TsigKey::sign`], which handles every algorithm).
+    /// algorithms hickory cannot compute (hmac-sha1, hmac-sha224). Only the
+    /// tests use it, as an independent check of [`TsigKey::sign`], which
+    /// signs every algorithm one way.
+    #[cfg(test)]
     pub fn to_signer(&self) -> Option<TSigner> {
         TSigner::new(
             self.secret.0.clone(),
@@ -407,25 +413,15 @@ impl TsigKey {
     /// epoch). Nothing may change in the message afterwards, except its ID
     /// (the TSIG record keeps the original). Returns what verifies the answer.
     pub fn sign(&self, message: &mut Message, now: u64) -> Result<RequestSignature, String> {
-        if let Some(signer) = self.to_signer() {
-            let verifier = message
-                .finalize(&signer, now)
-                .map_err(|e| format!("cannot sign the message with TSIG key {}: {e}", self.name))?
-                .ok_or_else(|| format!("hickory did not sign with TSIG key {}", self.name))?;
-            Ok(RequestSignature {
-                key: self.clone(),
-                check: Check::Hickory(Box::new(verifier)),
-            })
-        } else {
-            let request_mac = self.sign_here(message, now)?;
-            Ok(RequestSignature {
-                key: self.clone(),
-                check: Check::Here { request_mac, now },
-            })
-        }
+        let request_mac = self.sign_here(message, now)?;
+        Ok(RequestSignature {
+            key: self.clone(),
+            request_mac,
+            now,
+        })
     }
 
-    /// Signs with aws-lc-rs' HMAC (for algorithms hickory lacks); returns the MAC.
+    /// Signs with aws-lc-rs' HMAC (every algorithm); returns the MAC.
     fn sign_here(&self, message: &mut Message, now: u64) -> Result<Vec<u8>, String> {
         let stub = TSIG::new(
             self.algorithm.to_hickory(),
@@ -452,12 +448,9 @@ impl TsigKey {
 /// What a signed request needs to verify its answer.
 pub struct RequestSignature {
     key: TsigKey,
-    check: Check,
-}
-
-enum Check {
-    Hickory(Box<TSigVerifier>),
-    Here { request_mac: Vec<u8>, now: u64 },
+    request_mac: Vec<u8>,
+    /// When the request was signed (seconds since the epoch).
+    now: u64,
 }
 
 impl fmt::Debug for RequestSignature {
@@ -499,25 +492,17 @@ impl RequestSignature {
                 self.key.algorithm.mac_len()
             ));
         }
-        match &mut self.check {
-            Check::Hickory(verifier) => verifier
-                .verify(response)
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            Check::Here { request_mac, now } => {
-                let (tbv, record) = signed_bitmessage_to_buf(response, Some(request_mac), true)
-                    .map_err(|e| e.to_string())?;
-                let key = hmac::Key::new(self.key.algorithm.hmac(), &self.key.secret.0);
-                hmac::verify(&key, &tbv, &record.data.mac).map_err(|_| "wrong MAC".to_string())?;
-                let (time, fudge) = (record.data.time, u64::from(record.data.fudge));
-                if time.abs_diff(*now) > fudge {
-                    return Err(format!(
-                        "the answer was signed at {time}, more than {fudge} s from our request at {now}"
-                    ));
-                }
-                Ok(())
-            }
+        let (tbv, record) = signed_bitmessage_to_buf(response, Some(&self.request_mac), true)
+            .map_err(|e| e.to_string())?;
+        let key = hmac::Key::new(self.key.algorithm.hmac(), &self.key.secret.0);
+        hmac::verify(&key, &tbv, &record.data.mac).map_err(|_| "wrong MAC".to_string())?;
+        let (time, fudge, now) = (record.data.time, u64::from(record.data.fudge), self.now);
+        if time.abs_diff(now) > fudge {
+            return Err(format!(
+                "the answer was signed at {time}, more than {fudge} s from our request at {now}"
+            ));
         }
+        Ok(())
     }
 }
 
