@@ -24,6 +24,7 @@ mod knot;
 mod lab;
 mod launch;
 mod multizone;
+mod nginx;
 mod postfix;
 mod powerdns;
 mod process;
@@ -46,7 +47,8 @@ pub use http_mock::{HttpMock, MockRequest, MockResponse, assert_not_applied};
 pub use install::{HASH_SLINGER_TLSA, Installed, path_with_hash_slinger_first};
 pub use lab::{Lab, LabOptions, StartupTimes};
 pub use multizone::MultiZoneLab;
-pub use postfix::{Postfix, PostfixOptions, SilentServer, TlsIdentity, closed_port};
+pub use nginx::{Nginx, Serve, Site};
+pub use postfix::{Postfix, PostfixOptions, SilentServer, TestCa, TlsIdentity, closed_port};
 pub use powerdns::PowerDnsLab;
 pub use resolver::Resolver;
 pub use roll::{
