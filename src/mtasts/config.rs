@@ -247,3 +247,140 @@ fn dane_only_mx(config: &Config, policy: &MtaSts) -> Option<(String, String)> {
             .map(|host| (set.name.get_ref().clone(), host))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn config(set_source: &str, policy: &str) -> String {
+        format!(
+            r#"
+[dnssec]
+resolver = "127.0.0.1:53"
+
+[[zone]]
+name = "example.com"
+backend = "rfc2136"
+server = "192.0.2.53:53"
+
+[[set]]
+name = "mx"
+source = {set_source}
+deploy = {{ dir = "/etc/tlsa/live/mx" }}
+
+[[set.endpoint]]
+host = "mx1.example.com"
+port = 25
+
+[[mta_sts]]
+domain = "example.com"
+zone = "example.com"
+webroots = ["/var/www/mta-sts"]
+reload = ["systemctl", "reload", "nginx"]
+{policy}
+"#
+        )
+    }
+
+    const CA: &str = r#"{ certbot = "/etc/letsencrypt/live/mx1.example.com" }"#;
+    const SELF_SIGNED: &str = r#"{ self-signed = { names = ["mx1.example.com"] } }"#;
+
+    #[test]
+    fn a_policy_parses_with_explicit_or_dns_mx() {
+        let text = config(
+            CA,
+            "mode = \"enforce\"\nmx = [\"mx1.example.com\", \"*.mx.example.com\"]",
+        );
+        let parsed = Config::parse(&text).unwrap();
+        let policy = &parsed.mta_sts[0];
+        assert_eq!(*policy.max_age.get_ref(), super::DEFAULT_MAX_AGE);
+        assert_eq!(
+            policy.mx.get_ref(),
+            &super::MxSource::Patterns(vec!["mx1.example.com".into(), "*.mx.example.com".into()])
+        );
+        let parsed = Config::parse(&config(CA, "mode = \"testing\"\nmx = \"dns\"")).unwrap();
+        assert_eq!(parsed.mta_sts[0].mx.get_ref(), &super::MxSource::Dns);
+    }
+
+    #[test]
+    fn a_dane_only_mx_under_testing_or_enforce_is_refused_saying_why() {
+        for mx in ["[\"*.example.com\"]", "\"dns\""] {
+            let err = Config::parse(&config(
+                SELF_SIGNED,
+                &format!("mode = \"enforce\"\nmx = {mx}"),
+            ))
+            .unwrap_err();
+            assert!(
+                err.contains("set \"mx\"")
+                    && err.contains("self-signed")
+                    && err.contains("refuse to deliver"),
+                "{err}"
+            );
+            assert!(err.contains("line "), "names the line: {err}");
+        }
+        let err = Config::parse(&config(
+            SELF_SIGNED,
+            "mode = \"testing\"\nmx = [\"mx1.example.com\"]",
+        ))
+        .unwrap_err();
+        assert!(err.contains("report every delivery as failed"), "{err}");
+        // Mode none, or a pattern that does not match the self-signed host: fine.
+        Config::parse(&config(
+            SELF_SIGNED,
+            "mode = \"none\"\nmx = [\"mx1.example.com\"]",
+        ))
+        .unwrap();
+        Config::parse(&config(
+            SELF_SIGNED,
+            "mode = \"enforce\"\nmx = [\"mx2.example.com\"]",
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_their_line() {
+        for (policy, why) in [
+            (
+                "mode = \"enforce\"\nmx = [\"mx1.example.com\"]\nmax_age = 31557601",
+                "max_age = 31557601",
+            ),
+            (
+                "mode = \"enforce\"\nmx = [\"mx1.example.com\"]\nmax_age = 0",
+                "max_age = 0",
+            ),
+            ("mode = \"enforce\"\nmx = []", "at least one MX pattern"),
+            (
+                "mode = \"enforce\"\nmx = [\"mx.*.example.com\"]",
+                "left-most",
+            ),
+            ("mode = \"enforce\"\nmx = \"mx1.example.com\"", "or \"dns\""),
+            (
+                "mode = \"enforce\"\nmx = \"dns\"\nmanage_mx = true",
+                "manage_mx",
+            ),
+            (
+                "mode = \"enforce\"\nmx = [\"*.example.com\"]\nmanage_mx = true",
+                "wildcard",
+            ),
+            ("mode = \"enforced\"\nmx = [\"mx1.example.com\"]", "enforce"),
+            (
+                "mode = \"enforce\"\nmx = [\"mx1.example.com\"]\nmax_agee = 60",
+                "max_agee",
+            ),
+        ] {
+            let err = Config::parse(&config(CA, policy)).unwrap_err();
+            assert!(err.contains(why), "{policy}: {err}");
+        }
+        let err = Config::parse(&config(CA, "mode = \"none\"\nmx = []").replace(
+            "zone = \"example.com\"\nwebroots",
+            "zone = \"example.net\"\nwebroots",
+        ))
+        .unwrap_err();
+        assert!(err.contains("no [[zone]]"), "{err}");
+        let err = Config::parse(
+            &config(CA, "mode = \"none\"\nmx = []").replace("/var/www/mta-sts", "www"),
+        )
+        .unwrap_err();
+        assert!(err.contains("absolute"), "{err}");
+    }
+}
