@@ -6,28 +6,14 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{
-    Lab, Nginx, Postfix, PostfixOptions, Serve, Site, TestCa, TlsIdentity, poll_until,
-    random_loopback_v4,
-};
+use support::{Nginx, Serve, Site, StsScene, TlsIdentity, poll_until, random_loopback_v4};
 use tlsa::mtasts::policy::{Mode, Policy};
 
 const DNS_TIMEOUT: Duration = Duration::from_secs(20);
-
-struct Scene {
-    lab: Lab,
-    zone: String,
-    ca: TestCa,
-    ca_file: PathBuf,
-    nginx: Nginx,
-    postfix: Postfix,
-    policy: Policy,
-}
 
 struct Run {
     code: Option<i32>,
@@ -42,83 +28,8 @@ impl Run {
     }
 }
 
-/// The policy of the scene's domain: `*.ZONE` matches its MX `mail.ZONE`.
-fn policy_for(zone: &str, mode: Mode) -> Policy {
-    Policy::new(mode, 86_400, &[format!("*.{zone}")]).unwrap()
-}
-
-/// A lab zone with `_mta-sts` (as two TXT strings), two A records for `mta-sts.ZONE`
-/// (both nginx sites serving the policy), an MX `mail.ZONE` on a Postfix presenting
-/// `mx_identity` with its `3 1 1` TLSA record, and a TLS-RPT record.
-fn scene(mode: Mode, mx_identity: impl FnOnce(&TestCa, &str) -> TlsIdentity) -> Scene {
-    let lab = Lab::start();
-    let zone = lab.zone().trim_end_matches('.').to_string();
-    let ca = TestCa::new("Lab Test CA");
-    let ca_file = lab.dir().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    let policy = policy_for(&zone, mode);
-    let host = format!("mta-sts.{zone}");
-    let good = ca.issue(&[&host], 90);
-    let sites: Vec<Site> = (0..2)
-        .map(|_| Site {
-            ip: random_loopback_v4(),
-            identity: good.clone(),
-            serve: Serve::Policy(policy.canonical()),
-        })
-        .collect();
-    let nginx = Nginx::start(&host, &sites);
-    let mail = format!("mail.{zone}");
-    let identity = mx_identity(&ca, &mail);
-    let postfix = Postfix::start(PostfixOptions {
-        tls: Some(identity.clone()),
-        ..PostfixOptions::default()
-    });
-    let id = policy.id();
-    let (first, rest) = id.split_at(10);
-    lab.nsupdate_ok(&format!(
-        "update add {host}. 2 IN A {}\n\
-         update add {host}. 2 IN A {}\n\
-         update add _mta-sts.{zone}. 2 IN TXT \"v=STSv1; id={first}\" \"{rest}\"\n\
-         update add _mta-sts.{zone}. 2 IN TXT \"v=spf1 -all\"\n\
-         update add {zone}. 2 IN MX 10 {mail}.\n\
-         update add {mail}. 2 IN A 127.0.0.1\n\
-         update add _{}._tcp.{mail}. 2 IN TLSA 3 1 1 {}\n\
-         update add _smtp._tls.{zone}. 2 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@{zone}\"",
-        sites[0].ip,
-        sites[1].ip,
-        postfix.port(),
-        identity.spki_sha256()
-    ));
-    for (name, rtype) in [
-        (format!("{host}."), "A"),
-        (format!("_mta-sts.{zone}."), "TXT"),
-        (format!("{zone}."), "MX"),
-        (format!("{mail}."), "A"),
-        (format!("_{}._tcp.{mail}.", postfix.port()), "TLSA"),
-        (format!("_smtp._tls.{zone}."), "TXT"),
-    ] {
-        wait_validated(&lab, &name, rtype);
-    }
-    Scene {
-        lab,
-        zone,
-        ca,
-        ca_file,
-        nginx,
-        postfix,
-        policy,
-    }
-}
-
-fn wait_validated(lab: &Lab, name: &str, rtype: &str) {
-    poll_until(&format!("{name} {rtype} validated"), DNS_TIMEOUT, || {
-        let reply = lab.query_resolver(name, rtype);
-        (reply.is_noerror() && reply.has_flag("ad") && !reply.rdata(rtype).is_empty()).then_some(())
-    });
-}
-
 /// `tlsa check --mx ZONE` through the lab's resolver, trusting the scene's CA.
-fn check_mx(scene: &Scene, extra: &[String]) -> Run {
+fn check_mx(scene: &StsScene, extra: &[String]) -> Run {
     let mut args: Vec<String> = vec![
         "check".into(),
         "--mx".into(),
@@ -151,7 +62,7 @@ fn check_mx(scene: &Scene, extra: &[String]) -> Run {
     }
 }
 
-fn json_check(scene: &Scene, extra: &[String]) -> (Run, Value) {
+fn json_check(scene: &StsScene, extra: &[String]) -> (Run, Value) {
     let mut extra = extra.to_vec();
     extra.push("--json".into());
     let run = check_mx(scene, &extra);
@@ -178,7 +89,7 @@ fn sts_results(doc: &Value) -> Vec<(String, String)> {
 /// one address serves an older file: it is named stale and the check is CRITICAL (enforce).
 #[test]
 fn a_good_policy_on_every_address_then_one_stale() {
-    let scene = scene(Mode::Enforce, |ca, mail| ca.issue(&[mail], 90));
+    let scene = StsScene::start(Mode::Enforce, |ca, mail| ca.issue(&[mail], 90), None);
     let (run, doc) = json_check(&scene, &[]);
     let sts = &doc["mta_sts"];
     assert_eq!(run.code, Some(0), "{}", run.stdout);
@@ -238,7 +149,7 @@ fn a_good_policy_on_every_address_then_one_stale() {
 /// the rule, and is CRITICAL because the TXT record announces a policy nobody can fetch.
 #[test]
 fn each_fetch_rule_broken_is_named() {
-    let scene = scene(Mode::Enforce, |ca, mail| ca.issue(&[mail], 90));
+    let scene = StsScene::start(Mode::Enforce, |ca, mail| ca.issue(&[mail], 90), None);
     let host = format!("mta-sts.{}", scene.zone);
     let good = scene.ca.issue(&[&host], 90);
     let text = scene.policy.canonical();
@@ -337,9 +248,11 @@ fn each_fetch_rule_broken_is_named() {
 /// TLSA record follows), OK.
 #[test]
 fn enforce_refused_while_an_mx_is_self_signed() {
-    let scene = scene(Mode::Enforce, |_, mail| {
-        TlsIdentity::self_signed(&[mail], 90)
-    });
+    let scene = StsScene::start(
+        Mode::Enforce,
+        |_, mail| TlsIdentity::self_signed(&[mail], 90),
+        None,
+    );
     let (run, doc) = json_check(&scene, &[]);
     assert_eq!(run.code, Some(2), "{}", run.stdout);
     let sts = &doc["mta_sts"];

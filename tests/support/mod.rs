@@ -31,6 +31,7 @@ mod process;
 mod resolver;
 mod roll;
 mod static_server;
+mod sts_scene;
 mod tools;
 mod tsig;
 mod wait;
@@ -60,6 +61,7 @@ pub use roll::{
 pub use static_server::{
     LOOPBACK_V6, Setup, StaticServer, random_loopback_v4, served_serial, soa_serial,
 };
+pub use sts_scene::StsScene;
 pub use tools::{tlsa_binary, tool, tool_with_hint};
 pub use tsig::TSIG_ALGORITHM;
 pub use wait::{POLL_INTERVAL, poll_until, try_poll_every, try_poll_until};

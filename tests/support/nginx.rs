@@ -57,9 +57,19 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Starts nginx with `sites`, all named `server_name`, and returns once every site's
-    /// address accepts connections.
+    /// Starts nginx with `sites`, all named `server_name`, on a free port, and returns once
+    /// every site's address accepts connections.
     pub fn start(server_name: &str, sites: &[Site]) -> Self {
+        Self::start_with(server_name, sites, None)
+    }
+
+    /// [`Self::start`] on `port` (443 in a private network namespace, for tools that
+    /// hard-code it): one attempt, no other server can hold the port there.
+    pub fn start_on(server_name: &str, sites: &[Site], port: u16) -> Self {
+        Self::start_with(server_name, sites, Some(port))
+    }
+
+    fn start_with(server_name: &str, sites: &[Site], fixed: Option<u16>) -> Self {
         let nginx = tools::tool_with_hint("nginx", INSTALL_HINT);
         assert!(!sites.is_empty(), "nginx needs at least one site");
         let dir = traversable_dir("tlsa-nginx-");
@@ -77,24 +87,31 @@ impl Nginx {
             fs::write(site_dir.join("www/.well-known/mta-sts.txt"), body).expect("write policy");
         }
         let config = root.join("nginx.conf");
-        let (process, ready) = launch::start_verified(
-            "nginx",
-            &root,
-            |port| {
-                fs::write(&config, config_text(&root, server_name, sites, port))
-                    .expect("write nginx.conf");
-                let mut cmd = Command::new(&nginx);
-                cmd.arg("-e")
-                    .arg(root.join("error.log"))
-                    .args(["-g", "daemon off;", "-c"])
-                    .arg(&config)
-                    .arg("-p")
-                    .arg(format!("{}/", root.display()));
-                cmd
-            },
-            |addr, _: Transport| accepts(addr),
-        );
-        let port = ready.port();
+        let command_for = |port| {
+            fs::write(&config, config_text(&root, server_name, sites, port))
+                .expect("write nginx.conf");
+            let mut cmd = Command::new(&nginx);
+            cmd.arg("-e")
+                .arg(root.join("error.log"))
+                .args(["-g", "daemon off;", "-c"])
+                .arg(&config)
+                .arg("-p")
+                .arg(format!("{}/", root.display()));
+            cmd
+        };
+        let (process, port) = match fixed {
+            None => {
+                let (process, ready) =
+                    launch::start_verified("nginx", &root, command_for, |addr, _: Transport| {
+                        accepts(addr)
+                    });
+                (process, ready.port())
+            }
+            Some(port) => (
+                ServerProcess::spawn("nginx", command_for(port), &root.join("nginx.log")),
+                port,
+            ),
+        };
         let sites: Vec<SocketAddr> = sites.iter().map(|s| SocketAddr::new(s.ip, port)).collect();
         for addr in &sites {
             let up =
