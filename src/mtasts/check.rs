@@ -133,7 +133,7 @@ pub async fn check(domain: &str, dns: &dyn Dns, tlsa: &Report, options: &StsOpti
         Err((status, why)) => {
             findings.push(Finding {
                 status,
-                message: format!("{txt_owner} TXT: {why}"),
+                message: format!("MTA-STS: {txt_owner} TXT could not be looked up: {why}"),
             });
             ("indeterminate".into(), Vec::new())
         }
@@ -159,6 +159,8 @@ pub async fn check(domain: &str, dns: &dyn Dns, tlsa: &Report, options: &StsOpti
         message: format!("MTA-STS: {message}"),
     };
     match &verdict {
+        // The lookup failed: said above, and nothing is known about a record.
+        TxtVerdict::NoRecord { .. } if txt_dnssec == "indeterminate" => {}
         TxtVerdict::NoRecord { .. } => {
             let served_note = if served.policy.is_some() {
                 format!(" ({host} serves a policy, which senders do not use without it)")
