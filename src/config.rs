@@ -40,6 +40,9 @@ pub struct Config {
     /// next run goes on from there).
     #[serde(default = "default_propagation_timeout")]
     pub propagation_timeout: u64,
+    /// MTA-STS policies, one per mail domain (`[[mta_sts]]`).
+    #[serde(rename = "mta_sts", default)]
+    pub mta_sts: Vec<crate::mtasts::config::MtaSts>,
 }
 
 pub const DEFAULT_PROPAGATION_TIMEOUT_SECS: u64 = 120;
@@ -656,6 +659,7 @@ impl Config {
                 }
             }
         }
+        crate::mtasts::config::check(self, &at)?;
         self.check_roll_safety(text)
     }
 

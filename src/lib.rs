@@ -13,5 +13,6 @@ pub mod config;
 pub mod dns;
 pub mod fsutil;
 pub mod live;
+pub mod mtasts;
 pub mod roll;
 pub mod tlsa;

@@ -1,6 +1,6 @@
 //! Property-based fuzzing of every parser of input tlsa does not control:
 //! certificates/keys/CSRs, the config, state files, DNS answers, STARTTLS
-//! dialogues and provider API bodies. Each parser gets (a) random bytes and
+//! dialogues, provider API bodies and MTA-STS policies and TXT records. Each parser gets (a) random bytes and
 //! (b) mutations of valid seeds (byte flips, truncation, splices, repeats),
 //! which reach far deeper than random bytes into structured formats. The
 //! checks themselves are in tests/fuzz_support, shared with the
@@ -223,6 +223,25 @@ proptest! {
     }
 }
 
+// ---- MTA-STS policy files and TXT records (served by others) ----
+
+fn mta_sts_seeds() -> Vec<Vec<u8>> {
+    vec![
+        b"version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\n".to_vec(),
+        b"mode: testing\nmax_age: 86400\nversion: STSv1\nmx: a.example\nx_ext: 1\n".to_vec(),
+        b"v=STSv1; id=20261202T000000\nv=spf1 -all\n".to_vec(),
+        b"v=STSv1 ; id=abc ; ext.1=x!y;\n".to_vec(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(5000))]
+    #[test]
+    fn mta_sts_policies_and_records_never_panic(bytes in inputs(mta_sts_seeds())) {
+        fuzz_support::mta_sts(&bytes);
+    }
+}
+
 // ---- provider API bodies ----
 
 fn api_seeds() -> Vec<Vec<u8>> {
@@ -281,6 +300,7 @@ fn seed_families() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("dns", dns_seeds()),
         ("record", record_seeds()),
         ("api", api_seeds()),
+        ("mta_sts", mta_sts_seeds()),
         ("dialogue", dialogues),
     ]
 }

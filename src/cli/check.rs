@@ -20,10 +20,15 @@ use crate::config::{CertSet, Config};
 use crate::dns::dnssec::Anchors;
 use crate::dns::resolver_probe::{self, ResolverDnssec};
 use crate::live::capture::{ConnectOptions, default_helo};
-use crate::live::check::{self, CheckOptions, Report, Target};
+use crate::live::check::{self, CheckOptions, Finding, Report, Target};
 use crate::live::endpoint::{Endpoint, Protocol};
 use crate::live::resolve::{self, Trust, ValidatingDns};
 use crate::live::verdict::{Status, short};
+use crate::live::webpki;
+use crate::mtasts;
+use crate::mtasts::check::StsOptions;
+use crate::mtasts::check::StsReport;
+use crate::mtasts::fetch::FetchOptions;
 
 #[derive(Debug, Args)]
 #[command(
@@ -107,6 +112,27 @@ pub struct CheckArgs {
     /// Print the report as JSON (schema `tlsa-check/1`).
     #[arg(long)]
     pub json: bool,
+
+    /// With --mx: a PEM file of CA certificates trusted for the MTA-STS
+    /// WebPKI checks (policy host and MX certificates) beside the system's
+    /// roots, e.g. a private or test CA.
+    #[arg(long, value_name = "FILE", requires = "mx")]
+    pub ca_file: Option<PathBuf>,
+
+    /// With --mx: port of the policy host's addresses [default: 443].
+    #[arg(long, value_name = "PORT", requires = "mx")]
+    pub sts_port: Option<u16>,
+
+    /// With --mx: fetch the MTA-STS policy from these addresses instead of
+    /// the A/AAAA records of mta-sts.DOMAIN (repeatable; `192.0.2.1:443`,
+    /// or an address alone for --sts-port).
+    #[arg(long = "sts-address", value_name = "ADDR[:PORT]", requires = "mx")]
+    pub sts_addresses: Vec<String>,
+
+    /// With --mx: limit for each whole policy fetch (connect, TLS, request,
+    /// body), in seconds; 4 is the shortest a known sender allows.
+    #[arg(long, value_name = "SECONDS", default_value_t = 4.0)]
+    pub sts_timeout: f64,
 }
 
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<(), Failure> {
@@ -114,12 +140,20 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<(), Failure> {
         Ok(report) => report,
         Err(why) => return Err(unknown(args, why, out)),
     };
+    let (report, sts) = report;
     let written = if args.json {
-        serde_json::to_writer_pretty(&mut *out, &report)
+        let doc = Document {
+            report: &report,
+            mta_sts: sts.as_ref(),
+        };
+        serde_json::to_writer_pretty(&mut *out, &doc)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        print_text(&report, out)
+        print_text(&report, out).and_then(|()| match &sts {
+            Some(sts) => print_sts(sts, out),
+            None => Ok(()),
+        })
     };
     written.map_err(|e| Failure::Monitoring {
         code: Status::Unknown.exit_code(),
@@ -134,18 +168,33 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<(), Failure> {
     }
 }
 
+/// The `--json` document: the DANE report, and with --mx the MTA-STS one.
+#[derive(serde::Serialize)]
+struct Document<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mta_sts: Option<&'a StsReport>,
+}
+
 /// Runs the check; `Err` is a reason the check could not run (UNKNOWN).
-fn checked(args: &CheckArgs) -> Result<Report, String> {
-    let (targets, options, resolver, trust, config) = prepare(args)?;
+fn checked(args: &CheckArgs) -> Result<(Report, Option<StsReport>), String> {
+    let (targets, mut options, resolver, trust, config) = prepare(args)?;
+    let sts = sts_setup(args, &targets)?;
+    if let Some(Ok(sts)) = &sts {
+        options.webpki = Some(sts.options.fetch.roots.clone());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let dns = ValidatingDns::new(resolver, &trust)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut report = check::check(&targets, Arc::new(dns), &options).await;
+        let dns = Arc::new(
+            ValidatingDns::new(resolver, &trust)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        let mut report = check::check(&targets, dns.clone(), &options).await;
         // A resolver that drops RRSIGs makes every zone look bogus: ask it
         // for the anchor zone's DNSKEY (known to be signed) before blaming one.
         if report.has_dnssec_failure() {
@@ -162,8 +211,82 @@ fn checked(args: &CheckArgs) -> Result<Report, String> {
         if let Some(config) = &config {
             label_with_sets(&mut report, config, &args.sets);
         }
-        Ok(report)
+        let sts = match sts {
+            None => None,
+            Some(Err(why)) => {
+                report.add_findings(vec![Finding {
+                    status: Status::Unknown,
+                    message: format!("MTA-STS not checked: {why}"),
+                }]);
+                None
+            }
+            Some(Ok(sts)) => {
+                let sts =
+                    mtasts::check::check(&sts.domain, dns.as_ref(), &report, &sts.options).await;
+                report.add_findings(sts.findings.clone());
+                Some(sts)
+            }
+        };
+        Ok((report, sts))
     })
+}
+
+/// What the MTA-STS part of `--mx` needs.
+struct StsSetup {
+    domain: String,
+    options: StsOptions,
+}
+
+/// `None` without --mx; `Some(Err)` when the WebPKI roots cannot be loaded
+/// (then the MTA-STS part is UNKNOWN, the DANE part still runs).
+fn sts_setup(
+    args: &CheckArgs,
+    targets: &[Target],
+) -> Result<Option<Result<StsSetup, String>>, String> {
+    let Some(domain) = targets.iter().find_map(|t| match t {
+        Target::Mx { domain, .. } => Some(domain.clone()),
+        Target::Endpoint { .. } => None,
+    }) else {
+        return Ok(None);
+    };
+    if !(args.sts_timeout.is_finite() && args.sts_timeout > 0.0 && args.sts_timeout <= 3600.0) {
+        return Err(format!(
+            "--sts-timeout {} is not a number of seconds between 0 and 3600",
+            args.sts_timeout
+        ));
+    }
+    let port = args.sts_port.unwrap_or(mtasts::fetch::HTTPS_PORT);
+    let addresses = if args.sts_addresses.is_empty() {
+        None
+    } else {
+        Some(
+            args.sts_addresses
+                .iter()
+                .map(|a| {
+                    crate::config::with_default_port(a, port).ok_or_else(|| {
+                        format!("--sts-address {a:?} is not an IP address with an optional port (192.0.2.1:443, [2001:db8::1]:443)")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let roots = match webpki::load_roots(args.ca_file.as_deref()) {
+        Ok(roots) => roots,
+        // A CA file named on the command line that cannot be used is bad input.
+        Err(why) if args.ca_file.is_some() => return Err(format!("--ca-file: {why}")),
+        Err(why) => return Ok(Some(Err(why))),
+    };
+    Ok(Some(Ok(StsSetup {
+        domain,
+        options: StsOptions {
+            fetch: FetchOptions {
+                roots,
+                timeout: Duration::from_secs_f64(args.sts_timeout),
+            },
+            port,
+            addresses,
+        },
+    })))
 }
 
 /// Names, on each endpoint of the report, the sets of the config it serves.
@@ -336,6 +459,7 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
         },
         expiry_days: args.expiry_days,
         now: SystemTime::now(),
+        webpki: None,
     };
     Ok((targets, options, resolver, trust, config))
 }
@@ -401,13 +525,7 @@ fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         if e.addresses.is_empty() {
             continue;
         }
-        let width = e
-            .addresses
-            .iter()
-            .map(|a| a.address.to_string().len())
-            .max()
-            .unwrap_or(0)
-            .max("ADDRESS".len());
+        let width = address_width(e.addresses.iter().map(|a| a.address));
         writeln!(
             out,
             "  {:<width$}  {:<8}  {:<20}  DETAIL",
@@ -465,6 +583,71 @@ fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The width of an ADDRESS column holding `addresses`.
+fn address_width(addresses: impl Iterator<Item = SocketAddr>) -> usize {
+    addresses
+        .map(|a| a.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max("ADDRESS".len())
+}
+
+/// The MTA-STS block of the text output.
+fn print_sts(sts: &StsReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "\nMTA-STS {}  {}  TXT {} ({}): {}",
+        sts.domain, sts.status, sts.txt.owner, sts.txt.dnssec, sts.txt.verdict
+    )?;
+    if let Some(p) = &sts.policy {
+        writeln!(
+            out,
+            "  policy: mode {}, max_age {}, mx {}",
+            p.mode,
+            p.max_age,
+            p.mx.join(" ")
+        )?;
+    }
+    if !sts.addresses.is_empty() {
+        let width = address_width(sts.addresses.iter().map(|a| a.address));
+        writeln!(out, "  {:<width$}  {:<14}  DETAIL", "ADDRESS", "RESULT")?;
+        for a in &sts.addresses {
+            writeln!(
+                out,
+                "  {:<width$}  {:<14}  {}",
+                a.address.to_string(),
+                a.result,
+                a.detail
+            )?;
+        }
+    }
+    for mx in &sts.mx {
+        writeln!(
+            out,
+            "  MX {}: {}",
+            mx.host,
+            mx.pattern
+                .as_ref()
+                .map_or("matched by no pattern".to_string(), |p| format!(
+                    "matched by {p}"
+                ))
+        )?;
+        for a in &mx.webpki {
+            writeln!(out, "    {}  WebPKI {}: {}", a.address, a.result, a.detail)?;
+        }
+    }
+    writeln!(
+        out,
+        "  TLS-RPT {}: {}",
+        sts.tlsrpt.owner,
+        if sts.tlsrpt.records.is_empty() {
+            "none".to_string()
+        } else {
+            sts.tlsrpt.records.join(", ")
+        }
+    )
 }
 
 #[cfg(test)]

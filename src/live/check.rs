@@ -21,6 +21,7 @@ use super::capture::{self, ConnectOptions};
 use super::endpoint::{Endpoint, Protocol, normalise_host};
 use super::resolve::{Answer, Dns};
 use super::verdict::{self, AddressReport, Policy, Status, TlsaState};
+use super::webpki::{self, Roots};
 use crate::dns::dnssec::{Validation, Verdict as Dnssec};
 use crate::dns::propagation::AnswerKind;
 use crate::tlsa::TlsaRecord;
@@ -39,6 +40,9 @@ pub struct CheckOptions {
     pub expiry_days: u32,
     /// "Now" for dates (expiry, usage 2 chain validity).
     pub now: SystemTime,
+    /// Also judge each presented chain under WebPKI for the host name with
+    /// these roots (for MTA-STS); the verdict changes no DANE status.
+    pub webpki: Option<Roots>,
 }
 
 impl Default for CheckOptions {
@@ -47,6 +51,7 @@ impl Default for CheckOptions {
             connect: ConnectOptions::default(),
             expiry_days: DEFAULT_EXPIRY_DAYS,
             now: SystemTime::now(),
+            webpki: None,
         }
     }
 }
@@ -214,7 +219,7 @@ pub async fn check(targets: &[Target], dns: Arc<dyn Dns>, options: &CheckOptions
 }
 
 /// The tasks' results in the order they were spawned (by their index).
-async fn collect<T: 'static>(mut set: JoinSet<(usize, T)>) -> Vec<T> {
+pub async fn collect<T: 'static>(mut set: JoinSet<(usize, T)>) -> Vec<T> {
     let mut done = Vec::new();
     while let Some(joined) = set.join_next().await {
         // A panicking task is a bug; its endpoint would be missing, so make it loud.
@@ -396,6 +401,7 @@ async fn check_endpoint(
         let connect = options.connect.clone();
         let tlsa_state = tlsa_state.clone();
         let policy = policy.clone();
+        let roots = options.webpki.clone();
         set.spawn(async move {
             let started = Instant::now();
             let outcome = capture::capture(address, &endpoint, &connect).await;
@@ -403,10 +409,17 @@ async fn check_endpoint(
                 Ok(presented) => presented.elapsed,
                 Err(_) => started.elapsed(),
             };
-            (
-                index,
-                verdict::judge_address(address, outcome, elapsed, &tlsa_state, &policy),
-            )
+            let webpki = match (&roots, &outcome) {
+                (Some(roots), Ok(presented)) => {
+                    let chain: Vec<&[u8]> = presented.chain.iter().map(|c| c.der()).collect();
+                    Some(webpki::judge(&chain, &endpoint.host, roots, policy.now))
+                }
+                _ => None,
+            };
+            let mut report =
+                verdict::judge_address(address, outcome, elapsed, &tlsa_state, &policy);
+            report.webpki = webpki;
+            (index, report)
         });
     }
     let mut reports = Vec::new();
@@ -683,14 +696,7 @@ fn finish(
     options: &CheckOptions,
     started: Instant,
 ) -> Report {
-    let mut status = findings
-        .iter()
-        .map(|f| f.status)
-        .chain(endpoints.iter().map(|e| e.status))
-        .fold(Status::Ok, Status::worst);
-    if endpoints.is_empty() && findings.iter().all(|f| f.status == Status::Ok) {
-        status = Status::Unknown;
-    }
+    let status = overall_status(&findings, &endpoints);
     let elapsed = started.elapsed();
     let summary = summary_line(status, &endpoints, &findings, elapsed);
     Report {
@@ -704,6 +710,21 @@ fn finish(
         endpoints,
         findings,
         elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// The worst state of the findings and endpoints; UNKNOWN when nothing was
+/// checked and nothing is wrong.
+fn overall_status(findings: &[Finding], endpoints: &[EndpointReport]) -> Status {
+    let status = findings
+        .iter()
+        .map(|f| f.status)
+        .chain(endpoints.iter().map(|e| e.status))
+        .fold(Status::Ok, Status::worst);
+    if endpoints.is_empty() && findings.iter().all(|f| f.status == Status::Ok) {
+        Status::Unknown
+    } else {
+        status
     }
 }
 
@@ -806,6 +827,17 @@ fn shortened(problems: &[String]) -> String {
 }
 
 impl Report {
+    /// Adds findings about the domain beyond DANE (the MTA-STS judgement),
+    /// and updates the status and the monitoring line to include them.
+    pub fn add_findings(&mut self, findings: Vec<Finding>) {
+        self.findings.extend(findings);
+        let status = overall_status(&self.findings, &self.endpoints);
+        self.status = status;
+        self.exit_code = status.exit_code();
+        let elapsed = Duration::from_millis(self.elapsed_ms);
+        self.summary = summary_line(status, &self.endpoints, &self.findings, elapsed);
+    }
+
     /// Whether any DNSSEC verdict in the report failed (bogus or undecided):
     /// then the resolver may be the cause rather than the zone.
     pub fn has_dnssec_failure(&self) -> bool {

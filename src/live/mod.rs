@@ -4,8 +4,9 @@
 //!
 //! One module per job: [`endpoint`] (what is checked), [`starttls`] (the
 //! plain-text dialogues), [`capture`] (TLS and the presented chain),
-//! [`verdict`] (the DANE judgement per address), [`resolve`] (validated DNS
-//! lookups) and [`check`] (all of it, concurrently, for a report).
+//! [`verdict`] (the DANE judgement per address), [`webpki`] (the WebPKI
+//! judgement beside it, for MTA-STS), [`resolve`] (validated DNS lookups) and
+//! [`check`] (all of it, concurrently, for a report).
 
 pub mod capture;
 pub mod check;
@@ -13,6 +14,7 @@ pub mod endpoint;
 pub mod resolve;
 pub mod starttls;
 pub mod verdict;
+pub mod webpki;
 
 pub use capture::{CaptureFailure, ConnectOptions, KeyKind, Presented, capture};
 pub use endpoint::{Endpoint, Protocol};

@@ -312,6 +312,10 @@ pub struct AddressReport {
     pub greeting: Option<String>,
     /// Connection time up to the end of the handshake (or the failure).
     pub elapsed_ms: u64,
+    /// The WebPKI judgement of the presented chain for the host name, when
+    /// asked for (MTA-STS); it changes no DANE status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webpki: Option<super::webpki::WebPkiVerdict>,
 }
 
 /// What the verdict depends on besides the chain and the RRset.
@@ -348,6 +352,7 @@ pub fn judge_address(
         cipher_suite: None,
         greeting: None,
         elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        webpki: None,
     };
     report.verdict = match outcome {
         Err(failure) => {

@@ -118,6 +118,24 @@ pub fn record(bytes: &[u8]) {
     }
 }
 
+/// A served MTA-STS policy file and `_mta-sts` TXT records (one per line):
+/// a policy that parses generates a canonical form that parses back to it,
+/// with no warning and the same id; a valid record renders back to itself.
+pub fn mta_sts(bytes: &[u8]) {
+    use tlsa::mtasts::{policy, record};
+    let text = String::from_utf8_lossy(bytes);
+    if let Ok(parsed) = policy::parse(&text) {
+        let again = policy::parse(&parsed.policy.canonical()).unwrap();
+        assert_eq!(again.policy, parsed.policy);
+        assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+        assert_eq!(again.policy.id(), parsed.policy.id());
+    }
+    let records: Vec<String> = text.lines().map(str::to_string).collect();
+    if let Some(id) = record::judge(&records).id() {
+        assert_eq!(record::judge(&[record::render(id)]).id(), Some(id));
+    }
+}
+
 /// A provider API's error body, as turned into messages for the user.
 pub fn api(bytes: &[u8]) {
     let _ = http::api_messages(bytes);

@@ -64,14 +64,27 @@ impl Forwarder {
         Self::start_rewriting(upstream, strip_dnssec).await
     }
 
+    /// A forwarder on `listen` (e.g. 127.0.0.1:53 in a private network namespace, for tools
+    /// that only use the system resolver).
+    pub async fn listening_on(listen: SocketAddr, upstream: SocketAddr) -> Self {
+        Self::start_at(Some(listen), upstream, unchanged).await
+    }
+
     async fn start_rewriting(upstream: SocketAddr, rewrite: Rewrite) -> Self {
+        Self::start_at(None, upstream, rewrite).await
+    }
+
+    async fn start_at(listen: Option<SocketAddr>, upstream: SocketAddr, rewrite: Rewrite) -> Self {
         // One port for both transports: take a free UDP port, then TCP on the same number.
         let (udp, tcp) = loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+            let udp = UdpSocket::bind(listen.unwrap_or(([127, 0, 0, 1], 0).into()))
+                .await
+                .expect("bind UDP");
             let port = udp.local_addr().unwrap().port();
             if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
                 break (Arc::new(udp), tcp);
             }
+            assert!(listen.is_none(), "TCP port {port} is taken");
         };
         let forwarder = Forwarder {
             addr: udp.local_addr().unwrap(),

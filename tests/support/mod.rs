@@ -24,6 +24,7 @@ mod knot;
 mod lab;
 mod launch;
 mod multizone;
+mod nginx;
 mod postfix;
 mod powerdns;
 mod process;
@@ -31,6 +32,7 @@ pub mod records;
 mod resolver;
 mod roll;
 mod static_server;
+mod sts_scene;
 mod tools;
 mod tsig;
 mod wait;
@@ -47,7 +49,8 @@ pub use http_mock::{HttpMock, MockRequest, MockResponse, assert_not_applied};
 pub use install::{HASH_SLINGER_TLSA, Installed, path_with_hash_slinger_first};
 pub use lab::{Lab, LabOptions, StartupTimes};
 pub use multizone::MultiZoneLab;
-pub use postfix::{Postfix, PostfixOptions, SilentServer, TlsIdentity, closed_port};
+pub use nginx::{Nginx, Serve, Site};
+pub use postfix::{Postfix, PostfixOptions, SilentServer, TestCa, TlsIdentity, closed_port};
 pub use powerdns::PowerDnsLab;
 pub use resolver::Resolver;
 pub use roll::{
@@ -59,6 +62,7 @@ pub use roll::{
 pub use static_server::{
     LOOPBACK_V6, Setup, StaticServer, random_loopback_v4, served_serial, soa_serial,
 };
+pub use sts_scene::StsScene;
 pub use tools::{tlsa_binary, tool, tool_with_hint};
 pub use tsig::TSIG_ALGORITHM;
 pub use wait::{POLL_INTERVAL, poll_until, try_poll_every, try_poll_until};

@@ -85,25 +85,7 @@ impl TlsIdentity {
     /// A leaf for `names` issued by a fresh CA; the chain holds leaf and CA (as a server
     /// should present it for a `2 x x` record).
     pub fn ca_issued(names: &[&str], days: u32) -> Self {
-        let ca_key = KeyPair::generate().expect("generate CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "tlsa test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = ca_params.self_signed(&ca_key).expect("self-sign CA");
-        let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().expect("generate key");
-        let leaf = leaf_params(names, days)
-            .signed_by(&key, &issuer)
-            .expect("issue leaf");
-        TlsIdentity {
-            key_pem: key.serialize_pem(),
-            chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
-            chain_der: vec![leaf.der().to_vec(), ca.der().to_vec()],
-            spki_der: key.subject_public_key_info(),
-        }
+        TestCa::new("tlsa test CA").issue(names, days)
     }
 
     /// `3 1 1` association data of the leaf key, lower-case hex.
@@ -114,6 +96,63 @@ impl TlsIdentity {
     /// `2 0 1` association data of the issuer (the CA) certificate, lower-case hex.
     pub fn issuer_cert_sha256(&self) -> String {
         hex::encode(Sha256::digest(&self.chain_der[1]))
+    }
+}
+
+/// A throwaway certificate authority: issues leaves whose chain (leaf, CA) its
+/// certificate validates, as a WebPKI root would (`--ca-file`).
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+    der: Vec<u8>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let key = KeyPair::generate().expect("generate CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let now = SystemTime::now();
+        params.not_before = (now - Duration::from_secs(86_400 * 30)).into();
+        params.not_after = (now + Duration::from_secs(86_400 * 3650)).into();
+        let cert = params.self_signed(&key).expect("self-sign CA");
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// The CA certificate (PEM), the root to trust.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// A leaf for `names`, valid from a day ago for `days`.
+    pub fn issue(&self, names: &[&str], days: u32) -> TlsIdentity {
+        self.issue_with(leaf_params(names, days))
+    }
+
+    /// A leaf for `names` that expired yesterday (valid for ten days before).
+    pub fn issue_expired(&self, names: &[&str]) -> TlsIdentity {
+        let mut params = leaf_params(names, 1);
+        let now = SystemTime::now();
+        params.not_before = (now - Duration::from_secs(86_400 * 11)).into();
+        params.not_after = (now - Duration::from_secs(86_400)).into();
+        self.issue_with(params)
+    }
+
+    fn issue_with(&self, params: CertificateParams) -> TlsIdentity {
+        let key = KeyPair::generate().expect("generate key");
+        let leaf = params.signed_by(&key, &self.issuer).expect("issue leaf");
+        TlsIdentity {
+            key_pem: key.serialize_pem(),
+            chain_pem: format!("{}{}", leaf.pem(), self.pem),
+            chain_der: vec![leaf.der().to_vec(), self.der.clone()],
+            spki_der: key.subject_public_key_info(),
+        }
     }
 }
 

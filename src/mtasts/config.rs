@@ -1,0 +1,386 @@
+//! The `[[mta_sts]]` tables of the config: one MTA-STS policy per mail
+//! domain, where its file is written, the zone of its TXT record, and how
+//! MX changes are ordered. Checked at load like the rest of the config: a
+//! setting that would publish an invalid policy, or break mail under it,
+//! is an error naming the line.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use super::matching;
+use super::policy::{MAX_MAX_AGE, Mode};
+use crate::config::{Config, Source};
+
+/// One mail domain's policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtaSts {
+    /// The mail domain (`example.com`: the policy is for mail to `@example.com`).
+    pub domain: Spanned<String>,
+    pub mode: Mode,
+    /// Seconds senders may cache the policy (at most 31557600).
+    #[serde(default = "default_max_age")]
+    pub max_age: Spanned<u32>,
+    /// The MX patterns: a list, or `"dns"` for the domain's validated MX RRset.
+    #[serde(deserialize_with = "mx_source")]
+    pub mx: Spanned<MxSource>,
+    /// Directories served as `https://mta-sts.DOMAIN/`; the policy is
+    /// written to `.well-known/mta-sts.txt` in each.
+    pub webroots: Vec<PathBuf>,
+    /// Command that makes the web server(s) serve a new file (argv, no shell).
+    #[serde(default)]
+    pub reload: Vec<String>,
+    /// The zone (a `[[zone]]` of the config) holding `_mta-sts.DOMAIN`.
+    pub zone: Spanned<String>,
+    /// PEM file of extra CA roots for the WebPKI checks (private or test CA).
+    pub ca_file: Option<PathBuf>,
+    /// tlsa changes the MX RRset itself, in the safe order (`mx` then lists
+    /// the MX host names).
+    #[serde(default)]
+    pub manage_mx: bool,
+    /// An MX host may enter the MX RRset one TXT TTL after the new id is
+    /// published, instead of the previous policy's max_age: weaker, it
+    /// trusts every sender to refetch on a new id.
+    #[serde(default)]
+    pub trust_id_refresh: bool,
+    /// Seconds the policy must have been in mode testing (or enforce)
+    /// before mode enforce is published.
+    #[serde(default = "default_enforce_after")]
+    pub enforce_after: u64,
+    /// Leave MTA-STS (RFC 8461 §8.3): publish mode none with a short
+    /// max_age and remove the TXT record and the file once every policy
+    /// served before has expired.
+    #[serde(default)]
+    pub leave: bool,
+}
+
+/// Where the policy's MX patterns come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MxSource {
+    /// The domain's validated MX RRset (its host names).
+    Dns,
+    /// These patterns.
+    Patterns(Vec<String>),
+}
+
+/// One week: long enough to ride out an outage of the policy host, short
+/// enough for changes.
+pub const DEFAULT_MAX_AGE: u32 = 604_800;
+
+/// Two weeks of testing before enforce.
+pub const DEFAULT_ENFORCE_AFTER: u64 = 14 * 86_400;
+
+fn default_max_age() -> Spanned<u32> {
+    Spanned::new(0..0, DEFAULT_MAX_AGE)
+}
+
+fn default_enforce_after() -> u64 {
+    DEFAULT_ENFORCE_AFTER
+}
+
+fn mx_source<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<MxSource>, D::Error> {
+    let value = Spanned::<toml::Value>::deserialize(d)?;
+    let span = value.span();
+    let source = match value.into_inner() {
+        toml::Value::String(word) if word == "dns" => MxSource::Dns,
+        toml::Value::Array(items) => MxSource::Patterns(
+            items
+                .into_iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(serde::de::Error::custom(format!(
+                        "mx: expected host names in quotes, found {}",
+                        other.type_str()
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => {
+            return Err(serde::de::Error::custom(
+                "mx: expected a list of MX patterns ([\"mx1.example.com\", \"*.mx.example.com\"]) or \"dns\" (the validated MX RRset)",
+            ));
+        }
+    };
+    Ok(Spanned::new(span, source))
+}
+
+/// Checks every `[[mta_sts]]`; `render(span, message)` locates an error.
+pub fn check(
+    config: &Config,
+    render: &dyn Fn(std::ops::Range<usize>, String) -> String,
+) -> Result<(), String> {
+    for (i, policy) in config.mta_sts.iter().enumerate() {
+        let domain = matching::normalise(policy.domain.get_ref());
+        let fail = |span: std::ops::Range<usize>, message: String| {
+            let span = if span.is_empty() {
+                policy.domain.span()
+            } else {
+                span
+            };
+            Err(render(span, format!("mta_sts {domain:?}: {message}")))
+        };
+        if matching::check_pattern(&domain).is_err() || domain.starts_with("*.") {
+            return fail(
+                policy.domain.span(),
+                "domain: expected the mail domain, e.g. \"example.com\"".into(),
+            );
+        }
+        if config.mta_sts[..i]
+            .iter()
+            .any(|p| matching::normalise(p.domain.get_ref()) == domain)
+        {
+            return fail(
+                policy.domain.span(),
+                "a second [[mta_sts]] for the same domain; each domain has one policy".into(),
+            );
+        }
+        let max_age = *policy.max_age.get_ref();
+        if max_age == 0 || max_age > MAX_MAX_AGE {
+            return fail(
+                policy.max_age.span(),
+                format!(
+                    "max_age = {max_age}: expected 1 to {MAX_MAX_AGE} seconds (RFC 8461 §3.2; default {DEFAULT_MAX_AGE})"
+                ),
+            );
+        }
+        match policy.mx.get_ref() {
+            MxSource::Dns if policy.manage_mx => {
+                return fail(
+                    policy.mx.span(),
+                    "mx = \"dns\" with manage_mx = true: tlsa would manage the MX RRset from itself; list the MX host names".into(),
+                );
+            }
+            MxSource::Patterns(patterns) => {
+                if patterns.is_empty() && policy.mode != Mode::None {
+                    return fail(
+                        policy.mx.span(),
+                        format!(
+                            "mx = []: a policy in mode {} needs at least one MX pattern",
+                            policy.mode
+                        ),
+                    );
+                }
+                for pattern in patterns {
+                    if let Err(why) = matching::check_pattern(pattern) {
+                        return fail(policy.mx.span(), format!("mx: {why}"));
+                    }
+                    if policy.manage_mx && pattern.contains('*') {
+                        return fail(
+                            policy.mx.span(),
+                            format!(
+                                "mx: {pattern:?} is a wildcard, but with manage_mx = true the list is the MX hosts tlsa publishes"
+                            ),
+                        );
+                    }
+                }
+            }
+            MxSource::Dns => {}
+        }
+        if policy.webroots.is_empty() || policy.webroots.iter().any(|w| !w.is_absolute()) {
+            return fail(
+                policy.domain.span(),
+                "webroots: expected one or more absolute directories served as https://mta-sts.DOMAIN/".into(),
+            );
+        }
+        let zone = matching::normalise(policy.zone.get_ref());
+        let owner = format!("_mta-sts.{domain}");
+        let configured = config
+            .zones
+            .iter()
+            .any(|z| matching::normalise(z.name.get_ref()) == zone);
+        if !configured {
+            return fail(
+                policy.zone.span(),
+                format!(
+                    "zone = {zone:?} is no [[zone]] of this config: nothing could publish {owner}"
+                ),
+            );
+        }
+        if !(owner == zone || owner.ends_with(&format!(".{zone}"))) {
+            return fail(
+                policy.zone.span(),
+                format!("zone {zone:?} does not hold {owner}"),
+            );
+        }
+        if policy.mode != Mode::None
+            && let Some((set, host)) = dane_only_mx(config, policy)
+        {
+            return fail(
+                policy.domain.span(),
+                format!(
+                    "mode = \"{}\", but set {set:?} serves MX host {host} with self-signed certificates (DANE only): MTA-STS senders require a certificate from a public CA for the MX name and {}; give that set a CA-issued source (certbot, acme.sh, lego or files) or keep mode = \"none\"",
+                    policy.mode,
+                    if policy.mode == Mode::Enforce {
+                        "would refuse to deliver"
+                    } else {
+                        "would report every delivery as failed"
+                    }
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A self-signed set serving an MX host the policy lists: with explicit
+/// patterns, a set endpoint on port 25 they match; with `"dns"` (the config
+/// does not know the MX RRset) any SMTP endpoint on port 25 of the domain or
+/// below it.
+fn dane_only_mx(config: &Config, policy: &MtaSts) -> Option<(String, String)> {
+    let domain = matching::normalise(policy.domain.get_ref());
+    config.sets.iter().find_map(|set| {
+        if !matches!(set.source, Source::SelfSigned { .. }) {
+            return None;
+        }
+        set.endpoints
+            .iter()
+            .filter(|e| e.port == 25)
+            .map(|e| matching::normalise(&e.host))
+            .find(|host| match policy.mx.get_ref() {
+                MxSource::Patterns(patterns) => {
+                    matching::matching_pattern(patterns, host).is_some()
+                }
+                MxSource::Dns => host == &domain || host.ends_with(&format!(".{domain}")),
+            })
+            .map(|host| (set.name.get_ref().clone(), host))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn config(set_source: &str, policy: &str) -> String {
+        format!(
+            r#"
+[dnssec]
+resolver = "127.0.0.1:53"
+
+[[zone]]
+name = "example.com"
+backend = "rfc2136"
+server = "192.0.2.53:53"
+
+[[set]]
+name = "mx"
+source = {set_source}
+deploy = {{ dir = "/etc/tlsa/live/mx" }}
+
+[[set.endpoint]]
+host = "mx1.example.com"
+port = 25
+
+[[mta_sts]]
+domain = "example.com"
+zone = "example.com"
+webroots = ["/var/www/mta-sts"]
+reload = ["systemctl", "reload", "nginx"]
+{policy}
+"#
+        )
+    }
+
+    const CA: &str = r#"{ certbot = "/etc/letsencrypt/live/mx1.example.com" }"#;
+    const SELF_SIGNED: &str = r#"{ self-signed = { names = ["mx1.example.com"] } }"#;
+
+    #[test]
+    fn a_policy_parses_with_explicit_or_dns_mx() {
+        let text = config(
+            CA,
+            "mode = \"enforce\"\nmx = [\"mx1.example.com\", \"*.mx.example.com\"]",
+        );
+        let parsed = Config::parse(&text).unwrap();
+        let policy = &parsed.mta_sts[0];
+        assert_eq!(*policy.max_age.get_ref(), super::DEFAULT_MAX_AGE);
+        assert_eq!(
+            policy.mx.get_ref(),
+            &super::MxSource::Patterns(vec!["mx1.example.com".into(), "*.mx.example.com".into()])
+        );
+        let parsed = Config::parse(&config(CA, "mode = \"testing\"\nmx = \"dns\"")).unwrap();
+        assert_eq!(parsed.mta_sts[0].mx.get_ref(), &super::MxSource::Dns);
+    }
+
+    #[test]
+    fn a_dane_only_mx_under_testing_or_enforce_is_refused_saying_why() {
+        for mx in ["[\"*.example.com\"]", "\"dns\""] {
+            let err = Config::parse(&config(
+                SELF_SIGNED,
+                &format!("mode = \"enforce\"\nmx = {mx}"),
+            ))
+            .unwrap_err();
+            assert!(
+                err.contains("set \"mx\"")
+                    && err.contains("self-signed")
+                    && err.contains("refuse to deliver"),
+                "{err}"
+            );
+            assert!(err.contains("line "), "names the line: {err}");
+        }
+        let err = Config::parse(&config(
+            SELF_SIGNED,
+            "mode = \"testing\"\nmx = [\"mx1.example.com\"]",
+        ))
+        .unwrap_err();
+        assert!(err.contains("report every delivery as failed"), "{err}");
+        // Mode none, or a pattern that does not match the self-signed host: fine.
+        Config::parse(&config(
+            SELF_SIGNED,
+            "mode = \"none\"\nmx = [\"mx1.example.com\"]",
+        ))
+        .unwrap();
+        Config::parse(&config(
+            SELF_SIGNED,
+            "mode = \"enforce\"\nmx = [\"mx2.example.com\"]",
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_their_line() {
+        for (policy, why) in [
+            (
+                "mode = \"enforce\"\nmx = [\"mx1.example.com\"]\nmax_age = 31557601",
+                "max_age = 31557601",
+            ),
+            (
+                "mode = \"enforce\"\nmx = [\"mx1.example.com\"]\nmax_age = 0",
+                "max_age = 0",
+            ),
+            ("mode = \"enforce\"\nmx = []", "at least one MX pattern"),
+            (
+                "mode = \"enforce\"\nmx = [\"mx.*.example.com\"]",
+                "left-most",
+            ),
+            ("mode = \"enforce\"\nmx = \"mx1.example.com\"", "or \"dns\""),
+            (
+                "mode = \"enforce\"\nmx = \"dns\"\nmanage_mx = true",
+                "manage_mx",
+            ),
+            (
+                "mode = \"enforce\"\nmx = [\"*.example.com\"]\nmanage_mx = true",
+                "wildcard",
+            ),
+            ("mode = \"enforced\"\nmx = [\"mx1.example.com\"]", "enforce"),
+            (
+                "mode = \"enforce\"\nmx = [\"mx1.example.com\"]\nmax_agee = 60",
+                "max_agee",
+            ),
+        ] {
+            let err = Config::parse(&config(CA, policy)).unwrap_err();
+            assert!(err.contains(why), "{policy}: {err}");
+        }
+        let err = Config::parse(&config(CA, "mode = \"none\"\nmx = []").replace(
+            "zone = \"example.com\"\nwebroots",
+            "zone = \"example.net\"\nwebroots",
+        ))
+        .unwrap_err();
+        assert!(err.contains("no [[zone]]"), "{err}");
+        let err = Config::parse(
+            &config(CA, "mode = \"none\"\nmx = []").replace("/var/www/mta-sts", "www"),
+        )
+        .unwrap_err();
+        assert!(err.contains("absolute"), "{err}");
+    }
+}

@@ -1,0 +1,15 @@
+//! MTA-STS (RFC 8461): the policy file and its id ([`policy`]), the
+//! `_mta-sts` TXT record ([`record`]), MX patterns ([`matching`]), the
+//! sender-strict fetch from every address of the policy host ([`fetch`]),
+//! the judgement `tlsa check --mx` adds ([`check`]), the `[[mta_sts]]`
+//! config ([`config`]), and the pure planner of a policy change in RFC 8461
+//! §8 order ([`plan`]) with the local steps it can perform ([`execute`]).
+
+pub mod check;
+pub mod config;
+pub mod execute;
+pub mod fetch;
+pub mod matching;
+pub mod plan;
+pub mod policy;
+pub mod record;

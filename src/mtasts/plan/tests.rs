@@ -1,0 +1,444 @@
+//! The planner against a simulated world driven by a fake clock: web
+//! servers that serve what was written once reloaded (one of them may
+//! ignore reloads), authoritative servers that serve what was published,
+//! and an MX RRset. Every rule of the module documentation has a test.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::clock::{Clock, ManualClock};
+
+const A1: &str = "192.0.2.1:443";
+const A2: &str = "192.0.2.2:443";
+
+struct Sim {
+    clock: ManualClock,
+    settings: Settings,
+    history: History,
+    world: World,
+    /// Addresses that never load a new file.
+    deaf: Vec<SocketAddr>,
+    log: Vec<(SystemTime, Step)>,
+}
+
+fn start() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn settings(mode: Mode, max_age: u32, mx: &[&str]) -> Settings {
+    Settings {
+        mode,
+        max_age,
+        patterns: Some(mx.iter().map(|s| s.to_string()).collect()),
+        manage_mx: false,
+        trust_id_refresh: false,
+        enforce_after: Duration::from_secs(0),
+        leave: false,
+    }
+}
+
+impl Sim {
+    fn new(settings: Settings) -> Sim {
+        let clock = ManualClock::new(start());
+        let world = World {
+            now: clock.now(),
+            written: None,
+            served: vec![(A1.parse().unwrap(), None), (A2.parse().unwrap(), None)],
+            txt: vec![Vec::new(), Vec::new()],
+            txt_ttl: 2,
+            mx: Vec::new(),
+            mx_ttl: 3,
+            webpki_failures: Vec::new(),
+        };
+        Sim {
+            clock,
+            settings,
+            history: History::default(),
+            world,
+            deaf: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    fn plan(&mut self) -> Plan {
+        self.world.now = self.clock.now();
+        record(&mut self.history, &self.world);
+        plan(&self.settings, &self.world, &self.history).unwrap()
+    }
+
+    fn perform(&mut self, step: &Step) {
+        match step {
+            Step::WriteFile { content, .. } => self.world.written = Some(content.clone()),
+            Step::Reload { id } => {
+                self.history.reloaded_for = Some(id.clone());
+                for (addr, body) in &mut self.world.served {
+                    if !self.deaf.contains(addr) {
+                        *body = self.world.written.clone();
+                    }
+                }
+            }
+            Step::PublishTxt { id } => {
+                for ids in &mut self.world.txt {
+                    *ids = vec![id.clone()];
+                }
+            }
+            Step::AddMx { host, .. } => self.world.mx.push(host.clone()),
+            Step::RemoveMx { host } => self.world.mx.retain(|h| h != host),
+            Step::RemoveTxt { .. } => self.world.txt.iter_mut().for_each(Vec::clear),
+            Step::RemoveFile { .. } => {
+                self.world.written = None;
+                self.world.served.iter_mut().for_each(|(_, b)| *b = None);
+            }
+            other => panic!("not performable: {other}"),
+        }
+        self.log.push((self.clock.now(), step.clone()));
+    }
+
+    /// Runs like `tlsa run` on a timer: performs the first step when due,
+    /// sleeps until a "not before", stops when stuck or done.
+    fn run(&mut self) -> Plan {
+        for _ in 0..100 {
+            let plan = self.plan();
+            let Some(first) = plan.steps.first().cloned() else {
+                return plan;
+            };
+            match &first {
+                Step::ConfirmServed { .. }
+                | Step::ConfirmTxt { .. }
+                | Step::Hold { .. }
+                | Step::Alarm { .. } => return plan,
+                Step::Wait { until, .. } => self.advance_to(*until),
+                step => match step.not_before() {
+                    Some(t) if t > self.clock.now() => self.advance_to(t),
+                    _ => {
+                        self.perform(step);
+                        self.clock.advance(Duration::from_millis(100));
+                    }
+                },
+            }
+        }
+        panic!("no end: {:#?}", self.log);
+    }
+
+    fn advance_to(&self, t: SystemTime) {
+        if let Ok(d) = t.duration_since(self.clock.now()) {
+            self.clock.advance(d);
+        }
+    }
+
+    fn when(&self, what: impl Fn(&Step) -> bool) -> SystemTime {
+        self.log
+            .iter()
+            .find(|(_, s)| what(s))
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| panic!("never happened: {:#?}", self.log))
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        self.log.iter().map(|(_, s)| name(s)).collect()
+    }
+}
+
+fn name(step: &Step) -> &'static str {
+    match step {
+        Step::WriteFile { .. } => "write",
+        Step::Reload { .. } => "reload",
+        Step::ConfirmServed { .. } => "confirm-served",
+        Step::PublishTxt { .. } => "publish-txt",
+        Step::ConfirmTxt { .. } => "confirm-txt",
+        Step::AddMx { .. } => "add-mx",
+        Step::RemoveMx { .. } => "remove-mx",
+        Step::Wait { .. } => "wait",
+        Step::Hold { .. } => "hold",
+        Step::Alarm { .. } => "alarm",
+        Step::RemoveTxt { .. } => "remove-txt",
+        Step::RemoveFile { .. } => "remove-file",
+    }
+}
+
+#[test]
+fn a_new_policy_goes_file_reload_served_then_txt() {
+    let mut sim = Sim::new(settings(Mode::Testing, 60, &["mx1.example.com"]));
+    let first = sim.plan();
+    let names: Vec<&str> = first.steps.iter().map(name).collect();
+    assert_eq!(
+        names,
+        [
+            "write",
+            "reload",
+            "confirm-served",
+            "publish-txt",
+            "confirm-txt"
+        ]
+    );
+    let done = sim.run();
+    assert!(done.steps.is_empty(), "{:?}", done.steps);
+    assert_eq!(sim.names(), ["write", "reload", "publish-txt"]);
+    assert_eq!(sim.world.txt, vec![vec![first.target.id()]; 2]);
+    assert!(first.steps[0].to_string().contains(&first.target.id()));
+}
+
+#[test]
+fn an_address_still_serving_the_old_file_holds_the_id() {
+    let mut sim = Sim::new(settings(Mode::Testing, 60, &["mx1.example.com"]));
+    sim.run();
+    let old_id = sim.world.txt[0][0].clone();
+    sim.deaf = vec![A2.parse().unwrap()];
+    sim.settings.patterns = Some(vec!["mx1.example.com".into(), "mx2.example.com".into()]);
+    let stuck = sim.run();
+    let Some(Step::ConfirmServed { stale, .. }) = stuck.steps.first() else {
+        panic!("{:?}", stuck.steps)
+    };
+    assert_eq!(stale, &vec![A2.parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        sim.world.txt[0],
+        vec![old_id.clone()],
+        "the id moved before the file was served everywhere"
+    );
+    // Reloaded once; a second reload is not planned while it is stale.
+    assert_eq!(
+        sim.names(),
+        ["write", "reload", "publish-txt", "write", "reload"]
+    );
+    // The address catches up: now the id moves.
+    sim.deaf.clear();
+    let content = sim.world.written.clone();
+    sim.world.served[1].1 = content;
+    assert!(sim.run().steps.is_empty());
+    assert_ne!(sim.world.txt[0], vec![old_id]);
+}
+
+#[test]
+fn other_sts_records_are_replaced_by_exactly_one() {
+    let mut sim = Sim::new(settings(Mode::None, 60, &[]));
+    sim.world.txt = vec![vec!["a1".into(), "b2".into()], vec!["a1".into()]];
+    sim.run();
+    let id = sim.plan().target.id();
+    assert_eq!(sim.world.txt, vec![vec![id.clone()], vec![id]]);
+}
+
+/// A managed MX RRset settled at `before`, then the config changed to `after`
+/// and run to the end; the log holds only the change's steps.
+fn change_managed_mx(mut s: Settings, before: &[&str], after: &[&str]) -> (Sim, Plan) {
+    s.manage_mx = true;
+    s.patterns = Some(before.iter().map(|h| h.to_string()).collect());
+    let mut sim = Sim::new(s);
+    sim.world.mx = before.iter().map(|h| h.to_string()).collect();
+    sim.run();
+    sim.settings.patterns = Some(after.iter().map(|h| h.to_string()).collect());
+    sim.log.clear();
+    let done = sim.run();
+    (sim, done)
+}
+
+#[test]
+fn an_mx_enters_the_rrset_after_the_previous_max_age() {
+    let (sim, _) = change_managed_mx(
+        settings(Mode::Enforce, 10, &[]),
+        &["mx1.example.com"],
+        &["mx1.example.com", "mx2.example.com"],
+    );
+    assert_eq!(sim.names(), ["write", "reload", "publish-txt", "add-mx"]);
+    let replaced = sim.when(|s| matches!(s, Step::Reload { .. }));
+    let published = sim.when(|s| matches!(s, Step::PublishTxt { .. }));
+    let added = sim.when(|s| matches!(s, Step::AddMx { .. }));
+    // The old policy (max_age 10, not listing mx2) was seen served until the
+    // observation after the reload; every cache of it has expired 10 s later.
+    assert!(
+        added >= replaced + Duration::from_secs(10),
+        "{:#?}",
+        sim.log
+    );
+    assert!(
+        added < replaced + Duration::from_secs(11),
+        "no later than needed: {:#?}",
+        sim.log
+    );
+    assert!(published < added);
+    assert!(sim.world.mx.contains(&"mx2.example.com".to_string()));
+}
+
+#[test]
+fn with_trust_id_refresh_an_mx_waits_one_txt_ttl_after_the_new_id() {
+    let mut s = settings(Mode::Enforce, 600, &[]);
+    s.trust_id_refresh = true;
+    let (sim, _) = change_managed_mx(
+        s,
+        &["mx1.example.com"],
+        &["mx1.example.com", "mx2.example.com"],
+    );
+    let published = sim.when(|s| matches!(s, Step::PublishTxt { .. }));
+    let added = sim.when(|s| matches!(s, Step::AddMx { .. }));
+    let ttl = Duration::from_secs(2);
+    assert!(added >= published + ttl, "{:#?}", sim.log);
+    assert!(
+        added < published + Duration::from_secs(60),
+        "not the max_age: {:#?}",
+        sim.log
+    );
+}
+
+#[test]
+fn an_mx_leaves_the_rrset_first_and_the_policy_after_its_ttl() {
+    let (sim, done) = change_managed_mx(
+        settings(Mode::Enforce, 10, &[]),
+        &["mx1.example.com", "mx2.example.com"],
+        &["mx1.example.com"],
+    );
+    assert!(done.steps.is_empty(), "{:?}", done.steps);
+    assert_eq!(sim.names(), ["remove-mx", "write", "reload", "publish-txt"]);
+    let removed = sim.when(|s| matches!(s, Step::RemoveMx { .. }));
+    let written = sim.when(|s| matches!(s, Step::WriteFile { .. }));
+    assert!(
+        written >= removed + Duration::from_secs(3),
+        "MX TTL 3 s: {:#?}",
+        sim.log
+    );
+    assert_eq!(done.target.mx, vec!["mx1.example.com"]);
+}
+
+#[test]
+fn dns_lists_an_mx_the_served_policy_does_not_match() {
+    let mut sim = Sim::new(settings(Mode::Enforce, 60, &["mx1.example.com"]));
+    sim.world.mx = vec!["mx1.example.com".into()];
+    sim.run();
+    sim.world.mx.push("mx9.example.com".into());
+    let plan = sim.plan();
+    assert!(
+        matches!(&plan.steps[..], [Step::Alarm { why }] if why.contains("mx9.example.com")),
+        "{:?}",
+        plan.steps
+    );
+}
+
+#[test]
+fn mx_from_dns_follows_the_rrset_and_keeps_a_leaving_host_for_its_ttl() {
+    let mut s = settings(Mode::Testing, 60, &[]);
+    s.patterns = None;
+    let mut sim = Sim::new(s);
+    sim.world.mx = vec!["a.example.com".into(), "b.example.com".into()];
+    sim.run();
+    sim.world.mx = vec!["a.example.com".into()];
+    sim.log.clear();
+    let plan = sim.plan();
+    assert_eq!(
+        plan.target.mx,
+        vec!["a.example.com", "b.example.com"],
+        "b stays for the MX TTL"
+    );
+    assert!(
+        matches!(plan.steps.last(), Some(Step::Wait { .. })),
+        "{:?}",
+        plan.steps
+    );
+    sim.run();
+    assert_eq!(sim.plan().target.mx, vec!["a.example.com"]);
+}
+
+#[test]
+fn enforce_follows_the_clean_period_of_testing() {
+    let mut s = settings(Mode::Enforce, 60, &["mx1.example.com"]);
+    s.enforce_after = Duration::from_secs(5);
+    let mut sim = Sim::new(s);
+    let first = sim.plan();
+    assert_eq!(first.target.mode, Mode::Testing);
+    sim.run();
+    let announced = sim.when(|s| matches!(s, Step::PublishTxt { .. }));
+    let enforce_written = sim
+        .log
+        .iter()
+        .filter(|(_, s)| matches!(s, Step::WriteFile { content, .. } if content.contains("mode: enforce")))
+        .map(|(t, _)| *t)
+        .next()
+        .expect("enforce was published");
+    assert!(
+        enforce_written >= announced + Duration::from_secs(5),
+        "{:#?}",
+        sim.log
+    );
+    assert_eq!(sim.plan().target.mode, Mode::Enforce);
+}
+
+#[test]
+fn an_mx_without_a_webpki_certificate_holds_the_mode() {
+    let mut sim = Sim::new(settings(Mode::Testing, 60, &["mx1.example.com"]));
+    sim.world.webpki_failures =
+        vec!["mx1.example.com at 192.0.2.25:25: certificate-not-trusted".into()];
+    let plan = sim.run();
+    assert_eq!(plan.target.mode, Mode::None);
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| matches!(s, Step::Hold { why } if why.contains("WebPKI"))),
+        "{:?}",
+        plan.steps
+    );
+    // Once valid, testing is published.
+    sim.world.webpki_failures.clear();
+    assert!(sim.run().steps.is_empty());
+    assert_eq!(sim.plan().target.mode, Mode::Testing);
+}
+
+#[test]
+fn leaving_waits_for_every_served_policy_to_expire() {
+    let mut sim = Sim::new(settings(Mode::Enforce, 20, &["mx1.example.com"]));
+    sim.run();
+    sim.settings.leave = true;
+    sim.log.clear();
+    let plan = sim.run();
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert_eq!(
+        sim.names(),
+        [
+            "write",
+            "reload",
+            "publish-txt",
+            "remove-txt",
+            "remove-file"
+        ]
+    );
+    let none = sim
+        .log
+        .iter()
+        .find_map(|(_, s)| match s {
+            Step::WriteFile { content, .. } => Some(content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(none.contains("mode: none"), "{none}");
+    let reloaded = sim.when(|s| matches!(s, Step::Reload { .. }));
+    let removed = sim.when(|s| matches!(s, Step::RemoveTxt { .. }));
+    assert!(
+        removed >= reloaded + Duration::from_secs(20),
+        "max_age 20: {:#?}",
+        sim.log
+    );
+    assert!(removed < reloaded + Duration::from_secs(21));
+    assert!(sim.world.written.is_none() && sim.world.txt.iter().all(Vec::is_empty));
+}
+
+#[test]
+fn steps_say_when_they_may_run() {
+    let t = start() + Duration::from_secs(90);
+    let step = Step::AddMx {
+        host: "mx2.example.com".into(),
+        not_before: t,
+    };
+    assert_eq!(step.not_before(), Some(t));
+    assert!(
+        step.to_string().contains("not before 2027-01-15T08:01:30Z"),
+        "{step}"
+    );
+}
+
+#[test]
+fn the_history_is_kept_as_json() {
+    let mut sim = Sim::new(settings(Mode::Testing, 60, &["mx1.example.com"]));
+    sim.world.mx = vec!["mx1.example.com".into()];
+    sim.run();
+    let text = serde_json::to_string_pretty(&sim.history).unwrap();
+    let back: History = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, sim.history);
+    assert!(text.contains("\"announced_at\""), "{text}");
+}
