@@ -6,6 +6,7 @@
 // where a few hundred bytes per `Result` cost nothing measurable.
 #![allow(clippy::result_large_err)]
 
+pub mod acme;
 pub mod cli;
 pub mod clock;
 pub mod command;

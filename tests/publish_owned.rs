@@ -8,14 +8,9 @@ mod support;
 use support::Lab;
 use support::records::{name, records_in};
 
-use std::time::Duration;
-
-use tlsa::clock::SystemClock;
+use support::publishing::LabPublishing;
 use tlsa::dns::dnssec::{Anchors, Validator, Verdict};
-use tlsa::dns::propagation::{Discovery, Lookup};
 use tlsa::dns::publish::{Owned, Publication, PublishError};
-use tlsa::dns::rfc2136::Rfc2136;
-use tlsa::dns::tsig::TsigKey;
 use tlsa::dns::{Rdata, RrType, RrsetId, Txt};
 
 fn run(lab: Lab) {
@@ -44,27 +39,9 @@ fn txt(text: &str) -> Rdata {
 }
 
 async fn publish_confirm_replace_remove(lab: &Lab) {
-    let zone = name(lab.zone());
-    let key = TsigKey::from_file(lab.tsig_key_file(), Some(lab.tsig_key_name())).unwrap();
-    let provider = Rfc2136::new(lab.server_addr(), Some(key));
-    let discovery = Discovery::new(zone.clone(), Lookup::Resolver(lab.resolver_addr()))
-        .port(lab.server_addr().port())
-        .timeout(Duration::from_millis(700));
-    let validator = Validator::anchored(
-        lab.resolver_addr(),
-        &Anchors::File(lab.ds_anchor_file().into()),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let publication = Publication {
-        zone: &zone,
-        provider: &provider,
-        servers: &discovery,
-        validator: &validator,
-        clock: &SystemClock,
-        timeout: Duration::from_secs(20),
-        progress: &|line| eprintln!("{line}"),
-    };
+    let parts = LabPublishing::new(lab).await;
+    let publication = parts.publication();
+    let zone = parts.zone.clone();
     let ttl = lab.ttl();
     let sts = RrsetId::new(name(&lab.name("_mta-sts")), RrType::Txt);
     let rpt = RrsetId::new(name(&lab.name("_smtp._tls")), RrType::Txt);

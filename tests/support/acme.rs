@@ -79,6 +79,17 @@ pub struct Acme {
 
 impl Acme {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// pebble validating DNS-01 for real: it asks `dns_server` (the lab's authoritative
+    /// server) for `_acme-challenge` records; challenges are not always valid, and
+    /// authorizations are never reused (LAB.md, "pebble validating DNS-01 for real").
+    pub fn start_dns01(dns_server: SocketAddr) -> Self {
+        Self::start_with(Some(dns_server))
+    }
+
+    fn start_with(dns_server: Option<SocketAddr>) -> Self {
         for tool in ["pebble", "certbot", "openssl"] {
             tools::tool_with_hint(tool, INSTALL_HINT);
         }
@@ -110,11 +121,19 @@ impl Acme {
                 });
                 fs::write(&config, text.to_string()).expect("write pebble.json");
                 let mut cmd = tools::command("pebble");
-                cmd.arg("-config").arg(&config).envs([
-                    ("PEBBLE_VA_ALWAYS_VALID", "1"),
-                    ("PEBBLE_VA_NOSLEEP", "1"),
-                    ("PEBBLE_WFE_NONCEREJECT", "0"),
-                ]);
+                cmd.arg("-config")
+                    .arg(&config)
+                    .envs([("PEBBLE_VA_NOSLEEP", "1"), ("PEBBLE_WFE_NONCEREJECT", "0")]);
+                match dns_server {
+                    Some(dns) => {
+                        cmd.arg("-dnsserver").arg(dns.to_string());
+                        cmd.env("PEBBLE_AUTHZREUSE", "0");
+                        cmd.env_remove("PEBBLE_VA_ALWAYS_VALID");
+                    }
+                    None => {
+                        cmd.env("PEBBLE_VA_ALWAYS_VALID", "1");
+                    }
+                }
                 cmd
             },
             // Over TCP only; a TLS handshake verified against this run's own CA proves

@@ -28,6 +28,7 @@ mod nginx;
 mod postfix;
 mod powerdns;
 mod process;
+pub mod publishing;
 pub mod records;
 mod resolver;
 mod roll;
