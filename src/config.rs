@@ -17,6 +17,7 @@ use crate::tlsa::Matching;
 
 pub mod audit;
 mod errors;
+pub mod tlsrpt;
 
 /// Where the config is looked for when neither `-c` nor `TLSA_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/tlsa/tlsa.toml";
@@ -40,6 +41,8 @@ pub struct Config {
     /// next run goes on from there).
     #[serde(default = "default_propagation_timeout")]
     pub propagation_timeout: u64,
+    /// TLS-RPT report ingestion (optional).
+    pub tlsrpt: Option<tlsrpt::Tlsrpt>,
 }
 
 pub const DEFAULT_PROPAGATION_TIMEOUT_SECS: u64 = 120;
@@ -655,6 +658,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(tlsrpt) = &self.tlsrpt {
+            tlsrpt.check()?;
         }
         self.check_roll_safety(text)
     }

@@ -15,3 +15,4 @@ pub mod fsutil;
 pub mod live;
 pub mod roll;
 pub mod tlsa;
+pub mod tlsrpt;
