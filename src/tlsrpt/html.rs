@@ -11,6 +11,8 @@ const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 16.0;
+/// Room left and right of the first and last day, so their labels fit.
+const PAD: f64 = 40.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 48.0;
 /// Distinct colours for up to eight MX hosts, then they repeat.
@@ -73,13 +75,13 @@ fn chart(summary: &Summary) -> String {
         .max()
         .unwrap_or(1)
         .max(1);
-    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_w = WIDTH - LEFT - RIGHT - 2.0 * PAD;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let x = |i: usize| {
         if days.len() == 1 {
-            LEFT + plot_w / 2.0
+            LEFT + PAD + plot_w / 2.0
         } else {
-            LEFT + plot_w * i as f64 / (days.len() - 1) as f64
+            LEFT + PAD + plot_w * i as f64 / (days.len() - 1) as f64
         }
     };
     let y = |v: u64| TOP + plot_h - plot_h * v as f64 / max as f64;
