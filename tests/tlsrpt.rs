@@ -235,7 +235,7 @@ fn each_real_world_variant_sample_is_parsed_and_claims_only_what_it_says() {
 fn with_peak_memory(config: &Path, args: &[&str]) -> (Output, u64) {
     let time = support::tool_with_hint(
         "time",
-        "install GNU time (apt-get install -y --no-install-recommends time)",
+        "install GNU time with `scripts/install-test-deps` (apt-get install -y --no-install-recommends time)",
     );
     let output = Command::new(time)
         .arg("-v")
@@ -695,7 +695,15 @@ fn mail_reports_via_postfix_dovecot_imap_and_maildir_are_dkim_checked() {
         ..PostfixOptions::default()
     });
     let password = "s3cret-imap-pw";
-    let dovecot = MailboxServer::start(&delivery, &[("bob", password)]);
+    // IMAPS with a certificate from a CA of the test's own, given to tlsa as ca_file.
+    let identity = TlsIdentity::ca_issued(&["localhost"], 30);
+    let ca_file = dir.path().join("imap-ca.pem");
+    let ca = identity
+        .chain_pem
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .nth(1);
+    std::fs::write(&ca_file, ca.expect("the CA certificate")).unwrap();
+    let dovecot = MailboxServer::start(&delivery, &[("bob", password)], &identity);
 
     let bob = deliver_three(&postfix, &key, "bob");
     let carol = deliver_three(&postfix, &key, "carol");
@@ -711,15 +719,18 @@ fn mail_reports_via_postfix_dovecot_imap_and_maildir_are_dkim_checked() {
     // IMAP: Dovecot over the delivered Maildir.
     let password_file = dir.path().join("imap.pass");
     std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let imap_table = |server: String, tls: bool| {
+        format!(
+            "dkim = \"require\"\nstore = \"{}\"\n[tlsrpt.imap]\nserver = \"{server}\"\nuser = \"bob@{MAIL_DOMAIN}\"\npassword_file = \"{}\"\ntls = {tls}\nca_file = \"{}\"\nafter = \"seen\"\n",
+            dir.path().join("imap.sqlite").display(),
+            password_file.display(),
+            ca_file.display()
+        )
+    };
     let imap_config = write_config(
         dir.path(),
         lab.resolver_addr(),
-        &format!(
-            "dkim = \"require\"\nstore = \"{}\"\n[tlsrpt.imap]\nserver = \"{}\"\nuser = \"bob@{MAIL_DOMAIN}\"\npassword_file = \"{}\"\ntls = false\nafter = \"seen\"\n",
-            dir.path().join("imap.sqlite").display(),
-            dovecot.imap,
-            password_file.display()
-        ),
+        &imap_table(format!("localhost:{}", dovecot.imaps.port()), true),
     );
     let output = tlsa(&imap_config, &["import", "--imap", "--json"]);
     let all_output = format!(
@@ -743,7 +754,12 @@ fn mail_reports_via_postfix_dovecot_imap_and_maildir_are_dkim_checked() {
     // The summary holds the signed report only (3 failures), and counts the others apart.
     let summary = ok_json(&tlsa(&imap_config, &["summary", "--json"]));
     assert_eq!(failed_sessions(&summary), 3, "{summary}");
-    // All three are \Seen now: a second run finds nothing.
+    // All three are \Seen now: a second run, over plain IMAP on loopback, finds nothing.
+    let imap_config = write_config(
+        dir.path(),
+        lab.resolver_addr(),
+        &imap_table(dovecot.imap.to_string(), false),
+    );
     let again = ok_json(&tlsa(&imap_config, &["import", "--imap", "--json"]));
     let seen_all = ["stored", "quarantined", "duplicate", "invalid", "retry"]
         .iter()

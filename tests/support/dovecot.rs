@@ -79,19 +79,26 @@ impl Dovecot {
     }
 }
 
-/// A real Dovecot serving the Maildirs a [`super::postfix::Delivery`] fills, over plain
-/// IMAP on loopback (`ssl = no`), for mailbox readers under test. Each user's password is
-/// given; logins are `USER@DOMAIN`.
+/// A real Dovecot serving the Maildirs a [`super::postfix::Delivery`] fills, for mailbox
+/// readers under test: plain IMAP on loopback, and IMAPS (implicit TLS) with `identity`.
+/// Each user's password is given; logins are `USER@DOMAIN`.
 pub struct MailboxServer {
     _process: ServerProcess,
     pub imap: SocketAddr,
+    pub imaps: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
 impl MailboxServer {
-    pub fn start(delivery: &super::postfix::Delivery, users: &[(&str, &str)]) -> Self {
+    pub fn start(
+        delivery: &super::postfix::Delivery,
+        users: &[(&str, &str)],
+        identity: &TlsIdentity,
+    ) -> Self {
         let dovecot = tools::tool_with_hint("dovecot", INSTALL_HINT);
         let dir = super::postfix::traversable_dir("tlsa-dovecot-mail-");
+        super::postfix::write_identity(dir.path(), identity);
+        let imaps = launch::free_port();
         let passwd = dir.path().join("passwd");
         let lines: String = users
             .iter()
@@ -108,7 +115,7 @@ impl MailboxServer {
             |port| {
                 fs::write(
                     &config,
-                    mailbox_config_text(dir.path(), &greeting, port, &passwd, delivery),
+                    mailbox_config_text(dir.path(), &greeting, [port, imaps], &passwd, delivery),
                 )
                 .expect("write dovecot.conf");
                 let mut cmd = Command::new(&dovecot);
@@ -117,9 +124,17 @@ impl MailboxServer {
             },
             |addr, _transport: Transport| greets_with(addr, &greeting),
         );
+        let imaps = SocketAddr::from((Ipv4Addr::LOCALHOST, imaps));
+        let up = super::wait::try_poll_every(launch::STARTUP_POLL, launch::STARTUP_TIMEOUT, || {
+            TcpStream::connect_timeout(&imaps, Duration::from_secs(1))
+                .is_ok()
+                .then_some(())
+        });
+        assert!(up.is_some(), "Dovecot does not serve {imaps}");
         MailboxServer {
             _process: process,
             imap,
+            imaps,
             _dir: dir,
         }
     }
@@ -128,7 +143,7 @@ impl MailboxServer {
 fn mailbox_config_text(
     dir: &Path,
     greeting: &str,
-    imap: u16,
+    [imap, imaps]: [u16; 2],
     passwd: &Path,
     delivery: &super::postfix::Delivery,
 ) -> String {
@@ -141,7 +156,9 @@ fn mailbox_config_text(
          log_path = /dev/stderr\n\
          protocols = imap\n\
          listen = 127.0.0.1\n\
-         ssl = no\n\
+         ssl = yes\n\
+         ssl_cert = <{dir_text}/fullchain.pem\n\
+         ssl_key = <{dir_text}/key.pem\n\
          disable_plaintext_auth = no\n\
          auth_mechanisms = plain login\n\
          login_greeting = {greeting}\n\
@@ -152,7 +169,7 @@ fn mailbox_config_text(
          userdb {{\n  driver = static\n  args = uid={uid} gid={uid} home={base}/%d/%n\n}}\n\
          service imap-login {{\n\
            inet_listener imap {{\n    port = {imap}\n  }}\n\
-           inet_listener imaps {{\n    port = 0\n  }}\n\
+           inet_listener imaps {{\n    port = {imaps}\n    ssl = yes\n  }}\n\
          }}\n\
          service anvil {{\n  chroot =\n}}\n",
         passwd = passwd.display()

@@ -293,3 +293,28 @@ where
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_imap_only_to_a_loopback_address() {
+        for ok in ["127.0.0.1:143", "[::1]:143"] {
+            assert!(refuse_plain_off_loopback(ok.parse().unwrap()).is_ok());
+        }
+        let err = refuse_plain_off_loopback("192.0.2.1:143".parse().unwrap()).unwrap_err();
+        assert!(err.contains("in clear"), "{err}");
+    }
+
+    #[test]
+    fn after_is_seen_or_a_move() {
+        assert_eq!("seen".parse::<After>(), Ok(After::Seen));
+        assert_eq!(
+            "move:Archive/TLS".parse::<After>(),
+            Ok(After::Move("Archive/TLS".into()))
+        );
+        assert!("move:".parse::<After>().is_err());
+        assert!("delete".parse::<After>().is_err());
+    }
+}
