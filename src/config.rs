@@ -17,6 +17,7 @@ use crate::tlsa::Matching;
 
 pub mod audit;
 mod errors;
+pub mod tlsrpt;
 
 /// Where the config is looked for when neither `-c` nor `TLSA_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/tlsa/tlsa.toml";
@@ -43,6 +44,8 @@ pub struct Config {
     /// MTA-STS policies, one per mail domain (`[[mta_sts]]`).
     #[serde(rename = "mta_sts", default)]
     pub mta_sts: Vec<crate::mtasts::config::MtaSts>,
+    /// TLS-RPT report ingestion (optional).
+    pub tlsrpt: Option<tlsrpt::Tlsrpt>,
 }
 
 pub const DEFAULT_PROPAGATION_TIMEOUT_SECS: u64 = 120;
@@ -660,6 +663,9 @@ impl Config {
             }
         }
         crate::mtasts::config::check(self, &at)?;
+        if let Some(tlsrpt) = &self.tlsrpt {
+            tlsrpt.check()?;
+        }
         self.check_roll_safety(text)
     }
 

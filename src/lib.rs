@@ -17,3 +17,4 @@ pub mod live;
 pub mod mtasts;
 pub mod roll;
 pub mod tlsa;
+pub mod tlsrpt;

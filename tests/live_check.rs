@@ -349,6 +349,7 @@ fn starttls_postfix(identity: &TlsIdentity) -> Postfix {
         extra_v4: Some(random_loopback_v4()),
         ipv6: true,
         implicit_tls: false,
+        deliver: None,
     })
 }
 

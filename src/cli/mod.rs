@@ -17,6 +17,7 @@ pub mod plan;
 pub mod providers;
 pub mod run;
 pub mod status;
+pub mod tlsrpt;
 
 /// Manage DANE TLSA records: compute, publish, roll and verify.
 #[derive(Debug, Parser)]
@@ -73,6 +74,8 @@ pub enum Command {
     Providers(providers::ProvidersArgs),
     /// Check the config and everything it names (`tlsa config check [--online]`).
     Config(config::ConfigCommandArgs),
+    /// TLS-RPT (RFC 8460) reports: import, summarise, receive by HTTPS.
+    Tlsrpt(tlsrpt::TlsrptArgs),
 }
 
 /// How a command failed; decides the exit code.
@@ -150,5 +153,6 @@ pub fn run(
         Command::Check(args) => check::run(&args, out),
         Command::Providers(args) => providers::run(&args, out),
         Command::Config(args) => config::run(&args, out),
+        Command::Tlsrpt(args) => tlsrpt::run(&args, out),
     }
 }

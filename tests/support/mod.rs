@@ -16,6 +16,7 @@ mod acme;
 mod authoritative;
 mod bind;
 mod dig;
+mod dkim;
 mod dovecot;
 mod forwarder;
 mod http_mock;
@@ -44,14 +45,17 @@ mod zonefile_bind;
 pub use acme::{Acme, CertbotRun, DeployHook, RenewKey};
 pub use authoritative::Server;
 pub use dig::{DigReply, Record, dig, query};
-pub use dovecot::Dovecot;
+pub use dkim::DkimKey;
+pub use dovecot::{Dovecot, MailboxServer};
 pub use forwarder::Forwarder;
 pub use http_mock::{HttpMock, MockRequest, MockResponse, assert_not_applied};
 pub use install::{HASH_SLINGER_TLSA, Installed, path_with_hash_slinger_first};
 pub use lab::{Lab, LabOptions, StartupTimes};
 pub use multizone::MultiZoneLab;
 pub use nginx::{Nginx, Serve, Site};
-pub use postfix::{Postfix, PostfixOptions, SilentServer, TestCa, TlsIdentity, closed_port};
+pub use postfix::{
+    Delivery, MAIL_UID, Postfix, PostfixOptions, SilentServer, TestCa, TlsIdentity, closed_port,
+};
 pub use powerdns::PowerDnsLab;
 pub use resolver::Resolver;
 pub use roll::{

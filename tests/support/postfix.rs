@@ -183,6 +183,28 @@ pub struct PostfixOptions {
     pub ipv6: bool,
     /// Also run an implicit-TLS (wrapper mode) smtpd on a second port of 127.0.0.1.
     pub implicit_tls: bool,
+    /// Deliver mail for these mailboxes into Maildirs (Postfix's `virtual` agent), as a
+    /// reporting address receives reports; `None`: nothing is delivered.
+    pub deliver: Option<Delivery>,
+}
+
+/// Virtual mailboxes `USER@DOMAIN`, each delivered to `BASE/DOMAIN/USER/Maildir/` owned by
+/// [`MAIL_UID`] (the layout Dovecot's `maildir:BASE/%d/%n/Maildir` reads).
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub domain: String,
+    pub users: Vec<String>,
+    pub base: PathBuf,
+}
+
+/// The uid/gid mail is delivered and read as (no such user needs to exist).
+pub const MAIL_UID: u32 = 5000;
+
+impl Delivery {
+    /// `BASE/DOMAIN/USER/Maildir`.
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.base.join(&self.domain).join(user).join("Maildir")
+    }
 }
 
 /// A running Postfix; stopped (by the master's PID) and its directory removed when dropped.
@@ -445,6 +467,11 @@ fn write_config(
         "smtpd_tls_security_level = none\n".to_string()
     };
     let protocols = if options.ipv6 { "ipv4, ipv6" } else { "ipv4" };
+    let delivery = options
+        .deliver
+        .as_ref()
+        .map(|d| delivery_config(config_dir, d))
+        .unwrap_or_default();
     // - maillog_file = /dev/stdout: the log is the process log (see the module docs).
     // - smtpd_peername_lookup = no: no reverse DNS for 127.0.0.1 (there is no DNS here).
     // - mydestination/alias_maps empty: nothing is delivered; only the dialogue matters.
@@ -462,7 +489,7 @@ fn write_config(
          inet_protocols = {protocols}\n\
          smtpd_peername_lookup = no\n\
          smtpd_banner = $myhostname ESMTP\n\
-         {tls}"
+         {tls}{delivery}"
     );
     fs::write(config_dir.join("main.cf"), main_cf).expect("write main.cf");
     let smtpd = "inet  n  -  n  -  -  smtpd";
@@ -486,7 +513,55 @@ fn write_config(
          rewrite   unix  -  -  n  -  -  trivial-rewrite\n\
          proxymap  unix  -  -  n  -  -  proxymap\n",
     );
+    if options.deliver.is_some() {
+        // What the queue manager needs to hand a message to the virtual agent (and to
+        // bounce or defer one), beside smtpd.
+        master_cf.push_str(
+            "pickup    unix  n  -  n  60  1  pickup\n\
+             qmgr      unix  n  -  n  300  1  qmgr\n\
+             bounce    unix  -  -  n  -  0  bounce\n\
+             defer     unix  -  -  n  -  0  bounce\n\
+             trace     unix  -  -  n  -  0  bounce\n\
+             verify    unix  -  -  n  -  1  verify\n\
+             flush     unix  n  -  n  1000?  0  flush\n\
+             scache    unix  -  -  n  -  1  scache\n\
+             error     unix  -  -  n  -  -  error\n\
+             retry     unix  -  -  n  -  -  error\n\
+             discard   unix  -  -  n  -  -  discard\n\
+             virtual   unix  -  n  n  -  -  virtual\n",
+        );
+    }
     fs::write(config_dir.join("master.cf"), master_cf).expect("write master.cf");
+}
+
+/// main.cf lines for [`Delivery`]; writes the mailbox map and creates the base directory
+/// (owned by [`MAIL_UID`], whom the virtual agent writes as).
+fn delivery_config(config_dir: &Path, delivery: &Delivery) -> String {
+    let map = config_dir.join("vmailbox");
+    let lines: String = delivery
+        .users
+        .iter()
+        .map(|u| format!("{u}@{0} {0}/{u}/Maildir/\n", delivery.domain))
+        .collect();
+    fs::write(&map, lines).expect("write the virtual mailbox map");
+    fs::create_dir_all(&delivery.base).expect("create the mailbox base");
+    nix::unistd::chown(
+        &delivery.base,
+        Some(nix::unistd::Uid::from_raw(MAIL_UID)),
+        Some(nix::unistd::Gid::from_raw(MAIL_UID)),
+    )
+    .expect("chown the mailbox base");
+    format!(
+        "virtual_mailbox_domains = {domain}\n\
+         virtual_mailbox_base = {base}\n\
+         virtual_mailbox_maps = texthash:{map}\n\
+         virtual_uid_maps = static:{MAIL_UID}\n\
+         virtual_gid_maps = static:{MAIL_UID}\n\
+         virtual_minimum_uid = {MAIL_UID}\n",
+        domain = delivery.domain,
+        base = delivery.base.display(),
+        map = map.display()
+    )
 }
 
 /// `postfix -c DIR check`: validates the configuration and creates the queue directories.
