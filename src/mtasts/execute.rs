@@ -3,15 +3,16 @@
 //! boundary for the ones that act on DNS.
 //!
 //! Publishing the TXT record and changing the MX RRset go through the
-//! zone's back-end; [`PublishSts`] is the interface the DNS layer provides
-//! for that. Until it does, [`perform`] refuses those steps with an error
-//! that says so: nothing here pretends to publish.
+//! zone's back-end; [`PublishSts`] is that interface (implemented over
+//! `dns::publish` in [`super::dns`]). Without one, [`perform`] refuses
+//! those steps with an error that says so: nothing here pretends to publish.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::dns::StsDnsError;
 use super::plan::Step;
 use crate::fsutil;
 
@@ -31,13 +32,13 @@ pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 #[async_trait]
 pub trait PublishSts: Send + Sync {
     /// Makes `v=STSv1; id=ID` the only STS record at `_mta-sts.DOMAIN`.
-    async fn publish_txt(&self, domain: &str, id: &str) -> Result<(), String>;
+    async fn publish_txt(&self, domain: &str, id: &str) -> Result<(), StsDnsError>;
     /// Removes every STS record at `_mta-sts.DOMAIN`.
-    async fn remove_txt(&self, domain: &str) -> Result<(), String>;
+    async fn remove_txt(&self, domain: &str) -> Result<(), StsDnsError>;
     /// Adds `host` to the MX RRset of `domain`.
-    async fn add_mx(&self, domain: &str, host: &str) -> Result<(), String>;
+    async fn add_mx(&self, domain: &str, host: &str) -> Result<(), StsDnsError>;
     /// Removes `host` from the MX RRset of `domain`.
-    async fn remove_mx(&self, domain: &str, host: &str) -> Result<(), String>;
+    async fn remove_mx(&self, domain: &str, host: &str) -> Result<(), StsDnsError>;
 }
 
 /// Writes `content` to `.well-known/mta-sts.txt` under every webroot, each
@@ -99,12 +100,14 @@ pub async fn perform(
             )
         })
     };
-    match step {
-        Step::WriteFile { content, .. } => write_policy(local.webroots, content),
-        Step::Reload { .. } => crate::command::run(local.reload, RELOAD_TIMEOUT, local.hidden_env)
-            .await
-            .map_err(|f| format!("the reload command failed ({}){}", f.status, f.output)),
-        Step::RemoveFile { .. } => remove_policy(local.webroots),
+    let published = match step {
+        Step::WriteFile { content, .. } => return write_policy(local.webroots, content),
+        Step::Reload { .. } => {
+            return crate::command::run(local.reload, RELOAD_TIMEOUT, local.hidden_env)
+                .await
+                .map_err(|f| format!("the reload command failed ({}){}", f.status, f.output));
+        }
+        Step::RemoveFile { .. } => return remove_policy(local.webroots),
         Step::PublishTxt { id } => dns()?.publish_txt(local.domain, id).await,
         Step::RemoveTxt { .. } => dns()?.remove_txt(local.domain).await,
         Step::AddMx { host, .. } => dns()?.add_mx(local.domain, host).await,
@@ -114,7 +117,8 @@ pub async fn perform(
         | Step::Wait { .. }
         | Step::Hold { .. }
         | Step::Alarm { .. } => Ok(()),
-    }
+    };
+    published.map_err(|e| format!("{step}: {e}"))
 }
 
 #[cfg(test)]
