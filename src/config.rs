@@ -782,7 +782,7 @@ impl Config {
 }
 
 /// The largest TTL (RFC 2181 §8: 2^31 - 1).
-const MAX_TTL: u32 = 2_147_483_647;
+pub const MAX_TTL: u32 = 2_147_483_647;
 
 /// `name` as an absolute DNS name, if it is one.
 fn absolute_name(name: &str) -> Option<hickory_proto::rr::Name> {

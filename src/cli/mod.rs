@@ -17,6 +17,7 @@ pub mod plan;
 pub mod providers;
 pub mod run;
 pub mod status;
+mod sts;
 pub mod tlsrpt;
 
 /// Manage DANE TLSA records: compute, publish, roll and verify.
@@ -100,6 +101,18 @@ impl Failure {
             Failure::Runtime(_) => ExitCode::from(1),
             Failure::Monitoring { code, .. } => ExitCode::from(*code),
             Failure::Busy(_) => ExitCode::from(75),
+        }
+    }
+
+    /// Two failures of one run as one: bad input only when both are; every
+    /// message kept.
+    pub fn merge(self, other: Failure) -> Failure {
+        let both_input = matches!((&self, &other), (Failure::Input(_), Failure::Input(_)));
+        let mut messages = self.messages().to_vec();
+        messages.extend_from_slice(other.messages());
+        match both_input {
+            true => Failure::Input(messages),
+            false => Failure::Runtime(messages),
         }
     }
 

@@ -8,6 +8,8 @@ use clap::Args;
 use super::Failure;
 use super::common::{self, ConfigArgs};
 use crate::config::Config;
+use crate::mtasts;
+use crate::mtasts::service::DomainRun;
 use crate::roll::executor::{FailureKind, RunOptions, SetOutcome, unix};
 use crate::roll::{idle, state};
 
@@ -92,7 +94,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
             .map(|s| s.name.get_ref().clone())
             .filter(|n| options.sets.is_empty() || options.sets.contains(n))
             .collect();
-        if selected.iter().all(|n| skipped.contains(n)) {
+        // MTA-STS policies read DNS and the web server at every run.
+        if selected.iter().all(|n| skipped.contains(n)) && config.mta_sts.is_empty() {
             for set in &skipped {
                 writeln!(
                     out,
@@ -107,7 +110,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
             .filter(|n| !skipped.contains(n))
             .collect();
     }
-    let outcomes = execute(config, &options)?;
+    // `--set` narrows the run to certificate sets: MTA-STS only runs whole.
+    let sts = args.sets.is_empty();
+    let (outcomes, domains) = execute_all(config, &options, sts)?;
     for set in &skipped {
         writeln!(
             out,
@@ -115,7 +120,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
         )
         .map_err(write_failure)?;
     }
-    finish(&outcomes, out, false, "")
+    let sets = finish(&outcomes, out, false, "");
+    let sts = super::sts::finish(&domains, out);
+    match (sets, sts) {
+        (Err(a), Err(b)) => Err(a.merge(b)),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
 }
 
 pub fn rollover(args: &RolloverArgs, out: &mut dyn Write) -> Result<(), Failure> {
@@ -155,6 +166,16 @@ fn provably_idle_sets(config: &Config, only: &[String]) -> Result<Vec<String>, F
 
 /// Runs the engine under the state lock.
 pub fn execute(config: Config, options: &RunOptions) -> Result<Vec<SetOutcome>, Failure> {
+    Ok(execute_all(config, options, false)?.0)
+}
+
+/// Runs the engine, then (with `sts`) every `[[mta_sts]]` policy, under
+/// one hold of the state lock.
+pub fn execute_all(
+    config: Config,
+    options: &RunOptions,
+    sts: bool,
+) -> Result<(Vec<SetOutcome>, Vec<DomainRun>), Failure> {
     let store = common::open_state(&config)?;
     let runtime = common::runtime()?;
     runtime.block_on(async {
@@ -170,10 +191,22 @@ pub fn execute(config: Config, options: &RunOptions) -> Result<Vec<SetOutcome>, 
                 }
             }));
         }
-        std::sync::Arc::new(engine)
+        let engine = std::sync::Arc::new(engine);
+        let outcomes = engine
+            .clone()
             .run(std::sync::Arc::new(store), options)
             .await
-            .map_err(common::engine_failure)
+            .map_err(common::engine_failure)?;
+        let domains = match sts {
+            true => {
+                let timeout = options
+                    .propagation_timeout
+                    .unwrap_or_else(|| engine.configured_propagation_timeout());
+                mtasts::service::run_all(&engine, options.wait, timeout).await
+            }
+            false => Vec::new(),
+        };
+        Ok((outcomes, domains))
     })
 }
 

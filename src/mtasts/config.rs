@@ -54,6 +54,23 @@ pub struct MtaSts {
     /// served before has expired.
     #[serde(default)]
     pub leave: bool,
+    /// TTL of the `_mta-sts` TXT (and of an MX RRset tlsa creates); an
+    /// existing RRset keeps its own.
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// Seconds each policy fetch may take (4: the shortest a known sender allows).
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout: f64,
+    /// Port of the policy host (443; another only for tests and proxies).
+    #[serde(default = "default_policy_port")]
+    pub policy_port: u16,
+    /// Fetch the policy from exactly these addresses (`192.0.2.1` or
+    /// `192.0.2.1:443`) instead of the A/AAAA records of `mta-sts.DOMAIN`.
+    #[serde(default)]
+    pub policy_addresses: Vec<String>,
+    /// Port of the MX hosts' SMTP service, for the WebPKI gate (25).
+    #[serde(default = "default_mx_port")]
+    pub mx_port: u16,
 }
 
 /// Where the policy's MX patterns come from.
@@ -74,6 +91,22 @@ pub const DEFAULT_ENFORCE_AFTER: u64 = 14 * 86_400;
 
 fn default_max_age() -> Spanned<u32> {
     Spanned::new(0..0, DEFAULT_MAX_AGE)
+}
+
+fn default_ttl() -> u32 {
+    3600
+}
+
+fn default_fetch_timeout() -> f64 {
+    4.0
+}
+
+fn default_policy_port() -> u16 {
+    443
+}
+
+fn default_mx_port() -> u16 {
+    25
 }
 
 fn default_enforce_after() -> u64 {
@@ -177,6 +210,38 @@ pub fn check(
                 }
             }
             MxSource::Dns => {}
+        }
+        if policy.ttl == 0 || policy.ttl > crate::config::MAX_TTL {
+            return fail(
+                0..0,
+                format!(
+                    "ttl = {}: expected 1 to {} seconds",
+                    policy.ttl,
+                    crate::config::MAX_TTL
+                ),
+            );
+        }
+        if !(policy.fetch_timeout.is_finite()
+            && policy.fetch_timeout > 0.0
+            && policy.fetch_timeout <= 60.0)
+        {
+            return fail(
+                0..0,
+                format!(
+                    "fetch_timeout = {}: expected seconds between 0 and 60 (default 4)",
+                    policy.fetch_timeout
+                ),
+            );
+        }
+        for address in &policy.policy_addresses {
+            if crate::config::with_default_port(address, policy.policy_port).is_none() {
+                return fail(
+                    0..0,
+                    format!(
+                        "policy_addresses: {address:?} is not an IP address with an optional port (192.0.2.1, [2001:db8::1]:443)"
+                    ),
+                );
+            }
         }
         if policy.webroots.is_empty() || policy.webroots.iter().any(|w| !w.is_absolute()) {
             return fail(

@@ -491,6 +491,14 @@ pub fn record(history: &mut History, world: &World) {
         if announced && p.announced_at.is_none() {
             p.announced_at = Some(now);
         }
+        // An id replaced by another on every server: if it comes back, its
+        // announcement is a new one (senders learn it anew from then). An id
+        // removed with no successor (leaving) keeps its announcement.
+        let replaced = world.txt.iter().any(|ids| !ids.is_empty())
+            && world.txt.iter().all(|ids| !ids.contains(&p.id));
+        if replaced {
+            p.announced_at = None;
+        }
     }
     for host in &history.last_mx.clone() {
         if !world.mx.contains(host) && !history.mx_removed.iter().any(|r| &r.host == host) {

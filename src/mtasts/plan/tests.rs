@@ -279,6 +279,29 @@ fn with_trust_id_refresh_an_mx_waits_one_txt_ttl_after_the_new_id() {
     );
 }
 
+/// Found in the lab: a policy announced once, replaced, then announced again
+/// counted from its first announcement, so the MX entered at once.
+#[test]
+fn a_policy_announced_again_counts_from_its_new_announcement() {
+    let mut s = settings(Mode::Enforce, 600, &[]);
+    s.trust_id_refresh = true;
+    let both = ["mx1.example.com", "mx2.example.com"];
+    let (mut sim, _) = change_managed_mx(s, &["mx1.example.com"], &both);
+    sim.settings.patterns = Some(vec!["mx1.example.com".into()]);
+    sim.run();
+    assert_eq!(sim.world.mx, vec!["mx1.example.com"]);
+    sim.settings.patterns = Some(both.iter().map(|h| h.to_string()).collect());
+    sim.log.clear();
+    sim.run();
+    let published = sim.when(|s| matches!(s, Step::PublishTxt { .. }));
+    let added = sim.when(|s| matches!(s, Step::AddMx { .. }));
+    assert!(
+        added >= published + Duration::from_secs(2),
+        "one TXT TTL after the id came back: {:#?}",
+        sim.log
+    );
+}
+
 #[test]
 fn an_mx_leaves_the_rrset_first_and_the_policy_after_its_ttl() {
     let (sim, done) = change_managed_mx(

@@ -3,6 +3,7 @@
 //! become the validator.
 
 use super::*;
+use crate::dns::publish::Publication;
 
 /// The publishing back-end of a configured zone.
 fn build_provider(
@@ -123,5 +124,43 @@ impl Engine {
             serials: Mutex::new(BTreeMap::new()),
             secret_env,
         }
+    }
+}
+
+impl Engine {
+    /// A publication of whole RRsets at `owner` (MTA-STS id, TLS-RPT
+    /// record, ACME challenge, managed MX) into the configured zone holding
+    /// it (the longest match), through the same back-end, server discovery,
+    /// validator and clock as the roll. `timeout`: how long every server may
+    /// take to serve the change.
+    pub fn publication_for(
+        &self,
+        owner: &Name,
+        timeout: Duration,
+    ) -> Result<Publication<'_>, EngineError> {
+        let zone = self
+            .zones
+            .iter()
+            .filter(|z| z.name.zone_of(owner))
+            .max_by_key(|z| z.name.num_labels())
+            .ok_or_else(|| {
+                EngineError::Config(format!(
+                    "no [[zone]] in the config contains {owner}; add the zone that holds this name"
+                ))
+            })?;
+        Ok(Publication {
+            zone: &zone.name,
+            provider: zone.provider.as_ref(),
+            servers: zone.servers.as_ref(),
+            validator: self.validator.as_ref(),
+            clock: self.clock.as_ref(),
+            timeout,
+            progress: &self.progress,
+        })
+    }
+
+    /// The configured propagation timeout (`propagation_timeout`).
+    pub fn configured_propagation_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.propagation_timeout)
     }
 }

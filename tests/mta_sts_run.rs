@@ -1,0 +1,534 @@
+//! MTA-STS changes made by `tlsa run` on real servers (the scene of tests/mta_sts.rs: the
+//! lab's signed BIND zone validated by unbound, nginx serving the policy on two loopback
+//! addresses with a certificate from a test CA, Postfix as the MX), watched from outside by a
+//! probe that reads the `_mta-sts` TXT from BIND and then fetches the policy from both
+//! addresses: whenever the TXT announces an id, both addresses already serve that policy.
+//! Run with `cargo test --test mta_sts_run -- --nocapture` for the timings.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use support::{Lab, StsScene, TlsIdentity};
+use tlsa::live::webpki;
+use tlsa::mtasts::fetch::{self, FetchOptions};
+use tlsa::mtasts::policy::{self, Mode, Policy};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn tlsa_run(config: &Path, extra: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(["run", "--config"])
+        .arg(config)
+        .args(if extra.contains(&"--propagation-timeout") {
+            &[][..]
+        } else {
+            &["--propagation-timeout", "15"][..]
+        })
+        .args(extra)
+        .output()
+        .expect("run tlsa");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    eprintln!(
+        "tlsa run {extra:?}: exit {:?}\n{}{}",
+        run.code, run.stdout, run.stderr
+    );
+    run
+}
+
+/// What `[[mta_sts]]` says beyond the scene's wiring.
+struct Wanted<'a> {
+    mode: &'a str,
+    max_age: u32,
+    mx: Vec<String>,
+    manage_mx: bool,
+    trust_id_refresh: bool,
+    leave: bool,
+    /// Indices of the nginx sites whose webroot tlsa writes.
+    webroots: &'a [usize],
+}
+
+impl<'a> Wanted<'a> {
+    /// Mode testing for `mx`, both webroots written, nothing else.
+    fn testing(max_age: u32, mx: Vec<String>) -> Self {
+        Wanted {
+            mode: "testing",
+            max_age,
+            mx,
+            manage_mx: false,
+            trust_id_refresh: false,
+            leave: false,
+            webroots: &[0, 1],
+        }
+    }
+}
+
+fn write_config(scene: &StsScene, dir: &Path, wanted: &Wanted) -> PathBuf {
+    let lab = &scene.lab;
+    let mx: Vec<String> = wanted.mx.iter().map(|m| format!("{m:?}")).collect();
+    let webroots: Vec<String> = wanted
+        .webroots
+        .iter()
+        .map(|&i| format!("{:?}", scene.nginx.webroot(i).display().to_string()))
+        .collect();
+    let text = format!(
+        r#"state_dir = "{dir}/state"
+
+[dnssec]
+resolver = "{resolver}"
+anchor = "{anchor}"
+
+[[zone]]
+name = "{zone}"
+backend = "rfc2136"
+server = "{server}"
+tsig_key = {{ file = "{key}" }}
+ns_port = {port}
+
+[[mta_sts]]
+domain = "{zone}"
+zone = "{zone}"
+mode = "{mode}"
+max_age = {max_age}
+mx = [{mx}]
+manage_mx = {manage_mx}
+trust_id_refresh = {trust}
+leave = {leave}
+webroots = [{webroots}]
+reload = ["true"]
+ca_file = "{ca}"
+ttl = 2
+policy_port = {policy_port}
+mx_port = {mx_port}
+"#,
+        dir = dir.display(),
+        resolver = lab.resolver_addr(),
+        anchor = lab.dnskey_anchor_file().display(),
+        zone = scene.zone,
+        server = lab.server_addr(),
+        key = lab.tsig_key_file().display(),
+        port = lab.server_addr().port(),
+        mode = wanted.mode,
+        max_age = wanted.max_age,
+        mx = mx.join(", "),
+        manage_mx = wanted.manage_mx,
+        trust = wanted.trust_id_refresh,
+        leave = wanted.leave,
+        webroots = webroots.join(", "),
+        ca = scene.ca_file.display(),
+        policy_port = scene.nginx.port(),
+        mx_port = scene.postfix.port(),
+    );
+    let file = dir.join("tlsa.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The whole text of each TXT record BIND serves at `name` (strings joined).
+fn txt_at(server: SocketAddr, name: &str) -> Vec<String> {
+    support::query(server, name, "TXT", &["+norec"])
+        .rdata("TXT")
+        .iter()
+        .map(|r| r.trim_matches('"').replace("\" \"", ""))
+        .collect()
+}
+
+fn sts_ids(lab: &Lab, zone: &str) -> Vec<String> {
+    dig_sts_ids(lab.server_addr(), zone)
+}
+
+fn dig_sts_ids(server: SocketAddr, zone: &str) -> Vec<String> {
+    txt_at(server, &format!("_mta-sts.{zone}."))
+        .iter()
+        .filter_map(|t| t.strip_prefix("v=STSv1; id=").map(str::to_string))
+        .collect()
+}
+
+fn mx_hosts(lab: &Lab, zone: &str) -> Vec<String> {
+    dig_mx(lab.server_addr(), zone)
+}
+
+fn dig_mx(server: SocketAddr, zone: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = support::query(server, &format!("{zone}."), "MX", &["+norec"])
+        .rdata("MX")
+        .iter()
+        .filter_map(|r| r.split_whitespace().nth(1))
+        .map(|h| h.trim_end_matches('.').to_string())
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+/// One probe sample: the ids BIND announces, then what each address serves.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: SystemTime,
+    ids: Vec<String>,
+    served: Vec<Option<String>>,
+    mx: Vec<String>,
+}
+
+/// Samples until stopped; every sample is checked by [`assert_ordered`].
+struct Probe {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Probe {
+    fn start(scene: &StsScene) -> Probe {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (zone, server) = (scene.zone.clone(), scene.lab.server_addr());
+        let addresses = [scene.nginx.addr(0), scene.nginx.addr(1)];
+        let roots = webpki::load_roots(Some(&scene.ca_file)).unwrap();
+        let options = FetchOptions {
+            roots,
+            timeout: Duration::from_secs(4),
+        };
+        let (stop2, samples2) = (stop.clone(), samples.clone());
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            while !stop2.load(Ordering::SeqCst) {
+                let at = SystemTime::now();
+                let ids = dig_sts_ids(server, &zone);
+                let mx = dig_mx(server, &zone);
+                let served = addresses
+                    .iter()
+                    .map(|a| {
+                        runtime
+                            .block_on(fetch::fetch(&zone, *a, &options))
+                            .outcome
+                            .ok()
+                    })
+                    .collect();
+                samples2.lock().unwrap().push(Sample {
+                    at,
+                    ids,
+                    served,
+                    mx,
+                });
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Probe {
+            stop,
+            samples,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        let samples = self.samples.lock().unwrap().clone();
+        assert_ordered(&samples);
+        samples
+    }
+}
+
+/// A gap between two events seen by the probe is known to within one sampling interval:
+/// the rule holds if the gap seen is at least the rule's wait less the longest interval.
+fn assert_gap_at_least(gap: Duration, rule: Duration, samples: &[Sample]) {
+    let resolution = samples
+        .windows(2)
+        .filter_map(|w| w[1].at.duration_since(w[0].at).ok())
+        .max()
+        .unwrap_or_default();
+    assert!(
+        gap + resolution >= rule,
+        "seen {gap:?} apart (sampled every ≤ {resolution:?}); the rule is {rule:?}"
+    );
+}
+
+fn served_id(body: &Option<String>) -> Option<String> {
+    body.as_deref()
+        .and_then(|b| policy::parse(b).ok())
+        .map(|p| p.policy.id())
+}
+
+/// Whenever BIND announced a new id (one the first sample did not show), every address
+/// served (just after) the policy it names. An id announced from the start may meet a newer
+/// file: that is the order of a change.
+fn assert_ordered(samples: &[Sample]) {
+    assert!(
+        samples.len() > 3,
+        "the probe took {} samples",
+        samples.len()
+    );
+    let initial = samples[0].ids.clone();
+    for s in samples {
+        for id in s.ids.iter().filter(|id| !initial.contains(id)) {
+            for body in &s.served {
+                assert_eq!(
+                    served_id(body).as_ref(),
+                    Some(id),
+                    "at {:?} the TXT announced id {id} while an address served {body:?}",
+                    s.at
+                );
+            }
+        }
+    }
+}
+
+/// The MX certificate: for `mail.ZONE` and `mx2.ZONE` (the second MX host of the tests is
+/// the same Postfix).
+fn mail_and_mx2(ca: &support::TestCa, mail: &str) -> TlsIdentity {
+    let mx2 = mail.replacen("mail.", "mx2.", 1);
+    ca.issue(&[mail, &mx2], 90)
+}
+
+/// The domain as if MTA-STS had never been set up: no policy file, no STS record.
+fn fresh_domain(scene: &StsScene) {
+    for i in 0..2 {
+        std::fs::remove_file(scene.nginx.webroot(i).join(".well-known/mta-sts.txt")).unwrap();
+    }
+    let id = scene.policy.id();
+    let (first, rest) = id.split_at(10);
+    scene.lab.nsupdate_ok(&format!(
+        "update delete _mta-sts.{}. TXT \"v=STSv1; id={first}\" \"{rest}\"",
+        scene.zone
+    ));
+    support::poll_until("the STS record gone", Duration::from_secs(10), || {
+        sts_ids(&scene.lab, &scene.zone).is_empty().then_some(())
+    });
+}
+
+/// A policy change: with one webroot not written (its address keeps the old file), `run`
+/// fails naming that address and the id stays; with both, the file is served everywhere
+/// before the id changes, and a rerun changes nothing.
+#[test]
+fn a_policy_change_is_served_on_every_address_before_the_id_changes() {
+    let scene = StsScene::start(Mode::Testing, mail_and_mx2, None);
+    let dir = tempfile::tempdir().unwrap();
+    let zone = scene.zone.clone();
+    let old_id = scene.policy.id();
+    let mut wanted = Wanted {
+        webroots: &[0],
+        ..Wanted::testing(86_400, vec![format!("mail.{zone}")])
+    };
+    let new = Policy::new(Mode::Testing, 86_400, &wanted.mx).unwrap();
+    let config = write_config(&scene, dir.path(), &wanted);
+    let started = Instant::now();
+    let run = tlsa_run(&config, &["--propagation-timeout", "3"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&scene.nginx.addr(1).to_string()),
+        "names the stale address: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("TXT id was not changed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![old_id.clone()]);
+    eprintln!("stale address refused in {:?}", started.elapsed());
+
+    wanted.webroots = &[0, 1];
+    let config = write_config(&scene, dir.path(), &wanted);
+    let probe = Probe::start(&scene);
+    let started = Instant::now();
+    let run = tlsa_run(&config, &[]);
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let samples = probe.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![new.id()]);
+    assert!(
+        txt_at(scene.lab.server_addr(), &format!("_mta-sts.{zone}."))
+            .contains(&"v=spf1 -all".to_string()),
+        "the other TXT record at the owner is kept"
+    );
+    assert!(samples.iter().any(|s| s.ids == [new.id()]));
+    eprintln!(
+        "policy change: {} probe samples, all ordered; run took {elapsed:?}",
+        samples.len()
+    );
+
+    let again = tlsa_run(&config, &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(!again.stdout.contains("done:"), "{}", again.stdout);
+}
+
+/// `manage_mx`: a host enters the policy first and the MX RRset only once the policy that
+/// did not list it may have expired from every cache (its last service + max_age 3 s); then
+/// it leaves the MX RRset first and the policy one MX TTL later.
+#[test]
+fn an_mx_host_enters_after_cached_policies_expire_and_leaves_in_the_safe_order() {
+    let scene = StsScene::start(Mode::Testing, mail_and_mx2, None);
+    let zone = scene.zone.clone();
+    let mail = format!("mail.{zone}");
+    let mx2 = format!("mx2.{zone}");
+    // mx2 is the same Postfix (its certificate names both).
+    scene
+        .lab
+        .nsupdate_ok(&format!("update add {mx2}. 2 IN A 127.0.0.1"));
+    fresh_domain(&scene);
+    let dir = tempfile::tempdir().unwrap();
+    let mut wanted = Wanted {
+        manage_mx: true,
+        ..Wanted::testing(3, vec![mail.clone()])
+    };
+    let config = write_config(&scene, dir.path(), &wanted);
+    assert_eq!(tlsa_run(&config, &[]).code, Some(0));
+    let only_mail = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![only_mail.id()]);
+
+    wanted.mx = vec![mail.clone(), mx2.clone()];
+    let config = write_config(&scene, dir.path(), &wanted);
+    let probe = Probe::start(&scene);
+    let run = tlsa_run(&config, &["--wait"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let samples = probe.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(mx_hosts(&scene.lab, &zone), vec![mail.clone(), mx2.clone()]);
+    let both = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
+    let last_old = samples
+        .iter()
+        .filter(|s| {
+            s.served
+                .iter()
+                .any(|b| served_id(b) == Some(only_mail.id()))
+        })
+        .map(|s| s.at)
+        .max()
+        .expect("the old policy was seen served");
+    let first_mx2 = samples
+        .iter()
+        .find(|s| s.mx.contains(&mx2))
+        .map(|s| s.at)
+        .expect("mx2 seen in the MX RRset");
+    let gap = first_mx2.duration_since(last_old).unwrap_or_default();
+    eprintln!(
+        "mx2 entered the MX RRset {gap:?} after the last sample serving the policy without it (max_age 3 s); {} samples",
+        samples.len()
+    );
+    assert_gap_at_least(gap, Duration::from_secs(3), &samples);
+    assert!(
+        samples
+            .iter()
+            .filter(|s| s.mx.contains(&mx2))
+            .all(|s| s.ids == [both.id()]),
+        "while mx2 is in the MX RRset, the announced policy lists it"
+    );
+
+    // Leaving: the MX RRset first, the policy after one MX TTL (2 s).
+    wanted.mx = vec![mail.clone()];
+    let config = write_config(&scene, dir.path(), &wanted);
+    let probe = Probe::start(&scene);
+    let run = tlsa_run(&config, &["--wait"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let samples = probe.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(mx_hosts(&scene.lab, &zone), vec![mail.clone()]);
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![only_mail.id()]);
+    let mx2_gone = samples
+        .iter()
+        .find(|s| !s.mx.contains(&mx2))
+        .map(|s| s.at)
+        .expect("mx2 seen leaving");
+    let policy_without = samples
+        .iter()
+        .find(|s| s.ids == [only_mail.id()])
+        .map(|s| s.at)
+        .expect("the policy without mx2 seen announced");
+    let gap = policy_without.duration_since(mx2_gone).unwrap_or_default();
+    eprintln!("mx2 left the policy {gap:?} after it left the MX RRset (MX TTL 2 s)");
+    assert_gap_at_least(gap, Duration::from_secs(2), &samples);
+
+    // trust_id_refresh (weaker): mx2 enters one TXT TTL (2 s) after the id of a policy
+    // listing it was announced.
+    wanted.mx = vec![mail.clone(), mx2.clone()];
+    wanted.trust_id_refresh = true;
+    let config = write_config(&scene, dir.path(), &wanted);
+    let probe = Probe::start(&scene);
+    let run = tlsa_run(&config, &["--wait"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let samples = probe.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let announced = samples
+        .iter()
+        .find(|s| s.ids == [both.id()])
+        .map(|s| s.at)
+        .expect("the policy listing mx2 seen announced");
+    let entered = samples
+        .iter()
+        .find(|s| s.mx.contains(&mx2))
+        .map(|s| s.at)
+        .expect("mx2 seen entering");
+    let gap = entered.duration_since(announced).unwrap_or_default();
+    eprintln!(
+        "trust_id_refresh: mx2 entered {gap:?} after its policy's id was announced (TXT TTL 2 s)"
+    );
+    assert_gap_at_least(gap, Duration::from_secs(2), &samples);
+}
+
+/// Leaving MTA-STS (RFC 8461 §8.3): mode none with a new id first; the TXT record and the
+/// file only once every policy served before has expired (max_age 3 s).
+#[test]
+fn leaving_publishes_mode_none_then_removes_record_and_file_after_expiry() {
+    let scene = StsScene::start(Mode::Testing, mail_and_mx2, None);
+    let zone = scene.zone.clone();
+    fresh_domain(&scene);
+    let dir = tempfile::tempdir().unwrap();
+    let mut wanted = Wanted::testing(3, vec![format!("mail.{zone}")]);
+    let config = write_config(&scene, dir.path(), &wanted);
+    assert_eq!(tlsa_run(&config, &[]).code, Some(0));
+    wanted.leave = true;
+    let config = write_config(&scene, dir.path(), &wanted);
+    let probe = Probe::start(&scene);
+    let started = Instant::now();
+    let first = tlsa_run(&config, &[]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert!(
+        first
+            .stdout
+            .contains("pending: remove the _mta-sts TXT record"),
+        "{}",
+        first.stdout
+    );
+    let none = Policy::new(Mode::None, 3, &wanted.mx).unwrap();
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![none.id()]);
+    let run = tlsa_run(&config, &["--wait"]);
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let samples = probe.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(sts_ids(&scene.lab, &zone).is_empty());
+    assert!(
+        txt_at(scene.lab.server_addr(), &format!("_mta-sts.{zone}."))
+            .contains(&"v=spf1 -all".to_string())
+    );
+    for i in 0..2 {
+        assert!(
+            !scene
+                .nginx
+                .webroot(i)
+                .join(".well-known/mta-sts.txt")
+                .exists()
+        );
+    }
+    assert!(
+        elapsed >= Duration::from_secs(3),
+        "removed no earlier than max_age after the last testing policy: {elapsed:?}"
+    );
+    assert!(samples.iter().any(|s| s.ids == [none.id()]));
+    eprintln!("left MTA-STS in {elapsed:?}; {} samples", samples.len());
+}
