@@ -60,6 +60,8 @@ struct Wanted<'a> {
     leave: bool,
     /// Indices of the nginx sites whose webroot tlsa writes.
     webroots: &'a [usize],
+    /// More `[[mta_sts]]` lines.
+    extra: &'a str,
 }
 
 impl<'a> Wanted<'a> {
@@ -73,6 +75,7 @@ impl<'a> Wanted<'a> {
             trust_id_refresh: false,
             leave: false,
             webroots: &[0, 1],
+            extra: "",
         }
     }
 }
@@ -114,6 +117,7 @@ ca_file = "{ca}"
 ttl = 2
 policy_port = {policy_port}
 mx_port = {mx_port}
+{extra}
 "#,
         dir = dir.display(),
         resolver = lab.resolver_addr(),
@@ -132,6 +136,7 @@ mx_port = {mx_port}
         ca = scene.ca_file.display(),
         policy_port = scene.nginx.port(),
         mx_port = scene.postfix.port(),
+        extra = wanted.extra,
     );
     let file = dir.join("tlsa.toml");
     std::fs::write(&file, text).unwrap();
@@ -173,7 +178,7 @@ fn dig_mx(server: SocketAddr, zone: &str) -> Vec<String> {
     hosts
 }
 
-/// One probe sample: the ids BIND announces, then what each address serves.
+/// One probe sample: the ids BIND announced throughout the sample, and what each address served.
 #[derive(Debug, Clone)]
 struct Sample {
     at: SystemTime,
@@ -205,9 +210,9 @@ impl Probe {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             while !stop2.load(Ordering::SeqCst) {
                 let at = SystemTime::now();
-                let ids = dig_sts_ids(server, &zone);
+                let before = dig_sts_ids(server, &zone);
                 let mx = dig_mx(server, &zone);
-                let served = addresses
+                let served: Vec<Option<String>> = addresses
                     .iter()
                     .map(|a| {
                         runtime
@@ -216,6 +221,11 @@ impl Probe {
                             .ok()
                     })
                     .collect();
+                // The reads are not one instant: an id counts as announced during the
+                // fetches only if BIND served it before and after them (a record removed
+                // between the TXT read and the fetches is not a violation).
+                let after = dig_sts_ids(server, &zone);
+                let ids = before.into_iter().filter(|id| after.contains(id)).collect();
                 samples2.lock().unwrap().push(Sample {
                     at,
                     ids,
@@ -531,4 +541,55 @@ fn leaving_publishes_mode_none_then_removes_record_and_file_after_expiry() {
     );
     assert!(samples.iter().any(|s| s.ids == [none.id()]));
     eprintln!("left MTA-STS in {elapsed:?}; {} samples", samples.len());
+}
+
+/// Mode enforce is held (mode none published, `run` says why) while the MX presents a
+/// self-signed certificate (DANE-only); once it presents a CA-issued one, `run` announces
+/// testing and then enforce (`enforce_after = 0`: no clean period to wait for).
+#[test]
+fn enforce_is_held_while_an_mx_is_self_signed_and_follows_testing_once_it_is_not() {
+    let scene = StsScene::start(
+        Mode::Testing,
+        |_, mail| TlsIdentity::self_signed(&[mail], 90),
+        None,
+    );
+    let zone = scene.zone.clone();
+    let mail = format!("mail.{zone}");
+    fresh_domain(&scene);
+    let dir = tempfile::tempdir().unwrap();
+    let wanted = Wanted {
+        mode: "enforce",
+        extra: "enforce_after = 0",
+        ..Wanted::testing(3, vec![mail.clone()])
+    };
+    let config = write_config(&scene, dir.path(), &wanted);
+    let held = tlsa_run(&config, &[]);
+    assert_eq!(held.code, Some(0), "a hold is no failure: {}", held.stderr);
+    assert!(
+        held.stdout
+            .contains("held: mode enforce needs a WebPKI-valid certificate")
+            && held.stdout.contains(&mail),
+        "{}\n{}",
+        held.stdout,
+        held.stderr
+    );
+    let none = Policy::new(Mode::None, 3, &wanted.mx).unwrap();
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![none.id()]);
+
+    scene.postfix.install(&scene.ca.issue(&[&mail], 90));
+    scene.postfix.reload();
+    let enforce = tlsa_run(&config, &[]);
+    assert_eq!(enforce.code, Some(0), "{}", enforce.stderr);
+    let testing = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
+    let policy = Policy::new(Mode::Enforce, 3, &wanted.mx).unwrap();
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![policy.id()]);
+    // Testing announced first, enforce only after it (in the same run: enforce_after = 0).
+    let announced = |id: String| {
+        enforce
+            .stdout
+            .find(&format!("done: publish TXT \"v=STSv1; id={id}\""))
+            .unwrap_or_else(|| panic!("{id} not announced:\n{}", enforce.stdout))
+    };
+    assert!(announced(testing.id()) < announced(policy.id()));
+    assert!(!enforce.stdout.contains("held:"), "{}", enforce.stdout);
 }

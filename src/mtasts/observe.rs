@@ -25,7 +25,7 @@ use crate::dns::dnssec::{ValidateRrsets, Verdict};
 use crate::dns::propagation::{FindServers, worst_ttl};
 use crate::dns::rrset::Rdata;
 use crate::live::check::{self, CheckOptions, Target};
-use crate::live::endpoint::Endpoint;
+use crate::live::endpoint::{Endpoint, Protocol};
 use crate::live::resolve::Dns;
 use crate::mtasts::plan::World;
 
@@ -95,16 +95,21 @@ impl LiveObserver<'_> {
 
     /// Each MX address whose certificate is not WebPKI-valid for its name.
     async fn webpki_failures(&self, hosts: &BTreeSet<String>) -> Vec<String> {
-        let targets: Vec<Target> = hosts
-            .iter()
-            .filter_map(|h| Endpoint::new(h, self.mx_port, None).ok())
-            .map(|endpoint| Target::Endpoint {
-                endpoint,
-                addresses: None,
-            })
-            .collect();
+        // MX hosts speak SMTP whatever the port (a test or a relay may use another
+        // one); a host that cannot be checked is a failure, never left out.
+        let mut failures = Vec::new();
+        let mut targets = Vec::new();
+        for host in hosts {
+            match Endpoint::new(host, self.mx_port, Some(Protocol::Smtp)) {
+                Ok(endpoint) => targets.push(Target::Endpoint {
+                    endpoint,
+                    addresses: None,
+                }),
+                Err(why) => failures.push(format!("{host}: cannot be checked: {why}")),
+            }
+        }
         if targets.is_empty() {
-            return Vec::new();
+            return failures;
         }
         let options = CheckOptions {
             webpki: Some(self.fetch.roots.clone()),
@@ -112,7 +117,6 @@ impl LiveObserver<'_> {
             ..CheckOptions::default()
         };
         let report = check::check(&targets, self.dns.clone(), &options).await;
-        let mut failures = Vec::new();
         for endpoint in &report.endpoints {
             if endpoint.addresses.is_empty() {
                 failures.push(format!("{}: no address could be checked", endpoint.host));

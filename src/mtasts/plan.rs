@@ -84,6 +84,9 @@ pub struct History {
     pub last_mx: Vec<String>,
     /// The policy id a reload was run for.
     pub reloaded_for: Option<String>,
+    /// How the last run ended (for `tlsa status`; the planner ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<crate::roll::state::LastRun>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ use super::execute::{self, Local, PublishSts};
 use super::plan::{self, History, Settings, Step, World};
 use crate::clock::Clock;
 use crate::fsutil;
+use crate::roll::state::LastRun;
+use crate::roll::timestamp::Timestamp;
 
 /// How often a confirmation observes again.
 pub const CONFIRM_POLL: Duration = Duration::from_millis(500);
@@ -168,16 +170,23 @@ impl Executor<'_> {
             domain: self.local.domain.to_string(),
             ..Outcome::default()
         };
+        let result = self.drive(&mut history, &mut outcome).await;
+        history.last_run = Some(last_run(&result, &outcome, self.clock.now()));
+        save_history(self.history, &history)?;
+        result.map(|()| outcome)
+    }
+
+    async fn drive(&self, history: &mut History, outcome: &mut Outcome) -> Result<(), String> {
         let mut confirming: Option<(String, SystemTime)> = None;
         let mut performed: BTreeSet<String> = BTreeSet::new();
         loop {
             let observed = self.observer.observe().await?;
             let world = &observed.world;
-            plan::record(&mut history, world);
-            save_history(self.history, &history)?;
-            let plan = plan::plan(self.settings, world, &history)?;
+            plan::record(history, world);
+            save_history(self.history, history)?;
+            let plan = plan::plan(self.settings, world, history)?;
             outcome.target_id = plan.target.id();
-            notes(&mut outcome, &plan.steps, world.now);
+            notes(outcome, &plan.steps, world.now);
             match next_step(&plan.steps, world.now) {
                 Next::Act(step) => {
                     let text = step.to_string();
@@ -193,7 +202,7 @@ impl Executor<'_> {
                         .map_err(|e| format!("mta-sts {}: {e}", self.local.domain))?;
                     if let Step::Reload { id } = step {
                         history.reloaded_for = Some(id.clone());
-                        save_history(self.history, &history)?;
+                        save_history(self.history, history)?;
                     }
                     outcome.performed.push(text);
                     confirming = None;
@@ -211,7 +220,7 @@ impl Executor<'_> {
                         if matches!(step, Step::ConfirmServed { .. }) {
                             // The reload did not take: the next run reloads again.
                             history.reloaded_for = None;
-                            save_history(self.history, &history)?;
+                            save_history(self.history, history)?;
                         }
                         return Err(self.not_confirmed(step, &observed));
                     }
@@ -230,7 +239,7 @@ impl Executor<'_> {
                             .sleep(due.duration_since(now).unwrap_or_default())
                             .await;
                     }
-                    _ => return Ok(outcome),
+                    _ => return Ok(()),
                 },
             }
         }
@@ -263,6 +272,24 @@ impl Executor<'_> {
             ),
             other => format!("mta-sts {domain}: {other} not confirmed"),
         }
+    }
+}
+
+/// The run's end as `tlsa status` shows it (the roll's vocabulary).
+fn last_run(result: &Result<(), String>, outcome: &Outcome, now: SystemTime) -> LastRun {
+    let (state, error) = match result {
+        Err(e) => ("failed", Some(e.clone())),
+        Ok(()) if !outcome.alarms.is_empty() => ("alarm", Some(outcome.alarms.join("; "))),
+        Ok(()) if !outcome.is_complete() => ("waiting", None),
+        Ok(()) if outcome.performed.is_empty() => ("idle", None),
+        Ok(()) => ("done", None),
+    };
+    LastRun {
+        at: Timestamp::from_system(now),
+        outcome: state.into(),
+        steps: outcome.performed.len(),
+        error,
+        next_due: outcome.next_due.map(Timestamp::from_system),
     }
 }
 
