@@ -375,6 +375,21 @@ fn a_policy_change_is_served_on_every_address_before_the_id_changes() {
     let again = tlsa_run(&config, &[]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert!(!again.stdout.contains("done:"), "{}", again.stdout);
+
+    // `tlsa status` tells the new policy and the old one senders may still hold (a day).
+    let status = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run tlsa status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("served   id {} mode testing", new.id()))
+            && text.contains(&format!("cached   id {old_id} mode testing"))
+            && text.contains("last run recorded"),
+        "{text}"
+    );
 }
 
 /// `manage_mx`: a host enters the policy first and the MX RRset only once the policy that

@@ -1,6 +1,7 @@
 //! `tlsa status`: per set, the keys in each slot with their hashes and
-//! times, when the next step is due, and a short timeline. Reads files and
-//! the state only (no DNS, no lock), so it is safe to run at any moment.
+//! times, when the next step is due, and a short timeline; then (text only)
+//! each MTA-STS domain's policies. Reads files and the state only (no DNS,
+//! no lock), so it is safe to run at any moment.
 
 use std::io::Write;
 
@@ -84,7 +85,14 @@ pub fn run(args: &StatusArgs, out: &mut dyn Write) -> Result<(), Failure> {
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        print_text(&report, out)
+        // MTA-STS domains are shown unless the output is narrowed to sets.
+        print_text(&report, out).and_then(|()| {
+            if args.sets.is_empty() {
+                super::sts_status::print(&config, out, std::time::SystemTime::now())
+            } else {
+                Ok(())
+            }
+        })
     };
     written.map_err(|e| Failure::Runtime(vec![format!("cannot write output: {e}")]))
 }
