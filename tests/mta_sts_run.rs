@@ -608,3 +608,106 @@ fn enforce_is_held_while_an_mx_is_self_signed_and_follows_testing_once_it_is_not
     assert!(announced(testing.id()) < announced(policy.id()));
     assert!(!enforce.stdout.contains("held:"), "{}", enforce.stdout);
 }
+
+/// Each fetch rule a sender applies, broken on the policy address in turn (redirect, 404,
+/// `text/html`, a certificate for another name, an expired one, a self-signed one, a server
+/// too slow for the 4 s a strict sender allows): `run` writes the new file to that address's
+/// webroot, but the address does not serve it by the rules, so `run` fails naming the
+/// address and the rule, and the announced id stays the old one (one run per case, in
+/// parallel, each with its own state and webroot).
+#[test]
+fn run_does_not_change_the_id_while_an_address_breaks_a_fetch_rule() {
+    use support::{Serve, Site, random_loopback_v4};
+    let scene = StsScene::start(Mode::Testing, |ca, mail| ca.issue(&[mail], 90), None);
+    let zone = scene.zone.clone();
+    let old_id = scene.policy.id();
+    let host = format!("mta-sts.{zone}");
+    let good = scene.ca.issue(&[&host], 90);
+    let any = String::new();
+    let cases: Vec<(&str, TlsIdentity, Serve, &str)> = vec![
+        ("redirect", good.clone(), Serve::Redirect, "redirect"),
+        ("404", good.clone(), Serve::NotFound, "404"),
+        (
+            "text/html",
+            good.clone(),
+            Serve::Typed {
+                body: any.clone(),
+                content_type: "text/html".into(),
+            },
+            "text/html",
+        ),
+        (
+            "wrong name",
+            scene.ca.issue(&[&format!("www.{zone}")], 90),
+            Serve::Policy(any.clone()),
+            "certificate-host-mismatch",
+        ),
+        (
+            "expired",
+            scene.ca.issue_expired(&[&host]),
+            Serve::Policy(any.clone()),
+            "certificate-expired",
+        ),
+        (
+            "self-signed",
+            TlsIdentity::self_signed(&[&host], 90),
+            Serve::Policy(any.clone()),
+            "certificate-not-trusted",
+        ),
+        (
+            "slow",
+            good.clone(),
+            Serve::Slow {
+                body: any.clone(),
+                bytes_per_second: 16,
+            },
+            "4 s",
+        ),
+    ];
+    let sites: Vec<Site> = cases
+        .iter()
+        .map(|(_, identity, serve, _)| Site {
+            ip: random_loopback_v4(),
+            identity: identity.clone(),
+            serve: serve.clone(),
+        })
+        .collect();
+    let broken = support::Nginx::start(&host, &sites);
+    let dir = tempfile::tempdir().unwrap();
+    std::thread::scope(|threads| {
+        for (i, (what, _, _, named)) in cases.iter().enumerate() {
+            let (scene, broken, dir) = (&scene, &broken, dir.path().join(format!("case-{i}")));
+            threads.spawn(move || {
+                std::fs::create_dir_all(&dir).unwrap();
+                let addresses = format!("policy_addresses = [\"{}\"]", broken.addr(i));
+                let wanted = Wanted {
+                    webroots: &[],
+                    extra: &addresses,
+                    ..Wanted::testing(86_400, vec![format!("mail.{}", scene.zone)])
+                };
+                let config = write_config(scene, &dir, &wanted);
+                // tlsa writes the broken site's webroot: only the rule keeps it unserved.
+                let text = std::fs::read_to_string(&config).unwrap().replacen(
+                    "webroots = []",
+                    &format!("webroots = [{:?}]", broken.webroot(i).display().to_string()),
+                    1,
+                );
+                std::fs::write(&config, text).unwrap();
+                let run = tlsa_run(&config, &["--propagation-timeout", "2"]);
+                assert_eq!(run.code, Some(1), "{what}: {}", run.stderr);
+                let address = broken.addr(i).to_string();
+                assert!(
+                    run.stderr.contains(&address) && run.stderr.contains(named),
+                    "{what}: names {address} and {named:?}: {}",
+                    run.stderr
+                );
+                assert!(
+                    run.stderr.contains("TXT id was not changed"),
+                    "{what}: {}",
+                    run.stderr
+                );
+            });
+        }
+    });
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![old_id]);
+}
