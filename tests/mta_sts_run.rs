@@ -578,6 +578,38 @@ fn enforce_is_held_while_an_mx_is_self_signed_and_follows_testing_once_it_is_not
         ..Wanted::testing(3, vec![mail.clone()])
     };
     let config = write_config(&scene, dir.path(), &wanted);
+    let none = Policy::new(Mode::None, 3, &wanted.mx).unwrap();
+
+    // `tlsa plan` shows the policy it would serve, the steps in order and the hold; it
+    // changes nothing.
+    let plan = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(["plan", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run tlsa plan");
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.status.success(), "{text}");
+    let expected = [
+        format!("mta-sts {zone}: policy {}", none.id()),
+        "    mode: none".to_string(),
+        format!(
+            "mta-sts {zone}: next step: write the policy file (id {})",
+            none.id()
+        ),
+        format!("mta-sts {zone}: held: mode enforce needs a WebPKI-valid certificate"),
+    ];
+    for line in &expected {
+        assert!(text.contains(line.as_str()), "{line:?} in:\n{text}");
+    }
+    assert!(sts_ids(&scene.lab, &zone).is_empty());
+    assert!(
+        !scene
+            .nginx
+            .webroot(0)
+            .join(".well-known/mta-sts.txt")
+            .exists()
+    );
+
     let held = tlsa_run(&config, &[]);
     assert_eq!(held.code, Some(0), "a hold is no failure: {}", held.stderr);
     assert!(
@@ -588,7 +620,6 @@ fn enforce_is_held_while_an_mx_is_self_signed_and_follows_testing_once_it_is_not
         held.stdout,
         held.stderr
     );
-    let none = Policy::new(Mode::None, 3, &wanted.mx).unwrap();
     assert_eq!(sts_ids(&scene.lab, &zone), vec![none.id()]);
 
     scene.postfix.install(&scene.ca.issue(&[&mail], 90));

@@ -18,6 +18,7 @@ pub mod providers;
 pub mod run;
 pub mod status;
 mod sts;
+mod sts_plan;
 mod sts_status;
 pub mod tlsrpt;
 

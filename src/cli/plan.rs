@@ -1,7 +1,8 @@
 //! `tlsa plan`: the step each set would take now, as an RRset diff per
 //! owner name and the equivalent nsupdate script. Changes nothing. On a new
 //! set, whose first step is generating a next key, it also shows the first
-//! publication that follows, with an example key made in memory.
+//! publication that follows, with an example key made in memory. Then (text
+//! only) each MTA-STS domain: the policy aimed at and the steps due.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -61,24 +62,39 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
     common::known_sets(&config, &args.sets)?;
     let state =
         state::load_dir(&config.state_dir).map_err(|e| Failure::Runtime(vec![e.to_string()]))?;
-    let previews = common::runtime()?.block_on(async {
+    // MTA-STS domains are planned for the text output, unless it is narrowed to sets.
+    let with_sts = !args.json && args.sets.is_empty();
+    let (previews, sts) = common::runtime()?.block_on(async {
         let engine = common::engine(config).await?;
-        engine
+        let previews = engine
             .preview(&state, &args.sets)
             .await
-            .map_err(common::engine_failure)
+            .map_err(common::engine_failure)?;
+        let sts = match with_sts {
+            true => crate::mtasts::service::preview_all(&engine).await,
+            false => Vec::new(),
+        };
+        Ok::<_, Failure>((previews, sts))
     })?;
     let plans: Vec<SetPlan> = previews.iter().map(set_plan).collect();
-    let written = if args.json {
+    let cannot_write =
+        |e: std::io::Error| Failure::Runtime(vec![format!("cannot write output: {e}")]);
+    if args.json {
         serde_json::to_writer_pretty(&mut *out, &plans)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
-    } else {
-        plans
-            .iter()
-            .try_for_each(|plan| print_text(plan, out, "next step: "))
-    };
-    written.map_err(|e| Failure::Runtime(vec![format!("cannot write output: {e}")]))
+            .map_err(cannot_write)?;
+        return Ok(());
+    }
+    plans
+        .iter()
+        .try_for_each(|plan| print_text(plan, out, "next step: "))
+        .map_err(cannot_write)?;
+    let problems = super::sts_plan::print(&sts, out).map_err(cannot_write)?;
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(Failure::Runtime(problems)),
+    }
 }
 
 fn set_plan(preview: &Preview) -> SetPlan {

@@ -163,7 +163,51 @@ fn notes(outcome: &mut Outcome, steps: &[Step], now: SystemTime) {
     }
 }
 
+/// What `tlsa plan` shows of a domain: the policy the plan aims at, the
+/// steps due now in order, and the notes (pending, held, alarms).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preview {
+    /// The target policy file, canonical (CRLF).
+    pub policy: String,
+    /// Steps that are due now, in the order `run` would take them (each
+    /// after the previous one is confirmed).
+    pub due: Vec<String>,
+    pub outcome: Outcome,
+}
+
 impl Executor<'_> {
+    /// One observation and the plan made from it; nothing is performed and
+    /// the history is not saved.
+    pub async fn preview(&self) -> Result<Preview, String> {
+        let mut history = load_history(self.history)?;
+        let observed = self.observer.observe().await?;
+        let world = &observed.world;
+        plan::record(&mut history, world);
+        let plan = plan::plan(self.settings, world, &history)?;
+        let mut outcome = Outcome {
+            domain: self.local.domain.to_string(),
+            target_id: plan.target.id(),
+            ..Outcome::default()
+        };
+        notes(&mut outcome, &plan.steps, world.now);
+        let due = plan
+            .steps
+            .iter()
+            .filter(|s| {
+                !matches!(
+                    s,
+                    Step::Wait { .. } | Step::Hold { .. } | Step::Alarm { .. }
+                ) && s.not_before().is_none_or(|t| t <= world.now)
+            })
+            .map(ToString::to_string)
+            .collect();
+        Ok(Preview {
+            policy: plan.target.canonical(),
+            due,
+            outcome,
+        })
+    }
+
     pub async fn run(&self) -> Result<Outcome, String> {
         let mut history = load_history(self.history)?;
         let mut outcome = Outcome {

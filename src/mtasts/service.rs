@@ -13,7 +13,7 @@ use super::execute::Local;
 use super::fetch::FetchOptions;
 use super::observe::LiveObserver;
 use super::plan::Settings;
-use super::run::{Executor, Outcome, history_file};
+use super::run::{Executor, Outcome, Preview, history_file};
 use crate::config::{Config, with_default_port};
 use crate::live::resolve::{Dns, ValidatingDns};
 use crate::live::webpki;
@@ -42,8 +42,64 @@ pub fn settings(policy: &MtaSts) -> Settings {
     }
 }
 
+/// One domain's preview (`tlsa plan`).
+#[derive(Debug)]
+pub struct DomainPreview {
+    pub domain: String,
+    pub result: Result<Preview, String>,
+}
+
+/// What the executor is asked to do.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Run { wait: bool },
+    Preview,
+}
+
+enum Done {
+    Ran(Outcome),
+    Previewed(Preview),
+}
+
 /// Runs every `[[mta_sts]]` of the engine's config, one after the other.
 pub async fn run_all(engine: &Engine, wait: bool, timeout: Duration) -> Vec<DomainRun> {
+    each_domain(engine, Action::Run { wait }, timeout)
+        .await
+        .into_iter()
+        .map(|(domain, result)| DomainRun {
+            domain,
+            result: result.map(|done| match done {
+                Done::Ran(outcome) => outcome,
+                Done::Previewed(preview) => preview.outcome,
+            }),
+        })
+        .collect()
+}
+
+/// Observes every `[[mta_sts]]` domain once and plans, changing nothing.
+pub async fn preview_all(engine: &Engine) -> Vec<DomainPreview> {
+    let timeout = engine.configured_propagation_timeout();
+    each_domain(engine, Action::Preview, timeout)
+        .await
+        .into_iter()
+        .map(|(domain, result)| DomainPreview {
+            domain,
+            result: result.map(|done| match done {
+                Done::Previewed(preview) => preview,
+                Done::Ran(outcome) => Preview {
+                    outcome,
+                    ..Preview::default()
+                },
+            }),
+        })
+        .collect()
+}
+
+async fn each_domain(
+    engine: &Engine,
+    action: Action,
+    timeout: Duration,
+) -> Vec<(String, Result<Done, String>)> {
     let config = engine.config();
     if config.mta_sts.is_empty() {
         return Vec::new();
@@ -55,9 +111,9 @@ pub async fn run_all(engine: &Engine, wait: bool, timeout: Duration) -> Vec<Doma
                 return config
                     .mta_sts
                     .iter()
-                    .map(|p| DomainRun {
-                        domain: p.domain.get_ref().clone(),
-                        result: Err(format!("cannot set up DNSSEC validation: {e}")),
+                    .map(|p| {
+                        let why = format!("cannot set up DNSSEC validation: {e}");
+                        (p.domain.get_ref().clone(), Err(why))
                     })
                     .collect();
             }
@@ -65,8 +121,17 @@ pub async fn run_all(engine: &Engine, wait: bool, timeout: Duration) -> Vec<Doma
     let mut runs = Vec::new();
     for policy in &config.mta_sts {
         let domain = super::matching::normalise(policy.domain.get_ref());
-        let result = run_one(engine, config, policy, &domain, dns.clone(), wait, timeout).await;
-        runs.push(DomainRun { domain, result });
+        let result = run_one(
+            engine,
+            config,
+            policy,
+            &domain,
+            dns.clone(),
+            action,
+            timeout,
+        )
+        .await;
+        runs.push((domain, result));
     }
     runs
 }
@@ -77,9 +142,9 @@ async fn run_one(
     policy: &MtaSts,
     domain: &str,
     dns: Arc<dyn Dns>,
-    wait: bool,
+    action: Action,
     timeout: Duration,
-) -> Result<Outcome, String> {
+) -> Result<Done, String> {
     let owner: Name = txt_id(domain).map_err(|e| e.to_string())?.owner;
     let publication = engine
         .publication_for(&owner, timeout)
@@ -124,7 +189,7 @@ async fn run_one(
     };
     let hidden_env = crate::command::secret_env_names(config);
     let history = history_file(&config.state_dir, domain);
-    Executor {
+    let executor = Executor {
         settings: &settings,
         local: Local {
             domain,
@@ -136,10 +201,12 @@ async fn run_one(
         dns: &sts_dns,
         clock,
         history: &history,
-        wait,
+        wait: matches!(action, Action::Run { wait: true }),
         confirm_timeout: timeout,
         progress,
+    };
+    match action {
+        Action::Run { .. } => executor.run().await.map(Done::Ran),
+        Action::Preview => executor.preview().await.map(Done::Previewed),
     }
-    .run()
-    .await
 }
