@@ -742,3 +742,56 @@ fn run_does_not_change_the_id_while_an_address_breaks_a_fetch_rule() {
     });
     assert_eq!(sts_ids(&scene.lab, &zone), vec![old_id]);
 }
+
+/// Without `manage_mx`, an MX host added to DNS by someone else that the served policy does
+/// not match is an alarm: `run` exits 1 naming the host and the policy, changes nothing, and
+/// `status` shows the alarm; once the policy lists the host, the alarm is gone.
+#[test]
+fn an_mx_the_served_policy_does_not_match_is_an_alarm() {
+    let scene = StsScene::start(Mode::Testing, mail_and_mx2, None);
+    let zone = scene.zone.clone();
+    let mail = format!("mail.{zone}");
+    let mx2 = format!("mx2.{zone}");
+    fresh_domain(&scene);
+    let dir = tempfile::tempdir().unwrap();
+    let mut wanted = Wanted::testing(3, vec![mail.clone()]);
+    let config = write_config(&scene, dir.path(), &wanted);
+    assert_eq!(tlsa_run(&config, &[]).code, Some(0));
+    let only_mail = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![only_mail.id()]);
+
+    scene.lab.nsupdate_ok(&format!(
+        "update add {mx2}. 2 IN A 127.0.0.1\nupdate add {zone}. 2 IN MX 20 {mx2}."
+    ));
+    support::poll_until("mx2 in the MX RRset", Duration::from_secs(10), || {
+        mx_hosts(&scene.lab, &zone).contains(&mx2).then_some(())
+    });
+    let alarm = tlsa_run(&config, &[]);
+    assert_eq!(alarm.code, Some(1), "{}", alarm.stderr);
+    for text in [&alarm.stdout, &alarm.stderr] {
+        assert!(
+            text.contains("ALARM") && text.contains(&mx2) && text.contains(&only_mail.id()),
+            "{text}"
+        );
+    }
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![only_mail.id()]);
+    assert!(mx_hosts(&scene.lab, &zone).contains(&mx2), "DNS left alone");
+    let status = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run tlsa status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(": alarm: ") && text.contains(&mx2),
+        "status shows the alarm:\n{text}"
+    );
+
+    wanted.mx = vec![mail.clone(), mx2.clone()];
+    let config = write_config(&scene, dir.path(), &wanted);
+    let fixed = tlsa_run(&config, &[]);
+    assert_eq!(fixed.code, Some(0), "{}", fixed.stderr);
+    assert!(!fixed.stdout.contains("ALARM"), "{}", fixed.stdout);
+    let both = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![both.id()]);
+}
