@@ -795,3 +795,96 @@ fn an_mx_the_served_policy_does_not_match_is_an_alarm() {
     let both = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
     assert_eq!(sts_ids(&scene.lab, &zone), vec![both.id()]);
 }
+
+/// An RFC 8460 report from one sender for `domain`'s MTA-STS policy, dated today (UTC),
+/// with `failed` sessions of `result` (none when 0).
+fn sts_report(domain: &str, id: &str, successful: u64, failed: u64, result: &str) -> String {
+    let today = time::OffsetDateTime::now_utc().date();
+    let details = match failed {
+        0 => String::new(),
+        n => format!(
+            r#","failure-details":[{{"result-type":"{result}","sending-mta-ip":"192.0.2.7","receiving-mx-hostname":"mail.{domain}","failed-session-count":{n}}}]"#
+        ),
+    };
+    format!(
+        r#"{{"organization-name":"Lab Sender","date-range":{{"start-datetime":"{today}T00:00:00Z","end-datetime":"{today}T23:59:59Z"}},"contact-info":"tlsrpt@sender.example","report-id":"{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing"],"policy-domain":"{domain}","mx-host":["mail.{domain}"]}},"summary":{{"total-successful-session-count":{successful},"total-failure-session-count":{failed}}}{details}}}]}}"#
+    )
+}
+
+fn import_report(config: &Path, dir: &Path, name: &str, report: &str) {
+    let file = dir.join(format!("{name}.json"));
+    std::fs::write(&file, report).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(["tlsrpt", "import", "--config"])
+        .arg(config)
+        .arg(&file)
+        .output()
+        .expect("run tlsa tlsrpt import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `enforce_clean_reports`: enforce waits for the senders' TLS-RPT reports — held with no
+/// report, held naming the failure when today's report has an `sts-webpki-invalid`
+/// failure; with a store holding a clean report for today instead, enforce is published.
+#[test]
+fn enforce_waits_for_clean_tls_reports() {
+    let scene = StsScene::start(Mode::Testing, |ca, mail| ca.issue(&[mail], 90), None);
+    let zone = scene.zone.clone();
+    let mail = format!("mail.{zone}");
+    fresh_domain(&scene);
+    let wanted = Wanted {
+        mode: "enforce",
+        extra: "enforce_after = 0\nenforce_clean_reports = true",
+        ..Wanted::testing(3, vec![mail.clone()])
+    };
+    let testing = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
+    let enforce = Policy::new(Mode::Enforce, 3, &wanted.mx).unwrap();
+
+    let failing_dir = tempfile::tempdir().unwrap();
+    let config = write_config(&scene, failing_dir.path(), &wanted);
+    let none_yet = tlsa_run(&config, &[]);
+    assert_eq!(none_yet.code, Some(0), "{}", none_yet.stderr);
+    assert!(
+        none_yet
+            .stdout
+            .contains("held: mode enforce needs a TLS-RPT report"),
+        "{}",
+        none_yet.stdout
+    );
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![testing.id()]);
+    import_report(
+        &config,
+        failing_dir.path(),
+        "failing",
+        &sts_report(&zone, "r-fail", 5, 3, "sts-webpki-invalid"),
+    );
+    let failing = tlsa_run(&config, &[]);
+    assert_eq!(failing.code, Some(0), "{}", failing.stderr);
+    assert!(
+        failing
+            .stdout
+            .contains("held: mode enforce needs enforce_after of TLS-RPT reports")
+            && failing.stdout.contains("sts-webpki-invalid × 3"),
+        "{}",
+        failing.stdout
+    );
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![testing.id()]);
+
+    // Another state directory (its own history and store): a clean report of today.
+    let clean_dir = tempfile::tempdir().unwrap();
+    let config = write_config(&scene, clean_dir.path(), &wanted);
+    import_report(
+        &config,
+        clean_dir.path(),
+        "clean",
+        &sts_report(&zone, "r-clean", 12, 0, ""),
+    );
+    let clean = tlsa_run(&config, &[]);
+    assert_eq!(clean.code, Some(0), "{}", clean.stderr);
+    assert!(!clean.stdout.contains("held:"), "{}", clean.stdout);
+    assert_eq!(sts_ids(&scene.lab, &zone), vec![enforce.id()]);
+}

@@ -49,6 +49,11 @@ pub struct MtaSts {
     /// before mode enforce is published.
     #[serde(default = "default_enforce_after")]
     pub enforce_after: u64,
+    /// Mode enforce also waits for TLS-RPT reports (the store of
+    /// `[tlsrpt]`) showing `enforce_after` of testing without an MTA-STS or
+    /// certificate failure, and at least one successful session.
+    #[serde(default)]
+    pub enforce_clean_reports: bool,
     /// Leave MTA-STS (RFC 8461 §8.3): publish mode none with a short
     /// max_age and remove the TXT record and the file once every policy
     /// served before has expired.

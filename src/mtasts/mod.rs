@@ -16,5 +16,6 @@ pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod record;
+pub mod report_gate;
 pub mod run;
 pub mod service;

@@ -28,6 +28,8 @@ use crate::live::check::{self, CheckOptions, Target};
 use crate::live::endpoint::{Endpoint, Protocol};
 use crate::live::resolve::Dns;
 use crate::mtasts::plan::World;
+use crate::mtasts::report_gate::{self, ReportDay};
+use crate::tlsrpt::store::{Filter, ReportStore, SqliteStore};
 
 /// Limit for each authoritative question of one observation.
 const QUESTION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -54,9 +56,32 @@ pub struct LiveObserver<'a> {
     pub wanted_mx: Vec<String>,
     /// TTL assumed for an RRset no server serves yet.
     pub default_ttl: u32,
+    /// The TLS-RPT store and how far back to read it, when the enforce
+    /// gate asks for reports.
+    pub reports: Option<(PathBuf, Duration)>,
 }
 
 impl LiveObserver<'_> {
+    /// The domain's report days from the store (read-only use; an absent
+    /// store is created empty, which is "no report yet").
+    fn report_days(&self) -> Result<Option<Vec<ReportDay>>, String> {
+        let Some((path, back)) = &self.reports else {
+            return Ok(None);
+        };
+        let since = self.clock.now() - *back;
+        let since = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let store = SqliteStore::open(path).map_err(|e| e.to_string())?;
+        let rows = store
+            .summary(&Filter {
+                since: Some(since),
+                domain: Some(self.domain.clone()),
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Some(report_gate::days_of(&rows, &self.domain)))
+    }
+
     async fn policy_addresses(&self) -> Result<Vec<SocketAddr>, String> {
         if let Some(given) = &self.policy_addresses {
             return Ok(given.clone());
@@ -220,6 +245,7 @@ impl ObserveSts for LiveObserver<'_> {
                 mx: mx_hosts.into_iter().collect(),
                 mx_ttl: ttl(&mx),
                 webpki_failures,
+                reports: self.report_days()?,
             },
             fetch_failures,
         })

@@ -18,7 +18,9 @@
 //!   MX RRset's TTL has passed since it left (caches may still hand it out).
 //! - **Mode gates**: testing or enforce only while every MX address presents
 //!   a WebPKI-valid certificate (else the mode in effect is held); enforce
-//!   only after `enforce_after` of testing.
+//!   only after `enforce_after` of testing, and with `enforce_clean_reports`
+//!   only once TLS-RPT reports show that long without an MTA-STS failure
+//!   (see [`report_gate`]).
 //! - **Leaving** (§8.3): mode none with a short `max_age` and a new id; the
 //!   TXT record and the file are removed only after every policy served
 //!   before it has expired (last served + its `max_age`).
@@ -35,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::matching;
 use super::policy::{self, Mode, Policy};
+use super::report_gate::{self, NotYet, ReportDay};
 
 /// The `max_age` of the policy that leaves MTA-STS (at most this; less if
 /// the configured one is smaller): a day, as RFC 8461 §8.3 suggests "short".
@@ -71,6 +74,9 @@ pub struct World {
     pub mx_ttl: u32,
     /// MX addresses whose certificate is not WebPKI-valid for their name.
     pub webpki_failures: Vec<String>,
+    /// TLS-RPT reports for the domain, per day (`None`: the enforce gate
+    /// does not ask for them).
+    pub reports: Option<Vec<ReportDay>>,
 }
 
 /// What the state remembers (saved by the executor, human-readable JSON).
@@ -427,7 +433,15 @@ fn target_policy(
     }
     if mode == Mode::Enforce && in_effect != Mode::Enforce {
         match testing_since(history) {
-            Some(since) if now >= since + settings.enforce_after => {}
+            Some(since) if now >= since + settings.enforce_after => {
+                if let Some(days) = &world.reports
+                    && let Err((not_yet, failures)) =
+                        report_gate::judge(days, since, settings.enforce_after, now)
+                {
+                    notes.push(reports_not_clean(not_yet, &failures));
+                    mode = Mode::Testing;
+                }
+            }
             since => {
                 let until = since.unwrap_or(now) + settings.enforce_after;
                 notes.push(Step::Wait {
@@ -440,6 +454,34 @@ fn target_policy(
         }
     }
     Ok((Policy::new(mode, settings.max_age, &mx)?, notes))
+}
+
+/// Why the reports hold enforce back: a wait while they are clean so far,
+/// a hold naming the failures or the missing report otherwise.
+fn reports_not_clean(not_yet: NotYet, failures: &[String]) -> Step {
+    let seen = match failures {
+        [] => String::new(),
+        f => format!(" (failures reported: {})", f.join(", ")),
+    };
+    match not_yet {
+        NotYet::Until(until) if failures.is_empty() => Step::Wait {
+            until,
+            why: "mode enforce follows enforce_after of TLS-RPT reports without MTA-STS failures"
+                .into(),
+        },
+        NotYet::Until(until) => Step::Hold {
+            why: format!(
+                "mode enforce needs enforce_after of TLS-RPT reports without MTA-STS failures, from {} at the earliest{seen}",
+                stamp(until)
+            ),
+        },
+        NotYet::NoReport { since } => Step::Hold {
+            why: format!(
+                "mode enforce needs a TLS-RPT report with successful sessions since {}{seen}; import the reports (`tlsa tlsrpt import`)",
+                stamp(since)
+            ),
+        },
+    }
 }
 
 /// Since when policies in mode testing or enforce have been announced

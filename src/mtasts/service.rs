@@ -13,6 +13,7 @@ use super::execute::Local;
 use super::fetch::FetchOptions;
 use super::observe::LiveObserver;
 use super::plan::Settings;
+use super::report_gate;
 use super::run::{Executor, Outcome, Preview, history_file};
 use crate::config::{Config, with_default_port};
 use crate::live::resolve::{Dns, ValidatingDns};
@@ -180,6 +181,15 @@ async fn run_one(
             _ => Vec::new(),
         },
         default_ttl: policy.ttl,
+        reports: policy.enforce_clean_reports.then(|| {
+            let store = match &config.tlsrpt {
+                Some(tlsrpt) => tlsrpt.store_path(&config.state_dir),
+                None => config.state_dir.join(crate::tlsrpt::store::DEFAULT_FILE),
+            };
+            // The clean period and the day before it (reports are grouped by day).
+            let back = Duration::from_secs(policy.enforce_after) + 2 * report_gate::DAY;
+            (store, back)
+        }),
     };
     let clock = publication.clock;
     let progress = publication.progress;

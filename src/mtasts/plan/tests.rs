@@ -50,6 +50,7 @@ impl Sim {
             mx: Vec::new(),
             mx_ttl: 3,
             webpki_failures: Vec::new(),
+            reports: None,
         };
         Sim {
             clock,
@@ -464,4 +465,61 @@ fn the_history_is_kept_as_json() {
     let back: History = serde_json::from_str(&text).unwrap();
     assert_eq!(back, sim.history);
     assert!(text.contains("\"announced_at\""), "{text}");
+}
+
+#[test]
+fn enforce_with_clean_reports_waits_for_a_clean_report_and_names_failures() {
+    use crate::mtasts::report_gate::{DAY, ReportDay, day_name, day_start};
+    let mut s = settings(Mode::Enforce, 60, &["mx1.example.com"]);
+    s.enforce_after = Duration::from_secs(5);
+    let mut sim = Sim::new(s);
+    sim.world.reports = Some(Vec::new());
+    let stuck = sim.run();
+    assert_eq!(stuck.target.mode, Mode::Testing);
+    assert!(
+        stuck
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Hold { why } if why.contains("needs a TLS-RPT report"))),
+        "{stuck:#?}"
+    );
+
+    // A report of today with a failure: still testing, the failure named.
+    let today = day_start(&day_name(sim.clock.now())).unwrap();
+    sim.world.reports = Some(vec![ReportDay {
+        start: today,
+        successful: 4,
+        blocking: vec![("sts-webpki-invalid".into(), 3)],
+    }]);
+    let failing = sim.run();
+    assert_eq!(failing.target.mode, Mode::Testing);
+    assert!(
+        failing
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Hold { why } if why.contains("sts-webpki-invalid × 3"))),
+        "{failing:#?}"
+    );
+
+    // The next day's reports are clean: still held until enforce_after has passed since
+    // the end of the failing day (a hold, not a wait: a failure wants the operator's eye;
+    // the next run after it looks again), then enforce.
+    sim.advance_to(today + DAY);
+    sim.world.reports.as_mut().unwrap().push(ReportDay {
+        start: today + DAY,
+        successful: 10,
+        blocking: Vec::new(),
+    });
+    assert_eq!(sim.run().target.mode, Mode::Testing);
+    sim.advance_to(today + DAY + Duration::from_secs(5));
+    let done = sim.run();
+    assert_eq!(done.target.mode, Mode::Enforce, "{done:#?}");
+    let enforce_written = sim
+        .log
+        .iter()
+        .filter(|(_, s)| matches!(s, Step::WriteFile { content, .. } if content.contains("mode: enforce")))
+        .map(|(t, _)| *t)
+        .next()
+        .expect("enforce was published");
+    assert!(enforce_written >= today + DAY + Duration::from_secs(5));
 }

@@ -96,6 +96,7 @@ impl ObserveSts for Sim {
                 mx: s.mx.clone(),
                 mx_ttl: 30,
                 webpki_failures: Vec::new(),
+                reports: None,
             },
             fetch_failures: vec![(ADDRS[1].parse().unwrap(), "HTTP 404".into())],
         })
