@@ -745,7 +745,8 @@ fn run_does_not_change_the_id_while_an_address_breaks_a_fetch_rule() {
 
 /// Without `manage_mx`, an MX host added to DNS by someone else that the served policy does
 /// not match is an alarm: `run` exits 1 naming the host and the policy, changes nothing, and
-/// `status` shows the alarm; once the policy lists the host, the alarm is gone.
+/// `status` shows the alarm; once the policy lists the host, the alarm is gone. A host
+/// listed ahead of DNS gets a note saying from when DNS may list it.
 #[test]
 fn an_mx_the_served_policy_does_not_match_is_an_alarm() {
     let scene = StsScene::start(Mode::Testing, mail_and_mx2, None);
@@ -794,6 +795,25 @@ fn an_mx_the_served_policy_does_not_match_is_an_alarm() {
     assert!(!fixed.stdout.contains("ALARM"), "{}", fixed.stdout);
     let both = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
     assert_eq!(sts_ids(&scene.lab, &zone), vec![both.id()]);
+
+    // A host the operator will add: the policy lists it first, and `run` says from when
+    // DNS may list it (once the policy without it, max_age 3 s, may have expired).
+    let mx3 = format!("mx3.{zone}");
+    wanted.mx = vec![mail.clone(), mx2.clone(), mx3.clone()];
+    let config = write_config(&scene, dir.path(), &wanted);
+    let ahead = tlsa_run(&config, &[]);
+    assert_eq!(ahead.code, Some(0), "{}", ahead.stderr);
+    assert!(
+        ahead.stdout.contains(&format!(
+            "note: an MX host matching {mx3} may enter the MX RRset from"
+        )),
+        "{}",
+        ahead.stdout
+    );
+    assert!(
+        !mx_hosts(&scene.lab, &zone).contains(&mx3),
+        "DNS left alone"
+    );
 }
 
 /// An RFC 8460 report from one sender for `domain`'s MTA-STS policy, dated today (UTC),

@@ -47,6 +47,9 @@ fn report(run: &DomainRun, out: &mut dyn Write) -> std::io::Result<()> {
     for why in &outcome.alarms {
         writeln!(out, "mta-sts {domain}: ALARM: {why}")?;
     }
+    for note in &outcome.notices {
+        writeln!(out, "mta-sts {domain}: note: {note}")?;
+    }
     match outcome.next_due {
         Some(due) => writeln!(
             out,

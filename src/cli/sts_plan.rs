@@ -43,6 +43,9 @@ pub fn print(domains: &[DomainPreview], out: &mut dyn Write) -> std::io::Result<
         for why in &outcome.alarms {
             writeln!(out, "mta-sts {name}: ALARM: {why}")?;
         }
+        for note in &outcome.notices {
+            writeln!(out, "mta-sts {name}: note: {note}")?;
+        }
         if let Some(due) = outcome.next_due {
             writeln!(
                 out,

@@ -116,7 +116,8 @@ pub async fn perform(
         | Step::ConfirmTxt { .. }
         | Step::Wait { .. }
         | Step::Hold { .. }
-        | Step::Alarm { .. } => Ok(()),
+        | Step::Alarm { .. }
+        | Step::MxMayEnter { .. } => Ok(()),
     };
     published.map_err(|e| format!("{step}: {e}"))
 }

@@ -151,6 +151,9 @@ pub enum Step {
     Hold { why: String },
     /// DNS lists an MX host the served policy does not match (`run` exits 1).
     Alarm { why: String },
+    /// For the operator (tlsa does not manage the MX RRset): a host the
+    /// policy's `pattern` matches may enter the MX RRset from then.
+    MxMayEnter { pattern: String, from: SystemTime },
     /// Remove the `_mta-sts` TXT record (leaving MTA-STS).
     RemoveTxt { not_before: SystemTime },
     /// Remove the policy file from every webroot (leaving MTA-STS).
@@ -205,6 +208,11 @@ impl fmt::Display for Step {
             Step::Wait { until, why } => write!(f, "wait until {}: {why}", stamp(*until)),
             Step::Hold { why } => write!(f, "held: {why}"),
             Step::Alarm { why } => write!(f, "ALARM: {why}"),
+            Step::MxMayEnter { pattern, from } => write!(
+                f,
+                "an MX host matching {pattern} may enter the MX RRset from {} (every policy a sender may hold lists it by then)",
+                stamp(*from)
+            ),
             Step::RemoveTxt { not_before } => {
                 write!(
                     f,
@@ -324,24 +332,9 @@ pub fn plan(settings: &Settings, world: &World, history: &History) -> Result<Pla
             {
                 continue;
             }
-            let not_before = if settings.trust_id_refresh {
-                announced_at + secs(world.txt_ttl)
-            } else {
-                history
-                    .policies
-                    .iter()
-                    .filter(|p| p.id != id && matching::matching_pattern(&p.mx, host).is_none())
-                    .map(|p| {
-                        let until = if p.current { now } else { p.last_served };
-                        until + secs(p.max_age)
-                    })
-                    .max()
-                    .unwrap_or(now)
-                    .max(announced_at)
-            };
             steps.push(Step::AddMx {
                 host: matching::normalise(host),
-                not_before,
+                not_before: entry_time(settings, world, history, &id, host, announced_at),
             });
         }
     } else if let Some(served) = history
@@ -349,6 +342,26 @@ pub fn plan(settings: &Settings, world: &World, history: &History) -> Result<Pla
         .iter()
         .find(|p| p.current && p.announced_at.is_some())
     {
+        // The operator changes the MX RRset: say until when a pattern of the
+        // policy that no MX host matches yet must wait for its host to enter.
+        if served.id == id && announced_everywhere {
+            for pattern in &target.mx {
+                if world
+                    .mx
+                    .iter()
+                    .all(|m| matching::matching_pattern(std::slice::from_ref(pattern), m).is_none())
+                {
+                    // Only while it is not safe yet: afterwards there is nothing to say.
+                    let from = entry_time(settings, world, history, &id, pattern, announced_at);
+                    if from > now {
+                        steps.push(Step::MxMayEnter {
+                            pattern: pattern.clone(),
+                            from,
+                        });
+                    }
+                }
+            }
+        }
         for host in &world.mx {
             if matching::matching_pattern(&served.mx, host).is_none() {
                 steps.push(Step::Alarm {
@@ -368,6 +381,34 @@ pub fn plan(settings: &Settings, world: &World, history: &History) -> Result<Pla
     }
     steps.append(&mut waits);
     Ok(Plan { target, steps })
+}
+
+/// When `host` (or a pattern) may enter the MX RRset: once every policy a
+/// sender may hold lists it — each earlier policy not matching it expired
+/// (its last service + its `max_age`; one still served counts from now), or
+/// with `trust_id_refresh` one TXT TTL after the announcement of `id`.
+fn entry_time(
+    settings: &Settings,
+    world: &World,
+    history: &History,
+    id: &str,
+    host: &str,
+    announced_at: SystemTime,
+) -> SystemTime {
+    if settings.trust_id_refresh {
+        return announced_at + secs(world.txt_ttl);
+    }
+    history
+        .policies
+        .iter()
+        .filter(|p| p.id != id && matching::matching_pattern(&p.mx, host).is_none())
+        .map(|p| {
+            let until = if p.current { world.now } else { p.last_served };
+            until + secs(p.max_age)
+        })
+        .max()
+        .unwrap_or(world.now)
+        .max(announced_at)
 }
 
 /// When every policy other than `id` has expired from every cache.

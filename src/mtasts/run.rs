@@ -82,6 +82,8 @@ pub struct Outcome {
     pub holds: Vec<String>,
     /// Mismatches senders would fail on (the run exits 1).
     pub alarms: Vec<String>,
+    /// For the operator: when an MX change tlsa does not make is safe.
+    pub notices: Vec<String>,
     /// The earliest instant a pending step is due.
     pub next_due: Option<SystemTime>,
 }
@@ -135,6 +137,7 @@ fn next_step(steps: &[Step], now: SystemTime) -> Next<'_> {
     for step in steps {
         match step {
             Step::Wait { .. } | Step::Hold { .. } | Step::Alarm { .. } => {}
+            Step::MxMayEnter { .. } => {}
             Step::ConfirmServed { .. } | Step::ConfirmTxt { .. } => return Next::Confirm(step),
             s if s.not_before().is_some_and(|t| t > now) => {}
             s => return Next::Act(s),
@@ -148,10 +151,12 @@ fn notes(outcome: &mut Outcome, steps: &[Step], now: SystemTime) {
     outcome.pending.clear();
     outcome.holds.clear();
     outcome.alarms.clear();
+    outcome.notices.clear();
     outcome.next_due = None;
     for step in steps {
         match step {
             Step::Hold { why } => outcome.holds.push(why.clone()),
+            Step::MxMayEnter { .. } => outcome.notices.push(step.to_string()),
             Step::Alarm { why } => outcome.alarms.push(why.clone()),
             s => {
                 if let Some(t) = s.not_before().filter(|t| *t > now) {
@@ -196,7 +201,10 @@ impl Executor<'_> {
             .filter(|s| {
                 !matches!(
                     s,
-                    Step::Wait { .. } | Step::Hold { .. } | Step::Alarm { .. }
+                    Step::Wait { .. }
+                        | Step::Hold { .. }
+                        | Step::Alarm { .. }
+                        | Step::MxMayEnter { .. }
                 ) && s.not_before().is_none_or(|t| t <= world.now)
             })
             .map(ToString::to_string)

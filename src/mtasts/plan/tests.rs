@@ -101,7 +101,13 @@ impl Sim {
     fn run(&mut self) -> Plan {
         for _ in 0..100 {
             let plan = self.plan();
-            let Some(first) = plan.steps.first().cloned() else {
+            // Notes for the operator are no step of tlsa's.
+            let Some(first) = plan
+                .steps
+                .iter()
+                .find(|s| !matches!(s, Step::MxMayEnter { .. }))
+                .cloned()
+            else {
                 return plan;
             };
             match &first {
@@ -155,6 +161,7 @@ fn name(step: &Step) -> &'static str {
         Step::Alarm { .. } => "alarm",
         Step::RemoveTxt { .. } => "remove-txt",
         Step::RemoveFile { .. } => "remove-file",
+        Step::MxMayEnter { .. } => "mx-may-enter",
     }
 }
 
@@ -206,7 +213,9 @@ fn an_address_still_serving_the_old_file_holds_the_id() {
     sim.deaf.clear();
     let content = sim.world.written.clone();
     sim.world.served[1].1 = content;
-    assert!(sim.run().steps.is_empty());
+    // Done, but for the note that mx2 may enter DNS only once the old policy expired.
+    let names: Vec<&str> = sim.run().steps.iter().map(name).collect();
+    assert_eq!(names, ["mx-may-enter"]);
     assert_ne!(sim.world.txt[0], vec![old_id]);
 }
 
@@ -522,4 +531,45 @@ fn enforce_with_clean_reports_waits_for_a_clean_report_and_names_failures() {
         .next()
         .expect("enforce was published");
     assert!(enforce_written >= today + DAY + Duration::from_secs(5));
+}
+
+#[test]
+fn without_manage_mx_the_plan_says_when_a_new_host_may_enter_the_mx_rrset() {
+    let mut sim = Sim::new(settings(Mode::Testing, 60, &["mx1.example.com"]));
+    sim.world.mx = vec!["mx1.example.com".into()];
+    sim.run();
+    sim.settings.patterns = Some(vec!["mx1.example.com".into(), "mx2.example.com".into()]);
+    let plan = sim.run();
+    assert!(
+        sim.world.mx == ["mx1.example.com"],
+        "tlsa leaves the MX RRset alone"
+    );
+    let old_gone =
+        sim.when(|s| matches!(s, Step::WriteFile { content, .. } if content.contains("mx2")));
+    let from = plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::MxMayEnter { pattern, from } if pattern == "mx2.example.com" => Some(*from),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{plan:#?}"));
+    assert!(from >= old_gone + Duration::from_secs(60), "{from:?}");
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::MxMayEnter { pattern, .. } if pattern == "mx1.example.com"))
+    );
+
+    // Once the operator adds it, the note is gone and nothing alarms.
+    sim.world.mx.push("mx2.example.com".into());
+    let plan = sim.plan();
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::MxMayEnter { .. } | Step::Alarm { .. })),
+        "{plan:#?}"
+    );
 }
