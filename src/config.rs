@@ -485,6 +485,9 @@ pub enum Source {
     /// tlsa issues self-signed certificates for its own keys (DANE-EE needs
     /// no CA: RFC 7672 §3.1.1).
     SelfSigned { names: Vec<String> },
+    /// tlsa orders the certificates for its own keys from an ACME CA,
+    /// DNS-01 through the zone's back-end.
+    Acme(crate::acme::source::AcmeSource),
 }
 
 #[derive(Debug, Deserialize)]
@@ -616,6 +619,11 @@ impl Config {
             }
             // Caught here rather than at the verify step of some later roll.
             if let Err(why) = set.live_endpoints() {
+                return fail(format!("set {name:?}: {why}"));
+            }
+            if let Source::Acme(acme) = &set.source
+                && let Err(why) = acme.check()
+            {
                 return fail(format!("set {name:?}: {why}"));
             }
         }

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod dns01;
 pub mod order;
+pub mod source;
 
 pub use account::{AccountStore, AcmeError};
 pub use order::{Obtained, obtain};

@@ -182,7 +182,8 @@ fn set_files(found: &mut Findings, config: &Config, set: &CertSet, zones: &[Name
             );
         }
     }
-    if lineages.is_empty() && !matches!(set.source, Source::SelfSigned { .. }) {
+    // Self-signed and ACME sets stage their own certificates.
+    if lineages.is_empty() && !matches!(set.source, Source::SelfSigned { .. } | Source::Acme(_)) {
         let files = crate::roll::files::source_files_of(set, &config.state_dir);
         for file in [&files.chain, &files.key] {
             readable(found, &place, "source", file);

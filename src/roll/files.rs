@@ -170,7 +170,9 @@ pub(crate) fn source_files_of(set: &CertSet, state_dir: &Path) -> CertFiles {
                 access: Access::default(),
             }
         }
-        Source::SelfSigned { .. } => CertFiles::in_dir(&staged_dir(state_dir, set.name.get_ref())),
+        Source::SelfSigned { .. } | Source::Acme(_) => {
+            CertFiles::in_dir(&staged_dir(state_dir, set.name.get_ref()))
+        }
     }
 }
 

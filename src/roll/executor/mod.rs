@@ -14,6 +14,7 @@
 //! sets and steps), `observe` (DNS, presented keys, the plan's view),
 //! `steps` (performing a step); the safe_at bookkeeping is `roll::safety`.
 
+mod acme_order;
 mod observe;
 mod run;
 mod steps;

@@ -147,11 +147,11 @@ impl Engine {
         let owners = self.owners_in_zones(set)?;
         let dir = journal.store().dir().to_path_buf();
         let mut entry = journal.get(&name);
-        if self.prepare_source(set, &dir, &mut entry)? {
+        if self.prepare_source(set, &dir, &mut entry).await? {
             journal.put(&name, &entry).await?;
         }
-        if options.rollover {
-            self.start_rollover(set, &dir, &mut entry)?;
+        if options.rollover || self.renewal_due(set, &entry)? {
+            self.start_rollover(set, &dir, &mut entry).await?;
             journal.put(&name, &entry).await?;
         }
         let timeout = self.propagation_timeout(options);

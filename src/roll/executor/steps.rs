@@ -345,17 +345,17 @@ impl Engine {
         Ok(())
     }
 
-    /// A self-signed set without any certificate gets its first one.
-    /// Returns whether the state changed.
-    pub(super) fn prepare_source(
+    /// A self-signed or ACME set without any certificate gets its first
+    /// one. Returns whether the state changed.
+    pub(super) async fn prepare_source(
         &self,
         set: &CertSet,
         dir: &std::path::Path,
         entry: &mut SetState,
     ) -> Result<bool, EngineError> {
-        let Source::SelfSigned { names } = &set.source else {
+        if !matches!(set.source, Source::SelfSigned { .. } | Source::Acme(_)) {
             return Ok(false);
-        };
+        }
         let staged = files::source_files(set, dir, entry)?;
         let deployed = files::deploy_files(set);
         if staged.chain.exists() || deployed.chain.exists() {
@@ -363,7 +363,8 @@ impl Engine {
         }
         let name = set.name.get_ref();
         let (key, path) = keys::create_next_key(dir, name, set.next_key)?;
-        stage_self_signed(&path, names, &staged)?;
+        let chain = self.certificate_for(set, &path, dir).await?;
+        stage(&path, chain, &staged)?;
         self.say(&format!(
             "set {name}: first key {} generated, certificate staged",
             key.short()
@@ -372,8 +373,28 @@ impl Engine {
         Ok(true)
     }
 
+    /// The certificate of a key tlsa holds: self-signed, or ordered from the
+    /// set's ACME CA.
+    async fn certificate_for(
+        &self,
+        set: &CertSet,
+        key_path: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Result<String, EngineError> {
+        match &set.source {
+            Source::SelfSigned { names } => {
+                Ok(keys::self_signed_pem(key_path, names, SELF_SIGNED_DAYS)?)
+            }
+            Source::Acme(acme) => self.order_certificate(set, acme, key_path, dir).await,
+            _ => Err(EngineError::Internal(format!(
+                "set {}: tlsa makes no certificate for this source",
+                set.name.get_ref()
+            ))),
+        }
+    }
+
     /// A planned roll: the next key gets a certificate and becomes the source.
-    pub(super) fn start_rollover(
+    pub(super) async fn start_rollover(
         &self,
         set: &CertSet,
         dir: &std::path::Path,
@@ -404,18 +425,19 @@ impl Engine {
             entry.rollover_to = Some(next);
             return Ok(());
         }
-        let Source::SelfSigned { names } = &set.source else {
+        if !matches!(set.source, Source::SelfSigned { .. } | Source::Acme(_)) {
             return Err(EngineError::Config(format!(
-                "set {name}: a planned roll needs a certificate for the next key; use a certbot pair source (see the README), or request one with `tlsa csr {name}` and let the deploy hook bring it in"
+                "set {name}: a planned roll needs a certificate for the next key; use a certbot pair or acme source (see the README), or request one with `tlsa csr {name}` and let the deploy hook bring it in"
             )));
-        };
+        }
         let Some(next) = entry.next_key.clone() else {
             return Err(EngineError::Config(format!(
                 "set {name}: no next key yet; run `tlsa run` first so that one is generated and published"
             )));
         };
         let path = keys::key_path(dir, name, &next);
-        stage_self_signed(&path, names, &files::source_files(set, dir, entry)?)?;
+        let chain = self.certificate_for(set, &path, dir).await?;
+        stage(&path, chain, &files::source_files(set, dir, entry)?)?;
         entry.rollover_requested_at = Some(now);
         entry.record(
             now,
@@ -426,13 +448,12 @@ impl Engine {
     }
 }
 
-/// Issues a self-signed certificate for the key at `key_path` into `to`.
-pub(super) fn stage_self_signed(
+/// Stages the key at `key_path` with its certificate chain `pem` into `to`.
+pub(super) fn stage(
     key_path: &std::path::Path,
-    names: &[String],
+    pem: String,
     to: &CertFiles,
 ) -> Result<(), EngineError> {
-    let pem = keys::self_signed_pem(key_path, names, SELF_SIGNED_DAYS)?;
     let key = std::fs::read(key_path).map_err(|e| FileError::Read {
         file: key_path.to_path_buf(),
         why: e.to_string(),

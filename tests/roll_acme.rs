@@ -1,0 +1,155 @@
+//! `source = { acme = … }` on real servers: pebble as the CA, validating DNS-01 against the
+//! lab's signed BIND zone, whose challenge records tlsa publishes through RFC 2136 with
+//! TSIG. A set from nothing gets its first certificate from the CA; a planned roll gets
+//! the next key's certificate from the CA and deploys it with no TTL wait (its records
+//! were safe long before); no challenge record is left behind.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::{Acme, Lab, tlsa, write_roll_config};
+use tlsa::roll::plan::KeyMaterial;
+
+struct Leaf {
+    key: String,
+    issuer: String,
+    subject: String,
+}
+
+fn leaf(deploy: &Path) -> Leaf {
+    let pem = std::fs::read(deploy.join("fullchain.pem")).unwrap();
+    let first = pem::parse_many(&pem).unwrap().remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(first.contents()).unwrap();
+    Leaf {
+        key: KeyMaterial::from_spki(cert.public_key().raw).id,
+        issuer: cert.issuer().to_string(),
+        subject: cert.subject().to_string(),
+    }
+}
+
+fn next_key(state: &Path) -> String {
+    let file = tlsa::roll::state::set_file(state, "mail");
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    value["next_key"].as_str().unwrap().to_string()
+}
+
+fn served(lab: &Lab, owner: &str) -> Vec<String> {
+    support::three_one_one(&lab.query_server(owner, "TLSA"))
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn an_acme_set_gets_its_certificates_from_the_ca_and_rolls_without_a_ttl_wait() {
+    let lab = Lab::start();
+    let acme = Acme::start_dns01(lab.server_addr());
+    let zone = lab.zone().trim_end_matches('.').to_string();
+    let host = format!("mail.{zone}");
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        r#"{{ acme = {{ directory = "{}", contact = ["mailto:postmaster@{zone}"], names = ["{host}"], ca_file = "{}" }} }}"#,
+        acme.directory_url(),
+        acme.ca_file().display()
+    );
+    let config = write_roll_config(&lab, dir.path(), &source, &["true"]);
+    let deploy = dir.path().join("live");
+    let state = dir.path().join("state");
+    let owner = lab.name("_25._tcp.mail");
+
+    // From nothing: account, the first key's certificate, records, deploy.
+    let started = Instant::now();
+    let first = tlsa(&config, &["run", "--wait"]);
+    let to_first = started.elapsed();
+    assert!(first.status.success(), "pebble: {}", acme.log_tail());
+    let live = leaf(&deploy);
+    assert_ne!(
+        live.issuer, live.subject,
+        "issued by the CA, not self-signed"
+    );
+    assert!(
+        live.issuer.to_lowercase().contains("pebble"),
+        "{}",
+        live.issuer
+    );
+    let mut wanted = vec![live.key.clone(), next_key(&state)];
+    wanted.sort();
+    assert_eq!(served(&lab, &owner), wanted);
+    let challenge = lab.query_server(&format!("_acme-challenge.{host}"), "TXT");
+    assert!(challenge.rdata("TXT").is_empty(), "challenge removed");
+    let account_dir = state.join("acme");
+    for file in std::fs::read_dir(&account_dir).unwrap() {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &file.unwrap().metadata().unwrap().permissions(),
+        ) & 0o777;
+        assert_eq!(mode, 0o600, "the account key is private");
+    }
+    let out = String::from_utf8_lossy(&first.stdout).to_string()
+        + &String::from_utf8_lossy(&first.stderr);
+    assert!(!out.contains("PRIVATE KEY"), "no key material printed");
+
+    // The next key's records are safe once its TTL (2 s) has passed.
+    std::thread::sleep(Duration::from_secs(3));
+    let next = next_key(&state);
+    let started = Instant::now();
+    let roll = tlsa(&config, &["rollover", "--wait"]);
+    let rolled_in = started.elapsed();
+    assert!(roll.status.success(), "pebble: {}", acme.log_tail());
+    let rolled = leaf(&deploy);
+    assert_eq!(rolled.key, next, "the pre-published key went live");
+    assert!(rolled.issuer.to_lowercase().contains("pebble"));
+    let mut wanted = vec![rolled.key.clone(), next_key(&state)];
+    wanted.sort();
+    assert_eq!(
+        served(&lab, &owner),
+        wanted,
+        "old record retired, a fresh next key"
+    );
+    assert!(
+        lab.query_server(&format!("_acme-challenge.{host}"), "TXT")
+            .rdata("TXT")
+            .is_empty()
+    );
+    eprintln!(
+        "acme: run to a deployed CA certificate in {to_first:?}; planned roll (order + deploy + retire) in {rolled_in:?}"
+    );
+}
+
+#[test]
+fn an_acme_order_the_ca_refuses_changes_nothing() {
+    let lab = Lab::start();
+    // The CA validates against a server that never answers: every order fails.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let acme = Acme::start_dns01(silent.local_addr().unwrap());
+    let zone = lab.zone().trim_end_matches('.').to_string();
+    let host = format!("mail.{zone}");
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        r#"{{ acme = {{ directory = "{}", names = ["{host}"], ca_file = "{}" }} }}"#,
+        acme.directory_url(),
+        acme.ca_file().display()
+    );
+    let config = write_roll_config(&lab, dir.path(), &source, &["true"]);
+    let out = tlsa(&config, &["run", "--wait"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not issue the certificate") && stderr.contains(&acme.directory_url()),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("live/fullchain.pem").exists(),
+        "nothing deployed"
+    );
+    assert!(
+        lab.query_server(&format!("_acme-challenge.{host}"), "TXT")
+            .rdata("TXT")
+            .is_empty(),
+        "no challenge left"
+    );
+    assert!(
+        served(&lab, &lab.name("_25._tcp.mail")).is_empty(),
+        "no TLSA record for a key with no certificate"
+    );
+}
