@@ -17,7 +17,7 @@ use support::{HttpMock, MockResponse};
 use tlsa::clock::ManualClock;
 use tlsa::dns::desec::{Desec, DesecConfig};
 use tlsa::dns::http::SecretSource;
-use tlsa::dns::{ChangeSet, DnsError, Provider, RrType, RrsetChange, apply_edits};
+use tlsa::dns::{DnsError, Provider, apply_edits};
 
 #[tokio::test]
 async fn publish_replace_delete_in_one_bulk_patch_each() {
@@ -118,42 +118,6 @@ async fn errors_are_clear_and_throttling_is_waited_out() {
     assert!(
         missing.to_string().contains("has no domain example.org."),
         "{missing}"
-    );
-}
-
-#[tokio::test]
-async fn a_change_since_the_read_is_a_conflict() {
-    let fake = Fake::start().await;
-    let desec = fake.backend();
-    let zone = name("example.com.");
-    let mail = "_25._tcp.mail.example.com.";
-    apply_edits(&desec, &zone, &[edit(mail, &[A, C], &[], 3600)])
-        .await
-        .unwrap();
-    let stale = ChangeSet {
-        zone: zone.clone(),
-        changes: vec![RrsetChange {
-            rtype: RrType::Tlsa,
-            owner: name(mail),
-            expected: set(&[A]),
-            desired: set(&[B]),
-            ttl: 3600,
-        }],
-    };
-    let err = desec.apply(&stale).await.unwrap_err();
-    assert!(err.is_conflict(), "{err:?}");
-    assert_eq!(
-        fake.patches().len(),
-        1,
-        "nothing written after the first publish"
-    );
-    // Re-planned, C survives.
-    apply_edits(&desec, &zone, &[edit(mail, &[B], &[A], 3600)])
-        .await
-        .unwrap();
-    assert_eq!(
-        desec.read(&zone, &tlsa_id(mail)).await.unwrap().records,
-        set(&[B, C])
     );
 }
 
