@@ -1,18 +1,19 @@
-//! The RFC 2136 back-end against real servers: BIND 9 and Knot DNS serving a signed zone
-//! (see `tests/support`), each test body run once per server. Run with
-//! `cargo test --test dns_rfc2136`.
+//! What is particular to the RFC 2136 back-end, against real servers: BIND 9 and Knot DNS
+//! serving a signed zone (see `tests/support`), each test body run once per server — zone
+//! discovery, UDP and TCP messages, a change split over several messages, TSIG failures
+//! (BADSIG, BADKEY, BADTIME, unsigned) and REFUSED. Publish, replace, delete, several owners,
+//! compare-and-swap against another writer, TTL changes and each record type are the
+//! back-end contract in `tests/provider_contract.rs`. Run with `cargo test --test dns_rfc2136`.
 
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use hickory_proto::rr::Name;
 
-use support::{DigReply, Forwarder, Lab, poll_until};
+use support::records::{name, tlsa_of};
+use support::{Forwarder, Lab, poll_until};
 use tlsa::dns::rfc2136::Rfc2136;
 use tlsa::dns::tsig::TsigKey;
 use tlsa::dns::{
@@ -52,21 +53,14 @@ macro_rules! on_both_servers {
 }
 
 on_both_servers!(
-    add_replace_delete,
     zone_is_found_at_the_server,
     several_owners_go_out_as_one_update,
     a_change_too_large_for_one_message_goes_out_in_parts,
-    compare_and_swap_retries_after_another_writer,
-    ttl_only_change_is_applied,
     authentication_failures_leave_the_zone_unchanged,
 );
 
 // ------------------------------------------------------------------------------------------
 // Helpers
-
-fn name(text: &str) -> Name {
-    Name::from_ascii(text).unwrap_or_else(|e| panic!("{text}: {e}"))
-}
 
 fn zone(lab: &Lab) -> Name {
     name(lab.zone())
@@ -121,17 +115,6 @@ fn add(owner: &Name, records: &[Rdata], ttl: u32) -> Edit {
     }
 }
 
-fn remove(owner: &Name, records: &[Rdata], ttl: u32) -> Edit {
-    Edit {
-        rtype: RrType::Tlsa,
-        owner: owner.clone(),
-        add: BTreeSet::new(),
-        remove: set(records),
-        replace_all: false,
-        ttl,
-    }
-}
-
 fn replace(owner: &Name, records: &[Rdata], ttl: u32) -> Edit {
     Edit {
         rtype: RrType::Tlsa,
@@ -152,15 +135,6 @@ async fn read(lab: &Lab, owner: &Name) -> Rrset {
         .read(&zone(lab), &RrsetId::tlsa(owner.clone()))
         .await
         .unwrap_or_else(|e| panic!("read {owner}: {e}"))
-}
-
-/// The TLSA records of a dig answer.
-fn tlsa_of(reply: &DigReply) -> BTreeSet<Rdata> {
-    reply
-        .rdata("TLSA")
-        .into_iter()
-        .map(|rdata| Rdata::Tlsa(rdata.parse().unwrap_or_else(|e| panic!("{rdata}: {e:?}"))))
-        .collect()
 }
 
 /// The change is published: the authoritative server serves exactly `expected` at `owner`
@@ -206,44 +180,6 @@ fn assert_published(lab: &Lab, owner: &Name, expected: &[Rdata]) {
 
 // ------------------------------------------------------------------------------------------
 // Test bodies
-
-async fn add_replace_delete(lab: &Lab) {
-    let p = provider(lab);
-    let mail = owner(lab, "_25._tcp.mail");
-    assert_eq!(p.zone_of(&mail).await.unwrap(), zone(lab));
-    assert_eq!(
-        read(lab, &mail).await,
-        Rrset::empty(mail.clone(), RrType::Tlsa)
-    );
-    let before = p.soa_serial(&zone(lab)).await.unwrap();
-
-    // add
-    let added = apply(&p, lab, &[add(&mail, &[rec(1)], 60)]).await;
-    let serial = added.serial.expect("serial after add");
-    assert!(serial > before, "{serial} > {before}");
-    let now = read(lab, &mail).await;
-    assert_eq!((now.records, now.ttl), (set(&[rec(1)]), Some(60)));
-    assert_published(lab, &mail, &[rec(1)]);
-    // nothing left to do
-    let again = apply_edits(&p, &zone(lab), &[add(&mail, &[rec(1)], 60)]).await;
-    assert_eq!(again.unwrap(), None);
-
-    // add a second record, then replace both by a third
-    apply(&p, lab, &[add(&mail, &[rec(2)], 60)]).await;
-    assert_published(lab, &mail, &[rec(1), rec(2)]);
-    let replaced = apply(&p, lab, &[replace(&mail, &[rec(3)], 60)]).await;
-    assert!(replaced.serial.expect("serial after replace") > serial);
-    assert_eq!(read(lab, &mail).await.records, set(&[rec(3)]));
-    assert_published(lab, &mail, &[rec(3)]);
-
-    // delete
-    apply(&p, lab, &[remove(&mail, &[rec(3)], 60)]).await;
-    assert_eq!(
-        read(lab, &mail).await,
-        Rrset::empty(mail.clone(), RrType::Tlsa)
-    );
-    assert_published(lab, &mail, &[]);
-}
 
 async fn zone_is_found_at_the_server(lab: &Lab) {
     let p = provider(lab);
@@ -349,98 +285,6 @@ async fn a_change_too_large_for_one_message_goes_out_in_parts(lab: &Lab) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Another writer adds a record between our read and our write: our prerequisite fails
-/// (NXRRSET when we had read records, YXRRSET when we had read none), apply_edits reads again
-/// and retries, and both writers' records survive.
-async fn compare_and_swap_retries_after_another_writer(lab: &Lab) {
-    let ours = owner(lab, "_25._tcp.mail");
-    apply(&provider(lab), lab, &[add(&ours, &[rec(1)], 60)]).await;
-
-    // RRset exists: we replace 1 by 2 while the other writer adds 3.
-    let racing = Interfering::new(
-        lab,
-        format!("update add {ours} 60 IN TLSA 3 1 1 {}", hex(&rec(3))),
-    );
-    let swap = Edit {
-        rtype: RrType::Tlsa,
-        remove: set(&[rec(1)]),
-        ..add(&ours, &[rec(2)], 60)
-    };
-    apply(&racing, lab, &[swap]).await;
-    assert_eq!(racing.applies(), 2, "one conflict, one retry");
-    assert_eq!(racing.conflicts(), vec![ours.clone()]);
-    assert_eq!(read(lab, &ours).await.records, set(&[rec(2), rec(3)]));
-    assert_published(lab, &ours, &[rec(2), rec(3)]);
-
-    // RRset absent: we add 4 (and 6 at another owner, listed first, in the same change set)
-    // while the other writer adds 5 first. The conflict names the owner that changed.
-    let untouched = owner(lab, "_587._tcp.mail");
-    let fresh = owner(lab, "_465._tcp.mail");
-    let racing = Interfering::new(
-        lab,
-        format!("update add {fresh} 60 IN TLSA 3 1 1 {}", hex(&rec(5))),
-    );
-    let edits = [add(&untouched, &[rec(6)], 60), add(&fresh, &[rec(4)], 60)];
-    apply(&racing, lab, &edits).await;
-    assert_eq!(racing.applies(), 2, "one conflict, one retry");
-    assert_eq!(racing.conflicts(), vec![fresh.clone()]);
-    assert_published(lab, &fresh, &[rec(4), rec(5)]);
-    assert_published(lab, &untouched, &[rec(6)]);
-}
-
-/// The same records with another TTL: the server must serve the new TTL (and sign it).
-async fn ttl_only_change_is_applied(lab: &Lab) {
-    let p = provider(lab);
-    let mail = owner(lab, "_25._tcp.mail");
-    apply(&p, lab, &[add(&mail, &[rec(1), rec(2)], 60)]).await;
-    assert_served_ttl(lab, &mail, 60);
-
-    let applied = apply(&p, lab, &[add(&mail, &[], 300)]).await;
-    assert!(applied.serial.is_some());
-    let now = read(lab, &mail).await;
-    assert_eq!((now.records, now.ttl), (set(&[rec(1), rec(2)]), Some(300)));
-    assert_served_ttl(lab, &mail, 300);
-    assert_published(lab, &mail, &[rec(1), rec(2)]);
-    let again = apply_edits(&p, &zone(lab), &[add(&mail, &[], 300)]).await;
-    assert_eq!(again.unwrap(), None, "nothing left to change");
-
-    // down, together with an addition
-    apply(&p, lab, &[add(&mail, &[rec(3)], 30)]).await;
-    let now = read(lab, &mail).await;
-    assert_eq!(
-        (now.records, now.ttl),
-        (set(&[rec(1), rec(2), rec(3)]), Some(30))
-    );
-    assert_served_ttl(lab, &mail, 30);
-
-    // up, together with a removal
-    apply(&p, lab, &[remove(&mail, &[rec(3)], 90)]).await;
-    let now = read(lab, &mail).await;
-    assert_eq!((now.records, now.ttl), (set(&[rec(1), rec(2)]), Some(90)));
-    assert_served_ttl(lab, &mail, 90);
-    assert_published(lab, &mail, &[rec(1), rec(2)]);
-}
-
-/// The server's TLSA records and the RRSIG's original TTL all say `ttl`.
-fn assert_served_ttl(lab: &Lab, owner: &Name, ttl: u32) {
-    let owner = owner.to_string();
-    let reply = poll_until(
-        &format!("{owner} TLSA served with TTL {ttl}"),
-        PUBLISH_TIMEOUT,
-        || {
-            let reply = lab.query_server(&owner, "TLSA");
-            let tlsa_ok =
-                reply.records("TLSA").count() > 0 && reply.records("TLSA").all(|r| r.ttl == ttl);
-            let rrsig_ok = reply.records("RRSIG").any(|r| {
-                let fields: Vec<&str> = r.rdata.split_whitespace().collect();
-                fields.first() == Some(&"TLSA") && fields.get(3) == Some(&ttl.to_string().as_str())
-            });
-            (tlsa_ok && rrsig_ok).then_some(reply)
-        },
-    );
-    assert!(reply.has_flag("aa"), "{}", reply.raw);
 }
 
 async fn authentication_failures_leave_the_zone_unchanged(lab: &Lab) {
@@ -578,72 +422,6 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn hex(record: &Rdata) -> String {
-    record.as_tlsa().expect("a TLSA record").data_hex()
-}
-
-// ------------------------------------------------------------------------------------------
-// Another writer
-
-/// A provider whose first `apply` lets another writer (nsupdate) change the zone first, and
-/// which counts applies and the conflicts the inner provider reports.
-struct Interfering<'a> {
-    inner: Rfc2136,
-    lab: &'a Lab,
-    other_writer: Mutex<Option<String>>,
-    applies: AtomicUsize,
-    conflicts: Mutex<Vec<Name>>,
-}
-
-impl<'a> Interfering<'a> {
-    fn new(lab: &'a Lab, nsupdate_body: String) -> Self {
-        Interfering {
-            inner: provider(lab),
-            lab,
-            other_writer: Mutex::new(Some(nsupdate_body)),
-            applies: AtomicUsize::new(0),
-            conflicts: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn applies(&self) -> usize {
-        self.applies.load(Ordering::SeqCst)
-    }
-
-    fn conflicts(&self) -> Vec<Name> {
-        self.conflicts.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Provider for Interfering<'_> {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    async fn zone_of(&self, owner: &Name) -> Result<Name, DnsError> {
-        self.inner.zone_of(owner).await
-    }
-
-    async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
-        self.inner.read(zone, id).await
-    }
-
-    async fn apply(&self, set: &ChangeSet) -> Result<Applied, DnsError> {
-        self.applies.fetch_add(1, Ordering::SeqCst);
-        let body = self.other_writer.lock().unwrap().take();
-        if let Some(body) = body {
-            self.lab.nsupdate_ok(&body);
-        }
-        let result = self.inner.apply(set).await;
-        if let Err(DnsError::Conflict { owner, server }) = &result {
-            assert_eq!(*server, self.lab.server_addr());
-            self.conflicts.lock().unwrap().push(owner.clone());
-        }
-        result
-    }
 }
 
 /// BIND answers REFUSED to an unsigned UPDATE and to questions about a zone it does not serve

@@ -1,20 +1,21 @@
-//! The PowerDNS back-end against a real `pdns_server` (sqlite3 back-end, DNSSEC, HTTP API) on
-//! loopback: publish, replace and delete TLSA RRsets; every change served signed by PowerDNS
-//! and Secure through a real unbound and through the crate's own validator; a wrong API key
-//! is a clear 401 that changes nothing; another writer's change, before or right after ours,
-//! is reported and never overwritten. Run with `cargo test --test powerdns`.
+//! What is particular to the PowerDNS back-end, against a real `pdns_server` (sqlite3
+//! back-end, DNSSEC, HTTP API) on loopback: a wrong API key is a clear 401 that changes
+//! nothing; another writer's change right after ours is reported and never overwritten; a
+//! write accepted but not applied; zone discovery and disabled records; `tlsa providers`;
+//! redirects and foreign error bodies. Publish, replace, delete, several owners, a change
+//! between read and write, TTL changes and each record type — served signed, validated by
+//! unbound and by the crate — are the back-end contract in `tests/provider_contract.rs`.
+//! Run with `cargo test --test powerdns`.
 
 mod support;
 use support::records::{A, B, C, edit, name, set, tlsa_id, tlsa_of};
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{HttpMock, MockRequest, MockResponse, PowerDnsLab, poll_until};
-use tlsa::dns::dnssec::{Anchors, Validation, Validator, Verdict};
 use tlsa::dns::http::SecretSource;
 use tlsa::dns::powerdns::{PowerDns, PowerDnsConfig};
-use tlsa::dns::{ChangeSet, DnsError, Provider, RrType, RrsetChange, apply_edits};
+use tlsa::dns::{DnsError, Provider, apply_edits};
 
 /// Generous: the machine may be busy; every poll ends as soon as it sees.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -49,147 +50,6 @@ fn assert_served_signed(lab: &PowerDnsLab, owner: &str, records: &[&str]) {
             (reply.has_flag("aa") && tlsa_of(&reply) == expected && signed).then_some(())
         },
     );
-}
-
-/// Polls the validating unbound (cache flushed first) until it answers exactly `records`
-/// with AD set.
-fn assert_validated_by_unbound(lab: &PowerDnsLab, owner: &str, records: &[&str]) {
-    let expected = set(records);
-    lab.resolver().flush_zone(lab.zone());
-    poll_until(
-        &format!("{owner} TLSA {records:?} validated by unbound"),
-        TIMEOUT,
-        || {
-            let reply = lab.query_resolver(owner, "TLSA");
-            let status_ok = if expected.is_empty() {
-                reply.status == "NXDOMAIN" || reply.status == "NOERROR"
-            } else {
-                reply.is_noerror()
-            };
-            (status_ok && reply.has_flag("ad") && tlsa_of(&reply) == expected).then_some(())
-        },
-    );
-}
-
-/// Polls `probe` (async) until it returns `Some`, for at most [`TIMEOUT`].
-async fn poll_async<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match probe().await {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {TIMEOUT:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-/// The crate's validator (anchored at the zone's DS, through the lab's unbound) calls the
-/// RRset at `owner` Secure, holding exactly `records`.
-async fn assert_secure_by_validator(lab: &PowerDnsLab, owner: &str, records: &[&str]) {
-    let expected = set(records);
-    let validator = Validator::anchored(
-        lab.resolver_addr(),
-        &Anchors::File(lab.ds_anchor_file().to_owned()),
-    )
-    .await
-    .expect("validator from the DS anchor");
-    lab.resolver().flush_zone(lab.zone());
-    let owner_name = name(owner);
-    let validation: Validation = poll_async(&format!("{owner} Secure {records:?}"), || {
-        let (validator, owner_name, expected) = (&validator, &owner_name, &expected);
-        async move {
-            let v = validator.validate_tlsa(owner_name).await;
-            if v.verdict == Verdict::Secure && v.records() == expected {
-                Ok(v)
-            } else {
-                Err(v.to_string())
-            }
-        }
-    })
-    .await;
-    assert!(validation.is_acceptable_for_changes(), "{validation}");
-}
-
-/// Everything a change must show: served signed, validated by unbound and by the crate.
-async fn assert_published(lab: &PowerDnsLab, owner: &str, records: &[&str]) {
-    assert_served_signed(lab, owner, records);
-    assert_validated_by_unbound(lab, owner, records);
-    assert_secure_by_validator(lab, owner, records).await;
-}
-
-#[tokio::test]
-async fn publish_replace_delete_are_served_signed_and_secure() {
-    let lab = PowerDnsLab::start();
-    let pdns = backend(&lab);
-    let zone = name(lab.zone());
-    let (mail, www) = (lab.name("_25._tcp.mail"), lab.name("_443._tcp.www"));
-    let ttl = lab.ttl();
-
-    assert_eq!(pdns.zone_of(&name(&mail)).await.unwrap(), zone);
-    assert_eq!(pdns.read(&zone, &tlsa_id(&mail)).await.unwrap().ttl, None);
-
-    // Publish.
-    let first = apply_edits(&pdns, &zone, &[edit(&mail, &[A], &[], ttl)])
-        .await
-        .expect("publish")
-        .expect("a change was needed");
-    let read = pdns.read(&zone, &tlsa_id(&mail)).await.unwrap();
-    assert_eq!((read.records, read.ttl), (set(&[A]), Some(ttl)));
-    assert_published(&lab, &mail, &[A]).await;
-    let serial_1 = first.serial.expect("PowerDNS reports the zone serial");
-    assert_eq!(
-        lab.zone_json()["serial"].as_u64(),
-        Some(u64::from(serial_1)),
-        "the serial reported is the zone's"
-    );
-    // Nothing to do the second time.
-    assert_eq!(
-        apply_edits(&pdns, &zone, &[edit(&mail, &[A], &[], ttl)])
-            .await
-            .unwrap(),
-        None
-    );
-
-    // Replace A by B at one owner and publish C at another: one change set.
-    let second = apply_edits(
-        &pdns,
-        &zone,
-        &[edit(&mail, &[B], &[A], ttl), edit(&www, &[C], &[], ttl)],
-    )
-    .await
-    .expect("replace")
-    .expect("a change was needed");
-    assert!(
-        second.serial.expect("serial") > serial_1,
-        "{second:?} after {serial_1}"
-    );
-    assert_published(&lab, &mail, &[B]).await;
-    assert_published(&lab, &www, &[C]).await;
-
-    // Delete both RRsets.
-    apply_edits(
-        &pdns,
-        &zone,
-        &[edit(&mail, &[], &[B], ttl), edit(&www, &[], &[C], ttl)],
-    )
-    .await
-    .expect("delete")
-    .expect("a change was needed");
-    assert!(
-        pdns.read(&zone, &tlsa_id(&mail))
-            .await
-            .unwrap()
-            .records
-            .is_empty()
-    );
-    assert_published(&lab, &mail, &[]).await;
-    assert_published(&lab, &www, &[]).await;
 }
 
 #[tokio::test]
@@ -232,49 +92,6 @@ async fn wrong_api_key_is_a_clear_401_and_changes_nothing() {
     assert_served_signed(&lab, &mail, &[]);
     // The right key works at once.
     assert!(backend(&lab).check(&zone).await.is_ok());
-}
-
-#[tokio::test]
-async fn a_change_between_read_and_write_is_reported_not_overwritten() {
-    let lab = PowerDnsLab::start();
-    let pdns = backend(&lab);
-    let zone = name(lab.zone());
-    let mail = lab.name("_25._tcp.mail");
-    apply_edits(&pdns, &zone, &[edit(&mail, &[A], &[], 2)])
-        .await
-        .unwrap();
-
-    // tlsa reads {A} and plans A → B; meanwhile another writer adds C.
-    let read = pdns.read(&zone, &tlsa_id(&mail)).await.unwrap();
-    lab.replace_tlsa(&mail, 2, &[A, C]);
-    let stale = ChangeSet {
-        zone: zone.clone(),
-        changes: vec![RrsetChange {
-            rtype: RrType::Tlsa,
-            owner: name(&mail),
-            expected: read.records,
-            desired: set(&[B]),
-            ttl: 2,
-        }],
-    };
-    let err = pdns.apply(&stale).await.expect_err("the plan is stale");
-    assert!(err.is_conflict(), "{err:?}");
-    let text = err.to_string();
-    assert!(
-        text.contains("changed while tlsa was updating it") && text.contains(&C[6..20]),
-        "{text}"
-    );
-    assert_served_signed(&lab, &mail, &[A, C]);
-
-    // Re-planned on what is there, the other writer's C survives.
-    apply_edits(&pdns, &zone, &[edit(&mail, &[B], &[A], 2)])
-        .await
-        .unwrap();
-    assert_eq!(
-        pdns.read(&zone, &tlsa_id(&mail)).await.unwrap().records,
-        set(&[B, C])
-    );
-    assert_published(&lab, &mail, &[B, C]).await;
 }
 
 /// Sends `request` on to the real API at `upstream` (method, path, query, API key, body).

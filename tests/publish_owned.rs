@@ -6,12 +6,12 @@
 
 mod support;
 use support::Lab;
-use support::records::{name, records_in};
+use support::records::{name, records_in, txt};
 
 use support::publishing::LabPublishing;
 use tlsa::dns::dnssec::{Anchors, Validator, Verdict};
 use tlsa::dns::publish::{Owned, Publication, PublishError};
-use tlsa::dns::{Rdata, RrType, RrsetId, Txt};
+use tlsa::dns::{Rdata, RrType, RrsetId};
 
 fn run(lab: Lab) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -32,10 +32,6 @@ fn bind() {
 #[test]
 fn knot() {
     run(Lab::start_knot());
-}
-
-fn txt(text: &str) -> Rdata {
-    Rdata::Txt(Txt::from_text(text))
 }
 
 async fn publish_confirm_replace_remove(lab: &Lab) {

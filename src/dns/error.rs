@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use hickory_proto::rr::Name;
 
+use super::rrset::RrType;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
     #[error(
@@ -81,12 +83,16 @@ pub enum DnsError {
     /// A compare-and-swap prerequisite failed: someone changed the RRset
     /// between our read and our write. Callers re-read and re-plan.
     #[error(
-        "the TLSA RRset at {owner} changed while tlsa was updating it (prerequisite failed at {server})"
+        "the {rtype} RRset at {owner} changed while tlsa was updating it (prerequisite failed at {server})"
     )]
-    Conflict { server: SocketAddr, owner: Name },
+    Conflict {
+        server: SocketAddr,
+        owner: Name,
+        rtype: RrType,
+    },
 
     #[error(
-        "the TLSA RRsets of zone {zone} kept changing under tlsa: {attempts} attempts failed their prerequisite; another writer is updating the same names, retry later"
+        "the RRsets of zone {zone} kept changing under tlsa: {attempts} attempts failed their prerequisite; another writer is updating the same names, retry later"
     )]
     ConflictPersisted { zone: Name, attempts: usize },
 
@@ -142,11 +148,12 @@ pub enum DnsError {
     /// APIs, zone files) found the RRset changed since it was read.
     /// Like [`DnsError::Conflict`], callers re-read and re-plan.
     #[error(
-        "the TLSA RRset at {owner} changed while tlsa was updating it ({backend} now holds {found}); nothing was written"
+        "the {rtype} RRset at {owner} changed while tlsa was updating it ({backend} now holds {found}); nothing was written"
     )]
     ChangedBeforeWrite {
         backend: String,
         owner: Name,
+        rtype: RrType,
         /// The records found, in presentation form.
         found: String,
     },
@@ -155,12 +162,13 @@ pub enum DnsError {
     /// wrote: another writer changed the RRset at the same moment, and one
     /// of the two changes is lost. Not retried automatically.
     #[error(
-        "the TLSA RRset at {owner} was changed by someone else while tlsa wrote it: tlsa wrote {wrote} but {backend} now holds {found}; check who else manages zone {zone}, then run tlsa again to reconcile"
+        "the {rtype} RRset at {owner} was changed by someone else while tlsa wrote it: tlsa wrote {wrote} but {backend} now holds {found}; check who else manages zone {zone}, then run tlsa again to reconcile"
     )]
     ChangedAfterWrite {
         backend: String,
         zone: Name,
         owner: Name,
+        rtype: RrType,
         wrote: String,
         found: String,
     },

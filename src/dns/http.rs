@@ -616,6 +616,7 @@ pub fn expect_unchanged(
         Err(DnsError::ChangedBeforeWrite {
             backend: backend.to_string(),
             owner: change.owner.clone(),
+            rtype: change.rtype,
             found: records_text(found),
         })
     }
@@ -659,6 +660,7 @@ pub fn expect_written(
         backend: backend.to_string(),
         zone: zone.clone(),
         owner: change.owner.clone(),
+        rtype: change.rtype,
         wrote,
         found: found_text,
     })

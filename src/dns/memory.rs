@@ -97,6 +97,7 @@ impl Provider for MemoryZone {
                 return Err(DnsError::Conflict {
                     server: SocketAddr::from(([127, 0, 0, 1], 0)),
                     owner: change.owner.clone(),
+                    rtype: change.rtype,
                 });
             }
         }

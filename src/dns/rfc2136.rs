@@ -29,7 +29,7 @@ use super::provider::{Applied, ChangeSet, Provider, RrsetChange, read_rrsets};
 use super::query::rcode_name;
 use super::query::{self, Ask, Transport};
 use super::rdata;
-use super::rrset::{Rdata, Rrset, RrsetId};
+use super::rrset::{Rdata, RrType, Rrset, RrsetId};
 use super::tsig::{RequestSignature, TsigKey};
 
 /// Largest message sent over UDP (RFC 1035 §4.2.1; no EDNS on UPDATE).
@@ -330,9 +330,11 @@ impl Rfc2136 {
                         serial: self.serial_after(set).await,
                     })
                 } else {
+                    let (owner, rtype) = self.conflicting_rrset(set).await;
                     Err(DnsError::Conflict {
                         server: self.server,
-                        owner: self.conflicting_owner(set).await,
+                        owner,
+                        rtype,
                     })
                 }
             }
@@ -412,12 +414,14 @@ impl Rfc2136 {
     /// was read. Waits (bounded) until the server serves the other writer's
     /// change, so that the caller's re-read sees it; falls back to the first
     /// owner of the set.
-    async fn conflicting_owner(&self, set: &ChangeSet) -> Name {
+    async fn conflicting_rrset(&self, set: &ChangeSet) -> (Name, RrType) {
         let deadline = Instant::now() + self.timeout;
         loop {
             for change in &set.changes {
                 match self.read(&set.zone, &change.id()).await {
-                    Ok(now) if now.records != change.expected => return change.owner.clone(),
+                    Ok(now) if now.records != change.expected => {
+                        return (change.owner.clone(), change.rtype);
+                    }
                     _ => {}
                 }
             }
@@ -425,8 +429,8 @@ impl Rfc2136 {
                 return set
                     .changes
                     .first()
-                    .map(|c| c.owner.clone())
-                    .unwrap_or_else(|| set.zone.clone());
+                    .map(|c| (c.owner.clone(), c.rtype))
+                    .unwrap_or_else(|| (set.zone.clone(), RrType::Tlsa));
             }
             tokio::time::sleep(POLL).await;
         }

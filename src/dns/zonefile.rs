@@ -293,12 +293,11 @@ impl Provider for ZoneFile {
         // tlsa since the read must not be overwritten.
         let now = fs::read(path).map_err(|e| file_error(path, &format!("cannot read: {e}")))?;
         if now != original {
+            let first = set.changes.first();
             return Err(DnsError::ChangedBeforeWrite {
                 backend: format!("zone file {}", path.display()),
-                owner: set
-                    .changes
-                    .first()
-                    .map_or_else(|| set.zone.clone(), |c| c.owner.clone()),
+                owner: first.map_or_else(|| set.zone.clone(), |c| c.owner.clone()),
+                rtype: first.map_or(RrType::Tlsa, |c| c.rtype),
                 found: "a file changed by someone else since tlsa read it".into(),
             });
         }

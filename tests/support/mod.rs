@@ -15,6 +15,8 @@
 mod acme;
 mod authoritative;
 mod bind;
+pub mod cloudflare_mock;
+pub mod desec_mock;
 mod dig;
 mod dkim;
 mod dovecot;

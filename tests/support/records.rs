@@ -67,3 +67,13 @@ pub fn records_in(reply: &DigReply, rtype: RrType) -> BTreeSet<Rdata> {
 pub fn tlsa_of(reply: &DigReply) -> BTreeSet<Rdata> {
     records_in(reply, RrType::Tlsa)
 }
+
+/// A TXT record holding `text` (split into 255-byte strings where longer).
+pub fn txt(text: &str) -> Rdata {
+    Rdata::Txt(tlsa::dns::Txt::from_text(text))
+}
+
+/// An MX record from its presentation form (`10 mx1.example.net.`).
+pub fn mx(text: &str) -> Rdata {
+    rdata(RrType::Mx, text)
+}

@@ -186,6 +186,7 @@ impl Provider for Primary {
                 return Err(DnsError::Conflict {
                     server: SocketAddr::from(([192, 0, 2, 53], 53)),
                     owner: change.owner.clone(),
+                    rtype: change.rtype,
                 });
             }
         }
