@@ -18,11 +18,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    InService, Lab, Postfix, PostfixOptions, SafetyProbe, TlsIdentity, presented_key,
-    self_signed_for, self_signed_source, tlsa, write_roll_config,
+    InService, Lab, LivePostfixSet, SafetyProbe, deployed_key_in, presented_key, self_signed_for,
+    self_signed_source, tlsa, write_roll_config,
 };
-use tlsa::live::endpoint::Endpoint;
-use tlsa::roll::plan::KeyMaterial;
 
 /// A small deterministic generator (xorshift64*): the schedule depends on the seed only.
 struct Schedule(u64);
@@ -51,12 +49,7 @@ impl Schedule {
 }
 
 fn deployed(deploy: &Path) -> String {
-    KeyMaterial::from_spki(
-        &tlsa::tlsa::load_file(&deploy.join("fullchain.pem"))
-            .unwrap()
-            .spki,
-    )
-    .id
+    deployed_key_in(deploy).expect("a certificate is deployed")
 }
 
 fn next_key(state_dir: &Path) -> String {
@@ -101,50 +94,18 @@ fn killed_after(config: &Path, args: &[&str], after: Duration) -> bool {
 fn seeded_kills_and_a_paused_primary_never_present_a_key_without_its_record() {
     let mut schedule = Schedule::from_env();
     let lab = Lab::start();
-    let postfix = Postfix::start(PostfixOptions {
-        tls: Some(TlsIdentity::self_signed(&["mail.example"], 30)),
-        ..PostfixOptions::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let deploy = dir.path().join("live");
-    std::fs::create_dir_all(&deploy).unwrap();
-    for (postfix_name, ours) in [
-        ("key.pem", "privkey.pem"),
-        ("fullchain.pem", "fullchain.pem"),
-    ] {
-        let link = postfix.tls_dir().join(postfix_name);
-        std::fs::remove_file(&link).unwrap();
-        std::os::unix::fs::symlink(deploy.join(ours), &link).unwrap();
-    }
-    postfix.reload();
-    let zone = lab.zone().trim_end_matches('.').to_string();
-    let smtp = postfix.addresses()[0];
-    let endpoint = Endpoint::new(&format!("mail.{zone}"), 25, None).unwrap();
-    let postfix_dir = postfix.config_dir().display().to_string();
-    let config = write_roll_config(
-        &lab,
-        dir.path(),
-        &self_signed_source(&lab),
-        &["postfix", "-c", &postfix_dir, "reload"],
-    );
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("verify = \"deployed-files\"\n", "")
-        .replace(
-            "port = 25\n",
-            &format!("port = 25\naddresses = [\"{smtp}\"]\n"),
-        );
-    std::fs::write(&config, text).unwrap();
-    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let set = LivePostfixSet::start(&lab);
+    let (config, deploy, smtp, endpoint) = (&set.config, &set.deploy, set.smtp, &set.endpoint);
+    assert!(tlsa(config, &["run", "--wait"]).status.success());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let first = deployed(&deploy);
+    let first = deployed(deploy);
     support::poll_until(
         "Postfix presents the deployed key",
         Duration::from_secs(20),
-        || (presented_key(&runtime, smtp, &endpoint).as_ref() == Some(&first)).then_some(()),
+        || (presented_key(&runtime, smtp, endpoint).as_ref() == Some(&first)).then_some(()),
     );
 
     let owner = lab.name("_25._tcp.mail");
@@ -168,7 +129,7 @@ fn seeded_kills_and_a_paused_primary_never_present_a_key_without_its_record() {
             // (or fails cleanly) and a rerun finishes it.
             let mut child = Command::new(env!("CARGO_BIN_EXE_tlsa"))
                 .args(["rollover", "--wait", "-c"])
-                .arg(&config)
+                .arg(config)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -185,22 +146,22 @@ fn seeded_kills_and_a_paused_primary_never_present_a_key_without_its_record() {
             // another (a roll whose next key is already safe takes a second or two).
             for (args, max) in [(&["rollover"][..], 1500), (&["run"][..], 800)] {
                 let delay = schedule.delay(50, max);
-                if killed_after(&config, args, delay) {
+                if killed_after(config, args, delay) {
                     kills += 1;
                     eprintln!("round {round}: {args:?} killed after {delay:?}");
                 }
             }
         }
-        let rerun = tlsa(&config, &["run", "--wait"]);
+        let rerun = tlsa(config, &["run", "--wait"]);
         assert!(rerun.status.success(), "round {round}: the rerun completes");
-        let live = deployed(&deploy);
+        let live = deployed(deploy);
         if keys.last() != Some(&live) {
             keys.push(live);
         }
         // Whatever happened, the rolls go on: a planned roll to the next key completes.
         if round == 3 {
-            assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
-            keys.push(deployed(&deploy));
+            assert!(tlsa(config, &["rollover", "--wait"]).status.success());
+            keys.push(deployed(deploy));
         }
     }
     std::thread::sleep(Duration::from_secs(3)); // caches of the final RRset expire
@@ -218,11 +179,11 @@ fn seeded_kills_and_a_paused_primary_never_present_a_key_without_its_record() {
     assert!(log.samples >= 50, "the probe sampled the rolls");
     assert!(log.violations.is_empty(), "{:#?}", log.violations);
     // Nothing lost, nothing left behind: the live key and the next one, exactly.
-    let live = deployed(&deploy);
-    let mut wanted = vec![live.clone(), next_key(&dir.path().join("state"))];
+    let live = deployed(deploy);
+    let mut wanted = vec![live.clone(), next_key(&set.dir.path().join("state"))];
     wanted.sort();
     assert_eq!(served(&lab, &owner), wanted);
-    assert_eq!(presented_key(&runtime, smtp, &endpoint), Some(live));
+    assert_eq!(presented_key(&runtime, smtp, endpoint), Some(live));
 }
 
 #[test]

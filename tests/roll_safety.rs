@@ -10,71 +10,33 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{
-    InService, Lab, Postfix, PostfixOptions, SafetyProbe, TlsIdentity, presented_key,
-    self_signed_source, tlsa, write_roll_config,
-};
-use tlsa::live::endpoint::Endpoint;
+use support::{InService, Lab, LivePostfixSet, SafetyProbe, presented_key, tlsa};
 use tlsa::roll::plan::KeyMaterial;
 
 #[test]
 fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
     let lab = Lab::start();
-    let postfix = Postfix::start(PostfixOptions {
-        tls: Some(TlsIdentity::self_signed(&["mail.example"], 30)),
-        ..PostfixOptions::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let deploy = dir.path().join("live");
-    std::fs::create_dir_all(&deploy).unwrap();
-    // Postfix reads the deploy target tlsa owns.
-    for (postfix_name, ours) in [
-        ("key.pem", "privkey.pem"),
-        ("fullchain.pem", "fullchain.pem"),
-    ] {
-        let link = postfix.tls_dir().join(postfix_name);
-        std::fs::remove_file(&link).unwrap();
-        std::os::unix::fs::symlink(deploy.join(ours), &link).unwrap();
-    }
-    let zone = lab.zone().trim_end_matches('.').to_string();
-    let smtp = postfix.addresses()[0];
-    let endpoint = Endpoint::new(&format!("mail.{zone}"), 25, None).unwrap();
-    // Postfix must not go on presenting the certificate it started with: tlsa
-    // observes it, and a key nobody publishes would be an emergency. Until
-    // the first deploy it presents nothing.
-    postfix.reload();
+    let set = LivePostfixSet::start(&lab);
+    let (config, deploy, smtp, endpoint) = (&set.config, &set.deploy, set.smtp, &set.endpoint);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    // Postfix must not go on presenting the certificate it started with: tlsa
+    // observes it, and a key nobody publishes would be an emergency. Until
+    // the first deploy it presents nothing.
     support::poll_until(
         "Postfix presents no key until the first deploy",
         Duration::from_secs(20),
         || {
-            presented_key(&runtime, smtp, &endpoint)
+            presented_key(&runtime, smtp, endpoint)
                 .is_none()
                 .then_some(())
         },
     );
-    // The lab's config, verified live against Postfix on its loopback address.
-    let postfix_dir = postfix.config_dir().display().to_string();
-    let config = write_roll_config(
-        &lab,
-        dir.path(),
-        &self_signed_source(&lab),
-        &["postfix", "-c", &postfix_dir, "reload"],
-    );
-    let config_text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("verify = \"deployed-files\"\n", "")
-        .replace(
-            "port = 25\n",
-            &format!("port = 25\naddresses = [\"{smtp}\"]\n"),
-        );
-    std::fs::write(&config, config_text).unwrap();
 
     // Steady state first: the first key live in Postfix and in DNS.
-    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    assert!(tlsa(config, &["run", "--wait"]).status.success());
     let owner = lab.name("_25._tcp.mail");
     let witness = lab.start_resolver_with_ds(&lab.ds_records().join("\n"));
     let first_key = KeyMaterial::from_spki(
@@ -86,7 +48,7 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
     support::poll_until(
         "Postfix presents the deployed key",
         Duration::from_secs(20),
-        || (presented_key(&runtime, smtp, &endpoint).as_ref() == Some(&first_key)).then_some(()),
+        || (presented_key(&runtime, smtp, endpoint).as_ref() == Some(&first_key)).then_some(()),
     );
 
     // Two rolls back to back, watched by the probe from start to end. The
@@ -103,9 +65,9 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
         witness.addr(),
     );
     std::thread::sleep(Duration::from_millis(600));
-    assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
-    let second_key_live = deployed(&deploy);
-    let state_file = tlsa::roll::state::set_file(&dir.path().join("state"), "mail");
+    assert!(tlsa(config, &["rollover", "--wait"]).status.success());
+    let second_key_live = deployed(deploy);
+    let state_file = tlsa::roll::state::set_file(&set.dir.path().join("state"), "mail");
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     let third_key = state["next_key"].as_str().unwrap().to_string();
@@ -116,11 +78,11 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
+    assert!(tlsa(config, &["rollover", "--wait"]).status.success());
     std::thread::sleep(Duration::from_secs(3)); // caches of the final RRset expire
     let log = probe.stop();
 
-    let final_key = deployed(&deploy);
+    let final_key = deployed(deploy);
     assert_eq!(final_key, third_key);
     assert_ne!(second_key_live, first_key);
     let live_at = log

@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use super::Failure;
+use crate::mtasts::run::Outcome;
 use crate::mtasts::service::DomainRun;
 use crate::roll::timestamp::Timestamp;
 
@@ -29,6 +30,23 @@ pub fn finish(domains: &[DomainRun], out: &mut dyn Write) -> Result<(), Failure>
     }
 }
 
+/// What remains of a domain's plan, one line each: pending steps, holds,
+/// alarms and notes (`run` and `plan` print them alike).
+pub fn print_notes(domain: &str, outcome: &Outcome, out: &mut dyn Write) -> std::io::Result<()> {
+    let kinds: [(&str, &[String]); 4] = [
+        ("pending", &outcome.pending),
+        ("held", &outcome.holds),
+        ("ALARM", &outcome.alarms),
+        ("note", &outcome.notices),
+    ];
+    for (kind, lines) in kinds {
+        for line in lines {
+            writeln!(out, "mta-sts {domain}: {kind}: {line}")?;
+        }
+    }
+    Ok(())
+}
+
 fn report(run: &DomainRun, out: &mut dyn Write) -> std::io::Result<()> {
     let domain = &run.domain;
     let outcome = match &run.result {
@@ -38,18 +56,7 @@ fn report(run: &DomainRun, out: &mut dyn Write) -> std::io::Result<()> {
     for step in &outcome.performed {
         writeln!(out, "mta-sts {domain}: done: {step}")?;
     }
-    for step in &outcome.pending {
-        writeln!(out, "mta-sts {domain}: pending: {step}")?;
-    }
-    for why in &outcome.holds {
-        writeln!(out, "mta-sts {domain}: held: {why}")?;
-    }
-    for why in &outcome.alarms {
-        writeln!(out, "mta-sts {domain}: ALARM: {why}")?;
-    }
-    for note in &outcome.notices {
-        writeln!(out, "mta-sts {domain}: note: {note}")?;
-    }
+    print_notes(domain, outcome, out)?;
     match outcome.next_due {
         Some(due) => writeln!(
             out,

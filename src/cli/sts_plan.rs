@@ -34,18 +34,7 @@ pub fn print(domains: &[DomainPreview], out: &mut dyn Write) -> std::io::Result<
         for then in due {
             writeln!(out, "mta-sts {name}: then: {then}")?;
         }
-        for step in &outcome.pending {
-            writeln!(out, "mta-sts {name}: pending: {step}")?;
-        }
-        for why in &outcome.holds {
-            writeln!(out, "mta-sts {name}: held: {why}")?;
-        }
-        for why in &outcome.alarms {
-            writeln!(out, "mta-sts {name}: ALARM: {why}")?;
-        }
-        for note in &outcome.notices {
-            writeln!(out, "mta-sts {name}: note: {note}")?;
-        }
+        super::sts::print_notes(name, outcome, out)?;
         if let Some(due) = outcome.next_due {
             writeln!(
                 out,

@@ -61,10 +61,11 @@ pub use postfix::{
 pub use powerdns::PowerDnsLab;
 pub use resolver::Resolver;
 pub use roll::{
-    InService, MAIL_OWNER, ProbeLog, RollDns, SafetyProbe, certbot_source, deployed_key,
-    deployed_key_in, presented_key, remove_live_record, self_signed_for, self_signed_source,
-    self_signed_source_in, served, served_by_powerdns, set_section, three_one_one, tlsa,
-    write_config, write_many_sets_config, write_roll_config, write_roll_config_for,
+    InService, LivePostfixSet, MAIL_OWNER, ProbeLog, RollDns, SafetyProbe, certbot_source,
+    deployed_key, deployed_key_in, presented_key, remove_live_record, self_signed_for,
+    self_signed_source, self_signed_source_in, served, served_by_powerdns, set_section,
+    three_one_one, tlsa, write_config, write_many_sets_config, write_roll_config,
+    write_roll_config_for,
 };
 pub use static_server::{
     LOOPBACK_V6, Setup, StaticServer, random_loopback_v4, served_serial, soa_serial,

@@ -439,3 +439,71 @@ fn sample(
     (before == after && answered(&served) && answered(&cached) && cached.has_flag("ad"))
         .then(|| (after, three_one_one(&served), three_one_one(&cached)))
 }
+
+/// A self-signed set in the lab whose deploy target a real Postfix serves (its key and
+/// chain are symlinks into the deploy directory), verified live on Postfix's loopback
+/// address: what the safety and fault tests roll.
+pub struct LivePostfixSet {
+    pub postfix: super::postfix::Postfix,
+    pub dir: tempfile::TempDir,
+    pub deploy: PathBuf,
+    pub config: PathBuf,
+    pub smtp: SocketAddr,
+    pub endpoint: tlsa::live::endpoint::Endpoint,
+}
+
+impl LivePostfixSet {
+    /// Postfix presents nothing until the first deploy (it reads files that do not
+    /// exist yet); no run has happened.
+    pub fn start(lab: &Lab) -> Self {
+        use super::postfix::{Postfix, PostfixOptions, TlsIdentity};
+        let postfix = Postfix::start(PostfixOptions {
+            tls: Some(TlsIdentity::self_signed(&["mail.example"], 30)),
+            ..PostfixOptions::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let deploy = dir.path().join("live");
+        std::fs::create_dir_all(&deploy).unwrap();
+        for (postfix_name, ours) in [
+            ("key.pem", "privkey.pem"),
+            ("fullchain.pem", "fullchain.pem"),
+        ] {
+            let link = postfix.tls_dir().join(postfix_name);
+            std::fs::remove_file(&link).unwrap();
+            std::os::unix::fs::symlink(deploy.join(ours), &link).unwrap();
+        }
+        postfix.reload();
+        let zone = lab.zone().trim_end_matches('.').to_string();
+        let smtp = postfix.addresses()[0];
+        let endpoint =
+            tlsa::live::endpoint::Endpoint::new(&format!("mail.{zone}"), 25, None).unwrap();
+        let postfix_dir = postfix.config_dir().display().to_string();
+        let config = write_roll_config(
+            lab,
+            dir.path(),
+            &self_signed_source(lab),
+            &["postfix", "-c", &postfix_dir, "reload"],
+        );
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("verify = \"deployed-files\"\n", "")
+            .replace(
+                "port = 25\n",
+                &format!("port = 25\naddresses = [\"{smtp}\"]\n"),
+            );
+        std::fs::write(&config, text).unwrap();
+        LivePostfixSet {
+            postfix,
+            dir,
+            deploy,
+            config,
+            smtp,
+            endpoint,
+        }
+    }
+
+    /// The key id of the deployed certificate.
+    pub fn deployed(&self) -> String {
+        deployed_key_in(&self.deploy).expect("a certificate is deployed")
+    }
+}
