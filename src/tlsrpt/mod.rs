@@ -5,6 +5,8 @@
 pub mod dkim;
 pub mod html;
 pub mod ingest;
+pub mod publish;
+pub mod record;
 pub mod report;
 pub mod sources;
 pub mod store;
