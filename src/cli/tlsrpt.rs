@@ -113,6 +113,18 @@ fn open_store(args: &TlsrptArgs, config: &Config) -> Result<SqliteStore, Failure
     SqliteStore::open(&path).map_err(|e| Failure::Runtime(vec![e.to_string()]))
 }
 
+/// The config's report store if it exists (`tlsa status` and `tlsa check`
+/// read it and must not create it).
+pub fn existing_store(config: &Config) -> Result<Option<SqliteStore>, String> {
+    let path = settings(config).store_path(&config.state_dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    SqliteStore::open(&path)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 pub fn run(args: &TlsrptArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let config = args.config.load()?;
     match &args.command {

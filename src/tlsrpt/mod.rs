@@ -3,6 +3,7 @@
 //! HTTPS receiver; DKIM-checked when they come by mail; stored in SQLite; summarised.
 
 pub mod dkim;
+pub mod feedback;
 pub mod html;
 pub mod ingest;
 pub mod publish;

@@ -5,7 +5,7 @@
 
 use hickory_proto::rr::Name;
 
-use crate::config::Config;
+use crate::config::{CertSet, Config};
 
 /// How the record begins (RFC 8460 §3: `v=TLSRPTv1` first, case-sensitive).
 pub const VERSION: &str = "v=TLSRPTv1";
@@ -86,10 +86,17 @@ pub fn normalise(domain: &str) -> String {
 /// For DANE the policy domain of a report is the TLSA base domain, the MX
 /// host (RFC 8460 §3).
 pub fn dane_mx_hosts(config: &Config) -> Vec<String> {
-    let mut hosts: Vec<String> = config
-        .sets
+    let mut hosts: Vec<String> = config.sets.iter().flat_map(set_mx_hosts).collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// The DANE MX hosts of one set.
+pub fn set_mx_hosts(set: &CertSet) -> Vec<String> {
+    let mut hosts: Vec<String> = set
+        .endpoints
         .iter()
-        .flat_map(|s| &s.endpoints)
         .filter(|e| e.port == 25)
         .map(|e| normalise(&e.host))
         .collect();
