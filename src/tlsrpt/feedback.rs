@@ -190,3 +190,140 @@ pub fn verdicts(
     }
     Ok(verdicts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::tlsrpt::store::{Provenance, SqliteStore};
+
+    fn set() -> CertSet {
+        let text = r#"
+[dnssec]
+resolver = "127.0.0.1:53"
+
+[[zone]]
+name = "example.com"
+backend = "rfc2136"
+server = "127.0.0.1:53"
+
+[[set]]
+name = "mail"
+source = { certbot = "/tmp/lineage" }
+deploy = { dir = "/tmp/deploy" }
+
+[[set.endpoint]]
+host = "Mail.Example.com."
+port = 25
+
+[[set.endpoint]]
+host = "imap.example.com"
+port = 993
+"#;
+        Config::parse(text).unwrap().sets.remove(0)
+    }
+
+    fn report(id: &str, end: &str, failures: &[(&str, u64)]) -> crate::tlsrpt::report::Report {
+        let details: Vec<String> = failures
+            .iter()
+            .map(|(t, n)| format!(r#"{{"result-type":"{t}","failed-session-count":{n}}}"#))
+            .collect();
+        let json = format!(
+            r#"{{"organization-name":"Org","date-range":{{"start-datetime":"2026-11-30T00:00:00Z","end-datetime":"{end}"}},"contact-info":null,"report-id":"{id}","policies":[{{"policy":{{"policy-type":"tlsa","policy-domain":"mail.example.com"}},"summary":{{"total-successful-session-count":5,"total-failure-session-count":1}},"failure-details":[{}]}}]}}"#,
+            details.join(",")
+        );
+        crate::tlsrpt::report::parse(json.as_bytes()).unwrap()
+    }
+
+    fn at(text: &str) -> Timestamp {
+        let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        Timestamp::from_unix_secs(t.unix_timestamp() as u64)
+    }
+
+    #[test]
+    fn dane_failures_after_the_deploy_are_critical_others_beyond_the_threshold_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+        let mut state = SetState::default();
+        state.record(
+            at("2026-11-30T10:00:00Z"),
+            "deploy key 0123456789abcdef (goes live)",
+        );
+        state.record(
+            at("2026-11-30T10:05:00Z"),
+            "verify that every address presents key 01",
+        );
+        state.record(at("2026-11-30T10:06:00Z"), "retire key fedcba9876543210");
+        let now = at("2026-12-01T12:00:00Z");
+        assert_eq!(
+            record::set_mx_hosts(&set()),
+            ["mail.example.com"],
+            "port 25 only"
+        );
+
+        // Before the deploy: nothing counts.
+        let before = report("a", "2026-11-30T09:00:00Z", &[("tlsa-invalid", 9)]);
+        store
+            .insert_all(&[(before, Provenance::default())])
+            .unwrap();
+        assert!(verdicts(&store, &set(), &state, 0, now).unwrap().is_empty());
+
+        // Between the deploy and the retire: critical (deploy window), and not
+        // counted among the others (retire window).
+        let between = report(
+            "b",
+            "2026-11-30T10:03:00Z",
+            &[("dane-required", 2), ("starttls-not-supported", 1)],
+        );
+        store
+            .insert_all(&[(between, Provenance::default())])
+            .unwrap();
+        let found = verdicts(&store, &set(), &state, 0, now).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].level, Level::Critical);
+        for part in [
+            "set mail",
+            "host mail.example.com",
+            "2 dane-required",
+            "deploy step (deploy key 0123456789abcdef",
+            "Org",
+        ] {
+            assert!(
+                found[0].message.contains(part),
+                "{part}: {}",
+                found[0].message
+            );
+        }
+
+        // After the retire: other failures over the threshold warn.
+        let after = report("c", "2026-11-30T23:59:59Z", &[("certificate-expired", 3)]);
+        store.insert_all(&[(after, Provenance::default())]).unwrap();
+        let found = verdicts(&store, &set(), &state, 3, now).unwrap();
+        assert_eq!(found.len(), 1, "3 is not more than 3: {found:?}");
+        let found = verdicts(&store, &set(), &state, 2, now).unwrap();
+        assert_eq!(found[1].level, Level::Warning);
+        assert!(
+            found[1].message.contains("3 certificate-expired"),
+            "{}",
+            found[1].message
+        );
+        assert!(
+            found[1].message.contains("last retire step"),
+            "{}",
+            found[1].message
+        );
+
+        let shown = set_reports(&store, &set(), &state, now).unwrap();
+        assert_eq!(shown.window.step.as_ref().unwrap().kind, StepKind::Retire);
+        assert_eq!(shown.hosts[0].reports, 1);
+
+        // No step recorded: the last 7 days.
+        let fresh = verdicts(&store, &set(), &SetState::default(), 0, now).unwrap();
+        assert!(
+            fresh[0].message.contains("in the last 7 days"),
+            "{}",
+            fresh[0].message
+        );
+    }
+}
