@@ -154,6 +154,24 @@ mod tests {
     }
 
     #[test]
+    fn policy_domains_are_the_mta_sts_domains_and_dane_mx_hosts_unless_named() {
+        let base = include_str!("../../examples/mta-sts.toml");
+        let with = |table: &str| Config::parse(&format!("{base}\n[tlsrpt]\n{table}\n")).unwrap();
+        let derived = with("rua = [\"mailto:r@example.org\"]");
+        assert_eq!(policy_domains(&derived), ["example.org", "mx1.example.org"]);
+        let named = with("rua = [\"mailto:r@example.org\"]\ndomains = [\"Other.example.\"]");
+        assert_eq!(policy_domains(&named), ["other.example"]);
+        let err =
+            Config::parse(&format!("{base}\n[tlsrpt]\ndomains = [\"a.example\"]\n")).unwrap_err();
+        assert!(err.contains("rua is not"), "{err}");
+        let err = Config::parse(&format!(
+            "{base}\n[tlsrpt]\nrua = [\"mailto:a@b\"]\nttl = 0\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("[tlsrpt] ttl = 0"), "{err}");
+    }
+
+    #[test]
     fn separators_inside_uris_are_encoded() {
         let rua = vec![
             "mailto:tls,rpt!x;y@example.com".to_string(),
