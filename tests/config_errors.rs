@@ -22,6 +22,7 @@ const COMMANDS: &[&[&str]] = &[
     &["providers"],
     &["config", "check"],
     &["config", "check", "--online"],
+    &["tlsrpt", "publish"],
 ];
 
 fn tlsa(config: &Path, args: &[&str]) -> Output {

@@ -29,6 +29,7 @@ use crate::mtasts;
 use crate::mtasts::check::StsOptions;
 use crate::mtasts::check::StsReport;
 use crate::mtasts::fetch::FetchOptions;
+use crate::tlsrpt::feedback;
 
 #[derive(Debug, Args)]
 #[command(
@@ -210,6 +211,7 @@ fn checked(args: &CheckArgs) -> Result<(Report, Option<StsReport>), String> {
         }
         if let Some(config) = &config {
             label_with_sets(&mut report, config, &args.sets);
+            report.add_findings(tls_report_findings(config, &args.sets));
         }
         let sts = match sts {
             None => None,
@@ -304,6 +306,46 @@ fn label_with_sets(report: &mut Report, config: &Config, only: &[String]) {
             .map(|set| set.name.get_ref().clone())
             .collect();
     }
+}
+
+/// What the stored TLS-RPT reports say about the selected sets' MX hosts
+/// since their last roll steps (`tlsrpt::feedback`): DANE failures after the
+/// last deploy CRITICAL, other failures beyond `[tlsrpt] warn_failures`
+/// WARNING. Nothing without a report store.
+fn tls_report_findings(config: &Config, only: &[String]) -> Vec<Finding> {
+    let unknown = |why: String| {
+        vec![Finding {
+            status: Status::Unknown,
+            message: format!("TLS-RPT reports not checked: {why}"),
+        }]
+    };
+    let store = match super::tlsrpt::existing_store(config) {
+        Ok(Some(store)) => store,
+        Ok(None) => return Vec::new(),
+        Err(why) => return unknown(why),
+    };
+    let state = match crate::roll::state::load_dir(&config.state_dir) {
+        Ok(state) => state,
+        Err(e) => return unknown(e.to_string()),
+    };
+    let warn = config.tlsrpt.as_ref().map_or(0, |t| t.warn_failures);
+    let now = crate::roll::state::Timestamp::from_system(SystemTime::now());
+    let empty = crate::roll::state::SetState::default();
+    let mut findings = Vec::new();
+    for set in selected_sets(config, only) {
+        let set_state = state.sets.get(set.name.get_ref()).unwrap_or(&empty);
+        match feedback::verdicts(&store, set, set_state, warn, now) {
+            Ok(verdicts) => findings.extend(verdicts.into_iter().map(|v| Finding {
+                status: match v.level {
+                    feedback::Level::Critical => Status::Critical,
+                    feedback::Level::Warning => Status::Warning,
+                },
+                message: v.message,
+            })),
+            Err(e) => return unknown(e.to_string()),
+        }
+    }
+    findings
 }
 
 fn selected_sets<'a>(config: &'a Config, only: &'a [String]) -> impl Iterator<Item = &'a CertSet> {

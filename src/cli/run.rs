@@ -12,6 +12,8 @@ use crate::mtasts;
 use crate::mtasts::service::DomainRun;
 use crate::roll::executor::{FailureKind, RunOptions, SetOutcome, unix};
 use crate::roll::{idle, state};
+use crate::tlsrpt;
+use crate::tlsrpt::publish::DomainRecord;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -94,8 +96,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
             .map(|s| s.name.get_ref().clone())
             .filter(|n| options.sets.is_empty() || options.sets.contains(n))
             .collect();
-        // MTA-STS policies read DNS and the web server at every run.
-        if selected.iter().all(|n| skipped.contains(n)) && config.mta_sts.is_empty() {
+        // MTA-STS policies read DNS and the web server at every run, the
+        // TLS-RPT record DNS: MTA-STS policies and the TLS-RPT record.
+        let others =
+            !config.mta_sts.is_empty() || config.tlsrpt.as_ref().is_some_and(|t| !t.rua.is_empty());
+        if selected.iter().all(|n| skipped.contains(n)) && !others {
             for set in &skipped {
                 writeln!(
                     out,
@@ -112,7 +117,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
     }
     // `--set` narrows the run to certificate sets: MTA-STS only runs whole.
     let sts = args.sets.is_empty();
-    let (outcomes, domains) = execute_all(config, &options, sts)?;
+    let (outcomes, domains, records) = execute_all(config, &options, sts)?;
     for set in &skipped {
         writeln!(
             out,
@@ -122,11 +127,14 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
     }
     let sets = finish(&outcomes, out, false, "");
     let sts = super::sts::finish(&domains, out);
-    match (sets, sts) {
-        (Err(a), Err(b)) => Err(a.merge(b)),
-        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
-        (Ok(()), Ok(())) => Ok(()),
-    }
+    let rpt = super::tlsrpt::finish_records(&records, out);
+    [sts, rpt]
+        .into_iter()
+        .fold(sets, |all, one| match (all, one) {
+            (Err(a), Err(b)) => Err(a.merge(b)),
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        })
 }
 
 pub fn rollover(args: &RolloverArgs, out: &mut dyn Write) -> Result<(), Failure> {
@@ -169,13 +177,16 @@ pub fn execute(config: Config, options: &RunOptions) -> Result<Vec<SetOutcome>, 
     Ok(execute_all(config, options, false)?.0)
 }
 
-/// Runs the engine, then (with `sts`) every `[[mta_sts]]` policy, under
-/// one hold of the state lock.
+/// What one whole run did: the sets, the MTA-STS domains, the TLS-RPT records.
+type RunOutcomes = (Vec<SetOutcome>, Vec<DomainRun>, Vec<DomainRecord>);
+
+/// Runs the engine, then (with `sts`) every `[[mta_sts]]` policy and the
+/// TLS-RPT record of every policy domain, under one hold of the state lock.
 pub fn execute_all(
     config: Config,
     options: &RunOptions,
     sts: bool,
-) -> Result<(Vec<SetOutcome>, Vec<DomainRun>), Failure> {
+) -> Result<RunOutcomes, Failure> {
     let store = common::open_state(&config)?;
     let runtime = common::runtime()?;
     runtime.block_on(async {
@@ -197,16 +208,15 @@ pub fn execute_all(
             .run(std::sync::Arc::new(store), options)
             .await
             .map_err(common::engine_failure)?;
-        let domains = match sts {
-            true => {
-                let timeout = options
-                    .propagation_timeout
-                    .unwrap_or_else(|| engine.configured_propagation_timeout());
-                mtasts::service::run_all(&engine, options.wait, timeout).await
-            }
-            false => Vec::new(),
-        };
-        Ok((outcomes, domains))
+        if !sts {
+            return Ok((outcomes, Vec::new(), Vec::new()));
+        }
+        let timeout = options
+            .propagation_timeout
+            .unwrap_or_else(|| engine.configured_propagation_timeout());
+        let domains = mtasts::service::run_all(&engine, options.wait, timeout).await;
+        let records = tlsrpt::publish::publish_all(&engine, false, timeout).await;
+        Ok((outcomes, domains, records))
     })
 }
 

@@ -14,7 +14,8 @@ use crate::config::{CertSet, VerifyMode};
 use crate::roll::executor::unix;
 use crate::roll::files;
 use crate::roll::plan::short;
-use crate::roll::state::{self, Event, KeyState, LastRun, PresentedSeen, SetState};
+use crate::roll::state::{self, Event, KeyState, LastRun, PresentedSeen, SetState, Timestamp};
+use crate::tlsrpt::feedback::{self, SetReports};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -55,6 +56,9 @@ struct SetStatus {
     problems: Vec<String>,
     keys: Vec<KeyStatus>,
     timeline: Vec<Event>,
+    /// TLS-RPT reports about the set's MX hosts since its last roll step
+    /// (null without a report store).
+    tls_reports: Option<SetReports>,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,10 +79,21 @@ pub fn run(args: &StatusArgs, out: &mut dyn Write) -> Result<(), Failure> {
         .sets
         .iter()
         .filter(|s| args.sets.is_empty() || args.sets.contains(s.name.get_ref()));
+    let store = super::tlsrpt::existing_store(&config);
+    let now = Timestamp::from_system(std::time::SystemTime::now());
     for set in selected {
         let empty = SetState::default();
         let set_state = state.sets.get(set.name.get_ref()).unwrap_or(&empty);
-        report.push(status_of(set, set_state, &config.state_dir, args.events)?);
+        let mut status = status_of(set, set_state, &config.state_dir, args.events)?;
+        match &store {
+            Ok(Some(store)) => match feedback::set_reports(store, set, set_state, now) {
+                Ok(reports) => status.tls_reports = Some(reports),
+                Err(e) => status.problems.push(e.to_string()),
+            },
+            Ok(None) => {}
+            Err(e) => status.problems.push(e.clone()),
+        }
+        report.push(status);
     }
     let written = if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)
@@ -159,6 +174,7 @@ fn status_of(
         problems,
         keys,
         timeline: set_state.timeline[skip..].to_vec(),
+        tls_reports: None,
     })
 }
 
@@ -269,6 +285,56 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
         for event in &set.timeline {
             writeln!(out, "    {}  {}", common::when(event.at, now), event.what)?;
         }
+        if let Some(reports) = &set.tls_reports {
+            print_reports(reports, now, red, reset, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The TLS-RPT lines of a set: per MX host, sessions since the window began.
+fn print_reports(
+    reports: &SetReports,
+    now: Timestamp,
+    red: &str,
+    reset: &str,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let since = match &reports.window.step {
+        Some(step) => format!(
+            "since the last {} step ({})",
+            step.kind.as_str(),
+            common::when(step.at, now)
+        ),
+        None => format!(
+            "in the last {} days (no roll step recorded)",
+            feedback::WINDOW_WITHOUT_STEP.as_secs() / 86_400
+        ),
+    };
+    writeln!(out, "  TLS-RPT reports {since}:")?;
+    for host in &reports.hosts {
+        let failures: Vec<String> = host
+            .failures
+            .iter()
+            .map(|f| format!("{} {}", f.sessions, f.result_type))
+            .collect();
+        let (colour, end) = match host
+            .failures
+            .iter()
+            .any(|f| feedback::DANE_RESULT_TYPES.contains(&f.result_type.as_str()))
+        {
+            true => (red, reset),
+            false => ("", ""),
+        };
+        let detail = match failures.is_empty() {
+            true => String::new(),
+            false => format!(" ({colour}{}{end})", failures.join(", ")),
+        };
+        writeln!(
+            out,
+            "    {}  {} report(s), {} successful, {} failed session(s){detail}",
+            host.host, host.reports, host.successful, host.failed
+        )?;
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `tlsa tlsrpt import|summary|serve`: TLS-RPT reports in, a summary out.
+//! `tlsa tlsrpt import|summary|serve|publish`: TLS-RPT reports in, a summary out, the
+//! reporting record kept.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use crate::config::Config;
 use crate::config::tlsrpt::Tlsrpt;
 use crate::tlsrpt::dkim::Verifier;
 use crate::tlsrpt::ingest::{DkimMode, Ingest, Tally};
+use crate::tlsrpt::publish::{self, DomainRecord};
+use crate::tlsrpt::record;
 use crate::tlsrpt::sources::{files, http, imap, maildir};
 use crate::tlsrpt::store::{Filter, ReportStore, SqliteStore};
 use crate::tlsrpt::summary::{self, Summary};
@@ -38,6 +41,19 @@ pub enum TlsrptCommand {
     Summary(SummaryArgs),
     /// Receive reports by HTTPS POST (RFC 8460 §5.4), storing each before answering 200.
     Serve(ServeArgs),
+    /// Publish the reporting record `_smtp._tls.DOMAIN` TXT `v=TLSRPTv1; rua=…` for every
+    /// policy domain (each `[[mta_sts]]` domain and DANE MX host, or `[tlsrpt] domains`),
+    /// confirmed on every authoritative server and validated Secure.
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Only compare with what is served; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub propagation: super::run::PropagationArg,
 }
 
 #[derive(Debug, Args)]
@@ -97,12 +113,81 @@ fn open_store(args: &TlsrptArgs, config: &Config) -> Result<SqliteStore, Failure
     SqliteStore::open(&path).map_err(|e| Failure::Runtime(vec![e.to_string()]))
 }
 
+/// The config's report store if it exists (`tlsa status` and `tlsa check`
+/// read it and must not create it).
+pub fn existing_store(config: &Config) -> Result<Option<SqliteStore>, String> {
+    let path = settings(config).store_path(&config.state_dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    SqliteStore::open(&path)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 pub fn run(args: &TlsrptArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let config = args.config.load()?;
     match &args.command {
         TlsrptCommand::Import(import) => run_import(args, import, &config, out),
         TlsrptCommand::Summary(summary) => run_summary(args, summary, &config, out),
         TlsrptCommand::Serve(serve) => run_serve(args, serve, &config, out),
+        TlsrptCommand::Publish(publish) => run_publish(publish, config, out),
+    }
+}
+
+fn run_publish(args: &PublishArgs, config: Config, out: &mut dyn Write) -> Result<(), Failure> {
+    if settings(&config).rua.is_empty() {
+        return Err(Failure::Input(vec![
+            "nothing to publish: [tlsrpt] rua is not set; add rua = [\"mailto:tlsrpt@example.com\"] (where senders send reports) to the config".into(),
+        ]));
+    }
+    if record::policy_domains(&config).is_empty() {
+        return Err(Failure::Input(vec![
+            "no policy domain to publish for: the config has no [[mta_sts]] domain and no set endpoint on port 25; name them in [tlsrpt] domains".into(),
+        ]));
+    }
+    // A change is made under the state lock, like `tlsa run`'s; a dry run reads only.
+    let _lock = match args.dry_run {
+        true => None,
+        false => Some(common::open_state(&config)?),
+    };
+    let runtime = common::runtime()?;
+    let records = runtime.block_on(async {
+        let engine = common::engine(config).await?;
+        let timeout = args
+            .propagation
+            .duration()
+            .unwrap_or_else(|| engine.configured_propagation_timeout());
+        Ok::<_, Failure>(publish::publish_all(&engine, args.dry_run, timeout).await)
+    })?;
+    finish_records(&records, out)
+}
+
+/// Prints one line per policy domain, and turns failures into the exit status
+/// (2 when every failure is the config's, else 1).
+pub fn finish_records(records: &[DomainRecord], out: &mut dyn Write) -> Result<(), Failure> {
+    let mut problems = Vec::new();
+    let mut all_config = true;
+    for record in records {
+        let line = match &record.result {
+            Ok(action) => format!(
+                "tls-rpt {}: {} ({})",
+                record.domain,
+                action.as_str(),
+                record.text
+            ),
+            Err(failed) => {
+                problems.push(failed.message.clone());
+                all_config &= failed.config;
+                format!("tls-rpt {}: failed (see below)", record.domain)
+            }
+        };
+        writeln!(out, "{line}").map_err(runtime_error)?;
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false if all_config => Err(Failure::Input(problems)),
+        false => Err(Failure::Runtime(problems)),
     }
 }
 

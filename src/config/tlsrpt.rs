@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::tlsrpt::ingest::DkimMode;
 use crate::tlsrpt::sources::imap::{After, ImapSource, Password};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tlsrpt {
     /// The SQLite file; `STATE_DIR/tlsrpt.sqlite` when absent.
@@ -29,6 +29,21 @@ pub struct Tlsrpt {
     pub maildirs: Vec<PathBuf>,
     pub imap: Option<Imap>,
     pub serve: Option<Serve>,
+    /// Where senders send reports: the `rua` of the `_smtp._tls` record
+    /// `tlsa run` and `tlsa tlsrpt publish` keep; no record is managed when empty.
+    #[serde(default)]
+    pub rua: Vec<String>,
+    /// TTL of the `_smtp._tls` record.
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// The policy domains that get the record, instead of every `[[mta_sts]]`
+    /// domain and DANE MX host.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// `tlsa check -c`: failed sessions of non-DANE result types (per host,
+    /// since the set's last roll step) beyond this many are a WARNING; 0: any.
+    #[serde(default)]
+    pub warn_failures: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +76,10 @@ pub struct Serve {
     pub key: Option<PathBuf>,
 }
 
+fn default_ttl() -> u32 {
+    3600
+}
+
 fn default_mailbox() -> String {
     "INBOX".into()
 }
@@ -73,6 +92,25 @@ fn default_true() -> bool {
     true
 }
 
+impl Default for Tlsrpt {
+    /// What an absent `[tlsrpt]` table means (the serde defaults).
+    fn default() -> Self {
+        Tlsrpt {
+            store: None,
+            dkim: DkimMode::default(),
+            resolver: None,
+            paths: Vec::new(),
+            maildirs: Vec::new(),
+            imap: None,
+            serve: None,
+            rua: Vec::new(),
+            ttl: default_ttl(),
+            domains: Vec::new(),
+            warn_failures: 0,
+        }
+    }
+}
+
 impl Tlsrpt {
     pub fn store_path(&self, state_dir: &Path) -> PathBuf {
         self.store
@@ -82,6 +120,23 @@ impl Tlsrpt {
 
     /// Checked at load, so that a bad source fails the config, not some later import.
     pub fn check(&self) -> Result<(), String> {
+        for uri in &self.rua {
+            crate::tlsrpt::record::check_rua(uri).map_err(|why| format!("[tlsrpt] rua: {why}"))?;
+        }
+        if self.ttl == 0 || self.ttl > super::MAX_TTL {
+            return Err(format!(
+                "[tlsrpt] ttl = {}: expected 1 to {} seconds (RFC 2181 §8; default 3600)",
+                self.ttl,
+                super::MAX_TTL
+            ));
+        }
+        for domain in &self.domains {
+            crate::tlsrpt::record::owner(domain)
+                .map_err(|why| format!("[tlsrpt] domains: {why}"))?;
+        }
+        if self.rua.is_empty() && !self.domains.is_empty() {
+            return Err("[tlsrpt] domains is set but rua is not: add rua = [\"mailto:…\"] (where senders send reports), or remove domains".into());
+        }
         if let Some(imap) = &self.imap {
             imap.source()?;
         }

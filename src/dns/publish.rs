@@ -16,7 +16,7 @@ use super::DnsError;
 use super::dnssec::{ValidateRrsets, Validation};
 use super::propagation::{self, Expected, FindServers, NotPropagated};
 use super::provider::{Edit, Provider, apply_edits_known, read_rrsets};
-use super::rrset::{Rdata, Rrset, RrsetId};
+use super::rrset::{Rdata, Rrset, RrsetId, Txt};
 use super::ttl::TtlFacts;
 use crate::clock::Clock;
 use futures_util::StreamExt;
@@ -42,6 +42,18 @@ impl Owned {
     pub fn absent(id: RrsetId) -> Self {
         Owned::new(id, [], 0)
     }
+}
+
+/// `rrset`'s records with every TXT record whose text begins with `tag`
+/// replaced by `record` (none when `None`), the others kept: the shape of
+/// the TXT records MTA-STS (`v=STSv1`) and TLS-RPT (`v=TLSRPTv1`) own,
+/// where exactly one record may carry the tag (more than one and senders
+/// ignore them all) but unrelated TXT records at the name are someone
+/// else's (RFC 8461 §3.1, RFC 8460 §3).
+pub fn replace_tagged_txt(rrset: &Rrset, tag: &str, record: Option<Txt>) -> Vec<Rdata> {
+    let tagged = |r: &Rdata| r.as_txt().is_some_and(|t| t.text().starts_with(tag));
+    let kept = rrset.records.iter().filter(|r| !tagged(r)).cloned();
+    kept.chain(record.map(Rdata::Txt)).collect()
 }
 
 /// What a publication established.
@@ -198,7 +210,7 @@ mod tests {
         AnswerKind, Observation, Observe, Origin, Served, ServedRrset, ServerAddr,
         ServerObservation, Soa,
     };
-    use crate::dns::rrset::{RrType, Txt};
+    use crate::dns::rrset::RrType;
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).unwrap()

@@ -24,7 +24,7 @@ use hickory_proto::rr::Name;
 
 use super::execute::PublishSts;
 use crate::dns::DnsError;
-use crate::dns::publish::{Owned, Publication, PublishError};
+use crate::dns::publish::{Owned, Publication, PublishError, replace_tagged_txt};
 use crate::dns::rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};
 
 /// How every STS record begins (RFC 8461 §3.1).
@@ -79,17 +79,10 @@ pub fn mx_id(domain: &str) -> Result<RrsetId, StsDnsError> {
     Ok(RrsetId::new(name("mail domain", domain)?, RrType::Mx))
 }
 
-fn is_sts(rdata: &Rdata) -> bool {
-    rdata
-        .as_txt()
-        .is_some_and(|t| t.text().starts_with(VERSION))
-}
-
 /// `rrset` with its STS records replaced by `id`'s (none when `None`).
 pub fn edit_txt(rrset: &Rrset, id: Option<&str>) -> Vec<Rdata> {
-    let kept = rrset.records.iter().filter(|r| !is_sts(r)).cloned();
-    let new = id.map(|id| Rdata::Txt(Txt::from_text(&format!("{}; id={id}", VERSION))));
-    kept.chain(new).collect()
+    let new = id.map(|id| Txt::from_text(&format!("{}; id={id}", VERSION)));
+    replace_tagged_txt(rrset, VERSION, new)
 }
 
 /// `rrset` with `host` added at the preference policy above (unchanged

@@ -170,6 +170,52 @@ impl Step {
     }
 }
 
+/// The steps of a roll that change what senders see (records or the key
+/// presented), as the timeline records them: what TLS-RPT reports are
+/// compared with (`tlsa status`, `tlsa check -c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    Publish,
+    Deploy,
+    Retire,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Publish => "publish",
+            StepKind::Deploy => "deploy",
+            StepKind::Retire => "retire",
+        }
+    }
+
+    /// The kind of step a timeline line records; the line is the step's
+    /// `Display` (below), which is what the state keeps.
+    pub fn of_event(what: &str) -> Option<StepKind> {
+        if what.starts_with("publish records for key") {
+            Some(StepKind::Publish)
+        } else if what.starts_with("deploy ") {
+            Some(StepKind::Deploy)
+        } else if what.starts_with("retire key") {
+            Some(StepKind::Retire)
+        } else {
+            None
+        }
+    }
+}
+
+impl Step {
+    pub fn kind(&self) -> Option<StepKind> {
+        match self {
+            Step::Publish { .. } => Some(StepKind::Publish),
+            Step::Deploy { .. } => Some(StepKind::Deploy),
+            Step::Retire { .. } => Some(StepKind::Retire),
+            _ => None,
+        }
+    }
+}
+
 fn ids(keys: &[KeyMaterial]) -> Vec<&str> {
     keys.iter().map(KeyMaterial::short).collect()
 }
@@ -917,6 +963,39 @@ fn publish(view: &View<'_>, missing: &[&KeyMaterial]) -> Step {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_timeline_line_of_each_step_tells_its_kind() {
+        let key = || "ab".repeat(32);
+        for step in [
+            Step::Publish {
+                keys: vec![],
+                edits: vec![],
+            },
+            Step::Deploy {
+                key: key(),
+                same_key: true,
+            },
+            Step::Deploy {
+                key: key(),
+                same_key: false,
+            },
+            Step::Retire {
+                keys: vec![key()],
+                added: vec![],
+                edits: vec![],
+            },
+            Step::Verify { key: key() },
+            Step::GenerateNextKey,
+            Step::AwaitPropagation {
+                keys: vec![],
+                removed: vec![key()],
+            },
+            Step::Reconcile { edits: vec![] },
+        ] {
+            assert_eq!(StepKind::of_event(&step.to_string()), step.kind(), "{step}");
+        }
+    }
+
     use super::*;
     use crate::dns::rrset::{Rdata, tlsa_of};
     use crate::roll::state::{KeyState, Verified};

@@ -3,8 +3,11 @@
 //! HTTPS receiver; DKIM-checked when they come by mail; stored in SQLite; summarised.
 
 pub mod dkim;
+pub mod feedback;
 pub mod html;
 pub mod ingest;
+pub mod publish;
+pub mod record;
 pub mod report;
 pub mod sources;
 pub mod store;

@@ -73,6 +73,30 @@ pub struct Counts {
     pub quarantined: Vec<(String, u64)>,
 }
 
+/// What the accepted reports say about one MX host, over reports whose
+/// date range ends after some instant: its policies (the host as policy
+/// domain, as for DANE, or as the policy's `mx-host`, as reporters using
+/// the recipient domain write it) and the failures naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostReports {
+    pub host: String,
+    /// Reports with a policy for the host.
+    pub reports: u64,
+    pub successful: u64,
+    pub failed: u64,
+    /// Failed sessions by result type, most first.
+    pub failures: Vec<FailureCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailureCount {
+    pub result_type: String,
+    pub sessions: u64,
+    pub organizations: Vec<String>,
+    /// The latest end of the date ranges reporting it (Unix time).
+    pub last_end: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("report store {path}: {message}")]
 pub struct StoreError {
@@ -89,7 +113,15 @@ pub trait ReportStore {
     fn counts(&self) -> Result<Counts, StoreError>;
     /// Whether a report with this organization and id is stored and accepted.
     fn has_accepted(&self, organization: &str, report_id: &str) -> Result<bool, StoreError>;
+    /// What the accepted reports whose date range ends after `ended_after`
+    /// (Unix time) say about `host` (lower case, no trailing dot).
+    fn host_reports(&self, host: &str, ended_after: i64) -> Result<HostReports, StoreError>;
 }
+
+/// A policy row `p` is about host `?1`: as the policy domain (DANE), or as
+/// one of its MX hosts (a recipient-domain policy).
+const POLICY_OF_HOST: &str =
+    "(p.policy_domain = ?1 OR instr(',' || p.mx_hosts || ',', ',' || ?1 || ',') > 0)";
 
 pub struct SqliteStore {
     connection: Connection,
@@ -395,6 +427,51 @@ impl ReportStore for SqliteStore {
         })
     }
 
+    fn host_reports(&self, host: &str, ended_after: i64) -> Result<HostReports, StoreError> {
+        let totals = format!(
+            "SELECT COUNT(DISTINCT r.id), COALESCE(SUM(p.successful), 0), COALESCE(SUM(p.failed), 0)
+             FROM policies p JOIN reports r ON p.report = r.id
+             WHERE r.status = 'accepted' AND r.end_time > ?2 AND {POLICY_OF_HOST}"
+        );
+        let (reports, successful, failed): (i64, i64, i64) = self
+            .connection
+            .query_row(&totals, params![host, ended_after], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(|e| self.error(e))?;
+        // A failure names its MX host, or (none named) belongs to the policy's.
+        let failures = format!(
+            "SELECT f.result_type, SUM(f.sessions), json_group_array(DISTINCT r.organization), MAX(r.end_time)
+             FROM failures f JOIN policies p ON f.policy = p.id JOIN reports r ON p.report = r.id
+             WHERE r.status = 'accepted' AND r.end_time > ?2
+               AND (f.receiving_mx_hostname = ?1 OR (f.receiving_mx_hostname IS NULL AND {POLICY_OF_HOST}))
+             GROUP BY f.result_type ORDER BY 2 DESC, 1"
+        );
+        let mut statement = self
+            .connection
+            .prepare(&failures)
+            .map_err(|e| self.error(e))?;
+        let failures = statement
+            .query_map(params![host, ended_after], |r| {
+                Ok(FailureCount {
+                    result_type: r.get(0)?,
+                    sessions: r.get::<_, i64>(1)?.max(0) as u64,
+                    organizations: strings(&r.get::<_, String>(2)?),
+                    last_end: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.error(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))?;
+        Ok(HostReports {
+            host: host.to_string(),
+            reports: reports.max(0) as u64,
+            successful: successful.max(0) as u64,
+            failed: failed.max(0) as u64,
+            failures,
+        })
+    }
+
     fn has_accepted(&self, organization: &str, report_id: &str) -> Result<bool, StoreError> {
         self.connection
             .query_row(
@@ -451,5 +528,45 @@ mod tests {
         assert_eq!(rows[1].result_type.as_deref(), Some("tlsa-invalid"));
         assert_eq!(rows[1].sending_mtas, ["192.0.2.9"]);
         assert_eq!(store.counts().unwrap().accepted, 1);
+    }
+
+    #[test]
+    fn a_host_s_reports_are_found_by_policy_domain_or_mx_host_and_by_end_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+        let recipient = r#"{"organization-name":"Other","date-range":{"start-datetime":"2026-11-30T00:00:00Z","end-datetime":"2026-11-30T23:59:59Z"},"contact-info":null,"report-id":"r2","policies":[{"policy":{"policy-type":"tlsa","policy-domain":"example.test","mx-host":["mx.example.test","mx2.example.test"]},"summary":{"total-successful-session-count":3,"total-failure-session-count":1},"failure-details":[{"result-type":"starttls-not-supported","receiving-mx-hostname":"mx2.example.test","failed-session-count":1}]}]}"#;
+        let reports = [
+            (report("a"), Provenance::default()),
+            (
+                super::super::report::parse(recipient.as_bytes()).unwrap(),
+                Provenance::default(),
+            ),
+        ];
+        store.insert_all(&reports).unwrap();
+        let end = time::macros::datetime!(2026-11-30 23:59:59 UTC).unix_timestamp();
+        let mx = store.host_reports("mx.example.test", end - 1).unwrap();
+        assert_eq!((mx.reports, mx.successful, mx.failed), (2, 10, 3));
+        let types: Vec<_> = mx
+            .failures
+            .iter()
+            .map(|f| (f.result_type.as_str(), f.sessions))
+            .collect();
+        assert_eq!(
+            types,
+            [("tlsa-invalid", 2)],
+            "the other host's failure is not this host's"
+        );
+        assert_eq!(mx.failures[0].organizations, ["Org"]);
+        assert_eq!(mx.failures[0].last_end, end);
+        let mx2 = store.host_reports("mx2.example.test", end - 1).unwrap();
+        assert_eq!(mx2.failures[0].result_type, "starttls-not-supported");
+        let later = store.host_reports("mx.example.test", end).unwrap();
+        assert_eq!(
+            later,
+            HostReports {
+                host: "mx.example.test".into(),
+                ..Default::default()
+            }
+        );
     }
 }
