@@ -1,4 +1,4 @@
-//! Hostile SMTP servers: what the live check and the roll engine's observation meet when a
+//! Hostile SMTP, IMAP and POP3 servers: what the live check and the roll engine's observation meet when a
 //! server misbehaves on purpose. Each scripted server listens on loopback; every case must
 //! end within the connection limit (plus the bounded goodbye) with a failure that says
 //! what went wrong — never a hang, never a panic, never unbounded memory.
@@ -53,11 +53,16 @@ fn agree_to_starttls(stream: &mut TcpStream) {
 
 /// Captures from `addr` as the check does, and returns the failure text and the time taken.
 fn attempt(addr: SocketAddr) -> (String, Duration) {
+    attempt_on(addr, 25)
+}
+
+/// [`attempt`] with the dialogue of `port` (143 IMAP, 110 POP3, 25 SMTP).
+fn attempt_on(addr: SocketAddr, port: u16) -> (String, Duration) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let endpoint = Endpoint::new("mail.example.test", 25, None).unwrap();
+    let endpoint = Endpoint::new("mail.example.test", port, None).unwrap();
     let options = ConnectOptions {
         timeout: LIMIT,
         ..ConnectOptions::default()
@@ -157,4 +162,103 @@ fn a_server_refusing_starttls_says_so() {
     let (why, took) = attempt(addr);
     bounded("454", took);
     assert!(why.contains("454"), "{why}");
+}
+
+/// An IMAP server that greets, answers CAPABILITY with STARTTLS, and then runs `then`
+/// on the STARTTLS command's tag.
+fn imap_until_starttls(stream: &mut TcpStream, then: impl FnOnce(&mut TcpStream, &str)) {
+    let _ = stream.write_all(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n");
+    for _ in 0..4 {
+        let line = read_line(stream);
+        let tag = line.split_whitespace().next().unwrap_or("a").to_string();
+        if line.to_ascii_uppercase().contains("STARTTLS") {
+            then(stream, &tag);
+            return;
+        }
+        let _ = stream
+            .write_all(format!("* CAPABILITY IMAP4rev1 STARTTLS\r\n{tag} OK done\r\n").as_bytes());
+    }
+}
+
+#[test]
+fn imap_an_endless_greeting_line_is_cut_off() {
+    let addr = serve(|mut stream| {
+        let _ = stream.write_all(b"* OK ");
+        let chunk = [b'x'; 4096];
+        for _ in 0..16_384 {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let (why, took) = attempt_on(addr, 143);
+    bounded("IMAP endless line", took);
+    assert!(why.contains("longer than"), "{why}");
+}
+
+#[test]
+fn imap_a_megabyte_of_untagged_lines_is_bounded() {
+    let addr = serve(|mut stream| {
+        let _ = stream.write_all(b"* OK ready\r\n");
+        let _ = read_line(&stream);
+        // A megabyte of untagged answers, never the tagged completion.
+        for _ in 0..(1 << 20) / 32 {
+            if stream
+                .write_all(b"* CAPABILITY IMAP4rev1 XPADDING\r\n")
+                .is_err()
+            {
+                break;
+            }
+        }
+        thread::sleep(LIMIT + SLACK);
+    });
+    let (why, took) = attempt_on(addr, 143);
+    bounded("IMAP megabyte response", took);
+    assert!(!why.is_empty());
+    eprintln!("IMAP megabyte response: {why} ({took:?})");
+}
+
+#[test]
+fn imap_one_byte_a_second_times_out() {
+    let addr = serve(|mut stream| {
+        for byte in b"* OK slow greeting\r\n" {
+            if stream.write_all(&[*byte]).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let (why, took) = attempt_on(addr, 143);
+    bounded("IMAP one byte a second", took);
+    assert!(why.contains("no answer within"), "{why}");
+}
+
+#[test]
+fn imap_closing_after_agreeing_to_starttls_is_a_handshake_failure() {
+    let addr = serve(|mut stream| {
+        imap_until_starttls(&mut stream, |stream, tag| {
+            let _ = stream.write_all(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes());
+        });
+    });
+    let (why, took) = attempt_on(addr, 143);
+    bounded("IMAP close mid-STARTTLS", took);
+    assert!(why.contains("TLS handshake failed"), "{why}");
+}
+
+#[test]
+fn pop3_closing_after_agreeing_to_stls_is_a_handshake_failure() {
+    let addr = serve(|mut stream| {
+        let _ = stream.write_all(b"+OK POP3 ready\r\n");
+        for _ in 0..4 {
+            let line = read_line(&stream).to_ascii_uppercase();
+            if line.starts_with("STLS") {
+                let _ = stream.write_all(b"+OK Begin TLS\r\n");
+                return;
+            }
+            let _ = stream.write_all(b"+OK\r\nSTLS\r\n.\r\n");
+        }
+    });
+    let (why, took) = attempt_on(addr, 110);
+    bounded("POP3 close mid-STLS", took);
+    assert!(why.contains("TLS handshake failed"), "{why}");
 }
