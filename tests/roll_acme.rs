@@ -111,6 +111,12 @@ fn an_acme_set_gets_its_certificates_from_the_ca_and_rolls_without_a_ttl_wait() 
             .rdata("TXT")
             .is_empty()
     );
+    let status = tlsa(&config, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("acme: certificate valid until"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     eprintln!(
         "acme: run to a deployed CA certificate in {to_first:?}; planned roll (order + deploy + retire) in {rolled_in:?}"
     );
@@ -151,5 +157,23 @@ fn an_acme_order_the_ca_refuses_changes_nothing() {
     assert!(
         served(&lab, &lab.name("_25._tcp.mail")).is_empty(),
         "no TLSA record for a key with no certificate"
+    );
+
+    // The next timer run does not ask the CA again before the backoff ends (5 minutes
+    // after one failure); status says so.
+    let again = tlsa(&config, &["run"]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("1 ACME order(s) failed in a row") && !stderr.contains("ordering"),
+        "{stderr}"
+    );
+    let status = tlsa(&config, &["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc[0]["acme"]["backoff"]["failures"], 1, "{doc:#}");
+    let text = tlsa(&config, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("acme: 1 order(s) failed in a row"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
     );
 }

@@ -59,6 +59,32 @@ struct SetStatus {
     /// TLS-RPT reports about the set's MX hosts since its last roll step
     /// (null without a report store).
     tls_reports: Option<SetReports>,
+    /// An `acme` set: the live certificate's expiry and renewal, and the
+    /// backoff of failed orders (null for other sources).
+    acme: Option<AcmeStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct AcmeStatus {
+    not_after: Option<Timestamp>,
+    renew_at: Option<Timestamp>,
+    backoff: Option<crate::roll::state::AcmeBackoff>,
+}
+
+/// What `status` says of an `acme` set, from the deployed certificate.
+fn acme_status(set: &CertSet, set_state: &SetState) -> Option<AcmeStatus> {
+    if !matches!(set.source, crate::config::Source::Acme(_)) {
+        return None;
+    }
+    let validity = std::fs::read(files::deploy_files(set).chain)
+        .ok()
+        .and_then(|pem| crate::acme::source::validity(&pem));
+    Some(AcmeStatus {
+        not_after: validity.map(|(_, end)| Timestamp::from_system(end)),
+        renew_at: validity
+            .map(|(start, end)| Timestamp::from_system(crate::acme::source::renew_at(start, end))),
+        backoff: set_state.acme_backoff.clone(),
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -175,6 +201,7 @@ fn status_of(
         keys,
         timeline: set_state.timeline[skip..].to_vec(),
         tls_reports: None,
+        acme: acme_status(set, set_state),
     })
 }
 
@@ -287,6 +314,25 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
         }
         if let Some(reports) = &set.tls_reports {
             print_reports(reports, now, red, reset, out)?;
+        }
+        if let Some(acme) = &set.acme {
+            if let (Some(end), Some(renew)) = (acme.not_after, acme.renew_at) {
+                writeln!(
+                    out,
+                    "  acme: certificate valid until {}; renewed (a planned roll) from {}",
+                    common::when(end, now),
+                    common::when(renew, now)
+                )?;
+            }
+            if let Some(b) = &acme.backoff {
+                writeln!(
+                    out,
+                    "  {red}acme: {} order(s) failed in a row; next automatic order at {}: {}{reset}",
+                    b.failures,
+                    common::when(b.retry_at, now),
+                    b.error
+                )?;
+            }
         }
     }
     Ok(())

@@ -106,9 +106,31 @@ pub struct SetState {
     /// How the last run of this set ended, for `tlsa status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRun>,
+    /// ACME orders that failed in a row: no automatic order before
+    /// `retry_at` (a CA's rate limits outlast an hourly timer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_backoff: Option<AcmeBackoff>,
     /// Recent events, newest last, for `tlsa status`.
     #[serde(default)]
     pub timeline: Vec<Event>,
+}
+
+/// Failed ACME orders of a set, and when the next one may be made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeBackoff {
+    pub failures: u32,
+    pub retry_at: Timestamp,
+    /// The CA's last error (no secret: the account key is never in it).
+    pub error: String,
+}
+
+impl AcmeBackoff {
+    /// The wait after `failures` failures in a row: 5 minutes, doubling, at
+    /// most a day.
+    pub fn wait(failures: u32) -> std::time::Duration {
+        let minutes = 5u64.saturating_mul(1 << failures.saturating_sub(1).min(10));
+        std::time::Duration::from_secs((minutes * 60).min(86_400))
+    }
 }
 
 /// How a run of a set ended.

@@ -15,6 +15,7 @@ use crate::acme::source::AcmeSource;
 use crate::acme::{AccountStore, obtain};
 use crate::config::CertSet;
 use crate::roll::files::FileError;
+use crate::roll::state::{AcmeBackoff, SetState, Timestamp};
 
 /// How long one order may take at the CA (validation and issuance).
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,11 +88,7 @@ impl Engine {
     /// lifetime and no roll is under way: renew it with the pre-published
     /// next key (a planned roll: its records are long safe, so the new
     /// certificate goes live without a TTL wait).
-    pub(super) fn renewal_due(
-        &self,
-        set: &CertSet,
-        entry: &crate::roll::state::SetState,
-    ) -> Result<bool, EngineError> {
+    pub(super) fn renewal_due(&self, set: &CertSet, entry: &SetState) -> Result<bool, EngineError> {
         if !matches!(set.source, crate::config::Source::Acme(_))
             || entry.rollover_to.is_some()
             || entry.next_key.is_none()
@@ -115,5 +112,53 @@ impl Engine {
         };
         let due = crate::acme::source::renew_at(not_before, not_after);
         Ok(self.now().to_system() >= due)
+    }
+}
+
+impl Engine {
+    /// An ACME set whose last order failed, inside its backoff (said once).
+    pub(super) fn acme_backing_off(&self, set: &CertSet, entry: &SetState) -> bool {
+        let Some(backoff) = &entry.acme_backoff else {
+            return false;
+        };
+        if self.now() >= backoff.retry_at {
+            return false;
+        }
+        self.say(&format!(
+            "set {}: {} ACME order(s) failed in a row (last: {}); the next automatic order at {} (`tlsa rollover` orders now)",
+            set.name.get_ref(),
+            backoff.failures,
+            backoff.error,
+            backoff.retry_at
+        ));
+        true
+    }
+
+    /// Records the outcome of a step that may have ordered a certificate:
+    /// a failure of an ACME set starts or lengthens its backoff, a success
+    /// ends it.
+    pub(super) fn note_order<T>(
+        &self,
+        set: &CertSet,
+        result: Result<T, EngineError>,
+        entry: &mut SetState,
+    ) -> Result<T, EngineError> {
+        if !matches!(set.source, crate::config::Source::Acme(_)) {
+            return result;
+        }
+        match &result {
+            Ok(_) => entry.acme_backoff = None,
+            Err(e) => {
+                let failures = entry.acme_backoff.as_ref().map_or(0, |b| b.failures) + 1;
+                let retry_at =
+                    Timestamp::from_system(self.now().to_system() + AcmeBackoff::wait(failures));
+                entry.acme_backoff = Some(AcmeBackoff {
+                    failures,
+                    retry_at,
+                    error: e.to_string(),
+                });
+            }
+        }
+        result
     }
 }

@@ -147,12 +147,24 @@ impl Engine {
         let owners = self.owners_in_zones(set)?;
         let dir = journal.store().dir().to_path_buf();
         let mut entry = journal.get(&name);
-        if self.prepare_source(set, &dir, &mut entry).await? {
-            journal.put(&name, &entry).await?;
+        // An ACME order that failed is not made again automatically before
+        // its backoff ends; an operator's `tlsa rollover` asks anyway.
+        let may_order = options.rollover || !self.acme_backing_off(set, &entry);
+        if may_order {
+            let backoff = entry.acme_backoff.clone();
+            let prepared = self.prepare_source(set, &dir, &mut entry).await;
+            let prepared = self.note_order(set, prepared, &mut entry);
+            // An idle run writes no state.
+            if prepared.as_ref().is_ok_and(|changed| *changed) || entry.acme_backoff != backoff {
+                journal.put(&name, &entry).await?;
+            }
+            prepared?;
         }
-        if options.rollover || self.renewal_due(set, &entry)? {
-            self.start_rollover(set, &dir, &mut entry).await?;
+        if options.rollover || (may_order && self.renewal_due(set, &entry)?) {
+            let started = self.start_rollover(set, &dir, &mut entry).await;
+            let started = self.note_order(set, started, &mut entry);
             journal.put(&name, &entry).await?;
+            started?;
         }
         let timeout = self.propagation_timeout(options);
         for _ in 0..MAX_STEPS_PER_RUN {
