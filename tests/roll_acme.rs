@@ -177,3 +177,66 @@ fn an_acme_order_the_ca_refuses_changes_nothing() {
         String::from_utf8_lossy(&text.stdout)
     );
 }
+
+/// Migration from a certbot lineage: the lineage's certificate stays live while tlsa, now
+/// with `source = { acme = … }`, orders the certificate for the next key it had already
+/// pre-published; the roll deploys it once safe, with no instant where the served key has
+/// no record (the deploy waits for safe_at as every planned roll does).
+#[test]
+fn a_certbot_lineage_migrates_to_the_acme_source_without_a_gap() {
+    let lab = Lab::start();
+    let acme = Acme::start_dns01(lab.server_addr());
+    let zone = lab.zone().trim_end_matches('.').to_string();
+    let host = format!("mail.{zone}");
+    let dir = tempfile::tempdir().unwrap();
+    // A lineage as certbot leaves it (fullchain.pem, privkey.pem).
+    let lineage = dir.path().join("letsencrypt/live/mail");
+    std::fs::create_dir_all(&lineage).unwrap();
+    let identity = support::TlsIdentity::self_signed(&[&host], 30);
+    std::fs::write(lineage.join("fullchain.pem"), &identity.chain_pem).unwrap();
+    std::fs::write(lineage.join("privkey.pem"), &identity.key_pem).unwrap();
+    let config = write_roll_config(
+        &lab,
+        dir.path(),
+        &support::certbot_source(&lineage),
+        &["true"],
+    );
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let deploy = dir.path().join("live");
+    let state = dir.path().join("state");
+    let certbot_key = leaf(&deploy).key;
+    let next = next_key(&state);
+
+    // The operator switches the source; nothing changes until the roll.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &support::certbot_source(&lineage),
+        &format!(
+            r#"{{ acme = {{ directory = "{}", names = ["{host}"], ca_file = "{}" }} }}"#,
+            acme.directory_url(),
+            acme.ca_file().display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    assert_eq!(
+        leaf(&deploy).key,
+        certbot_key,
+        "the lineage's key stays live"
+    );
+
+    assert!(
+        tlsa(&config, &["rollover", "--wait"]).status.success(),
+        "pebble: {}",
+        acme.log_tail()
+    );
+    let rolled = leaf(&deploy);
+    assert_eq!(rolled.key, next, "the pre-published key went live");
+    assert!(
+        rolled.issuer.to_lowercase().contains("pebble"),
+        "{}",
+        rolled.issuer
+    );
+    let mut wanted = vec![rolled.key, next_key(&state)];
+    wanted.sort();
+    assert_eq!(served(&lab, &lab.name("_25._tcp.mail")), wanted);
+}
