@@ -240,3 +240,54 @@ fn a_certbot_lineage_migrates_to_the_acme_source_without_a_gap() {
     wanted.sort();
     assert_eq!(served(&lab, &lab.name("_25._tcp.mail")), wanted);
 }
+
+/// An ACME set served by a real Postfix, watched by the safety probe from before its first
+/// certificate through two planned rolls: no instant where Postfix presents a key missing
+/// from the RRset a validating sender's cache holds.
+#[test]
+fn acme_rolls_under_the_safety_probe_against_postfix() {
+    let lab = Lab::start();
+    let acme = Acme::start_dns01(lab.server_addr());
+    let zone = lab.zone().trim_end_matches('.').to_string();
+    let source = format!(
+        r#"{{ acme = {{ directory = "{}", names = ["mail.{zone}"], ca_file = "{}" }} }}"#,
+        acme.directory_url(),
+        acme.ca_file().display()
+    );
+    let set = support::LivePostfixSet::start_with_source(&lab, &source);
+    let owner = lab.name("_25._tcp.mail");
+    let witness = lab.start_resolver_with_ds(&lab.ds_records().join("\n"));
+    let probe = support::SafetyProbe::watch(
+        support::InService::Presented {
+            addresses: vec![set.smtp],
+            endpoint: set.endpoint.clone(),
+        },
+        owner.clone(),
+        lab.server_addr(),
+        witness.addr(),
+    );
+    assert!(
+        tlsa(&set.config, &["run", "--wait"]).status.success(),
+        "pebble: {}",
+        acme.log_tail()
+    );
+    let mut keys = vec![set.deployed()];
+    for _ in 0..2 {
+        assert!(tlsa(&set.config, &["rollover", "--wait"]).status.success());
+        keys.push(set.deployed());
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let log = probe.stop();
+    eprintln!(
+        "acme under the probe: {} samples ({} skipped), {} keys, violations: {}",
+        log.samples,
+        log.skipped,
+        keys.len(),
+        log.violations.len()
+    );
+    assert!(log.samples >= 30, "the probe sampled the rolls");
+    assert!(log.violations.is_empty(), "{:#?}", log.violations);
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "three keys, each CA-issued: {keys:?}");
+    assert!(leaf(&set.deploy).issuer.to_lowercase().contains("pebble"));
+}

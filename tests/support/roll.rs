@@ -456,6 +456,11 @@ impl LivePostfixSet {
     /// Postfix presents nothing until the first deploy (it reads files that do not
     /// exist yet); no run has happened.
     pub fn start(lab: &Lab) -> Self {
+        Self::start_with_source(lab, &self_signed_source(lab))
+    }
+
+    /// [`Self::start`] with another `source` (an ACME CA, …).
+    pub fn start_with_source(lab: &Lab, source: &str) -> Self {
         use super::postfix::{Postfix, PostfixOptions, TlsIdentity};
         let postfix = Postfix::start(PostfixOptions {
             tls: Some(TlsIdentity::self_signed(&["mail.example"], 30)),
@@ -481,7 +486,7 @@ impl LivePostfixSet {
         let config = write_roll_config(
             lab,
             dir.path(),
-            &self_signed_source(lab),
+            source,
             &["postfix", "-c", &postfix_dir, "reload"],
         );
         let text = std::fs::read_to_string(&config)
