@@ -9,6 +9,7 @@
 
 mod support;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -88,7 +89,37 @@ impl Scene {
         )
     }
 
-    /// Writes a report (RFC 8460 §4.4) for the host and imports it.
+    /// Writes reports about the host and imports them.
+    fn reporter(&self) -> Reporter<'_> {
+        Reporter {
+            config: &self.config,
+            dir: self.dir.path(),
+            host: &self.host,
+            ip: self.postfix.addresses()[0].ip(),
+        }
+    }
+
+    fn check(&self) -> (Option<i32>, String) {
+        check_c(&self.config)
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let (code, out) = self.run(&["status", "--json"]);
+        assert_eq!(code, Some(0), "{out}");
+        serde_json::from_str(&out).unwrap()
+    }
+}
+
+/// Writes reports as a sender would (RFC 8460 §4.4) about one MX host and imports them
+/// with `tlsa tlsrpt import`.
+struct Reporter<'a> {
+    config: &'a Path,
+    dir: &'a Path,
+    host: &'a str,
+    ip: IpAddr,
+}
+
+impl Reporter<'_> {
     fn import(
         &self,
         id: &str,
@@ -102,7 +133,7 @@ impl Scene {
                 format!(
                     r#"{{"result-type":"{result_type}","sending-mta-ip":"198.51.100.7","receiving-mx-hostname":"{host}","receiving-ip":"{ip}","failed-session-count":{sessions}}}"#,
                     host = self.host,
-                    ip = self.postfix.addresses()[0].ip(),
+                    ip = self.ip,
                 )
             })
             .collect();
@@ -129,29 +160,39 @@ impl Scene {
             host = self.host,
             details = details.join(","),
         );
-        let file = self.dir.path().join(format!("{id}.json"));
+        let file = self.dir.join(format!("{id}.json"));
         std::fs::write(&file, report).unwrap();
-        let (code, out) = self.run(&["tlsrpt", "import", file.to_str().unwrap()]);
-        assert_eq!(code, Some(0), "{out}");
-        assert!(out.starts_with("stored 1,"), "{out}");
+        let out = tlsa(self.config, &["tlsrpt", "import", file.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(text.starts_with("stored 1,"), "{text}");
     }
+}
 
-    fn check(&self) -> (Option<i32>, String) {
-        let out = std::process::Command::new(support::tlsa_binary())
-            .args(["check", "-c"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        eprintln!("check -c: {}\n{stdout}", out.status);
-        (out.status.code(), stdout)
-    }
+fn check_c(config: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(support::tlsa_binary())
+        .args(["check", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("check -c: {}\n{stdout}", out.status);
+    (out.status.code(), stdout)
+}
 
-    fn status_json(&self) -> serde_json::Value {
-        let (code, out) = self.run(&["status", "--json"]);
-        assert_eq!(code, Some(0), "{out}");
-        serde_json::from_str(&out).unwrap()
-    }
+/// `check -c` is CRITICAL with a TLS-RPT line naming set `mail` and `host`: that line and
+/// the whole output.
+fn critical_tlsrpt_line(config: &Path, host: &str) -> (String, String) {
+    let (code, out) = check_c(config);
+    assert_eq!(code, Some(2), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("CRITICAL TLS-RPT"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(line.contains("set mail"), "{line}");
+    assert!(line.contains(&format!("host {host}")), "{line}");
+    (line, out)
 }
 
 fn state_dir(dir: &Path) -> PathBuf {
@@ -177,13 +218,15 @@ fn reports_after_the_deploy_turn_check_critical_naming_set_host_and_step() {
     // Successes, and a DANE failure in a report that ended before the roll: still OK.
     let now = OffsetDateTime::now_utc();
     let day = Duration::from_secs(86_400);
-    scene.import(
+    scene.reporter().import(
         "old-dane",
         before_roll - day,
         before_roll,
         &[("tlsa-invalid", 4)],
     );
-    scene.import("ok-1", now - day, now + Duration::from_secs(60), &[]);
+    scene
+        .reporter()
+        .import("ok-1", now - day, now + Duration::from_secs(60), &[]);
     let (code, out) = scene.check();
     assert_eq!(code, Some(0), "{out}");
     let status = scene.status_json();
@@ -195,7 +238,7 @@ fn reports_after_the_deploy_turn_check_critical_naming_set_host_and_step() {
     assert_eq!(reports["hosts"][0]["failed"], 0);
 
     // Another failure type beyond warn_failures = 1: WARNING.
-    scene.import(
+    scene.reporter().import(
         "sts-2",
         now - day,
         now + Duration::from_secs(60),
@@ -207,20 +250,13 @@ fn reports_after_the_deploy_turn_check_critical_naming_set_host_and_step() {
     assert!(out.contains("warn_failures = 1"), "{out}");
 
     // A tlsa-invalid failure in a report ending after the deploy: CRITICAL, naming all.
-    scene.import(
+    scene.reporter().import(
         "dane-3",
         now - day,
         now + Duration::from_secs(60),
         &[("tlsa-invalid", 3)],
     );
-    let (code, out) = scene.check();
-    assert_eq!(code, Some(2), "{out}");
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("CRITICAL TLS-RPT"))
-        .unwrap_or_else(|| panic!("{out}"));
-    assert!(line.contains("set mail"), "{line}");
-    assert!(line.contains(&format!("host {}", scene.host)), "{line}");
+    let (line, _) = critical_tlsrpt_line(&scene.config, &scene.host);
     assert!(line.contains("last deploy step (deploy key"), "{line}");
     assert!(
         !line.contains("7 tlsa-invalid"),
@@ -234,4 +270,113 @@ fn reports_after_the_deploy_turn_check_critical_naming_set_host_and_step() {
         "{text}"
     );
     assert!(text.contains("3 tlsa-invalid"), "{text}");
+}
+
+/// A deploy that came too early, forced the way it happens in the world: a resolver that
+/// holds records past their TTL (unbound's `cache-min-ttl`, set by an operator who wanted
+/// fewer queries). tlsa waits the TTL the zone publishes; that cache still holds the RRset
+/// from two rolls ago when the third key goes live, so a DANE sender behind it fails —
+/// `tlsa check` through that cache says so — and the reports its operator sends
+/// (`tlsa-invalid` for the MX) turn `check -c` CRITICAL naming the set, the host and the
+/// deploy step that came too early for them.
+#[test]
+fn a_deploy_too_early_for_a_cache_that_outstays_the_ttl_is_critical_in_the_reports() {
+    let lab = Lab::start();
+    let set = support::LivePostfixSet::start(&lab);
+    let config_text = std::fs::read_to_string(&set.config).unwrap() + "\n[tlsrpt]\n";
+    std::fs::write(&set.config, config_text).unwrap();
+    let host = format!("mail.{}", lab.zone().trim_end_matches('.'));
+    let (code, out) = run(&set.config, &["run", "--wait"]);
+    assert_eq!(code, Some(0), "{out}");
+    let k1 = set.deployed();
+
+    // The overstaying cache learns the RRset {K1, K2} now and keeps it for an hour.
+    let sticky = lab.start_resolver_with_options("    cache-min-ttl: 3600\n");
+    sticky.wait_validated(lab.zone());
+    let owner = lab.name(support::MAIL_OWNER);
+    let cached = support::three_one_one(&sticky.query(&owner, "TLSA", &[]));
+    assert!(cached.contains(&k1) && cached.len() == 2, "{cached:?}");
+
+    // Two planned rolls, each waiting the published TTL: K2, then K3 goes live.
+    for _ in 0..2 {
+        let (code, out) = run(&set.config, &["rollover", "--wait"]);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    let k3 = set.deployed();
+    assert!(
+        !cached.contains(&k3),
+        "K3 was published after the cache filled"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    support::poll_until("Postfix presents K3", Duration::from_secs(20), || {
+        (support::presented_key(&runtime, set.smtp, &set.endpoint).as_ref() == Some(&k3))
+            .then_some(())
+    });
+    assert_eq!(
+        support::three_one_one(&sticky.query(&owner, "TLSA", &[])),
+        cached,
+        "the cache still serves the RRset of two rolls ago"
+    );
+
+    // What a DANE sender behind each cache sees: the honest one validates K3, the other fails.
+    let smtp = set.smtp.to_string();
+    let sender = |resolver: std::net::SocketAddr| {
+        let resolver = resolver.to_string();
+        let out = std::process::Command::new(support::tlsa_binary())
+            .args(["check", &host, "--trust-ad", "--timeout", "5"])
+            .args(["--resolver", &resolver, "--address", &smtp])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        eprintln!("check through {resolver}: {}\n{text}", out.status);
+        (out.status.code(), text)
+    };
+    let (code, out) = sender(lab.resolver_addr());
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = sender(sticky.addr());
+    assert_eq!(
+        code,
+        Some(2),
+        "a sender behind the overstaying cache fails: {out}"
+    );
+
+    // That sender's report for today: tlsa-invalid sessions for the MX, after the deploy.
+    let now = OffsetDateTime::now_utc();
+    Reporter {
+        config: &set.config,
+        dir: set.dir.path(),
+        host: &host,
+        ip: set.smtp.ip(),
+    }
+    .import(
+        "sticky-cache-1",
+        now - Duration::from_secs(86_400),
+        now + Duration::from_secs(60),
+        &[("tlsa-invalid", 5)],
+    );
+    let (line, out) = critical_tlsrpt_line(&set.config, &host);
+    assert!(line.contains("5 tlsa-invalid"), "{line}");
+    assert!(
+        line.contains(&format!("last deploy step (deploy key {}", &k3[..16])),
+        "names the deploy of K3: {line}"
+    );
+    // Live and the honest DNS agree: the only CRITICAL is the reports'.
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("CRITICAL")).count(),
+        1,
+        "{out}"
+    );
+}
+
+fn run(config: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = tlsa(config, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
 }

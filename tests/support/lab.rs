@@ -345,6 +345,15 @@ impl Lab {
         let dir = self.dir.path().join(format!("resolver-{n}"));
         Resolver::start(&dir, &self.zone, self.auth.addr, &format!("{ds_anchor}\n"))
     }
+
+    /// Another validating unbound for this zone (the lab's DS) with more `server:` options
+    /// (`extra`, see [`Resolver::start_zones_with`]).
+    pub fn start_resolver_with_options(&self, extra: &str) -> Resolver {
+        let n = self.extra_resolvers.fetch_add(1, Ordering::Relaxed) + 1;
+        let dir = self.dir.path().join(format!("resolver-{n}"));
+        let anchor = format!("{}\n", self.ds_records().join("\n"));
+        Resolver::start_zones_with(&dir, &[&self.zone], self.auth.addr, &anchor, extra)
+    }
 }
 
 impl Drop for Lab {

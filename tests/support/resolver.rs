@@ -36,6 +36,18 @@ impl Resolver {
         authoritative: SocketAddr,
         ds_anchor: &str,
     ) -> Self {
+        Self::start_zones_with(dir, zones, authoritative, ds_anchor, "")
+    }
+
+    /// [`Self::start_zones`] with more `server:` options (`extra`: lines indented by four
+    /// spaces), e.g. a `cache-min-ttl` that makes it hold records past their TTL.
+    pub fn start_zones_with(
+        dir: &Path,
+        zones: &[&str],
+        authoritative: SocketAddr,
+        ds_anchor: &str,
+        extra: &str,
+    ) -> Self {
         fs::create_dir_all(dir).expect("create resolver directory");
         let anchor = dir.join("ds.anchor");
         fs::write(&anchor, ds_anchor).expect("write DS trust anchor");
@@ -46,7 +58,7 @@ impl Resolver {
             "unbound",
             dir,
             |port| {
-                let text = config_text(dir, &anchor, &identity, zones, authoritative, port);
+                let text = config_text(dir, &anchor, &identity, zones, authoritative, port, extra);
                 fs::write(&config, text).expect("write unbound configuration");
                 let mut cmd = tools::command("unbound");
                 cmd.arg("-d").arg("-c").arg(&config);
@@ -150,6 +162,7 @@ fn config_text(
     zones: &[&str],
     authoritative: SocketAddr,
     port: u16,
+    extra: &str,
 ) -> String {
     let (dir, anchor) = (dir.display(), anchor.display());
     let auth = format!("{}@{}", authoritative.ip(), authoritative.port());
@@ -195,7 +208,7 @@ fn config_text(
     rrset-cache-size: 1m
     key-cache-size: 1m
     neg-cache-size: 1m
-
+{extra}
 remote-control:
     control-enable: yes
     control-interface: "{dir}/control.sock"
