@@ -242,32 +242,43 @@ fn several_hosts_rolling_their_own_sets_in_one_zone_lose_no_record() {
     }
 }
 
-/// Mounts a tmpfs of `size` at `dir` (root only, as the test suite runs in CI).
-struct Tmpfs(std::path::PathBuf);
+/// A filesystem mounted at a directory for one test (root only, as the suite runs in CI:
+/// scripts/test-deb needs root too), unmounted when dropped.
+struct Mounted(std::path::PathBuf);
 
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
+impl Mounted {
+    /// `mount ARGS… dir` for each argument list in turn.
+    fn new(dir: &Path, steps: &[&[&str]], what: &str) -> Mounted {
         std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "mounting a tmpfs for the full-disk test needs root (the suite runs as root, as scripts/test-deb does)"
-        );
-        Tmpfs(dir.to_path_buf())
+        for args in steps {
+            let status = Command::new("mount")
+                .args(*args)
+                .arg(dir)
+                .status()
+                .expect("run mount");
+            assert!(
+                status.success(),
+                "mounting {what} needs root (the suite runs as root, as scripts/test-deb does)"
+            );
+        }
+        Mounted(dir.to_path_buf())
+    }
+
+    /// A tmpfs of `size` at `dir`.
+    fn tmpfs(dir: &Path, size: &str) -> Mounted {
+        let options = format!("size={size},mode=0700");
+        Mounted::new(dir, &[&["-t", "tmpfs", "-o", &options, "tmpfs"]], "a tmpfs")
+    }
+
+    /// `dir` bound onto itself read-only: unwritable even for root, which chmod is not.
+    fn read_only(dir: &Path) -> Mounted {
+        let dir_text = dir.to_str().unwrap();
+        let steps: [&[&str]; 2] = [&["--bind", dir_text], &["-o", "remount,bind,ro", dir_text]];
+        Mounted::new(dir, &steps, "a read-only bind mount")
     }
 }
 
-impl Drop for Tmpfs {
+impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
@@ -288,7 +299,7 @@ fn a_full_state_filesystem_fails_cleanly_and_recovers_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_roll_config(&lab, dir.path(), &self_signed_source(&lab), &["true"]);
     let state = dir.path().join("state");
-    let _tmpfs = Tmpfs::mount(&state, "1m");
+    let _tmpfs = Mounted::tmpfs(&state, "1m");
     let owner = lab.name("_25._tcp.mail");
 
     // A first roll with room: the set is live with a next key.
@@ -319,10 +330,109 @@ fn a_full_state_filesystem_fails_cleanly_and_recovers_when_space_returns() {
 
     // Space returns: the same command completes the roll.
     std::fs::remove_file(state.join("filler")).unwrap();
-    assert!(tlsa(&config, &["rollover", "--wait"]).status.success());
-    let rolled = deployed(&dir.path().join("live"));
-    assert_eq!(rolled, next, "the pre-published next key went live");
-    let mut wanted = vec![rolled, next_key(&state)];
+    rolls_to(&config, &lab, &dir.path().join("live"), &next);
+}
+
+/// `rollover --wait` completes: `next` is deployed and the owner serves exactly it and the
+/// fresh next key.
+fn rolls_to(config: &Path, lab: &Lab, live_dir: &Path, next: &str) {
+    let done = tlsa(config, &["rollover", "--wait"]);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert_eq!(
+        deployed(live_dir),
+        next,
+        "the pre-published next key went live"
+    );
+    let state = live_dir.parent().unwrap().join("state");
+    let mut wanted = vec![next.to_string(), next_key(&state)];
     wanted.sort();
-    assert_eq!(served(&lab, &owner), wanted);
+    assert_eq!(served(lab, &lab.name("_25._tcp.mail")), wanted);
+}
+
+/// A planned roll with an unwritable deploy directory, then an unwritable state directory:
+/// each run fails naming the directory and changes nothing (nothing removed from DNS, the
+/// deployed pair and the state as they were); writable again, the same command completes.
+#[test]
+fn unwritable_deploy_and_state_directories_fail_cleanly_and_recover() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_roll_config(&lab, dir.path(), &self_signed_source(&lab), &["true"]);
+    let (state, live_dir) = (dir.path().join("state"), dir.path().join("live"));
+    let owner = lab.name("_25._tcp.mail");
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+
+    for (unwritable, what) in [(&live_dir, "deploy"), (&state, "state")] {
+        let live = deployed(&live_dir);
+        let next = next_key(&state);
+        let before = served(&lab, &owner);
+        let set_file = tlsa::roll::state::set_file(&state, "mail");
+        let state_before = std::fs::read(&set_file).unwrap();
+        let read_only = Mounted::read_only(unwritable);
+        let failed = tlsa(&config, &["rollover", "--wait"]);
+        let stderr = String::from_utf8_lossy(&failed.stderr).to_string();
+        eprintln!("{what} directory read-only: {}\n{stderr}", failed.status);
+        assert!(!failed.status.success(), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            stderr.contains(&unwritable.display().to_string())
+                && stderr.contains("Read-only file system"),
+            "names the {what} directory and the cause: {stderr}"
+        );
+        assert_eq!(deployed(&live_dir), live, "the deployed pair is unchanged");
+        assert_eq!(next_key(&state), next, "the state still holds the next key");
+        if what == "state" {
+            assert_eq!(std::fs::read(&set_file).unwrap(), state_before);
+            assert!(stderr.contains("make it writable"), "{stderr}");
+        }
+        let after = served(&lab, &owner);
+        assert!(
+            before.iter().all(|key| after.contains(key)),
+            "nothing removed: {before:?} → {after:?}"
+        );
+
+        drop(read_only);
+        rolls_to(&config, &lab, &live_dir, &next);
+    }
+}
+
+/// Symlinks planted in the deploy directory as its three files, pointing at files a local
+/// attacker wants overwritten as root (holding what was deployed, so tlsa reads the target
+/// as it was): the next deploy replaces the links themselves and never writes through them.
+#[test]
+fn symlinks_planted_in_the_deploy_directory_are_replaced_never_followed() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_roll_config(&lab, dir.path(), &self_signed_source(&lab), &["true"]);
+    let (state, live_dir) = (dir.path().join("state"), dir.path().join("live"));
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let next = next_key(&state);
+    let victims = dir.path().join("victims");
+    std::fs::create_dir(&victims).unwrap();
+    for name in ["combined.pem", "privkey.pem", "fullchain.pem"] {
+        let victim = victims.join(name);
+        std::fs::rename(live_dir.join(name), &victim).unwrap();
+        std::os::unix::fs::symlink(&victim, live_dir.join(name)).unwrap();
+    }
+    let before: Vec<Vec<u8>> = ["combined.pem", "privkey.pem", "fullchain.pem"]
+        .iter()
+        .map(|name| std::fs::read(victims.join(name)).unwrap())
+        .collect();
+    let rolled = tlsa(&config, &["rollover", "--wait"]);
+    assert!(
+        rolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rolled.stderr)
+    );
+    let names = ["combined.pem", "privkey.pem", "fullchain.pem"];
+    for (name, content) in names.iter().zip(&before) {
+        let now = std::fs::read(victims.join(name)).unwrap();
+        assert!(&now == content, "{name}: the link's target was written");
+        let meta = std::fs::symlink_metadata(live_dir.join(name)).unwrap();
+        assert!(
+            meta.is_file(),
+            "{name} is a file of tlsa's again, not the link"
+        );
+    }
+    assert_eq!(deployed(&live_dir), next);
 }

@@ -283,7 +283,7 @@ impl SetState {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(
-        "cannot use the state directory {dir}: {why}; create it (mode 0700) or set state_dir in the config"
+        "cannot use the state directory {dir}: {why}; tlsa needs it as a directory it can write (mode 0700, owned by the user tlsa runs as, on a writable filesystem): create it or make it writable, or set state_dir in the config"
     )]
     Dir { dir: PathBuf, why: String },
     #[error(
