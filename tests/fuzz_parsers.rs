@@ -242,6 +242,48 @@ proptest! {
     }
 }
 
+// ---- TLS-RPT reports: JSON, gzip, mail (sent by anyone) ----
+
+fn tlsrpt_seeds() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/material/tlsrpt");
+    let mut seeds: Vec<Vec<u8>> = [
+        "rfc-conforming.json",
+        "microsoft-zoneless-datetime.json",
+        "placeholder-keys.json",
+    ]
+    .iter()
+    .map(|name| std::fs::read(dir.join(name)).unwrap())
+    .collect();
+    let json = seeds[0].clone();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gzip, &json).unwrap();
+    let gzipped = gzip.finish().unwrap();
+    use base64::Engine;
+    let attachment = base64::engine::general_purpose::STANDARD.encode(&gzipped);
+    let mail = format!(
+        "From: reports@sender.example\r\nTo: tlsrpt@example.com\r\n\
+         TLS-Report-Domain: example.com\r\nTLS-Report-Submitter: sender.example\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=\"tlsrpt\"; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nA report.\r\n\
+         --b\r\nContent-Type: application/tlsrpt+gzip\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"r.json.gz\"\r\n\r\n{attachment}\r\n--b--\r\n"
+    );
+    seeds.push(gzipped);
+    seeds.push(mail.into_bytes());
+    seeds.push(b"mailto:tlsrpt@example.com\nhttps://reports.example.com/v1/tlsrpt\nmailto:a!b;c@x.example\n".to_vec());
+    seeds
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+    #[test]
+    fn tlsrpt_inputs_never_panic(bytes in inputs(tlsrpt_seeds())) {
+        fuzz_support::tlsrpt(&bytes);
+    }
+}
+
 // ---- provider API bodies ----
 
 fn api_seeds() -> Vec<Vec<u8>> {
@@ -301,6 +343,7 @@ fn seed_families() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("record", record_seeds()),
         ("api", api_seeds()),
         ("mta_sts", mta_sts_seeds()),
+        ("tlsrpt", tlsrpt_seeds()),
         ("dialogue", dialogues),
     ]
 }

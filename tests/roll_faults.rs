@@ -1,7 +1,7 @@
 //! Faults during real rolls, each followed by reruns, with the lab's signed BIND zone:
 //!
 //! - SIGKILLs at seeded random instants across whole planned rolls, and the primary
-//!   paused (SIGSTOP) mid-roll, under the safety probe against a real Postfix that serves
+//!   paused (SIGSTOP) mid-roll and stopped and restarted mid-roll, under the safety probe against a real Postfix that serves
 //!   the deploy target: no instant where the presented key is missing from the cached
 //!   RRset, no record lost or left behind;
 //! - several tlsa hosts (separate configs and state) rolling their own sets in one zone at
@@ -90,10 +90,29 @@ fn killed_after(config: &Path, args: &[&str], after: Duration) -> bool {
     true
 }
 
+/// `tlsa rollover --wait` as a child, with `fault` done to the lab `after` it started; how
+/// it ended (it waits or fails cleanly; the rerun that follows finishes the roll).
+fn rollover_during(
+    config: &Path,
+    after: Duration,
+    fault: impl FnOnce(),
+) -> std::process::ExitStatus {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsa"))
+        .args(["rollover", "--wait", "-c"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    fault();
+    child.wait().unwrap()
+}
+
 #[test]
-fn seeded_kills_and_a_paused_primary_never_present_a_key_without_its_record() {
+fn seeded_kills_a_paused_and_a_restarted_primary_never_present_a_key_without_its_record() {
     let mut schedule = Schedule::from_env();
-    let lab = Lab::start();
+    let mut lab = Lab::start();
     let set = LivePostfixSet::start(&lab);
     let (config, deploy, smtp, endpoint) = (&set.config, &set.deploy, set.smtp, &set.endpoint);
     assert!(tlsa(config, &["run", "--wait"]).status.success());
@@ -123,24 +142,24 @@ fn seeded_kills_and_a_paused_primary_never_present_a_key_without_its_record() {
     let started = Instant::now();
     let mut kills = 0;
     let mut keys = vec![first.clone()];
-    for round in 0..4 {
-        if round == 1 {
-            // The primary stops answering mid-roll for 2 s, then resumes: the roll waits
-            // (or fails cleanly) and a rerun finishes it.
-            let mut child = Command::new(env!("CARGO_BIN_EXE_tlsa"))
-                .args(["rollover", "--wait", "-c"])
-                .arg(config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(schedule.delay(100, 1500));
-            let pid = lab.server_pid() as i32;
-            unsafe { libc::kill(pid, libc::SIGSTOP) };
-            std::thread::sleep(Duration::from_secs(2));
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-            let status = child.wait().unwrap();
-            eprintln!("round {round}: rollover with the primary paused for 2 s: {status}");
+    for round in 0..5 {
+        if round == 1 || round == 2 {
+            let after = schedule.delay(100, 1500);
+            let status = rollover_during(config, after, || {
+                if round == 1 {
+                    // The primary stops answering for 2 s, then resumes.
+                    let pid = lab.server_pid() as i32;
+                    unsafe { libc::kill(pid, libc::SIGSTOP) };
+                    std::thread::sleep(Duration::from_secs(2));
+                    unsafe { libc::kill(pid, libc::SIGCONT) };
+                } else {
+                    // The primary is stopped (SIGTERM), down for 2 s, and started again
+                    // from its files on the same port.
+                    lab.restart_server(Duration::from_secs(2));
+                }
+            });
+            let fault = ["", "paused for 2 s", "stopped for 2 s and restarted"][round];
+            eprintln!("round {round}: rollover with the primary {fault} after {after:?}: {status}");
         } else {
             // A planned roll killed at a random instant, then its continuation killed at
             // another (a roll whose next key is already safe takes a second or two).
@@ -159,7 +178,7 @@ fn seeded_kills_and_a_paused_primary_never_present_a_key_without_its_record() {
             keys.push(live);
         }
         // Whatever happened, the rolls go on: a planned roll to the next key completes.
-        if round == 3 {
+        if round == 4 {
             assert!(tlsa(config, &["rollover", "--wait"]).status.success());
             keys.push(deployed(deploy));
         }
@@ -167,7 +186,7 @@ fn seeded_kills_and_a_paused_primary_never_present_a_key_without_its_record() {
     std::thread::sleep(Duration::from_secs(3)); // caches of the final RRset expire
     let log = probe.stop();
     eprintln!(
-        "faults: {kills} SIGKILLs and one 2 s pause of the primary over {} rolls in {:?}; probe: {} samples ({} skipped), violations: {}",
+        "faults: {kills} SIGKILLs, a 2 s pause and a 2 s stop/restart of the primary over {} rolls in {:?}; probe: {} samples ({} skipped), violations: {}",
         keys.len() - 1,
         started.elapsed(),
         log.samples,

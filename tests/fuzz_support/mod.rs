@@ -136,6 +136,36 @@ pub fn mta_sts(bytes: &[u8]) {
     }
 }
 
+/// A TLS-RPT input as it arrives (JSON, gzip or a whole mail message, sniffed), and
+/// `rua` URIs (one per line): nothing panics; a report that parses claims an organisation,
+/// an id and a date range that does not run backwards; an error stays one short sentence
+/// whatever the input's size (it names the field or position, never quotes the content).
+pub fn tlsrpt(bytes: &[u8]) {
+    use tlsa::tlsrpt::{record, report, unwrap};
+    for hint in [unwrap::Hint::Sniff, unwrap::Hint::Mail] {
+        let json = match unwrap::unwrap(bytes, hint) {
+            Ok(unwrapped) => unwrapped.json,
+            Err(error) => {
+                assert!(error.to_string().len() < 400, "{error}");
+                continue;
+            }
+        };
+        match report::parse(&json) {
+            Ok(parsed) => {
+                assert!(!parsed.organization.is_empty() && !parsed.report_id.is_empty());
+                assert!(parsed.end >= parsed.start, "{parsed:?}");
+            }
+            Err(error) => assert!(error.to_string().len() < 400, "{error}"),
+        }
+    }
+    for uri in String::from_utf8_lossy(bytes).lines() {
+        if record::check_rua(uri).is_ok() {
+            let encoded = record::encode_uri(uri);
+            assert!(!encoded.contains(['!', ';', ',']), "{encoded}");
+        }
+    }
+}
+
 /// A provider API's error body, as turned into messages for the user.
 pub fn api(bytes: &[u8]) {
     let _ = http::api_messages(bytes);

@@ -5,6 +5,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use super::launch::{self, Transport};
 use super::process::ServerProcess;
@@ -121,6 +122,32 @@ impl Server {
             Server::Bind => bind::dnskey_text(dir),
             Server::Knot => knot::keymgr(config, zone, "dnskey"),
         }
+    }
+}
+
+impl Authoritative {
+    /// Stops the server as an operator's restart would (SIGTERM; BIND and Knot write their
+    /// journals on the way out), leaves it down for `down`, then starts it again with the
+    /// same configuration, port and files, and waits until it serves `zone` signed again.
+    pub fn restart(&mut self, kind: Server, zone: &str, down: Duration) {
+        self.process.stop();
+        std::thread::sleep(down);
+        let dir = self
+            .config
+            .parent()
+            .expect("the configuration is in the server directory");
+        let log = dir.join(format!("{}-restarted.log", kind.program()));
+        self.process = ServerProcess::spawn(kind.program(), kind.command(&self.config), &log);
+        let addr = self.addr;
+        let served = super::wait::try_poll_until(Duration::from_secs(30), || {
+            serves_signed_zone(addr, zone, Transport::Udp).then_some(())
+        });
+        assert!(
+            served.is_some(),
+            "{} did not serve {zone} again on {addr} after a restart:\n{}",
+            kind.program(),
+            self.process.log_tail()
+        );
     }
 }
 

@@ -191,6 +191,12 @@ impl Lab {
         self.auth.process.pid()
     }
 
+    /// Stops the authoritative server for `down` and starts it again on the same port with
+    /// the same zone files (see [`Authoritative::restart`]).
+    pub fn restart_server(&mut self, down: std::time::Duration) {
+        self.auth.restart(self.kind, &self.zone, down);
+    }
+
     /// named.conf or knot.conf (e.g. for `knotc -c`, `keymgr -c`).
     pub fn server_config_file(&self) -> &Path {
         &self.auth.config
