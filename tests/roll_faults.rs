@@ -13,7 +13,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -211,7 +211,7 @@ fn several_hosts_rolling_their_own_sets_in_one_zone_lose_no_record() {
     let zone = lab.zone().trim_end_matches('.').to_string();
     let hosts = ["h1", "h2", "h3"];
     let dirs: Vec<tempfile::TempDir> = hosts.iter().map(|_| tempfile::tempdir().unwrap()).collect();
-    let configs: Vec<std::path::PathBuf> = hosts
+    let configs: Vec<PathBuf> = hosts
         .iter()
         .zip(&dirs)
         .map(|(host, dir)| {
@@ -263,7 +263,7 @@ fn several_hosts_rolling_their_own_sets_in_one_zone_lose_no_record() {
 
 /// A filesystem mounted at a directory for one test (root only, as the suite runs in CI:
 /// scripts/test-deb needs root too), unmounted when dropped.
-struct Mounted(std::path::PathBuf);
+struct Mounted(PathBuf);
 
 impl Mounted {
     /// `mount ARGS… dir` for each argument list in turn.
@@ -369,6 +369,17 @@ fn rolls_to(config: &Path, lab: &Lab, live_dir: &Path, next: &str) {
     assert_eq!(served(lab, &lab.name("_25._tcp.mail")), wanted);
 }
 
+/// The files a deploy writes.
+const DEPLOY_FILES: [&str; 3] = ["combined.pem", "privkey.pem", "fullchain.pem"];
+
+/// A self-signed set configured in `dir` and brought live (`run --wait`): its config, state
+/// directory and deploy directory.
+fn live_self_signed_set(lab: &Lab, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let config = write_roll_config(lab, dir, &self_signed_source(lab), &["true"]);
+    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    (config, dir.join("state"), dir.join("live"))
+}
+
 /// A planned roll with an unwritable deploy directory, then an unwritable state directory:
 /// each run fails naming the directory and changes nothing (nothing removed from DNS, the
 /// deployed pair and the state as they were); writable again, the same command completes.
@@ -376,10 +387,8 @@ fn rolls_to(config: &Path, lab: &Lab, live_dir: &Path, next: &str) {
 fn unwritable_deploy_and_state_directories_fail_cleanly_and_recover() {
     let lab = Lab::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_roll_config(&lab, dir.path(), &self_signed_source(&lab), &["true"]);
-    let (state, live_dir) = (dir.path().join("state"), dir.path().join("live"));
+    let (config, state, live_dir) = live_self_signed_set(&lab, dir.path());
     let owner = lab.name("_25._tcp.mail");
-    assert!(tlsa(&config, &["run", "--wait"]).status.success());
 
     for (unwritable, what) in [(&live_dir, "deploy"), (&state, "state")] {
         let live = deployed(&live_dir);
@@ -422,18 +431,16 @@ fn unwritable_deploy_and_state_directories_fail_cleanly_and_recover() {
 fn symlinks_planted_in_the_deploy_directory_are_replaced_never_followed() {
     let lab = Lab::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_roll_config(&lab, dir.path(), &self_signed_source(&lab), &["true"]);
-    let (state, live_dir) = (dir.path().join("state"), dir.path().join("live"));
-    assert!(tlsa(&config, &["run", "--wait"]).status.success());
+    let (config, state, live_dir) = live_self_signed_set(&lab, dir.path());
     let next = next_key(&state);
     let victims = dir.path().join("victims");
     std::fs::create_dir(&victims).unwrap();
-    for name in ["combined.pem", "privkey.pem", "fullchain.pem"] {
+    for name in DEPLOY_FILES {
         let victim = victims.join(name);
         std::fs::rename(live_dir.join(name), &victim).unwrap();
         std::os::unix::fs::symlink(&victim, live_dir.join(name)).unwrap();
     }
-    let before: Vec<Vec<u8>> = ["combined.pem", "privkey.pem", "fullchain.pem"]
+    let before: Vec<Vec<u8>> = DEPLOY_FILES
         .iter()
         .map(|name| std::fs::read(victims.join(name)).unwrap())
         .collect();
@@ -443,8 +450,7 @@ fn symlinks_planted_in_the_deploy_directory_are_replaced_never_followed() {
         "{}",
         String::from_utf8_lossy(&rolled.stderr)
     );
-    let names = ["combined.pem", "privkey.pem", "fullchain.pem"];
-    for (name, content) in names.iter().zip(&before) {
+    for (name, content) in DEPLOY_FILES.iter().zip(&before) {
         let now = std::fs::read(victims.join(name)).unwrap();
         assert!(&now == content, "{name}: the link's target was written");
         let meta = std::fs::symlink_metadata(live_dir.join(name)).unwrap();
