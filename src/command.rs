@@ -35,6 +35,14 @@ pub fn secret_env_names(config: &Config) -> Vec<String> {
             }
         }
     }
+    for set in &config.sets {
+        if let crate::config::Source::Acme(acme) = &set.source
+            && let Some(var) = acme.eab.as_ref().and_then(|e| e.hmac_key.env.as_ref())
+            && !names.contains(var)
+        {
+            names.push(var.clone());
+        }
+    }
     names
 }
 
@@ -273,12 +281,20 @@ token = { env = "CF_TOKEN" }
 name = "example.net"
 backend = "desec"
 token = { file = "/etc/tlsa/desec.token" }
+
+[[set]]
+name = "mail"
+source = { acme = { directory = "https://ca.example/dir", names = ["mail.example.com"], eab = { kid = "k", hmac_key = { env = "CA_EAB_KEY" } } } }
+deploy = { dir = "/etc/tlsa/live/mail" }
+[[set.endpoint]]
+host = "mail.example.com"
+port = 25
 "#,
         )
         .unwrap();
         assert_eq!(
             secret_env_names(&config),
-            ["TLSA_TSIG_KEY", "MY_TSIG", "CF_TOKEN"]
+            ["TLSA_TSIG_KEY", "MY_TSIG", "CF_TOKEN", "CA_EAB_KEY"]
         );
     }
 }

@@ -798,7 +798,7 @@ fn absolute_name(name: &str) -> Option<hickory_proto::rr::Name> {
 }
 
 /// Whether `name` can be an environment variable's name.
-fn is_env_name(name: &str) -> bool {
+pub(crate) fn is_env_name(name: &str) -> bool {
     name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

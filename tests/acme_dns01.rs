@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use instant_acme::RetryPolicy;
 use tlsa::acme::dns01::{CHALLENGE_TTL, Challenges};
-use tlsa::acme::{AccountStore, AcmeError, obtain};
+use tlsa::acme::{AccountStore, AcmeError, Responder, obtain};
 
 fn retry() -> RetryPolicy {
     RetryPolicy::new()
@@ -52,14 +52,14 @@ fn a_certificate_for_the_held_key_through_dns01_and_no_challenge_left() {
     runtime().block_on(async {
         let parts = LabPublishing::new(&lab).await;
         let publication = parts.publication();
-        let challenges = Challenges {
+        let challenges = Responder::Dns01(Challenges {
             publication: &publication,
             ttl: CHALLENGE_TTL.min(lab.ttl()),
-        };
+        });
         let store = AccountStore::new(state.path(), Some(acme.ca_file().to_owned()));
         let directory = acme.directory_url();
         let account = store
-            .account(&directory, &["mailto:postmaster@example.test"])
+            .account(&directory, &["mailto:postmaster@example.test"], None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let file = store.path(&directory);
@@ -94,7 +94,7 @@ fn a_certificate_for_the_held_key_through_dns01_and_no_challenge_left() {
         assert!(challenge_at(&lab, &host).is_empty(), "challenge removed");
 
         // The stored account is used again: no second account file.
-        let again = store.account(&directory, &[]).await.unwrap();
+        let again = store.account(&directory, &[], None).await.unwrap();
         assert_eq!(again.id(), account.id());
         let files = std::fs::read_dir(state.path().join("acme"))
             .unwrap()
@@ -117,12 +117,15 @@ fn a_ca_that_cannot_validate_is_a_clear_error_and_nothing_is_left() {
     runtime().block_on(async {
         let parts = LabPublishing::new(&lab).await;
         let publication = parts.publication();
-        let challenges = Challenges {
+        let challenges = Responder::Dns01(Challenges {
             publication: &publication,
             ttl: lab.ttl(),
-        };
+        });
         let store = AccountStore::new(state.path(), Some(acme.ca_file().to_owned()));
-        let account = store.account(&acme.directory_url(), &[]).await.unwrap();
+        let account = store
+            .account(&acme.directory_url(), &[], None)
+            .await
+            .unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         let err = obtain(
             &account,

@@ -10,29 +10,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::{Acme, Lab, tlsa, write_roll_config};
-use tlsa::roll::plan::KeyMaterial;
 
-struct Leaf {
-    key: String,
-    issuer: String,
-    subject: String,
-}
-
-fn leaf(deploy: &Path) -> Leaf {
-    let pem = std::fs::read(deploy.join("fullchain.pem")).unwrap();
-    let first = pem::parse_many(&pem).unwrap().remove(0);
-    let (_, cert) = x509_parser::parse_x509_certificate(first.contents()).unwrap();
-    Leaf {
-        key: KeyMaterial::from_spki(cert.public_key().raw).id,
-        issuer: cert.issuer().to_string(),
-        subject: cert.subject().to_string(),
-    }
+fn leaf(deploy: &Path) -> support::Leaf {
+    support::deployed_leaf(deploy)
 }
 
 fn next_key(state: &Path) -> String {
-    let file = tlsa::roll::state::set_file(state, "mail");
-    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
-    value["next_key"].as_str().unwrap().to_string()
+    support::state_next_key(state, "mail")
 }
 
 fn served(lab: &Lab, owner: &str) -> Vec<String> {

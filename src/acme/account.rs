@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use instant_acme::{Account, AccountBuilder, AccountCredentials, NewAccount};
+use instant_acme::{Account, AccountBuilder, AccountCredentials, ExternalAccountKey, NewAccount};
 use sha2::{Digest, Sha256};
 
 use crate::fsutil;
@@ -20,13 +20,78 @@ pub enum AcmeError {
         directory: String,
         action: String,
         why: String,
+        /// Worth trying again at once (a rejected nonce, a 5xx, a dropped connection).
+        transient: bool,
     },
     #[error("the ACME order: the CA {action}: {why}")]
-    Order { action: String, why: String },
+    Order {
+        action: String,
+        why: String,
+        transient: bool,
+    },
     #[error("{0}")]
     Challenge(String),
     #[error("the certificate request: {0}")]
     Csr(String),
+}
+
+/// The External Account Binding key from the CA's key id and its MAC key
+/// (base64url, as CAs hand it out; padding and the standard alphabet are
+/// accepted too). The key is never part of an error.
+pub fn external_account_key(kid: &str, mac_key: &str) -> Result<ExternalAccountKey, AcmeError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let trimmed = mac_key.trim().trim_end_matches('=');
+    let bytes = URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| STANDARD.decode(mac_key.trim()))
+        .map_err(|_| {
+            AcmeError::Challenge(
+                "the External Account Binding MAC key is not base64url; give it as the CA issued it (not shown)".into(),
+            )
+        })?;
+    if bytes.is_empty() {
+        return Err(AcmeError::Challenge(
+            "the External Account Binding MAC key is empty".into(),
+        ));
+    }
+    let bytes = zeroize::Zeroizing::new(bytes);
+    Ok(ExternalAccountKey::new(kid.to_string(), &bytes))
+}
+
+impl AcmeError {
+    /// An error a new attempt may not meet: the CA's `badNonce` (after the
+    /// client's own retries), `serverInternal` or a 5xx, or a connection that
+    /// failed. A refusal (`unauthorized`, `rateLimited`, `rejectedIdentifier`,
+    /// …) is not: asking again at once would only spend the CA's limits.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AcmeError::Ca {
+                transient: true,
+                ..
+            } | AcmeError::Order {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Whether the CA (or the way to it) may well answer differently next time.
+pub fn transient(error: &instant_acme::Error) -> bool {
+    match error {
+        instant_acme::Error::Api(problem) => {
+            let kind = problem.r#type.as_deref().unwrap_or("");
+            kind.ends_with(":badNonce")
+                || kind.ends_with(":serverInternal")
+                || problem.status.is_some_and(|s| s >= 500)
+        }
+        instant_acme::Error::Http(_)
+        | instant_acme::Error::Hyper(_)
+        | instant_acme::Error::Other(_) => true,
+        _ => false,
+    }
 }
 
 /// Where the accounts of one state directory live.
@@ -53,12 +118,19 @@ impl AccountStore {
     }
 
     /// The account at `directory`: the stored one, or a new one (contact
-    /// URIs such as `mailto:postmaster@example.com`) stored before use.
-    pub async fn account(&self, directory: &str, contact: &[&str]) -> Result<Account, AcmeError> {
+    /// URIs such as `mailto:postmaster@example.com`, bound to the CA's
+    /// external account by `eab` where the CA requires it) stored before use.
+    pub async fn account(
+        &self,
+        directory: &str,
+        contact: &[&str],
+        eab: Option<&ExternalAccountKey>,
+    ) -> Result<Account, AcmeError> {
         let path = self.path(directory);
         let ca = |action: &str, e: instant_acme::Error| AcmeError::Ca {
             directory: directory.to_string(),
             action: action.to_string(),
+            transient: transient(&e),
             why: e.to_string(),
         };
         match std::fs::read(&path) {
@@ -82,7 +154,7 @@ impl AccountStore {
                 };
                 let (account, credentials) = self
                     .builder(directory)?
-                    .create(&new, directory.to_string(), None)
+                    .create(&new, directory.to_string(), eab)
                     .await
                     .map_err(|e| ca("refused to create an account", e))?;
                 self.store(&path, &credentials)?;
@@ -104,6 +176,7 @@ impl AccountStore {
             directory: directory.to_string(),
             action: "cannot be reached with these trust roots".into(),
             why: e.to_string(),
+            transient: false,
         })
     }
 
@@ -115,5 +188,27 @@ impl AccountStore {
         fsutil::create_dir_all_mode(&self.dir, 0o700).map_err(|e| failed(e.to_string()))?;
         let json = serde_json::to_vec(credentials).map_err(|e| failed(e.to_string()))?;
         fsutil::write_atomic(path, &json, 0o600).map_err(|e| failed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eab_key_is_read_in_either_alphabet_and_never_quoted() {
+        assert!(
+            external_account_key(
+                "kid",
+                "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+            )
+            .is_ok()
+        );
+        assert!(external_account_key("kid", "c2VjcmV0+/8=").is_ok());
+        let err = external_account_key("kid", "not base64 !!secret!!")
+            .err()
+            .unwrap();
+        assert!(!err.to_string().contains("secret!!"), "{err}");
+        assert!(external_account_key("kid", "").is_err());
     }
 }

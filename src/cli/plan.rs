@@ -45,6 +45,9 @@ struct SetPlan {
     /// After a next key is generated: the step that follows, shown with an
     /// example key (`tlsa run` generates the real one).
     then: Option<Box<SetPlan>>,
+    /// An `acme` set: the certificate order a run makes now, with the
+    /// challenge responses it puts in place and removes (null when none is due).
+    acme_order: Option<crate::roll::executor::OrderPreview>,
 }
 
 /// One owner's RRset before and after the step.
@@ -99,6 +102,7 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
 
 fn set_plan(preview: &Preview) -> SetPlan {
     let mut plan = plan_of(&preview.set, &preview.decision, &preview.observed);
+    plan.acme_order = preview.order.clone();
     plan.then = preview
         .then
         .as_ref()
@@ -119,6 +123,7 @@ fn plan_of(set: &str, decision: &Decision, observed: &Observed) -> SetPlan {
         nsupdate: nsupdate(edits, observed),
         changes,
         then: None,
+        acme_order: None,
     }
 }
 
@@ -181,6 +186,19 @@ fn print_text(plan: &SetPlan, out: &mut dyn Write, lead: &str) -> std::io::Resul
     }
     for notice in &plan.notices {
         writeln!(out, "{set}: notice: {notice}")?;
+    }
+    if let Some(order) = &plan.acme_order {
+        writeln!(
+            out,
+            "{set}: acme order from {} for {} ({}): {}",
+            order.directory,
+            order.names.join(", "),
+            order.challenge,
+            order.why
+        )?;
+        for response in &order.responses {
+            writeln!(out, "    {response}")?;
+        }
     }
     let Some(step) = &plan.step else {
         match (&plan.waiting, plan.wake_at) {

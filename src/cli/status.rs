@@ -68,14 +68,18 @@ struct SetStatus {
 struct AcmeStatus {
     not_after: Option<Timestamp>,
     renew_at: Option<Timestamp>,
+    /// From when a certificate not yet renewed is an alarm (`alarm_days`).
+    alarm_at: Option<Timestamp>,
+    /// The challenge the CA is answered with (`dns-01`, `http-01`).
+    challenge: &'static str,
     backoff: Option<crate::roll::state::AcmeBackoff>,
 }
 
 /// What `status` says of an `acme` set, from the deployed certificate.
 fn acme_status(set: &CertSet, set_state: &SetState) -> Option<AcmeStatus> {
-    if !matches!(set.source, crate::config::Source::Acme(_)) {
+    let crate::config::Source::Acme(source) = &set.source else {
         return None;
-    }
+    };
     let validity = std::fs::read(files::deploy_files(set).chain)
         .ok()
         .and_then(|pem| crate::acme::source::validity(&pem));
@@ -83,6 +87,12 @@ fn acme_status(set: &CertSet, set_state: &SetState) -> Option<AcmeStatus> {
         not_after: validity.map(|(_, end)| Timestamp::from_system(end)),
         renew_at: validity
             .map(|(start, end)| Timestamp::from_system(crate::acme::source::renew_at(start, end))),
+        alarm_at: validity
+            .map(|(start, end)| Timestamp::from_system(source.alarm_from(start, end))),
+        challenge: match source.challenge {
+            crate::acme::source::ChallengeKind::Dns01 => "dns-01",
+            crate::acme::source::ChallengeKind::Http01 => "http-01",
+        },
         backoff: set_state.acme_backoff.clone(),
     })
 }
@@ -319,9 +329,19 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
             if let (Some(end), Some(renew)) = (acme.not_after, acme.renew_at) {
                 writeln!(
                     out,
-                    "  acme: certificate valid until {}; renewed (a planned roll) from {}",
+                    "  acme: certificate valid until {}; renewed (a planned roll) from {} ({})",
                     common::when(end, now),
-                    common::when(renew, now)
+                    common::when(renew, now),
+                    acme.challenge
+                )?;
+            }
+            if let Some(alarm) = acme.alarm_at.filter(|at| *at <= now) {
+                writeln!(
+                    out,
+                    "  {red}acme: ALARM: the certificate ends {} and is not renewed (inside its alarm window since {}){reset}",
+                    acme.not_after
+                        .map_or("soon".into(), |end| common::when(end, now)),
+                    common::when(alarm, now)
                 )?;
             }
             if let Some(b) = &acme.backoff {

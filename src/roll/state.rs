@@ -110,9 +110,17 @@ pub struct SetState {
     /// `retry_at` (a CA's rate limits outlast an hourly timer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme_backoff: Option<AcmeBackoff>,
+    /// ACME renewals that kept the key since the key last rolled
+    /// (`roll_every`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub acme_kept_key: u32,
     /// Recent events, newest last, for `tlsa status`.
     #[serde(default)]
     pub timeline: Vec<Event>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Failed ACME orders of a set, and when the next one may be made.

@@ -77,19 +77,43 @@ pub struct Acme {
     dir: LabDir,
 }
 
+/// How a validating pebble ([`Acme::start_validating`]) behaves beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct AcmeOptions {
+    /// `PEBBLE_WFE_NONCEREJECT`: the percentage of good nonces refused as `badNonce`.
+    pub nonce_reject: u8,
+    /// External Account Binding required, with this (key id, base64url MAC key).
+    pub eab: Option<(String, String)>,
+    /// `certificateValidityPeriod`: the lifetime of issued certificates, in seconds.
+    pub validity_seconds: Option<u64>,
+    /// `PEBBLE_VA_SLEEPTIME`: the validation waits a random 0..N seconds (instead of none).
+    pub va_sleep_seconds: Option<u32>,
+}
+
 impl Acme {
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, &AcmeOptions::default())
     }
 
-    /// pebble validating DNS-01 for real: it asks `dns_server` (the lab's authoritative
-    /// server) for `_acme-challenge` records; challenges are not always valid, and
-    /// authorizations are never reused (LAB.md, "pebble validating DNS-01 for real").
+    /// pebble validating DNS-01 (and HTTP-01, on [`Self::http01_port`]) for real: it asks
+    /// `dns_server` (the lab's authoritative server) for `_acme-challenge` records and the
+    /// names' addresses; challenges are not always valid, and authorizations are never
+    /// reused (LAB.md, "pebble validating DNS-01 for real").
     pub fn start_dns01(dns_server: SocketAddr) -> Self {
-        Self::start_with(Some(dns_server))
+        Self::start_with(Some(dns_server), &AcmeOptions::default())
     }
 
-    fn start_with(dns_server: Option<SocketAddr>) -> Self {
+    /// [`Self::start_dns01`] with `options`.
+    pub fn start_validating(dns_server: SocketAddr, options: &AcmeOptions) -> Self {
+        Self::start_with(Some(dns_server), options)
+    }
+
+    /// The port pebble connects to for HTTP-01 (`httpPort`), on the name's address.
+    pub fn http01_port(&self) -> u16 {
+        self.http01_port
+    }
+
+    fn start_with(dns_server: Option<SocketAddr>, options: &AcmeOptions) -> Self {
         for tool in ["pebble", "certbot", "openssl"] {
             tools::tool_with_hint(tool, INSTALL_HINT);
         }
@@ -107,7 +131,7 @@ impl Acme {
             |port| {
                 management = launch::free_port();
                 http01_port = launch::free_port();
-                let text = serde_json::json!({
+                let mut text = serde_json::json!({
                     "pebble": {
                         "listenAddress": format!("127.0.0.1:{port}"),
                         "managementListenAddress": format!("127.0.0.1:{management}"),
@@ -116,14 +140,29 @@ impl Acme {
                         "httpPort": http01_port,
                         "tlsPort": launch::free_port(),
                         "ocspResponderURL": "",
-                        "externalAccountBindingRequired": false
+                        "externalAccountBindingRequired": options.eab.is_some()
                     }
                 });
+                if let Some((kid, key)) = &options.eab {
+                    text["pebble"]["externalAccountMACKeys"] = serde_json::json!({ kid: key });
+                }
+                if let Some(seconds) = options.validity_seconds {
+                    text["pebble"]["certificateValidityPeriod"] = serde_json::json!(seconds);
+                }
                 fs::write(&config, text.to_string()).expect("write pebble.json");
                 let mut cmd = tools::command("pebble");
                 cmd.arg("-config")
                     .arg(&config)
-                    .envs([("PEBBLE_VA_NOSLEEP", "1"), ("PEBBLE_WFE_NONCEREJECT", "0")]);
+                    .env("PEBBLE_WFE_NONCEREJECT", options.nonce_reject.to_string());
+                match options.va_sleep_seconds {
+                    Some(seconds) => {
+                        cmd.env_remove("PEBBLE_VA_NOSLEEP")
+                            .env("PEBBLE_VA_SLEEPTIME", seconds.to_string());
+                    }
+                    None => {
+                        cmd.env("PEBBLE_VA_NOSLEEP", "1");
+                    }
+                }
                 match dns_server {
                     Some(dns) => {
                         cmd.arg("-dnsserver").arg(dns.to_string());
@@ -550,4 +589,55 @@ fn https_get(addr: SocketAddr, ca_der: &[u8], path: &str) -> Option<String> {
     let _ = tls.read_to_end(&mut response);
     let text = String::from_utf8_lossy(&response).into_owned();
     text.starts_with("HTTP/1.1 200").then_some(text)
+}
+
+/// The deployed leaf certificate of a set, as the ACME tests look at it.
+pub struct Leaf {
+    /// The key id tlsa gives its SPKI.
+    pub key: String,
+    pub issuer: String,
+    pub subject: String,
+    pub not_before: std::time::SystemTime,
+    pub not_after: std::time::SystemTime,
+}
+
+/// The leaf of `DEPLOY/fullchain.pem`.
+pub fn deployed_leaf(deploy: &Path) -> Leaf {
+    let pem = fs::read(deploy.join("fullchain.pem")).expect("read the deployed chain");
+    let first = pem::parse_many(&pem).expect("PEM").remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(first.contents()).expect("a certificate");
+    let at = |t: x509_parser::time::ASN1Time| {
+        std::time::UNIX_EPOCH + Duration::from_secs(t.timestamp().try_into().expect("after 1970"))
+    };
+    Leaf {
+        key: tlsa::roll::plan::KeyMaterial::from_spki(cert.public_key().raw).id,
+        issuer: cert.issuer().to_string(),
+        subject: cert.subject().to_string(),
+        not_before: at(cert.validity().not_before),
+        not_after: at(cert.validity().not_after),
+    }
+}
+
+/// The pre-published next key in the state of set `set`.
+pub fn state_next_key(state: &Path, set: &str) -> String {
+    let file = tlsa::roll::state::set_file(state, set);
+    let value: serde_json::Value =
+        serde_json::from_slice(&fs::read(file).expect("read the set's state")).expect("JSON");
+    value["next_key"].as_str().expect("a next key").to_string()
+}
+
+/// `{ acme = { directory, names, ca_file, EXTRA } }` for pebble (`extra`: more `key = value`
+/// pairs, comma-separated, or empty).
+pub fn acme_source(acme: &Acme, names: &[&str], extra: &str) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    let extra = match extra {
+        "" => String::new(),
+        more => format!(", {more}"),
+    };
+    format!(
+        r#"{{ acme = {{ directory = "{}", names = [{}], ca_file = "{}"{extra} }} }}"#,
+        acme.directory_url(),
+        names.join(", "),
+        acme.ca_file().display()
+    )
 }

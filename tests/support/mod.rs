@@ -44,7 +44,10 @@ mod wire;
 mod zone;
 mod zonefile_bind;
 
-pub use acme::{Acme, CertbotRun, DeployHook, RenewKey};
+pub use acme::{
+    Acme, AcmeOptions, CertbotRun, DeployHook, Leaf, RenewKey, acme_source, deployed_leaf,
+    state_next_key,
+};
 pub use authoritative::Server;
 pub use dig::{DigReply, Record, dig, query};
 pub use dkim::DkimKey;
@@ -54,7 +57,7 @@ pub use http_mock::{HttpMock, MockRequest, MockResponse, assert_not_applied};
 pub use install::{HASH_SLINGER_TLSA, Installed, path_with_hash_slinger_first};
 pub use lab::{Lab, LabOptions, StartupTimes};
 pub use multizone::MultiZoneLab;
-pub use nginx::{Nginx, Serve, Site};
+pub use nginx::{Nginx, Serve, Site, start_plain_http};
 pub use postfix::{
     Delivery, MAIL_UID, Postfix, PostfixOptions, SilentServer, TestCa, TlsIdentity, closed_port,
 };

@@ -90,14 +90,7 @@ impl Nginx {
         let command_for = |port| {
             fs::write(&config, config_text(&root, server_name, sites, port))
                 .expect("write nginx.conf");
-            let mut cmd = Command::new(&nginx);
-            cmd.arg("-e")
-                .arg(root.join("error.log"))
-                .args(["-g", "daemon off;", "-c"])
-                .arg(&config)
-                .arg("-p")
-                .arg(format!("{}/", root.display()));
-            cmd
+            command(&nginx, &root, &config)
         };
         let (process, port) = match fixed {
             None => {
@@ -113,17 +106,7 @@ impl Nginx {
             ),
         };
         let sites: Vec<SocketAddr> = sites.iter().map(|s| SocketAddr::new(s.ip, port)).collect();
-        for addr in &sites {
-            let up =
-                super::wait::try_poll_every(launch::STARTUP_POLL, launch::STARTUP_TIMEOUT, || {
-                    accepts(*addr).then_some(())
-                });
-            assert!(
-                up.is_some(),
-                "nginx does not serve {addr}:\n{}",
-                process.log_tail()
-            );
-        }
+        await_serving(&process, &sites);
         Nginx {
             process,
             port,
@@ -165,13 +148,69 @@ impl Nginx {
     }
 }
 
+/// nginx serving one directory over plain HTTP on `127.0.0.1:port` (an ACME HTTP-01
+/// webroot: the CA validates on a port of its config); [`Nginx::webroot`]`(0)` is the
+/// directory. One attempt: the port is the caller's.
+pub fn start_plain_http(port: u16) -> Nginx {
+    let nginx = tools::tool_with_hint("nginx", INSTALL_HINT);
+    let dir = traversable_dir("tlsa-nginx-");
+    let root = dir.path().to_path_buf();
+    let www = root.join("site-0/www");
+    fs::create_dir_all(&www).expect("create docroot");
+    let mut text = prelude(&root);
+    text.push_str(&format!(
+        "server {{ listen 127.0.0.1:{port}; root {}; }}\n}}\n",
+        www.display()
+    ));
+    let config = root.join("nginx.conf");
+    fs::write(&config, text).expect("write nginx.conf");
+    let cmd = command(&nginx, &root, &config);
+    let process = ServerProcess::spawn("nginx", cmd, &root.join("nginx.log"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    await_serving(&process, &[addr]);
+    Nginx {
+        process,
+        port,
+        sites: vec![addr],
+        root,
+        dir,
+    }
+}
+
+/// nginx in the foreground with `config`, every path inside `root`.
+fn command(nginx: &Path, root: &Path, config: &Path) -> Command {
+    let mut cmd = Command::new(nginx);
+    cmd.arg("-e")
+        .arg(root.join("error.log"))
+        .args(["-g", "daemon off;", "-c"])
+        .arg(config)
+        .arg("-p")
+        .arg(format!("{}/", root.display()));
+    cmd
+}
+
+/// Returns once every address accepts connections; panics with nginx's log otherwise.
+fn await_serving(process: &ServerProcess, addrs: &[SocketAddr]) {
+    for addr in addrs {
+        let up = super::wait::try_poll_every(launch::STARTUP_POLL, launch::STARTUP_TIMEOUT, || {
+            accepts(*addr).then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "nginx does not serve {addr}:\n{}",
+            process.log_tail()
+        );
+    }
+}
+
 fn accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
 }
 
-fn config_text(root: &Path, server_name: &str, sites: &[Site], port: u16) -> String {
+/// The start of every config: pid, logs and temporary paths inside `root`, an open `http`.
+fn prelude(root: &Path) -> String {
     let r = root.display();
-    let mut text = format!(
+    format!(
         "pid {r}/nginx.pid;\n\
          error_log {r}/error.log info;\n\
          worker_processes 1;\n\
@@ -182,10 +221,17 @@ fn config_text(root: &Path, server_name: &str, sites: &[Site], port: u16) -> Str
          proxy_temp_path {r}/proxy;\n\
          fastcgi_temp_path {r}/fastcgi;\n\
          uwsgi_temp_path {r}/uwsgi;\n\
-         scgi_temp_path {r}/scgi;\n\
-         # The readiness probe's address: 127.0.0.1 with the first site's certificate.\n\
+         scgi_temp_path {r}/scgi;\n"
+    )
+}
+
+fn config_text(root: &Path, server_name: &str, sites: &[Site], port: u16) -> String {
+    let r = root.display();
+    let mut text = prelude(root);
+    text.push_str(&format!(
+        "# The readiness probe's address: 127.0.0.1 with the first site's certificate.\n\
          server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {r}/site-0/fullchain.pem; ssl_certificate_key {r}/site-0/key.pem; return 204; }}\n"
-    );
+    ));
     for (i, site) in sites.iter().enumerate() {
         let d = format!("{r}/site-{i}");
         let answer = match &site.serve {

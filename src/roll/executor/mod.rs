@@ -250,6 +250,21 @@ pub struct Preview {
     pub then: Option<Decision>,
     /// The RRsets the decision was made from.
     pub observed: Observed,
+    /// An `acme` set: the order `tlsa run` would make now, and its challenge.
+    pub order: Option<OrderPreview>,
+}
+
+/// The certificate order a run would make, as `tlsa plan` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OrderPreview {
+    /// Why it is due ("the first certificate", "renewal: …").
+    pub why: String,
+    pub directory: String,
+    pub names: Vec<String>,
+    /// `dns-01` or `http-01`.
+    pub challenge: &'static str,
+    /// Each response put in place before the CA looks, removed after.
+    pub responses: Vec<String>,
 }
 
 /// Progress lines for people, as the run goes.

@@ -88,6 +88,24 @@ impl Engine {
                 message: error.to_string(),
             });
         }
+        // Whatever the run did, a certificate close to its end without a
+        // renewal is said loudly, days ahead, with the CA's last error.
+        if let Some(alarm) = self.expiry_alarm(set, &journal.get(set.name.get_ref())) {
+            outcome.failure = Some(match outcome.failure.take() {
+                Some(failure) => SetFailure {
+                    kind: FailureKind::Other,
+                    message: format!(
+                        "ALARM: set {}: {alarm}. {}",
+                        set.name.get_ref(),
+                        failure.message
+                    ),
+                },
+                None => SetFailure {
+                    kind: FailureKind::Other,
+                    message: format!("ALARM: set {}: {alarm}", set.name.get_ref()),
+                },
+            });
+        }
         if let Err(error) = self.record_last_run(set, journal, &outcome).await
             && outcome.failure.is_none()
         {
@@ -161,7 +179,10 @@ impl Engine {
             prepared?;
         }
         if options.rollover || (may_order && self.renewal_due(set, &entry)?) {
-            let started = self.start_rollover(set, &dir, &mut entry).await;
+            let started = match options.rollover || !self.renewal_keeps_key(set, &entry) {
+                true => self.start_rollover(set, &dir, &mut entry).await,
+                false => self.renew_keeping_key(set, &dir, &mut entry).await,
+            };
             let started = self.note_order(set, started, &mut entry);
             journal.put(&name, &entry).await?;
             started?;
@@ -384,6 +405,7 @@ impl Engine {
             };
             previews.push(Preview {
                 set: name.clone(),
+                order: self.order_preview(set, dir, set_state)?,
                 decision,
                 then,
                 observed,

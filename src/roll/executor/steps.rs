@@ -438,6 +438,7 @@ impl Engine {
         let path = keys::key_path(dir, name, &next);
         let chain = self.certificate_for(set, &path, dir).await?;
         stage(&path, chain, &files::source_files(set, dir, entry)?)?;
+        entry.acme_kept_key = 0;
         entry.rollover_requested_at = Some(now);
         entry.record(
             now,
@@ -445,6 +446,38 @@ impl Engine {
         );
         entry.rollover_to = Some(next);
         Ok(())
+    }
+}
+
+impl Engine {
+    /// An `acme` renewal whose policy (`roll_every`) keeps the key: a new
+    /// certificate for the live key, staged where the plan deploys it from
+    /// (a same-key deploy: the records stay as they are).
+    pub(super) async fn renew_keeping_key(
+        &self,
+        set: &CertSet,
+        dir: &std::path::Path,
+        entry: &mut SetState,
+    ) -> Result<(), EngineError> {
+        let staged = files::source_files(set, dir, entry)?;
+        let chain = self.certificate_for(set, &staged.key, dir).await?;
+        stage(&staged.key, chain, &staged)?;
+        entry.acme_kept_key += 1;
+        entry.record(
+            self.now(),
+            "certificate renewed for the same key (roll_every)",
+        );
+        self.say(&format!(
+            "set {}: renewed keeping the key ({} renewal(s) since the last key roll)",
+            set.name.get_ref(),
+            entry.acme_kept_key
+        ));
+        Ok(())
+    }
+
+    /// Whether the renewal due now keeps the key.
+    pub(super) fn renewal_keeps_key(&self, set: &CertSet, entry: &SetState) -> bool {
+        matches!(&set.source, Source::Acme(acme) if acme.keeps_key(entry.acme_kept_key))
     }
 }
 
