@@ -51,6 +51,15 @@ impl MemoryZone {
         }
     }
 
+    /// The records of RRset `id` now (none: absent).
+    pub fn records(&self, id: &RrsetId) -> BTreeSet<Rdata> {
+        self.lock()
+            .rrsets
+            .get(id)
+            .map(|(_, records)| records.clone())
+            .unwrap_or_default()
+    }
+
     /// How many change sets were applied.
     pub fn applied(&self) -> usize {
         self.applied.load(Ordering::SeqCst)

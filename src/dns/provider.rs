@@ -101,6 +101,24 @@ impl Edit {
         }
     }
 
+    /// Records added to and removed from the RRset `id`, whatever else it
+    /// holds: an edit that keeps what others wrote there.
+    pub fn change(
+        id: RrsetId,
+        add: impl IntoIterator<Item = Rdata>,
+        remove: impl IntoIterator<Item = Rdata>,
+        ttl: u32,
+    ) -> Edit {
+        Edit {
+            owner: id.owner,
+            rtype: id.rtype,
+            add: add.into_iter().collect(),
+            remove: remove.into_iter().collect(),
+            replace_all: false,
+            ttl,
+        }
+    }
+
     /// The RRset `id` made to hold exactly `records` (none: deleted), as
     /// the features that own a whole RRset publish it: the MTA-STS and
     /// TLS-RPT TXT records, a managed MX RRset, an ACME challenge.

@@ -6,6 +6,13 @@
 //! server, then validated again. What the caller learns ([`Confirmed`]) is
 //! what its waits need: when every server served the new content, and how
 //! long a cache may still hold what was there before.
+//!
+//! Two ways to say what to publish: [`Owned`] (the whole content, for
+//! RRsets nobody else writes) and [`Edit`]s of records to add and remove
+//! ([`Publication::publish_edits`], for RRsets others write too: the
+//! `_mta-sts` TXT name, a domain's MX list). An edit is re-planned inside
+//! the compare-and-swap loop, so a record another writer put there between
+//! the read and the swap is kept, not overwritten.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -56,6 +63,18 @@ pub fn replace_tagged_txt(rrset: &Rrset, tag: &str, record: Option<Txt>) -> Vec<
     kept.chain(record.map(Rdata::Txt)).collect()
 }
 
+/// The edit that turns `before` (as read) into `after`: the records to add
+/// and to remove, so that a record another writer adds meanwhile is kept.
+pub fn edit_from(before: &Rrset, after: impl IntoIterator<Item = Rdata>, ttl: u32) -> Edit {
+    let after: BTreeSet<Rdata> = after.into_iter().collect();
+    Edit::change(
+        before.id(),
+        after.difference(&before.records).cloned(),
+        before.records.difference(&after).cloned(),
+        ttl,
+    )
+}
+
 /// What a publication established.
 #[derive(Debug, Clone)]
 pub struct Confirmed {
@@ -94,6 +113,10 @@ pub enum PublishError {
     Dns(#[from] DnsError),
     #[error(transparent)]
     NotPropagated(#[from] Box<NotPropagated>),
+    #[error(
+        "{id}: the change was applied, but the zone's primary no longer holds it: another writer changed this RRset right after; nothing further was done, run again"
+    )]
+    Undone { id: RrsetId },
 }
 
 /// The zone a publication goes to and everything it needs.
@@ -123,6 +146,32 @@ impl Publication<'_> {
             .collect();
         let applied = apply_edits_known(self.provider, self.zone, &edits, &before).await?;
         let mut confirmed = self.confirm(owned, applied.and_then(|a| a.serial)).await?;
+        confirmed.changed = applied.is_some();
+        confirmed.before = before;
+        Ok(confirmed)
+    }
+
+    /// Applies `edits` (records to add and to remove, never `replace_all`)
+    /// with compare-and-swap, re-planned on conflict so that what another
+    /// writer put there meanwhile is kept; then confirms on every
+    /// authoritative server the content the primary serves after the change,
+    /// which must hold every record added and none removed.
+    pub async fn publish_edits(&self, edits: &[Edit]) -> Result<Confirmed, PublishError> {
+        let ids: Vec<Owned> = edits.iter().map(|e| Owned::absent(e.id())).collect();
+        self.require_secure(&ids).await?;
+        let before = self.read(&ids).await?;
+        let applied = apply_edits_known(self.provider, self.zone, edits, &before).await?;
+        let after = self.read(&ids).await?;
+        let mut owned = Vec::new();
+        for (edit, now) in edits.iter().zip(&after) {
+            let missing = edit.add.iter().any(|r| !now.records.contains(r));
+            let kept = edit.remove.iter().any(|r| now.records.contains(r));
+            if missing || kept {
+                return Err(PublishError::Undone { id: edit.id() });
+            }
+            owned.push(Owned::new(edit.id(), now.records.iter().cloned(), edit.ttl));
+        }
+        let mut confirmed = self.confirm(&owned, applied.and_then(|a| a.serial)).await?;
         confirmed.changed = applied.is_some();
         confirmed.before = before;
         Ok(confirmed)
@@ -425,5 +474,158 @@ mod tests {
         assert!(gone.changed);
         let now = w.memory.read(&zone(), &sts("e").id).await.unwrap();
         assert!(now.records.is_empty() && now.ttl.is_none());
+    }
+
+    /// When the other writer of a [`Meddling`] zone acts.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum After {
+        /// tlsa's n-th read (from 1) has been answered.
+        Read(u32),
+        /// tlsa's change has been applied.
+        Apply,
+    }
+
+    /// The other writer's move, after each of tlsa's reads and changes.
+    type Meddle = Box<dyn Fn(After, &MemoryZone) + Send + Sync>;
+
+    /// A zone with another writer: `meddle(event, zone)` runs after each of
+    /// tlsa's reads and changes, so it can write between them.
+    struct Meddling {
+        memory: Arc<MemoryZone>,
+        reads: Mutex<u32>,
+        meddle: Meddle,
+    }
+
+    impl Meddling {
+        fn new(
+            memory: &Arc<MemoryZone>,
+            meddle: impl Fn(After, &MemoryZone) + Send + Sync + 'static,
+        ) -> Self {
+            Meddling {
+                memory: memory.clone(),
+                reads: Mutex::new(0),
+                meddle: Box::new(meddle),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Meddling {
+        fn describe(&self) -> String {
+            self.memory.describe()
+        }
+
+        async fn zone_of(&self, owner: &Name) -> Result<Name, DnsError> {
+            self.memory.zone_of(owner).await
+        }
+
+        async fn read(&self, zone: &Name, id: &RrsetId) -> Result<Rrset, DnsError> {
+            let read = self.memory.read(zone, id).await;
+            let n = {
+                let mut reads = self.reads.lock().unwrap();
+                *reads += 1;
+                *reads
+            };
+            (self.meddle)(After::Read(n), &self.memory);
+            read
+        }
+
+        async fn apply(
+            &self,
+            set: &crate::dns::provider::ChangeSet,
+        ) -> Result<crate::dns::provider::Applied, DnsError> {
+            let applied = self.memory.apply(set).await;
+            if applied.is_ok() {
+                (self.meddle)(After::Apply, &self.memory);
+            }
+            applied
+        }
+    }
+
+    fn txt(text: &str) -> Rdata {
+        Rdata::Txt(Txt::from_text(text))
+    }
+
+    /// Adds `record` to the TXT RRset `id` of `memory`.
+    fn add_to(memory: &MemoryZone, id: &RrsetId, record: Rdata) {
+        let mut records = memory.records(id);
+        records.insert(record);
+        memory.put(id.clone(), 60, records);
+    }
+
+    #[tokio::test]
+    async fn an_edit_keeps_what_another_writer_added_between_the_read_and_the_swap() {
+        let w = world(0);
+        let secure = Verdicts(Verdict::Secure);
+        let id = sts("a").id;
+        let (old, new, theirs) = (
+            txt("v=STSv1; id=old"),
+            txt("v=STSv1; id=new"),
+            txt("site-verification=theirs"),
+        );
+        // The other writer adds its record right after tlsa's first read.
+        let meddle = |target: RrsetId, record: Rdata| {
+            move |after: After, memory: &MemoryZone| {
+                if after == After::Read(1) {
+                    add_to(memory, &target, record.clone());
+                }
+            }
+        };
+        w.memory.put(id.clone(), 60, [old.clone()].into());
+        let meddling = Meddling::new(&w.memory, meddle(id.clone(), theirs.clone()));
+        let publication = Publication {
+            provider: &meddling,
+            ..publication(&w, &secure)
+        };
+        let before = w.memory.read(&zone(), &id).await.unwrap();
+        let edit = edit_from(&before, [new.clone()], 60);
+        let confirmed = publication.publish_edits(&[edit]).await.unwrap();
+        assert!(confirmed.changed);
+        assert_eq!(
+            w.memory.records(&id),
+            [new.clone(), theirs.clone()].into(),
+            "the other writer's record is kept"
+        );
+
+        // The same race with the whole content computed from the first read
+        // (how the MTA-STS and TLS-RPT records were published before): lost.
+        w.memory.put(id.clone(), 60, [old].into());
+        let meddling = Meddling::new(&w.memory, meddle(id.clone(), theirs));
+        let publication = Publication {
+            provider: &meddling,
+            ..self::publication(&w, &secure)
+        };
+        let whole = Owned::new(id.clone(), [new.clone()], 60);
+        publication.publish(&[whole]).await.unwrap();
+        assert_eq!(
+            w.memory.records(&id),
+            [new].into(),
+            "a whole-content publication drops it"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_edit_another_writer_undoes_at_once_is_an_error_not_a_wait() {
+        let w = world(0);
+        let secure = Verdicts(Verdict::Secure);
+        let id = sts("a").id;
+        let old = txt("v=STSv1; id=old");
+        w.memory.put(id.clone(), 60, [old.clone()].into());
+        let before = w.memory.read(&zone(), &id).await.unwrap();
+        let edit = edit_from(&before, [txt("v=STSv1; id=ours")], 60);
+        // The other writer puts the removed record back right after tlsa's change.
+        let target = id.clone();
+        let meddling = Meddling::new(&w.memory, move |after, memory| {
+            if after == After::Apply {
+                add_to(memory, &target, old.clone());
+            }
+        });
+        let publication = Publication {
+            provider: &meddling,
+            ..publication(&w, &secure)
+        };
+        let err = publication.publish_edits(&[edit]).await.unwrap_err();
+        assert!(matches!(err, PublishError::Undone { .. }), "{err}");
+        assert!(err.to_string().contains("another writer"), "{err}");
     }
 }

@@ -13,18 +13,17 @@
 //!   host removed loses every record naming it. Preferences an operator
 //!   set by hand are never changed.
 //!
-//! The publication re-reads the RRset and swaps against what it read, so
-//! a write by another host between that read and the swap is not lost;
-//! one between this module's read and the publication's is (the window
-//! is one round trip; the MX RRset of a domain managed by two machines
-//! needs one of them to own it).
+//! The change goes out as the records to add and to remove
+//! ([`Publication::publish_edits`]), re-planned inside the compare-and-swap
+//! loop: a record another host writes at either name between this module's
+//! read and the swap is kept, not overwritten.
 
 use async_trait::async_trait;
 use hickory_proto::rr::Name;
 
 use super::execute::PublishSts;
 use crate::dns::DnsError;
-use crate::dns::publish::{Owned, Publication, PublishError, replace_tagged_txt};
+use crate::dns::publish::{Publication, PublishError, edit_from, replace_tagged_txt};
 use crate::dns::rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};
 
 /// How every STS record begins (RFC 8461 §3.1).
@@ -122,8 +121,8 @@ impl StsDns<'_> {
 
     async fn put(&self, before: &Rrset, records: Vec<Rdata>) -> Result<(), StsDnsError> {
         let ttl = before.ttl.unwrap_or(self.ttl);
-        let owned = Owned::new(before.id(), records, ttl);
-        self.publication.publish(&[owned]).await?;
+        let edit = edit_from(before, records, ttl);
+        self.publication.publish_edits(&[edit]).await?;
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use crate::config::tlsrpt::Tlsrpt;
-use crate::dns::publish::{Owned, replace_tagged_txt};
+use crate::dns::publish::{edit_from, replace_tagged_txt};
 use crate::dns::rrset::{RrType, RrsetId, Txt};
 use crate::roll::executor::{Engine, EngineError};
 
@@ -104,8 +104,9 @@ async fn publish_one(
         .await
         .map_err(|e| runtime(&e))?;
     let records = replace_tagged_txt(&before, record::VERSION, Some(Txt::from_text(text)));
-    let wanted = Owned::new(id, records, settings.ttl);
-    let matches = wanted.records == before.records && before.ttl == Some(settings.ttl);
+    let wanted = edit_from(&before, records, settings.ttl);
+    let matches =
+        wanted.add.is_empty() && wanted.remove.is_empty() && before.ttl == Some(settings.ttl);
     if dry_run {
         return Ok(if matches {
             Action::Unchanged
@@ -116,7 +117,7 @@ async fn publish_one(
     // Also when it matches: confirmed on every server and Secure, so that
     // "unchanged" means served everywhere, not only by the primary.
     let confirmed = publication
-        .publish(std::slice::from_ref(&wanted))
+        .publish_edits(std::slice::from_ref(&wanted))
         .await
         .map_err(|e| runtime(&e))?;
     Ok(if confirmed.changed {
