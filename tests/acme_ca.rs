@@ -205,6 +205,55 @@ fn a_run_killed_mid_order_leaves_a_record_the_rerun_removes() {
     assert!(issued_by_pebble(&scene.deploy()));
 }
 
+/// One authoritative server (a secondary that never sees an update) does not serve the
+/// challenge record: the CA is never told to validate (pebble's validator never runs), the
+/// run fails naming that server, and the record is removed; once the zone's servers agree
+/// again, the order goes through.
+#[test]
+fn the_ca_is_not_asked_while_an_authoritative_server_lacks_the_challenge() {
+    let scene = Scene::start(&AcmeOptions::default(), "");
+    let lagging = scene
+        .lab
+        .start_frozen_copy(&[support::random_loopback_v4()]);
+    let lagging_addr = lagging.addrs()[0].to_string();
+    let port_line = format!("ns_port = {}\n", scene.lab.server_addr().port());
+    let plain = std::fs::read_to_string(&scene.config).unwrap();
+    let with_lagging = plain.replace(
+        &port_line,
+        &format!("{port_line}extra_servers = [\"{lagging_addr}\"]\n"),
+    );
+    assert_ne!(plain, with_lagging);
+    std::fs::write(&scene.config, &with_lagging).unwrap();
+
+    let out = tlsa(
+        &scene.config,
+        &["run", "--wait", "--propagation-timeout", "3"],
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&lagging_addr),
+        "the lagging server is named: {said}"
+    );
+    let validations = |log: &str| log.matches("Pulled a task from the Tasks queue").count();
+    assert_eq!(
+        validations(&scene.acme.log()),
+        0,
+        "the CA was never asked to validate: {}",
+        scene.acme.log_tail()
+    );
+    assert!(no_challenge_record(&scene.lab), "the record is removed");
+    assert!(!scene.deploy().join("fullchain.pem").exists());
+
+    // The zone's servers agree again (the frozen copy is no longer one of them).
+    std::fs::write(&scene.config, &plain).unwrap();
+    let again = tlsa(&scene.config, &["rollover", "--wait"]);
+    assert!(again.status.success(), "pebble: {}", scene.acme.log_tail());
+    assert!(validations(&scene.acme.log()) > 0, "validated this time");
+    assert!(issued_by_pebble(&scene.deploy()));
+    assert!(no_challenge_record(&scene.lab));
+}
+
 #[test]
 fn a_ca_that_rejects_some_nonces_is_tried_again_and_issues() {
     let options = AcmeOptions {

@@ -236,6 +236,11 @@ impl Acme {
         self.pebble.log_tail()
     }
 
+    /// Everything pebble logged so far.
+    pub fn log(&self) -> String {
+        self.pebble.log()
+    }
+
     /// certbot's `--config-dir`.
     pub fn certbot_config_dir(&self) -> PathBuf {
         self.dir.path().join("certbot/config")

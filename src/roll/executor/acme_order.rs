@@ -36,6 +36,7 @@ impl Engine {
         acme: &AcmeSource,
         key_path: &Path,
         state_dir: &Path,
+        timeout: Duration,
     ) -> Result<String, EngineError> {
         let name = set.name.get_ref();
         let fail = |what: String| EngineError::Internal(format!("set {name}: {what}"));
@@ -46,7 +47,7 @@ impl Engine {
         let http01 = acme.http01();
         let publication = match http01 {
             Some(_) => None,
-            None => Some(self.challenge_publication(set, acme)?),
+            None => Some(self.challenge_publication(set, acme, timeout)?),
         };
         let responder = match (http01, &publication) {
             (Some(http), _) => Responder::Http01(http),
@@ -121,6 +122,7 @@ impl Engine {
         &self,
         set: &CertSet,
         acme: &AcmeSource,
+        timeout: Duration,
     ) -> Result<crate::dns::publish::Publication<'_>, EngineError> {
         let name = set.name.get_ref();
         let owners = acme
@@ -128,7 +130,6 @@ impl Engine {
             .iter()
             .map(|n| challenge_owner(n).map_err(|e| EngineError::Config(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        let timeout = self.configured_propagation_timeout();
         let publication = self.publication_for(&owners[0], timeout)?;
         if let Some(outside) = owners.iter().find(|o| !publication.zone.zone_of(o)) {
             return Err(EngineError::Config(format!(
@@ -206,7 +207,8 @@ impl Engine {
             .collect();
         let (challenge, responses) = match acme.http01() {
             None => {
-                let publication = self.challenge_publication(set, acme)?;
+                let publication =
+                    self.challenge_publication(set, acme, self.configured_propagation_timeout())?;
                 let ttl = CHALLENGE_TTL.min(set.ttl);
                 let responses = names
                     .iter()

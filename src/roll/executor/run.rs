@@ -168,26 +168,34 @@ impl Engine {
         // An ACME order that failed is not made again automatically before
         // its backoff ends; an operator's `tlsa rollover` asks anyway.
         let may_order = options.rollover || !self.acme_backing_off(set, &entry);
+        let timeout = self.propagation_timeout(options);
+        let mut first_key = false;
         if may_order {
             let backoff = entry.acme_backoff.clone();
-            let prepared = self.prepare_source(set, &dir, &mut entry).await;
+            let prepared = self.prepare_source(set, &dir, &mut entry, timeout).await;
             let prepared = self.note_order(set, prepared, &mut entry);
             // An idle run writes no state.
             if prepared.as_ref().is_ok_and(|changed| *changed) || entry.acme_backoff != backoff {
                 journal.put(&name, &entry).await?;
             }
-            prepared?;
+            first_key = prepared?;
         }
-        if options.rollover || (may_order && self.renewal_due(set, &entry)?) {
-            let started = match options.rollover || !self.renewal_keeps_key(set, &entry) {
-                true => self.start_rollover(set, &dir, &mut entry).await,
-                false => self.renew_keeping_key(set, &dir, &mut entry).await,
+        // A set that just got its first key has nothing to roll to yet: its
+        // next key is generated and published by the steps below.
+        let roll_asked = options.rollover && !(first_key && entry.next_key.is_none());
+        if roll_asked || (!options.rollover && may_order && self.renewal_due(set, &entry)?) {
+            let started = match roll_asked || !self.renewal_keeps_key(set, &entry) {
+                true => self.start_rollover(set, &dir, &mut entry, timeout).await,
+                false => self.renew_keeping_key(set, &dir, &mut entry, timeout).await,
             };
             let started = self.note_order(set, started, &mut entry);
             journal.put(&name, &entry).await?;
             started?;
+        } else if options.rollover && first_key {
+            self.say(&format!(
+                "set {name}: first key in place; no roll yet (its next key is published now, a later `tlsa rollover` rolls to it)"
+            ));
         }
-        let timeout = self.propagation_timeout(options);
         for _ in 0..MAX_STEPS_PER_RUN {
             let mut observed = self.observe(&owners).await?;
             observed.presented = self.observe_servers(set, &dir, &entry).await?;

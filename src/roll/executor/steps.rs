@@ -352,6 +352,7 @@ impl Engine {
         set: &CertSet,
         dir: &std::path::Path,
         entry: &mut SetState,
+        timeout: Duration,
     ) -> Result<bool, EngineError> {
         if !matches!(set.source, Source::SelfSigned { .. } | Source::Acme(_)) {
             return Ok(false);
@@ -363,7 +364,7 @@ impl Engine {
         }
         let name = set.name.get_ref();
         let (key, path) = keys::create_next_key(dir, name, set.next_key)?;
-        let chain = self.certificate_for(set, &path, dir).await?;
+        let chain = self.certificate_for(set, &path, dir, timeout).await?;
         stage(&path, chain, &staged)?;
         self.say(&format!(
             "set {name}: first key {} generated, certificate staged",
@@ -380,12 +381,16 @@ impl Engine {
         set: &CertSet,
         key_path: &std::path::Path,
         dir: &std::path::Path,
+        timeout: Duration,
     ) -> Result<String, EngineError> {
         match &set.source {
             Source::SelfSigned { names } => {
                 Ok(keys::self_signed_pem(key_path, names, SELF_SIGNED_DAYS)?)
             }
-            Source::Acme(acme) => self.order_certificate(set, acme, key_path, dir).await,
+            Source::Acme(acme) => {
+                self.order_certificate(set, acme, key_path, dir, timeout)
+                    .await
+            }
             _ => Err(EngineError::Internal(format!(
                 "set {}: tlsa makes no certificate for this source",
                 set.name.get_ref()
@@ -399,6 +404,7 @@ impl Engine {
         set: &CertSet,
         dir: &std::path::Path,
         entry: &mut SetState,
+        timeout: Duration,
     ) -> Result<(), EngineError> {
         let name = set.name.get_ref();
         let now = self.now();
@@ -436,7 +442,7 @@ impl Engine {
             )));
         };
         let path = keys::key_path(dir, name, &next);
-        let chain = self.certificate_for(set, &path, dir).await?;
+        let chain = self.certificate_for(set, &path, dir, timeout).await?;
         stage(&path, chain, &files::source_files(set, dir, entry)?)?;
         entry.acme_kept_key = 0;
         entry.rollover_requested_at = Some(now);
@@ -458,9 +464,10 @@ impl Engine {
         set: &CertSet,
         dir: &std::path::Path,
         entry: &mut SetState,
+        timeout: Duration,
     ) -> Result<(), EngineError> {
         let staged = files::source_files(set, dir, entry)?;
-        let chain = self.certificate_for(set, &staged.key, dir).await?;
+        let chain = self.certificate_for(set, &staged.key, dir, timeout).await?;
         stage(&staged.key, chain, &staged)?;
         entry.acme_kept_key += 1;
         entry.record(
