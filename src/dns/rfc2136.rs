@@ -135,7 +135,10 @@ impl Rfc2136 {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let signature = match &self.key {
-            Some(key) => Some(key.sign(&mut message, now).map_err(DnsError::Config)?),
+            Some(key) => Some(
+                key.sign(&mut message, now)
+                    .map_err(|e| DnsError::Config(e.to_string()))?,
+            ),
             None => None,
         };
         let response = self.send(message, &question).await?;
@@ -184,7 +187,10 @@ impl Rfc2136 {
     ) -> Result<Option<RequestSignature>, DnsError> {
         self.key
             .as_ref()
-            .map(|key| key.sign(message, unix_time).map_err(DnsError::Config))
+            .map(|key| {
+                key.sign(message, unix_time)
+                    .map_err(|e| DnsError::Config(e.to_string()))
+            })
             .transpose()
     }
 

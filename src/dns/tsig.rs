@@ -412,7 +412,7 @@ impl TsigKey {
     /// Signs `message` (adds its TSIG record, time `now` in seconds since the
     /// epoch). Nothing may change in the message afterwards, except its ID
     /// (the TSIG record keeps the original). Returns what verifies the answer.
-    pub fn sign(&self, message: &mut Message, now: u64) -> Result<RequestSignature, String> {
+    pub fn sign(&self, message: &mut Message, now: u64) -> Result<RequestSignature, TsigError> {
         let request_mac = self.sign_here(message, now)?;
         Ok(RequestSignature {
             key: self.clone(),
@@ -422,7 +422,7 @@ impl TsigKey {
     }
 
     /// Signs with aws-lc-rs' HMAC (every algorithm); returns the MAC.
-    fn sign_here(&self, message: &mut Message, now: u64) -> Result<Vec<u8>, String> {
+    fn sign_here(&self, message: &mut Message, now: u64) -> Result<Vec<u8>, TsigError> {
         let stub = TSIG::new(
             self.algorithm.to_hickory(),
             now,
@@ -433,7 +433,7 @@ impl TsigKey {
             Vec::new(),
         );
         let tbs = message_tbs(message, &stub, &self.name)
-            .map_err(|e| format!("cannot encode the message to sign it: {e}"))?;
+            .map_err(|e| TsigError::Encode(e.to_string()))?;
         let mac = hmac::sign(&hmac::Key::new(self.algorithm.hmac(), &self.secret.0), &tbs)
             .as_ref()
             .to_vec();
@@ -443,6 +443,29 @@ impl TsigKey {
         )));
         Ok(mac)
     }
+}
+
+/// Why a message could not be signed, or an answer's signature not verified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TsigError {
+    #[error("cannot encode the message to sign it: {0}")]
+    Encode(String),
+    #[error("undecodable answer: {0}")]
+    Undecodable(String),
+    #[error("the answer is not signed")]
+    Unsigned,
+    #[error("the answer is signed with another key ({0})")]
+    OtherKey(String),
+    #[error("the answer is signed with {used}, not {ours}")]
+    OtherAlgorithm { used: String, ours: String },
+    #[error("the answer carries TSIG error {0}")]
+    Carried(String),
+    #[error("the answer's MAC is {got} bytes, not {want}")]
+    MacLength { got: usize, want: usize },
+    #[error("wrong MAC")]
+    WrongMac,
+    #[error("the answer was signed at {time}, more than {fudge} s from our request at {now}")]
+    Time { time: u64, fudge: u64, now: u64 },
 }
 
 /// What a signed request needs to verify its answer.
@@ -465,42 +488,37 @@ impl RequestSignature {
     /// Verifies the TSIG of the answer `response` (wire bytes): signed with
     /// our key, MAC correct over our request's MAC and the answer, signing
     /// time within the fudge of our request. The error says what failed.
-    pub fn verify(&mut self, response: &[u8]) -> Result<(), String> {
-        let parsed = Message::from_vec(response).map_err(|e| format!("undecodable answer: {e}"))?;
+    pub fn verify(&mut self, response: &[u8]) -> Result<(), TsigError> {
+        let parsed =
+            Message::from_vec(response).map_err(|e| TsigError::Undecodable(e.to_string()))?;
         let Some(tsig) = parsed.signature() else {
-            return Err("the answer is not signed".into());
+            return Err(TsigError::Unsigned);
         };
         if !tsig.name.eq_ignore_case_fqdn(&self.key.name) {
-            return Err(format!(
-                "the answer is signed with another key ({})",
-                tsig.name
-            ));
+            return Err(TsigError::OtherKey(tsig.name.to_string()));
         }
         if tsig.data.algorithm != self.key.algorithm.to_hickory() {
-            return Err(format!(
-                "the answer is signed with {}, not {}",
-                tsig.data.algorithm, self.key.algorithm
-            ));
+            return Err(TsigError::OtherAlgorithm {
+                used: tsig.data.algorithm.to_string(),
+                ours: self.key.algorithm.to_string(),
+            });
         }
         if let Some(error) = tsig.data.error {
-            return Err(format!("the answer carries TSIG error {error:?}"));
+            return Err(TsigError::Carried(format!("{error:?}")));
         }
         if tsig.data.mac.len() != self.key.algorithm.mac_len() {
-            return Err(format!(
-                "the answer's MAC is {} bytes, not {}",
-                tsig.data.mac.len(),
-                self.key.algorithm.mac_len()
-            ));
+            return Err(TsigError::MacLength {
+                got: tsig.data.mac.len(),
+                want: self.key.algorithm.mac_len(),
+            });
         }
         let (tbv, record) = signed_bitmessage_to_buf(response, Some(&self.request_mac), true)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TsigError::Undecodable(e.to_string()))?;
         let key = hmac::Key::new(self.key.algorithm.hmac(), &self.key.secret.0);
-        hmac::verify(&key, &tbv, &record.data.mac).map_err(|_| "wrong MAC".to_string())?;
+        hmac::verify(&key, &tbv, &record.data.mac).map_err(|_| TsigError::WrongMac)?;
         let (time, fudge, now) = (record.data.time, u64::from(record.data.fudge), self.now);
         if time.abs_diff(now) > fudge {
-            return Err(format!(
-                "the answer was signed at {time}, more than {fudge} s from our request at {now}"
-            ));
+            return Err(TsigError::Time { time, fudge, now });
         }
         Ok(())
     }
@@ -1170,7 +1188,7 @@ key beta-key.example. {{ algorithm HMAC-SHA512; secret
                 .unwrap();
             assert_eq!(
                 fresh.verify(&unsigned_answer).unwrap_err(),
-                "the answer is not signed"
+                TsigError::Unsigned
             );
         }
     }
