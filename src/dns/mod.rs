@@ -19,6 +19,7 @@ pub mod rdata;
 pub mod resolver_probe;
 pub mod rfc2136;
 pub mod rrset;
+pub mod servers;
 pub mod tsig;
 pub mod ttl;
 pub mod zone;
