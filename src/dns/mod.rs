@@ -3,6 +3,7 @@
 //! what each authoritative server serves ([`propagation`]), whether it
 //! validates ([`dnssec`]), and how long caches may hold it ([`ttl`]).
 
+pub mod anchors;
 pub mod backend;
 pub mod cloudflare;
 pub mod desec;
