@@ -317,11 +317,11 @@ pub struct SecretRef {
 
 impl SecretRef {
     /// The HTTP back-ends' form of the reference (checked: exactly one is set).
-    pub fn source(&self) -> crate::dns::http::SecretSource {
+    pub fn source(&self) -> crate::secrets::SecretSource {
         match (&self.file, &self.env) {
-            (Some(file), _) => crate::dns::http::SecretSource::File(file.clone()),
-            (None, Some(var)) => crate::dns::http::SecretSource::Env(var.clone()),
-            (None, None) => crate::dns::http::SecretSource::Env(String::new()),
+            (Some(file), _) => crate::secrets::SecretSource::File(file.clone()),
+            (None, Some(var)) => crate::secrets::SecretSource::Env(var.clone()),
+            (None, None) => crate::secrets::SecretSource::Env(String::new()),
         }
     }
 }

@@ -16,5 +16,6 @@ pub mod fsutil;
 pub mod live;
 pub mod mtasts;
 pub mod roll;
+pub mod secrets;
 pub mod tlsa;
 pub mod tlsrpt;

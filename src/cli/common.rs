@@ -195,7 +195,7 @@ pub fn engine_failure(error: EngineError) -> Failure {
 pub fn is_config_error(error: &crate::dns::DnsError) -> bool {
     matches!(
         error,
-        crate::dns::DnsError::Secret { .. } | crate::dns::DnsError::Config(_)
+        crate::dns::DnsError::Secret(_) | crate::dns::DnsError::Config(_)
     )
 }
 

@@ -12,9 +12,9 @@ use super::common::{self, ConfigArgs};
 use crate::dns::backend::{BackendConfig, CredentialCheck, check_credentials};
 use crate::dns::cloudflare::CloudflareConfig;
 use crate::dns::desec::DesecConfig;
-use crate::dns::http::SecretSource;
 use crate::dns::powerdns::{DEFAULT_SERVER_ID, PowerDnsConfig};
 use crate::dns::zonefile::ZoneFileConfig;
+use crate::secrets::SecretSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {

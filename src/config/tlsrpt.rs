@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::secrets::SecretSource;
 use crate::tlsrpt::ingest::DkimMode;
-use crate::tlsrpt::sources::imap::{After, ImapSource, Password};
+use crate::tlsrpt::sources::imap::{After, ImapSource};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,8 +156,8 @@ impl Tlsrpt {
 impl Imap {
     pub fn source(&self) -> Result<ImapSource, String> {
         let password = match (&self.password_file, &self.password_env) {
-            (Some(file), None) => Password::File(file.clone()),
-            (None, Some(name)) if super::is_env_name(name) => Password::Env(name.clone()),
+            (Some(file), None) => SecretSource::File(file.clone()),
+            (None, Some(name)) if super::is_env_name(name) => SecretSource::Env(name.clone()),
             (None, Some(_)) => {
                 return Err("[tlsrpt.imap] password_env expects the name of an environment variable; the value given is not one, and is not shown in case it is the password itself".into());
             }

@@ -188,13 +188,8 @@ pub enum DnsError {
     },
 
     /// A secret (API token or key) could not be loaded. Never holds the secret.
-    #[error("cannot load the {what} from {source_name}: {why}")]
-    Secret {
-        what: String,
-        /// "file /etc/…" or "environment variable NAME".
-        source_name: String,
-        why: String,
-    },
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 
     /// A file a back-end reads or writes (zone file back-end).
     #[error("{path}: {why}")]

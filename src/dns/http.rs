@@ -22,7 +22,6 @@
 //! error. URLs in messages never carry user-info.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,86 +37,7 @@ use super::DnsError;
 use super::provider::RrsetChange;
 use super::rrset::Rdata;
 use crate::clock::{Clock, SystemClock};
-
-/// A credential (API token, API key). Its `Debug` is redacted and it has no
-/// `Display`, so it cannot end up in a log line or an error by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for Secret {
-    /// Overwritten when dropped (best effort: the HTTP client copies the
-    /// header it is sent in).
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// Where a secret is kept: configuration names the place, never the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// A file holding the secret (surrounding whitespace is ignored).
-    File(PathBuf),
-    /// An environment variable holding the secret.
-    Env(String),
-}
-
-impl fmt::Display for SecretSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretSource::File(path) => write!(f, "file {}", path.display()),
-            SecretSource::Env(name) => write!(f, "environment variable {name}"),
-        }
-    }
-}
-
-impl SecretSource {
-    /// Loads the secret; `what` names it in errors ("Cloudflare API token").
-    pub fn load(&self, what: &str) -> Result<Secret, DnsError> {
-        let error = |why: String| DnsError::Secret {
-            what: what.to_string(),
-            source_name: self.to_string(),
-            why,
-        };
-        let raw = match self {
-            SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
-                error(format!(
-                    "{e}; check the path and that this user may read it"
-                ))
-            })?,
-            SecretSource::Env(name) => std::env::var(name).map_err(|e| match e {
-                std::env::VarError::NotPresent => error("it is not set".into()),
-                std::env::VarError::NotUnicode(_) => error("it is not valid UTF-8".into()),
-            })?,
-        };
-        let value = raw.trim();
-        if value.is_empty() {
-            return Err(error("it is empty".into()));
-        }
-        if value.chars().any(char::is_control) {
-            return Err(error(
-                "it holds control characters or several lines; put only the secret there".into(),
-            ));
-        }
-        Ok(Secret::new(value))
-    }
-}
+pub use crate::secrets::{Secret, SecretSource};
 
 /// How an API wants its credential.
 #[derive(Debug, Clone)]

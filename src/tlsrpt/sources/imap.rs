@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::secrets::SecretSource;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use zeroize::Zeroizing;
 
 use super::super::ingest::{Ingest, Refused, Taken, Tally, store_batch};
 use super::super::store::ReportStore;
@@ -42,33 +42,14 @@ impl std::str::FromStr for After {
     }
 }
 
-/// Where the password is: never inline, never printed.
-#[derive(Debug, Clone)]
-pub enum Password {
-    File(PathBuf),
-    Env(String),
-}
-
-impl Password {
-    fn read(&self) -> Result<Zeroizing<String>, String> {
-        match self {
-            Password::File(path) => std::fs::read_to_string(path)
-                .map(|text| Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_string()))
-                .map_err(|e| format!("cannot read the password file {}: {e}", path.display())),
-            Password::Env(name) => std::env::var(name).map(Zeroizing::new).map_err(|_| {
-                format!("the environment variable {name} (the IMAP password) is not set")
-            }),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ImapSource {
     /// Host name (for TLS) and address.
     pub host: String,
     pub port: u16,
     pub user: String,
-    pub password: Password,
+    /// Where the password is: never inline, never printed.
+    pub password: SecretSource,
     pub mailbox: String,
     pub after: After,
     pub tls: bool,
@@ -184,8 +165,11 @@ where
         .await
         .map_err(|_| step("greeting"))?
         .map_err(|e| format!("no greeting: {e}"))?;
-    let password = source.password.read()?;
-    let mut session = tokio::time::timeout(TIMEOUT, client.login(&source.user, password.as_str()))
+    let password = source
+        .password
+        .load("IMAP password")
+        .map_err(|e| e.to_string())?;
+    let mut session = tokio::time::timeout(TIMEOUT, client.login(&source.user, password.expose()))
         .await
         .map_err(|_| step("login"))?
         .map_err(|(e, _)| format!("login as {} refused: {e}", source.user))?;
