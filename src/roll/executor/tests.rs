@@ -385,7 +385,22 @@ impl Scene {
 
     /// One `tlsa run` (or `rollover`), as a process would do it.
     async fn run(&self, options: RunOptions) -> SetOutcome {
-        let store = StateStore::open(&self.dir.path().join("state")).unwrap();
+        // The tests of this binary run in parallel in one process: another
+        // test forking a command at this instant gives its child a copy of
+        // every open descriptor — the previous run's lock included — until
+        // the child execs. A real run is a process of its own; here, wait
+        // out that instant.
+        let dir = self.dir.path().join("state");
+        let mut tries = 0;
+        let store = loop {
+            match StateStore::open(&dir) {
+                Err(crate::roll::state::StateError::Locked { .. }) if tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other.unwrap(),
+            }
+        };
         let mut outcomes = self
             .engine
             .clone()
