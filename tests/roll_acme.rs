@@ -19,6 +19,25 @@ fn next_key(state: &Path) -> String {
     support::state_next_key(state, "mail")
 }
 
+/// The safety probe on a Postfix-served set: the key Postfix presents against the RRset a
+/// caching validating resolver (returned: it must live as long as the probe) serves.
+fn watch_postfix(
+    lab: &Lab,
+    set: &support::LivePostfixSet,
+) -> (support::Resolver, support::SafetyProbe) {
+    let witness = lab.start_resolver_with_ds(&lab.ds_records().join("\n"));
+    let probe = support::SafetyProbe::watch(
+        support::InService::Presented {
+            addresses: vec![set.smtp],
+            endpoint: set.endpoint.clone(),
+        },
+        lab.name("_25._tcp.mail"),
+        lab.server_addr(),
+        witness.addr(),
+    );
+    (witness, probe)
+}
+
 fn served(lab: &Lab, owner: &str) -> Vec<String> {
     support::three_one_one(&lab.query_server(owner, "TLSA"))
         .into_iter()
@@ -239,17 +258,7 @@ fn acme_rolls_under_the_safety_probe_against_postfix() {
         acme.ca_file().display()
     );
     let set = support::LivePostfixSet::start_with_source(&lab, &source);
-    let owner = lab.name("_25._tcp.mail");
-    let witness = lab.start_resolver_with_ds(&lab.ds_records().join("\n"));
-    let probe = support::SafetyProbe::watch(
-        support::InService::Presented {
-            addresses: vec![set.smtp],
-            endpoint: set.endpoint.clone(),
-        },
-        owner.clone(),
-        lab.server_addr(),
-        witness.addr(),
-    );
+    let (_witness, probe) = watch_postfix(&lab, &set);
     assert!(
         tlsa(&set.config, &["run", "--wait"]).status.success(),
         "pebble: {}",
@@ -274,4 +283,57 @@ fn acme_rolls_under_the_safety_probe_against_postfix() {
     keys.dedup();
     assert_eq!(keys.len(), 3, "three keys, each CA-issued: {keys:?}");
     assert!(leaf(&set.deploy).issuer.to_lowercase().contains("pebble"));
+}
+
+/// The renewals `tlsa run` starts by itself, watched by the safety probe against a real
+/// Postfix: certificates of 30 s with `roll_every = 2` — at two thirds of the first
+/// lifetime a renewal that keeps the key (a new certificate Postfix reloads, no TLSA
+/// change), at two thirds of the second a roll to the pre-published key. No instant where
+/// Postfix presents a key missing from what a validating sender's cache holds.
+#[test]
+fn renewals_keeping_and_rolling_the_key_under_the_safety_probe_against_postfix() {
+    let lab = Lab::start();
+    let options = support::AcmeOptions {
+        validity_seconds: Some(30),
+        ..support::AcmeOptions::default()
+    };
+    let acme = Acme::start_validating(lab.server_addr(), &options);
+    let zone = lab.zone().trim_end_matches('.').to_string();
+    let source = support::acme_source(&acme, &[&format!("mail.{zone}")], "roll_every = 2");
+    let set = support::LivePostfixSet::start_with_source(&lab, &source);
+    let (_witness, probe) = watch_postfix(&lab, &set);
+    let renew_at = |leaf: &support::Leaf| {
+        let lifetime = leaf.not_after.duration_since(leaf.not_before).unwrap();
+        leaf.not_before + lifetime * 2 / 3 + Duration::from_secs(1)
+    };
+    let sleep_until = |at: std::time::SystemTime| {
+        if let Ok(left) = at.duration_since(std::time::SystemTime::now()) {
+            std::thread::sleep(left);
+        }
+    };
+    assert!(
+        tlsa(&set.config, &["run", "--wait"]).status.success(),
+        "pebble: {}",
+        acme.log_tail()
+    );
+    let first = leaf(&set.deploy);
+    sleep_until(renew_at(&first));
+    assert!(tlsa(&set.config, &["run", "--wait"]).status.success());
+    let kept = leaf(&set.deploy);
+    assert_eq!(kept.key, first.key, "the first renewal keeps the key");
+    assert!(kept.not_after > first.not_after, "a new certificate");
+    sleep_until(renew_at(&kept));
+    assert!(tlsa(&set.config, &["run", "--wait"]).status.success());
+    let rolled = leaf(&set.deploy);
+    assert_ne!(rolled.key, kept.key, "the second renewal rolls the key");
+    std::thread::sleep(Duration::from_secs(3));
+    let log = probe.stop();
+    eprintln!(
+        "acme renewals under the probe: {} samples ({} skipped), violations: {}",
+        log.samples,
+        log.skipped,
+        log.violations.len()
+    );
+    assert!(log.samples >= 30, "the probe sampled the renewals");
+    assert!(log.violations.is_empty(), "{:#?}", log.violations);
 }
