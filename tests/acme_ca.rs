@@ -383,22 +383,19 @@ fn a_ca_that_requires_external_account_binding() {
 /// before the certificate expires.
 #[test]
 fn renewal_at_two_thirds_of_the_lifetime_and_an_alarm_before_expiry() {
-    let lab = Lab::start();
     let lifetime = Duration::from_secs(45);
     let options = AcmeOptions {
         validity_seconds: Some(lifetime.as_secs()),
         ..AcmeOptions::default()
     };
-    let ca = Acme::start_validating(lab.server_addr(), &options);
-    let host = host_of(&lab);
-    let dir = tempfile::tempdir().unwrap();
-    let source = acme_source(&ca, &[&host], "");
-    let config = write_roll_config(&lab, dir.path(), &source, &["true"]);
-    let deploy = dir.path().join("live");
-    let state = dir.path().join("state");
+    let scene = Scene::start(&options, "");
+    let (lab, ca, config) = (&scene.lab, &scene.acme, &scene.config);
+    let host = host_of(lab);
+    let source = acme_source(ca, &[&host], "");
+    let (deploy, state) = (scene.deploy(), scene.state());
 
     assert!(
-        tlsa(&config, &["run", "--wait"]).status.success(),
+        tlsa(config, &["run", "--wait"]).status.success(),
         "pebble: {}",
         ca.log_tail()
     );
@@ -411,13 +408,13 @@ fn renewal_at_two_thirds_of_the_lifetime_and_an_alarm_before_expiry() {
     );
 
     // Before two thirds: nothing to do.
-    let idle = tlsa(&config, &["run"]);
+    let idle = tlsa(config, &["run"]);
     assert!(idle.status.success());
     assert_eq!(deployed_leaf(&deploy).key, first.key);
 
     let next = state_next_key(&state, "mail");
     sleep_until(first.not_before + issued_for * 2 / 3 + Duration::from_secs(1));
-    let renewal = tlsa(&config, &["run", "--wait"]);
+    let renewal = tlsa(config, &["run", "--wait"]);
     assert!(renewal.status.success(), "pebble: {}", ca.log_tail());
     let second = deployed_leaf(&deploy);
     assert_eq!(
@@ -434,24 +431,24 @@ fn renewal_at_two_thirds_of_the_lifetime_and_an_alarm_before_expiry() {
             ..AcmeOptions::default()
         },
     );
-    let text_now = std::fs::read_to_string(&config).unwrap();
+    let text_now = std::fs::read_to_string(config).unwrap();
     std::fs::write(
-        &config,
+        config,
         text_now.replace(&source, &acme_source(&refusing, &[&host], "")),
     )
     .unwrap();
     let lifetime = second.not_after.duration_since(second.not_before).unwrap();
     sleep_until(second.not_before + lifetime * 2 / 3 + Duration::from_secs(1));
-    let failed = tlsa(&config, &["run"]);
+    let failed = tlsa(config, &["run"]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert!(text(&failed).contains("badNonce"), "{}", text(&failed));
     assert_eq!(deployed_leaf(&deploy).key, second.key, "nothing deployed");
-    assert!(no_challenge_record(&lab));
+    assert!(no_challenge_record(lab));
 
     // Inside the last sixth of the lifetime, and before the end: ALARM, with the CA's error.
     let alarm_from = second.not_after - lifetime / 6;
     sleep_until(alarm_from + Duration::from_millis(300));
-    let alarmed = tlsa(&config, &["run"]);
+    let alarmed = tlsa(config, &["run"]);
     let said = text(&alarmed);
     let before_expiry = SystemTime::now() < second.not_after;
     assert_eq!(alarmed.status.code(), Some(1), "{said}");
@@ -466,7 +463,7 @@ fn renewal_at_two_thirds_of_the_lifetime_and_an_alarm_before_expiry() {
         before_expiry,
         "the alarm came before the certificate expired"
     );
-    let status = text(&tlsa(&config, &["status"]));
+    let status = text(&tlsa(config, &["status"]));
     assert!(status.contains("ALARM"), "{status}");
     eprintln!(
         "short-lived certificates: renewed at 2/3 of {issued_for:?}; alarm {:?} before expiry",
