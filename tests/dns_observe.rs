@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -78,10 +78,7 @@ fn closed_port() -> SocketAddr {
 }
 
 fn expect(owner: &Name, records: &[TlsaRecord], min_serial: Option<u32>) -> Expected {
-    Expected {
-        rrsets: BTreeMap::from([(id(owner), set(records))]),
-        min_serial,
-    }
+    Expected::exactly([(id(owner), set(records))], min_serial)
 }
 
 async fn wait_ok(servers: &ZoneServers, expected: &Expected, within: Duration) -> Propagated {

@@ -214,11 +214,63 @@ pub struct Observation {
 /// What the zone's servers must serve for a change to count as propagated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
-    /// Exactly these records per RRset; an empty set means "no RRset".
-    pub rrsets: BTreeMap<RrsetId, BTreeSet<Rdata>>,
+    /// What each RRset must hold.
+    pub rrsets: BTreeMap<RrsetId, Want>,
     /// The serial that includes the change, when known (compared with RFC
     /// 1982 serial arithmetic).
     pub min_serial: Option<u32>,
+}
+
+/// What one RRset must hold on a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// Exactly these records; an empty set means "no RRset". For an RRset
+    /// tlsa owns whole (`tlsa publish`).
+    Exactly(BTreeSet<Rdata>),
+    /// At least `present` and none of `absent`, whatever else is there: the
+    /// records tlsa wrote are confirmed, not the absence of other writers.
+    /// Another writer at the same owner (another set, another tlsa host, an
+    /// operator) may change the RRset while the wait runs; requiring the
+    /// exact content read before would wait for an RRset no server will ever
+    /// serve again.
+    Holds {
+        present: BTreeSet<Rdata>,
+        absent: BTreeSet<Rdata>,
+    },
+}
+
+impl Want {
+    pub fn is_met_by(&self, served: &BTreeSet<Rdata>) -> bool {
+        match self {
+            Want::Exactly(records) => served == records,
+            Want::Holds { present, absent } => {
+                present.is_subset(served) && absent.is_disjoint(served)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Want {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Want::Exactly(records) => f.write_str(&describe_records(records)),
+            Want::Holds { present, absent } if present.is_empty() && absent.is_empty() => {
+                f.write_str("any content")
+            }
+            Want::Holds { present, absent } if absent.is_empty() => {
+                write!(f, "{} among others", describe_records(present))
+            }
+            Want::Holds { present, absent } if present.is_empty() => {
+                write!(f, "none of {}", describe_records(absent))
+            }
+            Want::Holds { present, absent } => write!(
+                f,
+                "{} among others and none of {}",
+                describe_records(present),
+                describe_records(absent)
+            ),
+        }
+    }
 }
 
 impl Expected {
@@ -226,18 +278,31 @@ impl Expected {
         self.rrsets.keys().cloned().collect()
     }
 
-    /// Exactly `records` in the TLSA RRset of each owner.
-    pub fn tlsa(
-        rrsets: impl IntoIterator<Item = (Name, BTreeSet<TlsaRecord>)>,
+    /// Exactly `records` in each RRset.
+    pub fn exactly(
+        rrsets: impl IntoIterator<Item = (RrsetId, BTreeSet<Rdata>)>,
         min_serial: Option<u32>,
     ) -> Expected {
         Expected {
             rrsets: rrsets
                 .into_iter()
-                .map(|(owner, records)| (RrsetId::tlsa(owner), rdata_of(records)))
+                .map(|(id, records)| (id, Want::Exactly(records)))
                 .collect(),
             min_serial,
         }
+    }
+
+    /// Exactly `records` in the TLSA RRset of each owner.
+    pub fn tlsa(
+        rrsets: impl IntoIterator<Item = (Name, BTreeSet<TlsaRecord>)>,
+        min_serial: Option<u32>,
+    ) -> Expected {
+        Expected::exactly(
+            rrsets
+                .into_iter()
+                .map(|(owner, records)| (RrsetId::tlsa(owner), rdata_of(records))),
+            min_serial,
+        )
     }
 }
 
@@ -330,9 +395,9 @@ fn server_lag(server: &ServerObservation, expected: &Expected) -> Option<String>
     }
     for (id, want) in &expected.rrsets {
         text.push_str(&format!(", {id} {}", describe_rrset(served.rrsets.get(id))));
-        if served.records(id) != *want {
+        if !want.is_met_by(&served.records(id)) {
             lagging = true;
-            text.push_str(&format!(" (expected {})", describe_records(want)));
+            text.push_str(&format!(" (expected {want})"));
         }
     }
     lagging.then_some(text)

@@ -21,7 +21,7 @@ use hickory_proto::rr::Name;
 
 use super::DnsError;
 use super::dnssec::{ValidateRrsets, Validation};
-use super::propagation::{self, Expected, FindServers, NotPropagated};
+use super::propagation::{self, Expected, FindServers, NotPropagated, Want};
 use super::provider::{Edit, Provider, apply_edits_known, read_rrsets};
 use super::rrset::{Rdata, Rrset, RrsetId, Txt};
 use super::ttl::TtlFacts;
@@ -86,7 +86,7 @@ pub struct Confirmed {
     pub before: Vec<Rrset>,
     /// Per RRset, the worst TTL facts over the servers after the change.
     pub ttl: BTreeMap<RrsetId, TtlFacts>,
-    /// The validations after the change, in the order of the RRsets.
+    /// The validations after the change, in the order of the RRset ids.
     pub validations: Vec<Validation>,
 }
 
@@ -154,24 +154,36 @@ impl Publication<'_> {
     /// Applies `edits` (records to add and to remove, never `replace_all`)
     /// with compare-and-swap, re-planned on conflict so that what another
     /// writer put there meanwhile is kept; then confirms on every
-    /// authoritative server the content the primary serves after the change,
-    /// which must hold every record added and none removed.
+    /// authoritative server that every record added is served and none
+    /// removed. What else the RRsets hold is another writer's, and may
+    /// change while the wait runs.
     pub async fn publish_edits(&self, edits: &[Edit]) -> Result<Confirmed, PublishError> {
         let ids: Vec<Owned> = edits.iter().map(|e| Owned::absent(e.id())).collect();
         self.require_secure(&ids).await?;
         let before = self.read(&ids).await?;
         let applied = apply_edits_known(self.provider, self.zone, edits, &before).await?;
         let after = self.read(&ids).await?;
-        let mut owned = Vec::new();
         for (edit, now) in edits.iter().zip(&after) {
             let missing = edit.add.iter().any(|r| !now.records.contains(r));
             let kept = edit.remove.iter().any(|r| now.records.contains(r));
             if missing || kept {
                 return Err(PublishError::Undone { id: edit.id() });
             }
-            owned.push(Owned::new(edit.id(), now.records.iter().cloned(), edit.ttl));
         }
-        let mut confirmed = self.confirm(&owned, applied.and_then(|a| a.serial)).await?;
+        let expected = Expected {
+            rrsets: edits
+                .iter()
+                .map(|edit| {
+                    let want = Want::Holds {
+                        present: edit.add.iter().cloned().collect(),
+                        absent: edit.remove.iter().cloned().collect(),
+                    };
+                    (edit.id(), want)
+                })
+                .collect(),
+            min_serial: applied.and_then(|a| a.serial),
+        };
+        let mut confirmed = self.await_served(&expected).await?;
         confirmed.changed = applied.is_some();
         confirmed.before = before;
         Ok(confirmed)
@@ -184,13 +196,16 @@ impl Publication<'_> {
         owned: &[Owned],
         min_serial: Option<u32>,
     ) -> Result<Confirmed, PublishError> {
-        let expected = Expected {
-            rrsets: owned
-                .iter()
-                .map(|o| (o.id.clone(), o.records.clone()))
-                .collect(),
+        let expected = Expected::exactly(
+            owned.iter().map(|o| (o.id.clone(), o.records.clone())),
             min_serial,
-        };
+        );
+        self.await_served(&expected).await
+    }
+
+    /// Every authoritative server serves `expected`, and it validates as
+    /// Secure.
+    async fn await_served(&self, expected: &Expected) -> Result<Confirmed, PublishError> {
         let servers = self.servers.find().await?;
         let report = |lags: &[propagation::Lag]| {
             let lines: Vec<String> = lags.iter().map(ToString::to_string).collect();
@@ -203,10 +218,11 @@ impl Publication<'_> {
         };
         let deadline = self.clock.now() + self.timeout;
         let propagated =
-            propagation::wait_reporting(servers.as_ref(), self.clock, &expected, deadline, &report)
+            propagation::wait_reporting(servers.as_ref(), self.clock, expected, deadline, &report)
                 .await
                 .map_err(Box::new)?;
-        let validations = self.require_secure(owned).await?;
+        let ids: Vec<Owned> = expected.ids().into_iter().map(Owned::absent).collect();
+        let validations = self.require_secure(&ids).await?;
         Ok(Confirmed {
             changed: false,
             at: propagated.at,
@@ -546,6 +562,15 @@ mod tests {
         Rdata::Txt(Txt::from_text(text))
     }
 
+    /// tlsa's record before and after the change, and another writer's.
+    fn old_new_theirs() -> (Rdata, Rdata, Rdata) {
+        (
+            txt("v=STSv1; id=old"),
+            txt("v=STSv1; id=new"),
+            txt("site-verification=theirs"),
+        )
+    }
+
     /// Adds `record` to the TXT RRset `id` of `memory`.
     fn add_to(memory: &MemoryZone, id: &RrsetId, record: Rdata) {
         let mut records = memory.records(id);
@@ -554,15 +579,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn another_writer_during_the_wait_neither_stalls_it_nor_hides_a_lost_record() {
+        let w = world(0);
+        let secure = Verdicts(Verdict::Secure);
+        let id = sts("a").id;
+        let (old, new, theirs) = old_new_theirs();
+        // The other writer adds its record after tlsa's read of the result,
+        // as the servers are being watched.
+        w.memory.put(id.clone(), 60, [old.clone()].into());
+        let (target, record) = (id.clone(), theirs.clone());
+        let meddling = Meddling::new(&w.memory, move |after: After, memory: &MemoryZone| {
+            if after == After::Read(2) {
+                add_to(memory, &target, record.clone());
+            }
+        });
+        let publication = Publication {
+            provider: &meddling,
+            ..publication(&w, &secure)
+        };
+        let before = w.memory.read(&zone(), &id).await.unwrap();
+        let edit = edit_from(&before, [new.clone()], 60);
+        let confirmed = publication.publish_edits(std::slice::from_ref(&edit)).await;
+        assert!(confirmed.is_ok(), "{confirmed:?}");
+        assert_eq!(w.memory.records(&id), [new.clone(), theirs].into());
+
+        // It removes tlsa's record instead: never confirmed.
+        w.memory.put(id.clone(), 60, [old.clone()].into());
+        let (target, ours) = (id.clone(), new.clone());
+        let meddling = Meddling::new(&w.memory, move |after: After, memory: &MemoryZone| {
+            if after == After::Read(2) {
+                let mut records = memory.records(&target);
+                records.remove(&ours);
+                memory.put(target.clone(), 60, records);
+            }
+        });
+        let publication = Publication {
+            provider: &meddling,
+            timeout: Duration::from_secs(3),
+            ..self::publication(&w, &secure)
+        };
+        let lost = publication.publish_edits(&[edit]).await;
+        assert!(
+            matches!(lost, Err(PublishError::NotPropagated(_))),
+            "{lost:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn an_edit_keeps_what_another_writer_added_between_the_read_and_the_swap() {
         let w = world(0);
         let secure = Verdicts(Verdict::Secure);
         let id = sts("a").id;
-        let (old, new, theirs) = (
-            txt("v=STSv1; id=old"),
-            txt("v=STSv1; id=new"),
-            txt("site-verification=theirs"),
-        );
+        let (old, new, theirs) = old_new_theirs();
         // The other writer adds its record right after tlsa's first read.
         let meddle = |target: RrsetId, record: Rdata| {
             move |after: After, memory: &MemoryZone| {

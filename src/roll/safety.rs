@@ -7,9 +7,15 @@
 
 use std::time::{Duration, SystemTime};
 
+use std::collections::BTreeSet;
+
 use super::plan::KeyMaterial;
+use super::policy::RecordPolicy;
 use super::state::{KeyState, SetState, Timestamp, TtlHold};
+use crate::dns::propagation;
+use crate::dns::rrset::rdata_of;
 use crate::dns::ttl::{self, TtlFacts};
+use crate::tlsa::TlsaRecord;
 
 /// What caches may hold from before a change, as the RRsets were observed
 /// just before it.
@@ -136,6 +142,42 @@ pub fn mark_propagated(entry: &mut SetState, key: &KeyMaterial, found: &Propagat
     );
     state.propagated_at = Some(at);
     state.safe_at = Some(Timestamp::from_system_ceil(safe).max(at));
+}
+
+/// Every record a set may have written at its owners: each `3 1 x` record
+/// of every key its state knows (also keys on their way out, whose records
+/// must be seen gone) and of `keys`, and its issuer records.
+pub fn records_of_set(
+    entry: &SetState,
+    keys: &[KeyMaterial],
+    issuer_records: &BTreeSet<TlsaRecord>,
+) -> BTreeSet<TlsaRecord> {
+    entry
+        .keys
+        .values()
+        .filter_map(|k| hex::decode(&k.spki).ok())
+        .chain(keys.iter().map(|k| k.spki.clone()))
+        .flat_map(|spki| RecordPolicy::all_records_for_key(&spki))
+        .chain(issuer_records.iter().cloned())
+        .collect()
+}
+
+/// What every authoritative server must serve at an owner for the set's
+/// change to count as propagated there: of the set's own records
+/// (`records_of_set`), exactly those the primary holds — present or absent
+/// as the primary has them — and nothing about anyone else's. Another
+/// writer at the same owner (another set, another tlsa host, an operator)
+/// may change the RRset during the wait; its records neither block the wait
+/// nor count for a key. The key's own safety rests only on its records
+/// being served everywhere, which this still requires.
+pub fn propagation_want(
+    primary: &BTreeSet<TlsaRecord>,
+    own: &BTreeSet<TlsaRecord>,
+) -> propagation::Want {
+    propagation::Want::Holds {
+        present: rdata_of(primary.intersection(own).cloned()),
+        absent: rdata_of(own.difference(primary).cloned()),
+    }
 }
 
 #[cfg(test)]
@@ -300,5 +342,52 @@ mod tests {
         assert!(state.prior_absent);
         // max(prior 10, new 60, RRSIG 60, negative 30) + 1 + 5.
         assert_eq!(state.safe_at, Some(Timestamp::from_unix_ms(1_066_001)));
+    }
+
+    #[test]
+    fn a_wait_requires_the_sets_own_records_as_the_primary_has_them_and_ignores_others() {
+        let mut entry = SetState::default();
+        note_published(&mut entry, &[key(1)], Before::default(), at(1));
+        let issuer = BTreeSet::from([TlsaRecord::compute(
+            crate::tlsa::Usage::DaneTa,
+            crate::tlsa::Selector::Spki,
+            crate::tlsa::Matching::Sha256,
+            b"issuer",
+        )]);
+        let own = records_of_set(&entry, &[key(2)], &issuer);
+        // Every 3 1 x record of both keys (all three matching types), and
+        // the issuer's.
+        assert_eq!(own.len(), 7);
+        let policy = RecordPolicy::default();
+        let (one, two) = (
+            policy.records_for_key(&key(1).spki),
+            policy.records_for_key(&key(2).spki),
+        );
+        let theirs = TlsaRecord::compute(
+            crate::tlsa::Usage::DaneEe,
+            crate::tlsa::Selector::Spki,
+            crate::tlsa::Matching::Sha256,
+            b"another writer",
+        );
+        // The primary holds key 1's record and another writer's.
+        let primary: BTreeSet<TlsaRecord> = one.iter().cloned().chain([theirs.clone()]).collect();
+        let want = propagation_want(&primary, &own);
+        let served = |records: &[&BTreeSet<TlsaRecord>]| {
+            rdata_of(records.iter().flat_map(|r| r.iter().cloned()))
+        };
+        assert!(
+            want.is_met_by(&served(&[&one])),
+            "their record not waited for"
+        );
+        let other = BTreeSet::from([theirs]);
+        assert!(want.is_met_by(&served(&[&one, &other])));
+        assert!(
+            !want.is_met_by(&served(&[&other])),
+            "key 1's record missing"
+        );
+        assert!(
+            !want.is_met_by(&served(&[&one, &two])),
+            "key 2's record, absent on the primary, still served"
+        );
     }
 }

@@ -280,11 +280,14 @@ impl Engine {
         let deadline = self.clock.now() + timeout;
         let mut facts = ttl::TtlFacts::default();
         let mut propagated_at = SystemTime::UNIX_EPOCH;
+        let policy = Self::policy(set);
+        let own = safety::records_of_set(entry, keys, &policy.issuer_records);
         for zone_index in Self::zones_of(owners) {
             let zone = &self.zones[zone_index];
             let rrsets = owners.iter().filter(|o| o.zone == zone_index).map(|o| {
-                let records = observed.records.get(&o.text).cloned().unwrap_or_default();
-                (o.name.clone(), records)
+                let primary = observed.records.get(&o.text).cloned().unwrap_or_default();
+                let id = crate::dns::RrsetId::tlsa(o.name.clone());
+                (id, safety::propagation_want(&primary, &own))
             });
             let min_serial = self
                 .serials
@@ -292,7 +295,10 @@ impl Engine {
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&zone_index)
                 .copied();
-            let expected = Expected::tlsa(rrsets, min_serial);
+            let expected = Expected {
+                rrsets: rrsets.collect(),
+                min_serial,
+            };
             let servers = zone.servers.find().await?;
             let name = set.name.get_ref();
             let report = |lags: &[propagation::Lag]| {
@@ -320,7 +326,6 @@ impl Engine {
         }
         self.require_secure(owners).await?;
         safety::confirm_hold(&mut entry.ttl_hold, propagated_at);
-        let policy = Self::policy(set);
         let found = safety::Propagation {
             at: propagated_at,
             facts,

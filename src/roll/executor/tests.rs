@@ -22,6 +22,7 @@ use crate::dns::provider::{Applied, ChangeSet};
 use crate::dns::rrset::{rdata_of, tlsa_of};
 use crate::dns::ttl::TtlFacts;
 use crate::dns::{RrType, Rrset, RrsetId};
+use crate::tlsa::{Matching, Selector, Usage};
 
 const ZONE: &str = "example.test.";
 const OWNER: &str = "_25._tcp.mail.example.test.";
@@ -42,6 +43,10 @@ struct World {
     lagging: Option<(u32, BTreeSet<TlsaRecord>, u32)>,
     fail_updates: bool,
     updates: usize,
+    /// Another writer at the owner (another set, another tlsa host, an
+    /// operator), acting once, while the next propagation wait looks: the
+    /// RRset it leaves, given the one there.
+    other_writer: Option<OtherWriter>,
     /// The server ignores reloads: it keeps presenting what it has.
     deaf: bool,
     presented: Option<KeyMaterial>,
@@ -65,6 +70,7 @@ impl World {
             lagging: None,
             fail_updates: false,
             updates: 0,
+            other_writer: None,
             deaf: false,
             presented: None,
             stale_backend: None,
@@ -144,6 +150,8 @@ impl World {
     }
 }
 
+type OtherWriter = Box<dyn FnOnce(&BTreeSet<TlsaRecord>) -> BTreeSet<TlsaRecord> + Send>;
+
 type Shared = Arc<StdMutex<World>>;
 
 fn lock(world: &Shared) -> std::sync::MutexGuard<'_, World> {
@@ -212,8 +220,13 @@ impl FindServers for Servers2 {
 #[async_trait]
 impl Observe for Servers2 {
     async fn observe(&self, rrsets: &[RrsetId], _timeout: Duration) -> Observation {
-        let world = lock(&self.0);
+        let mut world = lock(&self.0);
         world.clock.advance(Duration::from_millis(5));
+        if let Some(write) = world.other_writer.take() {
+            let records = write(&world.records);
+            let ttl = world.ttl;
+            world.serve(records, ttl);
+        }
         let view = |n: u8, serial: u32, records: &BTreeSet<TlsaRecord>, ttl: u32| {
             let rrset = Rrset {
                 owner: owner(),
@@ -637,5 +650,83 @@ async fn a_pool_with_one_backend_not_reloaded_is_never_verified() {
     scene.world().stale_backend = None;
     ok(&scene.run_wait().await);
     assert!(!scene.world().served_keys().contains(&first.id));
+    scene.assert_safe();
+}
+
+/// A record of another writer's, not any key of the set's.
+fn foreign_record(byte: u8) -> TlsaRecord {
+    TlsaRecord::compute(Usage::DaneEe, Selector::Spki, Matching::Sha256, &[byte; 32])
+}
+
+#[tokio::test]
+async fn another_writer_during_a_propagation_wait_neither_stalls_it_nor_is_lost() {
+    let scene = Scene::new(60);
+    ok(&scene.run_wait().await);
+    let first = scene.presented();
+    let theirs = foreign_record(1);
+    // It adds a record while the roll's first wait looks: the servers will
+    // never serve the RRset read before the wait again.
+    let added = theirs.clone();
+    scene.world().other_writer = Some(Box::new(move |records| {
+        records.iter().cloned().chain([added]).collect()
+    }));
+    let rolled = scene.rollover_wait().await;
+    ok(&rolled);
+    assert!(scene.world().other_writer.is_none(), "the writer wrote");
+    assert_ne!(scene.presented(), first, "the roll completed");
+    {
+        let world = scene.world();
+        assert!(world.records.contains(&theirs), "their record is kept");
+        assert!(!world.served_keys().contains(&first), "the old key retired");
+    }
+    // And it removes that record again during the next roll's wait.
+    let removed = theirs.clone();
+    scene.world().other_writer = Some(Box::new(move |records| {
+        records.iter().filter(|r| **r != removed).cloned().collect()
+    }));
+    ok(&scene.rollover_wait().await);
+    assert!(!scene.world().records.contains(&theirs));
+    assert_eq!(scene.world().served_keys().len(), 2, "live and next");
+    scene.assert_safe();
+}
+
+#[tokio::test]
+async fn a_record_of_the_set_removed_by_another_writer_during_the_wait_is_not_confirmed() {
+    let scene = Scene::new(60);
+    ok(&scene.run_wait().await);
+    let first = scene.presented();
+    // The roll deploys the next key (long safe) and stops before its
+    // retire, which adds a fresh next key; another writer deletes that
+    // record while the wait looks.
+    let retired = scene
+        .run(RunOptions {
+            rollover: true,
+            wait: true,
+            stop_after_steps: Some(3),
+            ..RunOptions::default()
+        })
+        .await;
+    assert!(retired.failure.is_none(), "{retired:?}");
+    let live = scene.presented();
+    assert_ne!(live, first);
+    let kept = live.clone();
+    scene.world().other_writer = Some(Box::new(move |records| {
+        records
+            .iter()
+            .filter(|r| r.data_hex() == kept)
+            .cloned()
+            .collect()
+    }));
+    let outcome = scene.run(RunOptions::default()).await;
+    // The fresh key is not counted as propagated: the wait for the set's
+    // records the primary held when it began cannot complete.
+    let failure = outcome.failure.expect("not propagated");
+    assert_eq!(failure.kind, FailureKind::NotPropagated, "{failure:?}");
+    assert!(scene.world().served_keys().contains(&live));
+    // The next run puts the record back, and the roll goes on from there.
+    ok(&scene.run_wait().await);
+    assert_eq!(scene.world().served_keys().len(), 2, "live and next");
+    ok(&scene.rollover_wait().await);
+    assert_ne!(scene.presented(), live);
     scene.assert_safe();
 }
