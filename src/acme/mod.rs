@@ -9,6 +9,7 @@ pub mod account;
 pub mod dns01;
 pub mod http01;
 pub mod order;
+pub mod renewal_info;
 pub mod source;
 
 pub use account::{AccountStore, AcmeError};

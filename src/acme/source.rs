@@ -170,9 +170,9 @@ impl AcmeSource {
     }
 }
 
-/// When a certificate valid from `not_before` to `not_after` is renewed:
-/// at two thirds of its lifetime (RFC 9773 renewal information is not
-/// asked for yet).
+/// When a certificate valid from `not_before` to `not_after` is renewed
+/// where the CA offers no renewal window (RFC 9773,
+/// [`super::renewal_info`]): at two thirds of its lifetime.
 pub fn renew_at(not_before: SystemTime, not_after: SystemTime) -> SystemTime {
     let lifetime = not_after
         .duration_since(not_before)

@@ -68,6 +68,12 @@ struct SetStatus {
 struct AcmeStatus {
     not_after: Option<Timestamp>,
     renew_at: Option<Timestamp>,
+    /// What `renew_at` was decided from: `window` (the CA's RFC 9773
+    /// renewal window), `alarm` (the window lies past the expiry alarm),
+    /// `two-thirds` (no window).
+    renew_by: Option<&'static str>,
+    /// The CA's renewal window for the live certificate, when it gave one.
+    renewal_window: Option<crate::acme::renewal_info::Window>,
     /// From when a certificate not yet renewed is an alarm (`alarm_days`).
     alarm_at: Option<Timestamp>,
     /// The challenge the CA is answered with (`dns-01`, `http-01`).
@@ -80,13 +86,25 @@ fn acme_status(set: &CertSet, set_state: &SetState) -> Option<AcmeStatus> {
     let crate::config::Source::Acme(source) = &set.source else {
         return None;
     };
-    let validity = std::fs::read(files::deploy_files(set).chain)
-        .ok()
-        .and_then(|pem| crate::acme::source::validity(&pem));
+    use crate::acme::renewal_info::{self, Basis};
+    let pem = std::fs::read(files::deploy_files(set).chain).ok();
+    let validity = pem.as_deref().and_then(crate::acme::source::validity);
+    let info = set_state.acme_renewal_info.as_ref();
+    let renewal = pem
+        .as_deref()
+        .and_then(|pem| renewal_info::renewal_at(source, pem, info));
+    let cert = pem.as_deref().and_then(renewal_info::certificate_id);
     Some(AcmeStatus {
         not_after: validity.map(|(_, end)| Timestamp::from_system(end)),
-        renew_at: validity
-            .map(|(start, end)| Timestamp::from_system(crate::acme::source::renew_at(start, end))),
+        renew_at: renewal.map(|(at, _)| Timestamp::from_system(at)),
+        renew_by: renewal.map(|(_, basis)| match basis {
+            Basis::Window => "window",
+            Basis::WindowPastAlarm => "alarm",
+            Basis::TwoThirds => "two-thirds",
+        }),
+        renewal_window: info
+            .filter(|i| cert.as_deref() == Some(i.cert.as_str()))
+            .and_then(|i| i.window.clone()),
         alarm_at: validity
             .map(|(start, end)| Timestamp::from_system(source.alarm_from(start, end))),
         challenge: match source.challenge {
@@ -334,6 +352,23 @@ fn print_text(report: &[SetStatus], out: &mut dyn Write) -> std::io::Result<()> 
                     common::when(renew, now),
                     acme.challenge
                 )?;
+            }
+            match &acme.renewal_window {
+                Some(window) => writeln!(
+                    out,
+                    "  acme: the CA's renewal window (RFC 9773): {} to {}{}",
+                    common::when(window.start, now),
+                    common::when(window.end, now),
+                    window
+                        .explanation
+                        .as_ref()
+                        .map_or(String::new(), |url| format!(" (why: {url})"))
+                )?,
+                None if acme.renew_at.is_some() => writeln!(
+                    out,
+                    "  acme: no renewal window from the CA (RFC 9773): renewed at two thirds of the lifetime"
+                )?,
+                None => {}
             }
             if let Some(alarm) = acme.alarm_at.filter(|at| *at <= now) {
                 writeln!(

@@ -114,6 +114,10 @@ pub struct SetState {
     /// (`roll_every`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub acme_kept_key: u32,
+    /// The CA's renewal window for the live certificate (RFC 9773), or
+    /// that it has none, and when to ask again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_renewal_info: Option<crate::acme::renewal_info::RenewalInfo>,
     /// Recent events, newest last, for `tlsa status`.
     #[serde(default)]
     pub timeline: Vec<Event>,

@@ -224,6 +224,26 @@ impl Acme {
         &self.ca_file
     }
 
+    /// The certificate chain and key of pebble's HTTPS API (`localhost`/`127.0.0.1`, issued by
+    /// [`Self::ca_file`]): an endpoint in front of pebble that its clients trust as they do it.
+    pub fn api_identity(&self) -> (PathBuf, PathBuf) {
+        let tls = self.dir().join("tls");
+        (tls.join("cert.pem"), tls.join("key.pem"))
+    }
+
+    /// pebble's ACME directory object.
+    pub fn directory(&self) -> serde_json::Value {
+        let ca_der = pem::parse(fs::read(&self.ca_file).expect("read the test CA"))
+            .expect("the test CA is PEM")
+            .into_contents();
+        let response = https_get(self.addr, &ca_der, "/dir").expect("pebble serves its directory");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .expect("an HTTP response");
+        serde_json::from_str(body).expect("the directory is JSON")
+    }
+
     pub fn pid(&self) -> u32 {
         self.pebble.pid()
     }

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// Largest request accepted (head and body).
@@ -113,6 +113,7 @@ type Handler = Arc<dyn Fn(MockRequest) -> BoxFuture + Send + Sync>;
 /// The running server.
 pub struct HttpMock {
     addr: SocketAddr,
+    scheme: &'static str,
     requests: Arc<Mutex<Vec<MockRequest>>>,
     task: JoinHandle<()>,
 }
@@ -124,6 +125,43 @@ impl HttpMock {
         F: Fn(MockRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = MockResponse> + Send + 'static,
     {
+        Self::start_with(None, handler).await
+    }
+
+    /// [`Self::start`] over HTTPS with the PEM certificate chain and key in `cert` and `key`
+    /// (for `localhost`/`127.0.0.1`): a CA's endpoint a client only reaches by TLS.
+    pub async fn start_tls<F, Fut>(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(MockRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = MockResponse> + Send + 'static,
+    {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("read the mock's certificate")
+            .collect::<Result<_, _>>()
+            .expect("the mock's certificate is PEM");
+        let key = PrivateKeyDer::from_pem_file(key).expect("read the mock's key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("the mock's certificate and key");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_with(Some(acceptor), handler).await
+    }
+
+    async fn start_with<F, Fut>(tls: Option<tokio_rustls::TlsAcceptor>, handler: F) -> Self
+    where
+        F: Fn(MockRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = MockResponse> + Send + 'static,
+    {
         let handler: Handler = Arc::new(move |request| Box::pin(handler(request)));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -131,19 +169,28 @@ impl HttpMock {
         let addr = listener.local_addr().expect("mock address");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&requests);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let (handler, recorded) = (Arc::clone(&handler), Arc::clone(&recorded));
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = serve(stream, handler, recorded).await;
+                    let _ = match tls {
+                        None => serve(stream, handler, recorded).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => serve(stream, handler, recorded).await,
+                            Err(e) => Err(e),
+                        },
+                    };
                 });
             }
         });
         HttpMock {
             addr,
+            scheme,
             requests,
             task,
         }
@@ -174,9 +221,9 @@ impl HttpMock {
         assert!(self.requests().is_empty(), "{:?}", self.requests());
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` for [`Self::start_tls`])
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -206,8 +253,8 @@ impl Drop for HttpMock {
     }
 }
 
-async fn serve(
-    mut stream: TcpStream,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     handler: Handler,
     recorded: Arc<Mutex<Vec<MockRequest>>>,
 ) -> std::io::Result<()> {
@@ -235,7 +282,9 @@ async fn serve(
 }
 
 /// Reads one request (head, then `Content-Length` bytes of body).
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<MockRequest>> {
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> std::io::Result<Option<MockRequest>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {

@@ -7,12 +7,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use instant_acme::RetryPolicy;
+use instant_acme::{ExternalAccountKey, RetryPolicy};
 
 use super::{Engine, EngineError, OrderPreview};
 use crate::acme::account::external_account_key;
 use crate::acme::dns01::{CHALLENGE_TTL, Challenges, challenge_owner};
 use crate::acme::http01::Http01;
+use crate::acme::renewal_info::{self, RenewalInfo, Unavailable};
 use crate::acme::source::AcmeSource;
 use crate::acme::{AccountStore, Responder, obtain};
 use crate::config::CertSet;
@@ -57,21 +58,7 @@ impl Engine {
             }),
             (None, None) => return Err(fail("no way to answer the challenge".into())),
         };
-        let eab = match &acme.eab {
-            None => None,
-            Some(eab) => {
-                let secret = eab
-                    .hmac_key
-                    .source()
-                    .load("the ACME External Account Binding MAC key")
-                    .map_err(|e| EngineError::Config(format!("set {name}: {e}")))?;
-                Some(
-                    external_account_key(&eab.kid, secret.expose())
-                        .map_err(|e| EngineError::Config(format!("set {name}: {e}")))?,
-                )
-            }
-        };
-        let store = AccountStore::new(state_dir, acme.ca_file.clone());
+        let (store, eab) = Self::account_inputs(set, acme, state_dir)?;
         let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
         let retry = RetryPolicy::new()
             .initial_delay(Duration::from_millis(250))
@@ -116,6 +103,117 @@ impl Engine {
         Ok(obtained.chain_pem)
     }
 
+    /// Where the set's ACME account is kept, and its External Account
+    /// Binding key when the CA needs one.
+    fn account_inputs(
+        set: &CertSet,
+        acme: &AcmeSource,
+        state_dir: &Path,
+    ) -> Result<(AccountStore, Option<ExternalAccountKey>), EngineError> {
+        let name = set.name.get_ref();
+        let eab = match &acme.eab {
+            None => None,
+            Some(eab) => {
+                let secret = eab
+                    .hmac_key
+                    .source()
+                    .load("the ACME External Account Binding MAC key")
+                    .map_err(|e| EngineError::Config(format!("set {name}: {e}")))?;
+                Some(
+                    external_account_key(&eab.kid, secret.expose())
+                        .map_err(|e| EngineError::Config(format!("set {name}: {e}")))?,
+                )
+            }
+        };
+        Ok((AccountStore::new(state_dir, acme.ca_file.clone()), eab))
+    }
+
+    /// Asks the CA for the live certificate's renewal window (RFC 9773)
+    /// when the last answer is for another certificate or its Retry-After
+    /// has passed. Never fails the run: without an answer the renewal
+    /// falls back to two thirds of the lifetime (or keeps the window
+    /// known). Returns whether the state changed.
+    pub(super) async fn refresh_renewal_info(
+        &self,
+        set: &CertSet,
+        state_dir: &Path,
+        entry: &mut SetState,
+    ) -> bool {
+        let crate::config::Source::Acme(acme) = &set.source else {
+            return false;
+        };
+        let Ok(pem) = std::fs::read(crate::roll::files::deploy_files(set).chain) else {
+            return false;
+        };
+        let Some(cert) = renewal_info::certificate_id(&pem) else {
+            return false;
+        };
+        let now = self.now();
+        let previous = entry.acme_renewal_info.clone();
+        if previous
+            .as_ref()
+            .is_some_and(|known| known.cert == cert && now < known.next_check)
+        {
+            return false;
+        }
+        let answer = match Self::account_inputs(set, acme, state_dir) {
+            Ok((store, eab)) => {
+                let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
+                match store.account(&acme.directory, &contact, eab.as_ref()).await {
+                    Ok(account) => renewal_info::fetch(&account, &cert).await,
+                    Err(e) => Err(Unavailable::Failed(e.to_string())),
+                }
+            }
+            Err(e) => Err(Unavailable::Failed(e.to_string())),
+        };
+        let name = set.name.get_ref();
+        let info = match answer {
+            Ok(answer) => {
+                let info = renewal_info::record(
+                    &cert,
+                    answer,
+                    previous.as_ref(),
+                    now,
+                    renewal_info::system_random,
+                );
+                if let Some(window) = &info.window
+                    && previous.as_ref().and_then(|p| p.window.as_ref()) != Some(window)
+                {
+                    self.say(&format!(
+                        "set {name}: the CA suggests renewing between {} and {}; renewal at {}",
+                        window.start.rfc3339(),
+                        window.end.rfc3339(),
+                        window.renew_at.rfc3339()
+                    ));
+                }
+                info
+            }
+            Err(Unavailable::NotOffered) => RenewalInfo {
+                cert,
+                window: None,
+                next_check: now + renewal_info::RECHECK_AT_MOST,
+            },
+            Err(Unavailable::Failed(why)) => {
+                self.say(&format!(
+                    "set {name}: no renewal information from {} ({why}); asked again in an hour",
+                    acme.directory
+                ));
+                let window = previous
+                    .as_ref()
+                    .filter(|p| p.cert == cert)
+                    .and_then(|p| p.window.clone());
+                RenewalInfo {
+                    cert,
+                    window,
+                    next_check: now + renewal_info::RECHECK_WITHOUT,
+                }
+            }
+        };
+        let changed = previous.as_ref() != Some(&info);
+        entry.acme_renewal_info = Some(info);
+        changed
+    }
+
     /// The publication for the `_acme-challenge` owners of every name: one
     /// configured zone must hold them all.
     fn challenge_publication(
@@ -142,21 +240,31 @@ impl Engine {
 }
 
 impl Engine {
-    /// An `acme` set's live certificate has passed two thirds of its
-    /// lifetime and no roll is under way: renew it with the pre-published
-    /// next key (a planned roll: its records are long safe, so the new
-    /// certificate goes live without a TTL wait).
+    /// An `acme` set's live certificate is due for renewal (in the CA's
+    /// window, else at two thirds of its lifetime) and no roll is under
+    /// way: renew it with the pre-published next key (a planned roll: its
+    /// records are long safe, so the new certificate goes live without a
+    /// TTL wait).
     pub(super) fn renewal_due(&self, set: &CertSet, entry: &SetState) -> Result<bool, EngineError> {
-        if !matches!(set.source, crate::config::Source::Acme(_))
-            || entry.rollover_to.is_some()
-            || entry.next_key.is_none()
-        {
-            return Ok(false);
+        Ok(self.renewal_due_by(set, entry)?.is_some())
+    }
+
+    /// [`Self::renewal_due`], with what the time was decided from.
+    fn renewal_due_by(
+        &self,
+        set: &CertSet,
+        entry: &SetState,
+    ) -> Result<Option<renewal_info::Basis>, EngineError> {
+        let crate::config::Source::Acme(acme) = &set.source else {
+            return Ok(None);
+        };
+        if entry.rollover_to.is_some() || entry.next_key.is_none() {
+            return Ok(None);
         }
         let chain = crate::roll::files::deploy_files(set).chain;
         let pem = match std::fs::read(&chain) {
             Ok(pem) => pem,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(FileError::Read {
                     file: chain,
@@ -165,11 +273,10 @@ impl Engine {
                 .into());
             }
         };
-        let Some((not_before, not_after)) = crate::acme::source::validity(&pem) else {
-            return Ok(false);
-        };
-        let due = crate::acme::source::renew_at(not_before, not_after);
-        Ok(self.now().to_system() >= due)
+        let renewal = renewal_info::renewal_at(acme, &pem, entry.acme_renewal_info.as_ref());
+        Ok(renewal
+            .filter(|(due, _)| self.now().to_system() >= *due)
+            .map(|(_, basis)| basis))
     }
 }
 
@@ -187,18 +294,20 @@ impl Engine {
         };
         let staged = crate::roll::files::source_files(set, dir, entry)?;
         let first = !staged.chain.exists() && !crate::roll::files::deploy_files(set).chain.exists();
-        let why = match (first, self.renewal_due(set, entry)?) {
+        let why = match (first, self.renewal_due_by(set, entry)?) {
             (true, _) => "the first certificate, for a key generated now".to_string(),
-            (false, true) if self.renewal_keeps_key(set, entry) => format!(
-                "renewal (two thirds of the lifetime have passed) keeping the live key: renewal {} of {} per key (roll_every)",
+            (false, Some(basis)) if self.renewal_keeps_key(set, entry) => format!(
+                "renewal (due {}) keeping the live key: renewal {} of {} per key (roll_every)",
+                basis.describe(),
                 entry.acme_kept_key + 1,
                 acme.roll_every.unwrap_or(1)
             ),
-            (false, true) => format!(
-                "renewal (two thirds of the lifetime have passed): a planned roll to the pre-published next key {}",
+            (false, Some(basis)) => format!(
+                "renewal (due {}): a planned roll to the pre-published next key {}",
+                basis.describe(),
                 entry.next_key.as_deref().unwrap_or("(none yet)")
             ),
-            (false, false) => return Ok(None),
+            (false, None) => return Ok(None),
         };
         let names: Vec<String> = acme
             .names

@@ -183,6 +183,11 @@ impl Engine {
         // A set that just got its first key has nothing to roll to yet: its
         // next key is generated and published by the steps below.
         let roll_asked = options.rollover && !(first_key && entry.next_key.is_none());
+        // When the live certificate is renewed: the CA's window, asked for
+        // when the last answer's Retry-After has passed.
+        if may_order && !roll_asked && self.refresh_renewal_info(set, &dir, &mut entry).await {
+            journal.put(&name, &entry).await?;
+        }
         if roll_asked || (!options.rollover && may_order && self.renewal_due(set, &entry)?) {
             let started = match roll_asked || !self.renewal_keeps_key(set, &entry) {
                 true => self.start_rollover(set, &dir, &mut entry, timeout).await,
