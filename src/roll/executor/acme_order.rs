@@ -378,12 +378,23 @@ impl Engine {
             Ok(left) => format!("expires at {expiry} (in {})", span(left)),
             Err(_) => format!("EXPIRED at {expiry}"),
         };
-        let why = match &entry.acme_backoff {
-            Some(backoff) => format!(
+        let why = match (&entry.acme_backoff, &entry.rollover_to) {
+            (Some(backoff), _) => format!(
                 "{} order(s) failed in a row; the CA's last error: {}",
                 backoff.failures, backoff.error
             ),
-            None => "no renewal has succeeded yet".into(),
+            // The renewal was ordered; its key is not yet safe to present.
+            (None, Some(key)) => match entry.keys.get(key).and_then(|k| k.safe_at) {
+                Some(safe_at) if safe_at > self.now() => format!(
+                    "the renewal for key {} waits until its records are safe ({safe_at})",
+                    crate::roll::plan::short(key)
+                ),
+                _ => format!(
+                    "the renewal for key {} is under way and not deployed yet",
+                    crate::roll::plan::short(key)
+                ),
+            },
+            (None, None) => "no renewal has succeeded yet".into(),
         };
         Some(format!(
             "the certificate from {} {when} and is not renewed: {why}. Fix the cause and run `tlsa rollover --set {}`",

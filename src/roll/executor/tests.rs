@@ -336,6 +336,14 @@ struct Scene {
 }
 
 fn config(dir: &std::path::Path, ttl: u32) -> Config {
+    config_with_source(
+        dir,
+        ttl,
+        r#"{ self-signed = { names = ["mail.example.test"] } }"#,
+    )
+}
+
+fn config_with_source(dir: &std::path::Path, ttl: u32, source: &str) -> Config {
     Config::parse(&format!(
         r#"state_dir = "{dir}/state"
 propagation_timeout = 30
@@ -350,7 +358,7 @@ server = "127.0.0.1:53"
 
 [[set]]
 name = "mail"
-source = {{ self-signed = {{ names = ["mail.example.test"] }} }}
+source = {source}
 deploy = {{ dir = "{dir}/live" }}
 ttl = {ttl}
 margin = 0
@@ -729,4 +737,52 @@ async fn a_record_of_the_set_removed_by_another_writer_during_the_wait_is_not_co
     ok(&scene.rollover_wait().await);
     assert_ne!(scene.presented(), live);
     scene.assert_safe();
+}
+
+#[tokio::test]
+async fn the_expiry_alarm_says_a_renewal_waits_for_its_records_not_that_none_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let world = Arc::new(StdMutex::new(World::new(
+        clock.clone(),
+        dir.path().join("live"),
+    )));
+    let source = r#"{ acme = { directory = "https://ca.example.test/dir", names = ["mail.example.test"] } }"#;
+    let config = config_with_source(dir.path(), 60, source);
+    let engine = Scene::engine(config, clock.clone(), &world);
+    let set = &engine.config.sets[0];
+    // A live certificate 10 days old with one day left: inside its alarm window.
+    let now = time::OffsetDateTime::from(clock.now());
+    let mut params = rcgen::CertificateParams::new(vec!["mail.example.test".to_string()]).unwrap();
+    params.not_before = now - time::Duration::days(10);
+    params.not_after = now + time::Duration::days(1);
+    let pair = rcgen::KeyPair::generate().unwrap();
+    let live = params.self_signed(&pair).unwrap().pem();
+    let deploy = files::deploy_files(set);
+    std::fs::create_dir_all(deploy.chain.parent().unwrap()).unwrap();
+    std::fs::write(&deploy.chain, live).unwrap();
+
+    let mut entry = SetState::default();
+    let nothing = engine
+        .expiry_alarm(set, &entry)
+        .expect("inside the alarm window");
+    assert!(
+        nothing.contains("no renewal has succeeded yet"),
+        "{nothing}"
+    );
+    // The renewal was ordered for the next key, whose records become safe in an hour.
+    let next = KeyMaterial::from_spki(&[7; 32]);
+    safety::note_published(
+        &mut entry,
+        std::slice::from_ref(&next),
+        safety::Before::default(),
+        engine.now(),
+    );
+    entry.keys.get_mut(&next.id).unwrap().safe_at = Some(engine.now() + Duration::from_secs(3600));
+    entry.rollover_to = Some(next.id.clone());
+    let waiting = engine.expiry_alarm(set, &entry).unwrap();
+    assert!(
+        waiting.contains("waits until its records are safe") && !waiting.contains("no renewal"),
+        "{waiting}"
+    );
 }
