@@ -75,8 +75,17 @@ pub fn start_verified(
             }
             Startup::Ready => failures.push(format!("{addr}: port shared with another server")),
             Startup::PortInUse => failures.push(format!("{addr}: port in use")),
+            // Most often a second port of its own (Postfix's implicit-TLS listener) that
+            // another test process took between `free_port` and the bind — a server may exit
+            // before it logs why. Another attempt picks other ports; a server that exits every
+            // time (a configuration error) is reported with each attempt's log.
+            Startup::Exited if attempt + 1 < MAX_ATTEMPTS => failures.push(format!(
+                "{addr}: exited during startup ({:?}): {}",
+                server.exit_status(),
+                server.log_tail()
+            )),
             Startup::Exited => panic!(
-                "{name} exited during startup ({:?}):\n{}",
+                "{name} exited during startup ({:?}):\n{}\nearlier attempts: {failures:?}",
                 server.exit_status(),
                 server.log_tail()
             ),
