@@ -812,6 +812,39 @@ pub(crate) fn is_file_safe_name(name: &str) -> bool {
         && name.chars().all(allowed)
 }
 
+/// For unit tests: one set `mail` for `mail.example.test:25` in zone
+/// `example.test` (rfc2136 on loopback, never contacted), its state under
+/// `dir/state`, deployed into `dir/live`, with `source` (a TOML inline table).
+#[cfg(test)]
+pub(crate) fn one_set_for_tests(dir: &std::path::Path, ttl: u32, source: &str) -> Config {
+    Config::parse(&format!(
+        r#"state_dir = "{dir}/state"
+propagation_timeout = 30
+
+[dnssec]
+resolver = "127.0.0.1:53"
+
+[[zone]]
+name = "example.test"
+backend = "rfc2136"
+server = "127.0.0.1:53"
+
+[[set]]
+name = "mail"
+source = {source}
+deploy = {{ dir = "{dir}/live" }}
+ttl = {ttl}
+margin = 0
+
+[[set.endpoint]]
+host = "mail.example.test"
+port = 25
+"#,
+        dir = dir.display()
+    ))
+    .expect("the test config parses")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

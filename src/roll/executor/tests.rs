@@ -344,32 +344,7 @@ fn config(dir: &std::path::Path, ttl: u32) -> Config {
 }
 
 fn config_with_source(dir: &std::path::Path, ttl: u32, source: &str) -> Config {
-    Config::parse(&format!(
-        r#"state_dir = "{dir}/state"
-propagation_timeout = 30
-
-[dnssec]
-resolver = "127.0.0.1:53"
-
-[[zone]]
-name = "example.test"
-backend = "rfc2136"
-server = "127.0.0.1:53"
-
-[[set]]
-name = "mail"
-source = {source}
-deploy = {{ dir = "{dir}/live" }}
-ttl = {ttl}
-margin = 0
-
-[[set.endpoint]]
-host = "mail.example.test"
-port = 25
-"#,
-        dir = dir.display()
-    ))
-    .unwrap()
+    crate::config::one_set_for_tests(dir, ttl, source)
 }
 
 impl Scene {
