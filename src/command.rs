@@ -4,8 +4,6 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::config::Config;
-
 /// Output of a failed command quoted in errors.
 const MAX_OUTPUT: usize = 2000;
 
@@ -15,35 +13,6 @@ const MAX_OUTPUT: usize = 2000;
 pub struct CommandFailure {
     pub status: String,
     pub output: String,
-}
-
-/// Every environment variable the config reads a secret from (`env = "…"`
-/// of a TSIG key, API key or token), and `TLSA_TSIG_KEY`: a command tlsa
-/// runs does not need them, and a reload script that logs its environment
-/// must not be able to leak them.
-pub fn secret_env_names(config: &Config) -> Vec<String> {
-    let mut names = vec![crate::dns::tsig::KEY_ENV.to_string()];
-    for zone in &config.zones {
-        for secret in [&zone.tsig_key, &zone.api_key, &zone.token]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(var) = &secret.env
-                && !names.contains(var)
-            {
-                names.push(var.clone());
-            }
-        }
-    }
-    for set in &config.sets {
-        if let crate::config::Source::Acme(acme) = &set.source
-            && let Some(var) = acme.eab.as_ref().and_then(|e| e.hmac_key.env.as_ref())
-            && !names.contains(var)
-        {
-            names.push(var.clone());
-        }
-    }
-    names
 }
 
 /// Runs `argv`, killed after `timeout` (with every process it started: it
@@ -155,6 +124,7 @@ fn kill_group(leader: Option<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[tokio::test]
     async fn a_reload_that_leaves_a_daemon_holding_its_output_has_worked() {
@@ -293,7 +263,7 @@ port = 25
         )
         .unwrap();
         assert_eq!(
-            secret_env_names(&config),
+            config.secret_env_names(),
             ["TLSA_TSIG_KEY", "MY_TSIG", "CF_TOKEN", "CA_EAB_KEY"]
         );
     }

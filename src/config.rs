@@ -5,7 +5,7 @@
 //! and key.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -14,10 +14,17 @@ use crate::dns::dnssec::Anchors;
 use crate::live::endpoint::{Endpoint as LiveEndpoint, Protocol};
 use crate::live::resolve::Trust;
 use crate::tlsa::Matching;
+use crate::tlsrpt::record::normalise;
 
 pub mod audit;
 mod errors;
+mod load;
 pub mod tlsrpt;
+mod values;
+
+pub use errors::{ConfigError, Invalid};
+pub use values::{DNS_PORT, MAX_TTL, SecretRef, parse_dns_address, with_default_port};
+pub(crate) use values::{is_env_name, is_file_safe_name};
 
 /// Where the config is looked for when neither `-c` nor `TLSA_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/tlsa/tlsa.toml";
@@ -69,7 +76,7 @@ fn default_concurrency() -> usize {
 pub struct Dnssec {
     /// The recursive resolver used for validation and NS/address lookups
     /// (port 53 when absent).
-    #[serde(deserialize_with = "dns_address")]
+    #[serde(deserialize_with = "values::dns_address")]
     pub resolver: SocketAddr,
     /// DNSKEY or DS lines; the root KSKs when absent.
     pub anchor: Option<PathBuf>,
@@ -143,7 +150,7 @@ pub struct Zone {
     /// How records are published; each back-end reads its own keys below.
     pub backend: BackendKind,
     /// RFC 2136: the primary server that accepts UPDATE (port 53 when absent).
-    #[serde(default, deserialize_with = "optional_dns_address")]
+    #[serde(default, deserialize_with = "values::optional_dns_address")]
     pub server: Option<SocketAddr>,
     /// RFC 2136: the TSIG key (a BIND key file or `algorithm:name:secret`).
     pub tsig_key: Option<SecretRef>,
@@ -164,7 +171,7 @@ pub struct Zone {
     pub serial_file: Option<PathBuf>,
     /// Authoritative servers not in the NS set (a hidden primary); port 53
     /// when absent.
-    #[serde(default, deserialize_with = "dns_addresses")]
+    #[serde(default, deserialize_with = "values::dns_addresses")]
     pub extra_servers: Vec<SocketAddr>,
     /// Port for the addresses of the NS set (53 in production).
     #[serde(default = "default_ns_port")]
@@ -253,50 +260,6 @@ fn default_ns_port() -> u16 {
     DNS_PORT
 }
 
-/// The port a DNS server address means when it names none, everywhere an
-/// address is read (config and command line).
-pub const DNS_PORT: u16 = 53;
-
-/// A DNS server's address: `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53`
-/// or `[2001:db8::53]:5353`; port 53 when absent.
-pub fn parse_dns_address(text: &str) -> Result<SocketAddr, String> {
-    let text = text.trim();
-    with_default_port(text, DNS_PORT).ok_or_else(|| {
-            format!(
-            "{text:?} is not an IP address with an optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:5353; port {DNS_PORT} when absent)"
-        )
-    })
-}
-
-/// `192.0.2.1:25`, `[2001:db8::1]:25`, or an address alone (then `port`).
-pub fn with_default_port(text: &str, port: u16) -> Option<SocketAddr> {
-    let text = text.trim();
-    text.parse::<SocketAddr>().ok().or_else(|| {
-        text.trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, port))
-    })
-}
-
-fn dns_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    parse_dns_address(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-}
-
-fn optional_dns_address<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<SocketAddr>, D::Error> {
-    dns_address(d).map(Some)
-}
-
-fn dns_addresses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|text| parse_dns_address(text).map_err(serde::de::Error::custom))
-        .collect()
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
@@ -305,25 +268,6 @@ pub enum BackendKind {
     Cloudflare,
     Desec,
     Zonefile,
-}
-
-/// A secret given by reference, never inline: a file or an environment variable.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    pub file: Option<PathBuf>,
-    pub env: Option<String>,
-}
-
-impl SecretRef {
-    /// The HTTP back-ends' form of the reference (checked: exactly one is set).
-    pub fn source(&self) -> crate::secrets::SecretSource {
-        match (&self.file, &self.env) {
-            (Some(file), _) => crate::secrets::SecretSource::File(file.clone()),
-            (None, Some(var)) => crate::secrets::SecretSource::Env(var.clone()),
-            (None, None) => crate::secrets::SecretSource::Env(String::new()),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -551,265 +495,79 @@ pub enum KeyAlgorithmChoice {
     Rsa4096,
 }
 
-/// A config that cannot be used, as one paragraph naming the file and place.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub message: String,
-}
-
 impl Config {
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            message: format!(
-                "cannot read the config: {e}; give another with -c FILE or TLSA_CONFIG"
-            ),
-        })?;
-        Self::parse(&text).map_err(|message| ConfigError {
-            file: path.to_path_buf(),
-            message,
-        })
-    }
-
-    /// Parses and checks a config; the error text locates the problem.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let syntax = text.parse::<toml::Table>().is_err();
-            errors::describe(text, &e, syntax)
-        })?;
-        config.check(text)?;
-        Ok(config)
-    }
-
-    fn check(&self, text: &str) -> Result<(), String> {
-        let at = |span: std::ops::Range<usize>, message: String| {
-            errors::render(text, Some(span), &message)
-        };
-        if self.concurrency == 0 {
-            return Err(
-                "concurrency = 0: expected the number of sets one run works on at once, 1 or more"
-                    .into(),
-            );
-        }
-        if self.propagation_timeout == 0 {
-            return Err(
-                "propagation_timeout = 0: expected the seconds one propagation wait may take, 1 or more (default 120)"
-                    .into(),
-            );
-        }
-        for (i, set) in self.sets.iter().enumerate() {
-            let fail = |message: String| Err(at(set.name.span(), message));
-            let name = set.name.get_ref();
-            if self.sets[..i].iter().any(|s| s.name.get_ref() == name) {
-                return fail(format!(
-                    "set name {name:?} is used twice; each [[set]] needs its own name"
-                ));
-            }
-            if !is_file_safe_name(name) {
-                return fail(format!(
-                    "set name {name:?}: use letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64): it names the set's state file and key directory"
-                ));
-            }
-            if set.endpoints.is_empty() {
-                return fail(format!(
-                    "set {name:?} has no [[set.endpoint]]; add one with host and port"
-                ));
-            }
-            // Caught here rather than at the verify step of some later roll.
-            if let Err(why) = set.live_endpoints() {
-                return fail(format!("set {name:?}: {why}"));
-            }
-            if let Source::Acme(acme) = &set.source
-                && let Err(why) = acme.check()
-            {
-                return fail(format!("set {name:?}: {why}"));
-            }
-        }
+    /// Every environment variable the config reads a secret from (`env = "…"`
+    /// of a TSIG key, API key or token), and `TLSA_TSIG_KEY`: a command tlsa
+    /// runs does not need them, and a reload script that logs its environment
+    /// must not be able to leak them.
+    pub fn secret_env_names(&self) -> Vec<String> {
+        let mut names = vec![crate::dns::tsig::KEY_ENV.to_string()];
         for zone in &self.zones {
-            let fail = |message: String| {
-                Err(at(
-                    zone.name.span(),
-                    format!("zone {:?}: {message}", zone.name.get_ref()),
-                ))
-            };
-            let missing = match zone.backend {
-                BackendKind::Rfc2136 if zone.server.is_none() => {
-                    Some("server = \"ADDRESS[:PORT]\" (the primary accepting UPDATE)")
-                }
-                BackendKind::Powerdns if zone.api_url.is_none() || zone.api_key.is_none() => {
-                    Some("api_url = \"http://HOST:PORT\" and api_key = { file = \"PATH\" }")
-                }
-                BackendKind::Cloudflare | BackendKind::Desec if zone.token.is_none() => {
-                    Some("token = { file = \"PATH\" } (or env = \"VARIABLE\")")
-                }
-                BackendKind::Zonefile if zone.records_file.is_none() || zone.reload.is_none() => {
-                    Some("records_file = \"PATH\" and reload = [\"rndc\", \"reload\", \"{zone}\"]")
-                }
-                _ => None,
-            };
-            if let Some(what) = missing {
-                return fail(format!(
-                    "backend \"{}\" needs {what}",
-                    format!("{:?}", zone.backend).to_lowercase()
-                ));
-            }
-            for (key, secret) in zone.secrets() {
-                if secret.file.is_some() == secret.env.is_some() {
-                    return fail(format!(
-                        "{key} needs exactly one of file = \"PATH\" or env = \"VARIABLE\""
-                    ));
-                }
-                // A secret pasted where its variable's name belongs would be
-                // printed by every "not set" message: refuse it unquoted.
-                if secret.env.as_deref().is_some_and(|name| !is_env_name(name)) {
-                    return fail(format!(
-                        "{key}: env = expects the name of an environment variable (letters, digits and _, not starting with a digit, at most 64): the value given is not one, and is not shown in case it is the secret itself"
-                    ));
-                }
-            }
-        }
-        crate::mtasts::config::check(self, &at)?;
-        if let Some(tlsrpt) = &self.tlsrpt {
-            tlsrpt.check()?;
-        }
-        self.check_roll_safety(text)
-    }
-
-    /// Settings with which a roll could publish nothing, or deploy a key
-    /// whose records are not in DNS: refused at load, naming the line, since
-    /// each one would end in an outage (or private keys in the current
-    /// directory) at the next roll rather than in an error now.
-    fn check_roll_safety(&self, text: &str) -> Result<(), String> {
-        // The typed config keeps no positions for these keys: read them again
-        // with their spans (the text already parsed once, so this succeeds).
-        #[derive(Deserialize)]
-        struct Spans {
-            state_dir: Option<Spanned<PathBuf>>,
-            #[serde(rename = "set", default)]
-            sets: Vec<SetSpans>,
-        }
-        #[derive(Deserialize)]
-        struct SetSpans {
-            matching: Option<Spanned<toml::Value>>,
-            ttl: Option<Spanned<toml::Value>>,
-            deploy: Spanned<DeploySpans>,
-        }
-        #[derive(Deserialize)]
-        struct DeploySpans {
-            dir: Spanned<PathBuf>,
-        }
-        // Parsed once already: a failure here cannot carry new information (and
-        // its text could quote a secret), so it is not shown.
-        let spans: Spans = toml::from_str(text)
-            .map_err(|_| "the config could not be read again to locate its settings".to_string())?;
-        let line = |span: std::ops::Range<usize>| {
-            text[..span.start.min(text.len())].matches('\n').count() + 1
-        };
-        if let Some(dir) = &spans.state_dir
-            && dir.get_ref().as_os_str().is_empty()
-        {
-            return Err(format!(
-                "line {}: state_dir = \"\": expected an absolute directory (default {DEFAULT_STATE_DIR}); an empty one is the current directory, and next keys would be written there",
-                line(dir.span())
-            ));
-        }
-        let zones: Vec<hickory_proto::rr::Name> = self
-            .zones
-            .iter()
-            .filter_map(|z| absolute_name(z.name.get_ref()))
-            .collect();
-        // Owner name and key kind of every set seen so far: two sets rolling
-        // keys of the same kind at one owner would each retire the other's
-        // key. An RSA and an ECDSA set sharing endpoints is fine: a server
-        // presents the kind a client asks for (README, dual certificates).
-        let mut owners: Vec<(String, bool, &str)> = Vec::new();
-        for (set, at) in self.sets.iter().zip(&spans.sets) {
-            let name = set.name.get_ref();
-            let place = |span| format!("line {}: set {name:?}", line(span));
-            if set.matching.is_empty() {
-                let span = at.matching.as_ref().map_or(set.name.span(), |m| m.span());
-                return Err(format!(
-                    "{}: matching = []: expected at least one of \"sha2-256\", \"sha2-512\" (default [\"sha2-256\"]); with none, no key has a record and a roll would deploy a key no DANE sender can match",
-                    place(span)
-                ));
-            }
-            if set.ttl == 0 || set.ttl > MAX_TTL {
-                let span = at.ttl.as_ref().map_or(set.name.span(), |t| t.span());
-                return Err(format!(
-                    "{}: ttl = {}: expected 1 to {MAX_TTL} seconds (RFC 2181 §8; default 3600)",
-                    place(span),
-                    set.ttl
-                ));
-            }
-            if set.deploy.dir.as_os_str().is_empty() {
-                return Err(format!(
-                    "{}: deploy.dir = \"\": expected the absolute directory the server reads its certificate from; an empty one is the current directory, and private keys would be written there",
-                    place(at.deploy.get_ref().dir.span())
-                ));
-            }
-            let rsa = matches!(
-                set.next_key,
-                KeyAlgorithmChoice::Rsa2048
-                    | KeyAlgorithmChoice::Rsa3072
-                    | KeyAlgorithmChoice::Rsa4096
-            );
-            for endpoint in &set.endpoints {
-                let owner = format!(
-                    "_{}._tcp.{}.",
-                    endpoint.port,
-                    endpoint.host.trim_end_matches('.')
-                )
-                .to_ascii_lowercase();
-                let in_zone = absolute_name(&owner)
-                    .is_some_and(|o| crate::dns::http::configured_zone(&zones, &o).is_some());
-                if !in_zone {
-                    return Err(format!(
-                        "{}: endpoint {}:{} is in no configured zone: expected a [[zone]] whose name holds {owner}, or nothing can publish its records",
-                        place(set.name.span()),
-                        endpoint.host,
-                        endpoint.port
-                    ));
-                }
-                if let Some((_, _, other)) = owners
-                    .iter()
-                    .find(|(o, kind, _)| *o == owner && *kind == rsa)
+            for secret in [&zone.tsig_key, &zone.api_key, &zone.token]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(var) = &secret.env
+                    && !names.contains(var)
                 {
-                    return Err(format!(
-                        "{}: owner {owner} is also in set {other:?}, with the same kind of next key ({}): each set would retire the other's key; expected one set per owner and key kind (an RSA and an ECDSA set may share it)",
-                        place(set.name.span()),
-                        if rsa { "RSA" } else { "ECDSA" }
-                    ));
+                    names.push(var.clone());
                 }
-                owners.push((owner, rsa, name));
             }
         }
-        Ok(())
+        for set in &self.sets {
+            if let Source::Acme(acme) = &set.source
+                && let Some(var) = acme.eab.as_ref().and_then(|e| e.hmac_key.env.as_ref())
+                && !names.contains(var)
+            {
+                names.push(var.clone());
+            }
+        }
+        names
+    }
+
+    /// The DANE MX hosts of the config: the hosts of its port-25 endpoints.
+    /// For DANE the policy domain of a report is the TLSA base domain, the MX
+    /// host (RFC 8460 §3).
+    pub fn dane_mx_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self.sets.iter().flat_map(CertSet::mx_hosts).collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    /// The policy domains that get the TLS-RPT record: `[tlsrpt] domains` when
+    /// given; otherwise every `[[mta_sts]]` mail domain and every DANE MX host
+    /// (some reporters use the recipient domain for DANE too, so both).
+    pub fn tlsrpt_domains(&self) -> Vec<String> {
+        let given = self.tlsrpt.as_ref().map(|t| t.domains.as_slice());
+        let mut domains: Vec<String> = match given {
+            Some(given) if !given.is_empty() => given.iter().map(|d| normalise(d)).collect(),
+            _ => self
+                .mta_sts
+                .iter()
+                .map(|p| normalise(p.domain.get_ref()))
+                .chain(self.dane_mx_hosts())
+                .collect(),
+        };
+        domains.sort();
+        domains.dedup();
+        domains
     }
 }
 
-/// The largest TTL (RFC 2181 §8: 2^31 - 1).
-pub const MAX_TTL: u32 = 2_147_483_647;
-
-/// `name` as an absolute DNS name, if it is one.
-fn absolute_name(name: &str) -> Option<hickory_proto::rr::Name> {
-    hickory_proto::rr::Name::from_ascii(format!("{}.", name.trim_end_matches('.'))).ok()
-}
-
-/// Whether `name` can be an environment variable's name.
-pub(crate) fn is_env_name(name: &str) -> bool {
-    name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Whether a set name can name files: no path separators, no leading dot.
-pub(crate) fn is_file_safe_name(name: &str) -> bool {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(allowed)
+impl CertSet {
+    /// The DANE MX hosts of one set: the hosts of its port-25 endpoints.
+    pub fn mx_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.port == 25)
+            .map(|e| normalise(&e.host))
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
 }
 
 /// For unit tests: one set `mail` for `mail.example.test:25` in zone
@@ -848,6 +606,24 @@ port = 25
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tlsrpt_domains_are_the_mta_sts_domains_and_dane_mx_hosts_unless_named() {
+        let base = include_str!("../examples/mta-sts.toml");
+        let with = |table: &str| Config::parse(&format!("{base}\n[tlsrpt]\n{table}\n")).unwrap();
+        let derived = with("rua = [\"mailto:r@example.org\"]");
+        assert_eq!(derived.tlsrpt_domains(), ["example.org", "mx1.example.org"]);
+        let named = with("rua = [\"mailto:r@example.org\"]\ndomains = [\"Other.example.\"]");
+        assert_eq!(named.tlsrpt_domains(), ["other.example"]);
+        let err =
+            Config::parse(&format!("{base}\n[tlsrpt]\ndomains = [\"a.example\"]\n")).unwrap_err();
+        assert!(err.contains("rua is not"), "{err}");
+        let err = Config::parse(&format!(
+            "{base}\n[tlsrpt]\nrua = [\"mailto:a@b\"]\nttl = 0\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("[tlsrpt] ttl = 0"), "{err}");
+    }
 
     const GOOD: &str = r#"
 state_dir = "/tmp/tlsa-state"

@@ -37,6 +37,22 @@ pub struct OptionalConfigArgs {
     pub config: Option<PathBuf>,
 }
 
+/// How long a propagation wait may take.
+#[derive(Debug, Args)]
+pub struct PropagationArg {
+    /// Seconds one propagation wait may take before the run gives up and
+    /// names each lagging server [default: the config's
+    /// `propagation_timeout`, 120].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub propagation_timeout: Option<u64>,
+}
+
+impl PropagationArg {
+    pub fn duration(&self) -> Option<std::time::Duration> {
+        self.propagation_timeout.map(std::time::Duration::from_secs)
+    }
+}
+
 impl OptionalConfigArgs {
     pub fn load(&self) -> Result<Option<Config>, Failure> {
         let Some(file) = self.config.as_deref() else {

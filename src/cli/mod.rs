@@ -1,12 +1,11 @@
 //! Command-line interface: one file per command, each a thin layer over the library.
 
-use std::process::ExitCode;
-
 use clap::{Parser, Subcommand};
 
 pub mod check;
 mod common;
 pub mod config;
+mod failure;
 pub mod generate;
 pub mod hash;
 pub mod hook;
@@ -21,6 +20,8 @@ mod sts;
 mod sts_plan;
 mod sts_status;
 pub mod tlsrpt;
+
+pub use failure::Failure;
 
 /// Manage DANE TLSA records: compute, publish, roll and verify.
 #[derive(Debug, Parser)]
@@ -79,53 +80,6 @@ pub enum Command {
     Config(config::ConfigCommandArgs),
     /// TLS-RPT (RFC 8460) reports: import, summarise, receive by HTTPS.
     Tlsrpt(tlsrpt::TlsrptArgs),
-}
-
-/// How a command failed; decides the exit code.
-#[derive(Debug)]
-pub enum Failure {
-    /// Bad input or usage: exit 2 (as clap does for bad arguments).
-    Input(Vec<String>),
-    /// The work could not be done (DNS, files, a check failed): exit 1.
-    Runtime(Vec<String>),
-    /// `tlsa check`: the monitoring state's exit code (1 WARNING, 2 CRITICAL,
-    /// 3 UNKNOWN, also for bad input), which takes precedence over 1 and 2 above.
-    Monitoring { code: u8, messages: Vec<String> },
-    /// Another run holds the state lock: exit 75 (EX_TEMPFAIL), nothing was
-    /// done and nothing is wrong — the timer units count it as success.
-    Busy(Vec<String>),
-}
-
-impl Failure {
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Failure::Input(_) => ExitCode::from(2),
-            Failure::Runtime(_) => ExitCode::from(1),
-            Failure::Monitoring { code, .. } => ExitCode::from(*code),
-            Failure::Busy(_) => ExitCode::from(75),
-        }
-    }
-
-    /// Two failures of one run as one: bad input only when both are; every
-    /// message kept.
-    pub fn merge(self, other: Failure) -> Failure {
-        let both_input = matches!((&self, &other), (Failure::Input(_), Failure::Input(_)));
-        let mut messages = self.messages().to_vec();
-        messages.extend_from_slice(other.messages());
-        match both_input {
-            true => Failure::Input(messages),
-            false => Failure::Runtime(messages),
-        }
-    }
-
-    pub fn messages(&self) -> &[String] {
-        match self {
-            Failure::Input(messages)
-            | Failure::Runtime(messages)
-            | Failure::Busy(messages)
-            | Failure::Monitoring { messages, .. } => messages,
-        }
-    }
 }
 
 /// Whether the command line (program name first) runs `tlsa check`: its

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use clap::Args;
 
 use super::Failure;
-use super::common::{self, ConfigArgs};
+use super::common::{self, ConfigArgs, PropagationArg};
 use crate::config::Config;
 use crate::mtasts;
 use crate::mtasts::service::DomainRun;
@@ -37,22 +37,6 @@ pub struct RunArgs {
     pub concurrency: ConcurrencyArg,
     #[command(flatten)]
     pub propagation: PropagationArg,
-}
-
-/// How long a propagation wait may take.
-#[derive(Debug, Args)]
-pub struct PropagationArg {
-    /// Seconds one propagation wait may take before the run gives up and
-    /// names each lagging server [default: the config's
-    /// `propagation_timeout`, 120].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub propagation_timeout: Option<u64>,
-}
-
-impl PropagationArg {
-    pub fn duration(&self) -> Option<std::time::Duration> {
-        self.propagation_timeout.map(std::time::Duration::from_secs)
-    }
 }
 
 #[derive(Debug, Args)]

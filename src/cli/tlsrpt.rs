@@ -15,7 +15,6 @@ use crate::config::tlsrpt::Tlsrpt;
 use crate::tlsrpt::dkim::Verifier;
 use crate::tlsrpt::ingest::{DkimMode, Ingest, Tally};
 use crate::tlsrpt::publish::{self, DomainRecord};
-use crate::tlsrpt::record;
 use crate::tlsrpt::sources::{files, http, imap, maildir};
 use crate::tlsrpt::store::{Filter, ReportStore, SqliteStore};
 use crate::tlsrpt::summary::{self, Summary};
@@ -53,7 +52,7 @@ pub struct PublishArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub propagation: super::run::PropagationArg,
+    pub propagation: super::common::PropagationArg,
 }
 
 #[derive(Debug, Args)]
@@ -141,7 +140,7 @@ fn run_publish(args: &PublishArgs, config: Config, out: &mut dyn Write) -> Resul
             "nothing to publish: [tlsrpt] rua is not set; add rua = [\"mailto:tlsrpt@example.com\"] (where senders send reports) to the config".into(),
         ]));
     }
-    if record::policy_domains(&config).is_empty() {
+    if config.tlsrpt_domains().is_empty() {
         return Err(Failure::Input(vec![
             "no policy domain to publish for: the config has no [[mta_sts]] domain and no set endpoint on port 25; name them in [tlsrpt] domains".into(),
         ]));

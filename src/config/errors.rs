@@ -8,6 +8,7 @@
 //! mean" for near-miss keys and values.
 
 use std::ops::Range;
+use std::path::PathBuf;
 
 /// Keys whose value is a credential, or names one. A near-miss spelling of
 /// them (an unknown key) is caught by [`is_secret_key`]'s patterns.
@@ -378,6 +379,55 @@ fn expectation(key: &str, wanted: &str) -> String {
         "struct Dnssec" => "a [dnssec] table with resolver = \"ADDRESS\"".into(),
         w if w.starts_with("struct ") || w == "a map" => "a table { key = value, … }".into(),
         other => other.to_string(),
+    }
+}
+
+/// A config that cannot be used, as one paragraph naming the file and place.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+/// What a check of the config found wrong: the message, and where the
+/// offending value is in the config's text when the check knows it.
+/// [`Invalid::render`] makes it the one paragraph an operator reads (the
+/// line shown under it, a secret's line never).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub span: Option<Range<usize>>,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn at(span: Range<usize>, message: String) -> Invalid {
+        Invalid {
+            span: Some(span),
+            message,
+        }
+    }
+
+    /// The paragraph for `text`, the config this was found in.
+    pub fn render(&self, text: &str) -> String {
+        render(text, self.span.clone(), &self.message)
+    }
+}
+
+/// A message whose place is already in its words ("line 12: set …"), or
+/// that has none (a setting left at its default).
+impl From<String> for Invalid {
+    fn from(message: String) -> Invalid {
+        Invalid {
+            span: None,
+            message,
+        }
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Invalid {
+        Invalid::from(message.to_string())
     }
 }
 

@@ -20,7 +20,7 @@ pub struct Tlsrpt {
     #[serde(default)]
     pub dkim: DkimMode,
     /// The validating resolver DKIM keys are looked up through; `[dnssec] resolver` when absent.
-    #[serde(default, deserialize_with = "super::optional_dns_address")]
+    #[serde(default, deserialize_with = "super::values::optional_dns_address")]
     pub resolver: Option<SocketAddr>,
     /// Files and directories `tlsa tlsrpt import` reads when given none.
     #[serde(default)]
@@ -124,11 +124,11 @@ impl Tlsrpt {
         for uri in &self.rua {
             crate::tlsrpt::record::check_rua(uri).map_err(|why| format!("[tlsrpt] rua: {why}"))?;
         }
-        if self.ttl == 0 || self.ttl > super::MAX_TTL {
+        if self.ttl == 0 || self.ttl > super::values::MAX_TTL {
             return Err(format!(
                 "[tlsrpt] ttl = {}: expected 1 to {} seconds (RFC 2181 §8; default 3600)",
                 self.ttl,
-                super::MAX_TTL
+                super::values::MAX_TTL
             ));
         }
         for domain in &self.domains {
@@ -157,7 +157,9 @@ impl Imap {
     pub fn source(&self) -> Result<ImapSource, String> {
         let password = match (&self.password_file, &self.password_env) {
             (Some(file), None) => SecretSource::File(file.clone()),
-            (None, Some(name)) if super::is_env_name(name) => SecretSource::Env(name.clone()),
+            (None, Some(name)) if super::values::is_env_name(name) => {
+                SecretSource::Env(name.clone())
+            }
             (None, Some(_)) => {
                 return Err("[tlsrpt.imap] password_env expects the name of an environment variable; the value given is not one, and is not shown in case it is the password itself".into());
             }

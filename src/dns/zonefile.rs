@@ -76,7 +76,7 @@ pub struct ZoneFileConfig {
     pub serial_file: Option<PathBuf>,
     pub reload_timeout: Duration,
     /// Environment variables removed before the reload command runs (the
-    /// config's secret sources: [`crate::command::secret_env_names`]).
+    /// config's secret sources: [`crate::config::Config::secret_env_names`]).
     pub hidden_env: Vec<String>,
 }
 

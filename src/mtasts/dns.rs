@@ -21,7 +21,6 @@
 use async_trait::async_trait;
 use hickory_proto::rr::Name;
 
-use super::execute::PublishSts;
 use crate::dns::DnsError;
 use crate::dns::publish::{Publication, PublishError, edit_from, replace_tagged_txt};
 use crate::dns::rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};
@@ -45,6 +44,21 @@ pub enum StsDnsError {
     Dns(#[from] DnsError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+}
+
+/// The DNS changes of an MTA-STS plan, performed through the zone's
+/// back-end with compare-and-swap, each confirmed on every authoritative
+/// server before it returns.
+#[async_trait]
+pub trait PublishSts: Send + Sync {
+    /// Makes `v=STSv1; id=ID` the only STS record at `_mta-sts.DOMAIN`.
+    async fn publish_txt(&self, domain: &str, id: &str) -> Result<(), StsDnsError>;
+    /// Removes every STS record at `_mta-sts.DOMAIN`.
+    async fn remove_txt(&self, domain: &str) -> Result<(), StsDnsError>;
+    /// Adds `host` to the MX RRset of `domain`.
+    async fn add_mx(&self, domain: &str, host: &str) -> Result<(), StsDnsError>;
+    /// Removes `host` from the MX RRset of `domain`.
+    async fn remove_mx(&self, domain: &str, host: &str) -> Result<(), StsDnsError>;
 }
 
 /// [`PublishSts`] over one zone's [`Publication`].

@@ -4,15 +4,13 @@
 //!
 //! Publishing the TXT record and changing the MX RRset go through the
 //! zone's back-end; [`PublishSts`] is that interface (implemented over
-//! `dns::publish` in [`super::dns`]). Without one, [`perform`] refuses
+//! `dns::publish` in [`super::dns`], which defines it). Without one, [`perform`] refuses
 //! those steps with an error that says so: nothing here pretends to publish.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_trait::async_trait;
-
-use super::dns::StsDnsError;
+use super::dns::PublishSts;
 use super::plan::Step;
 use crate::fsutil;
 
@@ -25,21 +23,6 @@ const DIR_MODE: u32 = 0o755;
 
 /// How long the reload command may take.
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The DNS changes of an MTA-STS plan, performed through the zone's
-/// back-end with compare-and-swap, each confirmed on every authoritative
-/// server before it returns.
-#[async_trait]
-pub trait PublishSts: Send + Sync {
-    /// Makes `v=STSv1; id=ID` the only STS record at `_mta-sts.DOMAIN`.
-    async fn publish_txt(&self, domain: &str, id: &str) -> Result<(), StsDnsError>;
-    /// Removes every STS record at `_mta-sts.DOMAIN`.
-    async fn remove_txt(&self, domain: &str) -> Result<(), StsDnsError>;
-    /// Adds `host` to the MX RRset of `domain`.
-    async fn add_mx(&self, domain: &str, host: &str) -> Result<(), StsDnsError>;
-    /// Removes `host` from the MX RRset of `domain`.
-    async fn remove_mx(&self, domain: &str, host: &str) -> Result<(), StsDnsError>;
-}
 
 /// Writes `content` to `.well-known/mta-sts.txt` under every webroot, each
 /// by atomic replace (a web server never serves half a policy).

@@ -21,7 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::execute::{self, Local, PublishSts};
+use super::dns::PublishSts;
+use super::execute::{self, Local};
 use super::plan::{self, History, Settings, Step, World};
 use crate::clock::Clock;
 use crate::fsutil;

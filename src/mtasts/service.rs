@@ -197,7 +197,7 @@ async fn run_one(
         publication,
         ttl: policy.ttl,
     };
-    let hidden_env = crate::command::secret_env_names(config);
+    let hidden_env = config.secret_env_names();
     let history = history_file(&config.state_dir, domain);
     let executor = Executor {
         settings: &settings,

@@ -274,13 +274,6 @@ pub struct Event {
 const TIMELINE_LEN: usize = 50;
 
 impl SetState {
-    /// The latest event of the timeline recording a step of one of `kinds`.
-    pub fn last_step(&self, kinds: &[crate::roll::plan::StepKind]) -> Option<&Event> {
-        self.timeline.iter().rev().find(|e| {
-            crate::roll::plan::StepKind::of_event(&e.what).is_some_and(|k| kinds.contains(&k))
-        })
-    }
-
     pub fn record(&mut self, at: Timestamp, what: impl Into<String>) {
         self.timeline.push(Event {
             at,

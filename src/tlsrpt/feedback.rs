@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::record;
 use super::store::{HostReports, ReportStore, StoreError};
 use crate::config::CertSet;
 use crate::roll::plan::StepKind;
-use crate::roll::state::{SetState, Timestamp};
+use crate::roll::state::{Event, SetState, Timestamp};
 
 /// The result types of DANE failures (RFC 8460 §4.3.2).
 pub const DANE_RESULT_TYPES: [&str; 3] = ["tlsa-invalid", "dnssec-invalid", "dane-required"];
@@ -44,10 +43,19 @@ pub struct Window {
     pub step: Option<StepSeen>,
 }
 
+/// The latest event of a set's timeline recording a step of one of `kinds`.
+fn last_step<'a>(state: &'a SetState, kinds: &[StepKind]) -> Option<&'a Event> {
+    state
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| StepKind::of_event(&e.what).is_some_and(|k| kinds.contains(&k)))
+}
+
 impl Window {
     /// Since the latest step of one of `kinds` the state records.
     pub fn since_last(state: &SetState, kinds: &[StepKind], now: Timestamp) -> Option<Window> {
-        let event = state.last_step(kinds)?;
+        let event = last_step(state, kinds)?;
         Some(Window {
             since: event.at,
             step: Some(StepSeen {
@@ -103,7 +111,8 @@ pub fn set_reports(
     now: Timestamp,
 ) -> Result<SetReports, StoreError> {
     let window = Window::since_last(state, &ANY_STEP, now).unwrap_or_else(|| Window::default(now));
-    let hosts = record::set_mx_hosts(set)
+    let hosts = set
+        .mx_hosts()
         .iter()
         .map(|host| store.host_reports(host, window.unix_secs()))
         .collect::<Result<_, _>>()?;
@@ -138,7 +147,7 @@ pub fn verdicts(
     let any = Window::since_last(state, &ANY_STEP, now).unwrap_or_else(|| Window::default(now));
     let deploy = Window::since_last(state, &[StepKind::Deploy], now).unwrap_or_else(|| any.clone());
     let mut verdicts = Vec::new();
-    for host in record::set_mx_hosts(set) {
+    for host in set.mx_hosts() {
         let dane = store.host_reports(&host, deploy.unix_secs())?;
         let dane: Vec<_> = dane
             .failures
@@ -256,11 +265,7 @@ port = 993
         );
         state.record(at("2026-11-30T10:06:00Z"), "retire key fedcba9876543210");
         let now = at("2026-12-01T12:00:00Z");
-        assert_eq!(
-            record::set_mx_hosts(&set()),
-            ["mail.example.com"],
-            "port 25 only"
-        );
+        assert_eq!(set().mx_hosts(), ["mail.example.com"], "port 25 only");
 
         // Before the deploy: nothing counts.
         let before = report("a", "2026-11-30T09:00:00Z", &[("tlsa-invalid", 9)]);

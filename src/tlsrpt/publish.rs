@@ -64,7 +64,7 @@ pub async fn publish_all(engine: &Engine, dry_run: bool, timeout: Duration) -> V
     };
     let text = record::text(&settings.rua);
     let mut done = Vec::new();
-    for domain in record::policy_domains(config) {
+    for domain in config.tlsrpt_domains() {
         let result = publish_one(engine, settings, &domain, &text, dry_run, timeout).await;
         done.push(DomainRecord {
             domain,

@@ -1,11 +1,10 @@
 //! The reporting record (RFC 8460 §3): `_smtp._tls.DOMAIN` TXT
 //! `v=TLSRPTv1; rua=URI[,URI]`, telling senders where to send their daily
 //! reports. Pure: the URIs checked and encoded, the record's text, its owner
-//! name, and which policy domains a config needs it for.
+//! name (which policy domains a config needs it for is
+//! [`crate::config::Config::tlsrpt_domains`]).
 
 use hickory_proto::rr::Name;
-
-use crate::config::{CertSet, Config};
 
 /// How the record begins (RFC 8460 §3: `v=TLSRPTv1` first, case-sensitive).
 pub const VERSION: &str = "v=TLSRPTv1";
@@ -82,48 +81,6 @@ pub fn normalise(domain: &str) -> String {
     domain.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// The DANE MX hosts of a config: the hosts of its port-25 endpoints.
-/// For DANE the policy domain of a report is the TLSA base domain, the MX
-/// host (RFC 8460 §3).
-pub fn dane_mx_hosts(config: &Config) -> Vec<String> {
-    let mut hosts: Vec<String> = config.sets.iter().flat_map(set_mx_hosts).collect();
-    hosts.sort();
-    hosts.dedup();
-    hosts
-}
-
-/// The DANE MX hosts of one set.
-pub fn set_mx_hosts(set: &CertSet) -> Vec<String> {
-    let mut hosts: Vec<String> = set
-        .endpoints
-        .iter()
-        .filter(|e| e.port == 25)
-        .map(|e| normalise(&e.host))
-        .collect();
-    hosts.sort();
-    hosts.dedup();
-    hosts
-}
-
-/// The policy domains that get the record: `[tlsrpt] domains` when given;
-/// otherwise every `[[mta_sts]]` mail domain and every DANE MX host (some
-/// reporters use the recipient domain for DANE too, so both).
-pub fn policy_domains(config: &Config) -> Vec<String> {
-    let given = config.tlsrpt.as_ref().map(|t| t.domains.as_slice());
-    let mut domains: Vec<String> = match given {
-        Some(given) if !given.is_empty() => given.iter().map(|d| normalise(d)).collect(),
-        _ => config
-            .mta_sts
-            .iter()
-            .map(|p| normalise(p.domain.get_ref()))
-            .chain(dane_mx_hosts(config))
-            .collect(),
-    };
-    domains.sort();
-    domains.dedup();
-    domains
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,24 +108,6 @@ mod tests {
             assert!(err.contains(why), "{bad}: {err}");
             assert!(err.contains("expected mailto:"), "{err}");
         }
-    }
-
-    #[test]
-    fn policy_domains_are_the_mta_sts_domains_and_dane_mx_hosts_unless_named() {
-        let base = include_str!("../../examples/mta-sts.toml");
-        let with = |table: &str| Config::parse(&format!("{base}\n[tlsrpt]\n{table}\n")).unwrap();
-        let derived = with("rua = [\"mailto:r@example.org\"]");
-        assert_eq!(policy_domains(&derived), ["example.org", "mx1.example.org"]);
-        let named = with("rua = [\"mailto:r@example.org\"]\ndomains = [\"Other.example.\"]");
-        assert_eq!(policy_domains(&named), ["other.example"]);
-        let err =
-            Config::parse(&format!("{base}\n[tlsrpt]\ndomains = [\"a.example\"]\n")).unwrap_err();
-        assert!(err.contains("rua is not"), "{err}");
-        let err = Config::parse(&format!(
-            "{base}\n[tlsrpt]\nrua = [\"mailto:a@b\"]\nttl = 0\n"
-        ))
-        .unwrap_err();
-        assert!(err.contains("[tlsrpt] ttl = 0"), "{err}");
     }
 
     #[test]

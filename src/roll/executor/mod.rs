@@ -13,6 +13,8 @@
 //! In parts: `wiring` (config → back-ends, validator), `run` (the loop over
 //! sets and steps), `observe` (DNS, presented keys, the plan's view),
 //! `steps` (performing a step); the safe_at bookkeeping is `roll::safety`.
+//! The parts extend [`Engine`] and use the types defined here; this file
+//! imports nothing from them, so the files form no import cycle.
 
 mod acme_order;
 mod observe;
@@ -21,10 +23,6 @@ mod steps;
 #[cfg(test)]
 mod tests;
 mod wiring;
-
-use run::remember_presented;
-use wiring::parse_name;
-pub use wiring::{Parts, ZoneParts};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -372,5 +370,51 @@ impl Engine {
         options
             .propagation_timeout
             .unwrap_or(Duration::from_secs(self.config.propagation_timeout))
+    }
+}
+
+fn parse_name(text: &str, what: &str) -> Result<Name, EngineError> {
+    let absolute = if text.ends_with('.') {
+        text.to_string()
+    } else {
+        format!("{text}.")
+    };
+    Name::from_ascii(&absolute)
+        .map_err(|e| EngineError::Config(format!("{what} {text:?} is not a DNS name: {e}")))
+}
+
+/// One zone's back-end and servers, for [`Engine::from_parts`].
+pub struct ZoneParts {
+    pub name: Name,
+    pub provider: Box<dyn Provider>,
+    pub servers: Box<dyn FindServers>,
+}
+
+/// Everything the engine talks to, for [`Engine::from_parts`]: what tests
+/// replace with fakes.
+pub struct Parts {
+    /// One per `[[zone]]` of the config, in its order.
+    pub zones: Vec<ZoneParts>,
+    pub validator: Box<dyn ValidateRrsets>,
+    /// Observes what the servers of `verify = "live"` sets present.
+    pub servers: Box<dyn Servers>,
+}
+
+/// Keeps what the servers presented for `tlsa status`: refreshed when it
+/// changed, and hourly otherwise, so that an idle run writes no state.
+fn remember_presented(entry: &mut SetState, presented: &[PresentedAt], now: Timestamp) {
+    let addresses: Vec<AddressSeen> = presented
+        .iter()
+        .map(|p| AddressSeen {
+            address: p.address.clone(),
+            key: p.key.as_ref().ok().map(|k| k.id.clone()),
+            error: p.key.as_ref().err().cloned(),
+        })
+        .collect();
+    let fresh = entry.presented.as_ref().is_some_and(|seen| {
+        seen.addresses == addresses && seen.at + crate::roll::idle::MARK_REFRESH > now
+    });
+    if !fresh {
+        entry.presented = Some(PresentedSeen { at: now, addresses });
     }
 }

@@ -427,22 +427,3 @@ impl Engine {
         Ok(previews)
     }
 }
-
-/// Keeps what the servers presented for `tlsa status`: refreshed when it
-/// changed, and hourly otherwise, so that an idle run writes no state.
-pub(super) fn remember_presented(entry: &mut SetState, presented: &[PresentedAt], now: Timestamp) {
-    let addresses: Vec<AddressSeen> = presented
-        .iter()
-        .map(|p| AddressSeen {
-            address: p.address.clone(),
-            key: p.key.as_ref().ok().map(|k| k.id.clone()),
-            error: p.key.as_ref().err().cloned(),
-        })
-        .collect();
-    let fresh = entry.presented.as_ref().is_some_and(|seen| {
-        seen.addresses == addresses && seen.at + crate::roll::idle::MARK_REFRESH > now
-    });
-    if !fresh {
-        entry.presented = Some(PresentedSeen { at: now, addresses });
-    }
-}

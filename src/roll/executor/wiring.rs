@@ -27,33 +27,6 @@ fn build_provider(
     Ok(config.build()?)
 }
 
-pub(super) fn parse_name(text: &str, what: &str) -> Result<Name, EngineError> {
-    let absolute = if text.ends_with('.') {
-        text.to_string()
-    } else {
-        format!("{text}.")
-    };
-    Name::from_ascii(&absolute)
-        .map_err(|e| EngineError::Config(format!("{what} {text:?} is not a DNS name: {e}")))
-}
-
-/// One zone's back-end and servers, for [`Engine::from_parts`].
-pub struct ZoneParts {
-    pub name: Name,
-    pub provider: Box<dyn Provider>,
-    pub servers: Box<dyn FindServers>,
-}
-
-/// Everything the engine talks to, for [`Engine::from_parts`]: what tests
-/// replace with fakes.
-pub struct Parts {
-    /// One per `[[zone]]` of the config, in its order.
-    pub zones: Vec<ZoneParts>,
-    pub validator: Box<dyn ValidateRrsets>,
-    /// Observes what the servers of `verify = "live"` sets present.
-    pub servers: Box<dyn Servers>,
-}
-
 impl Engine {
     /// Builds the back-ends, server discovery and the validator from the config.
     pub async fn new(
@@ -63,7 +36,7 @@ impl Engine {
         progress: Progress,
     ) -> Result<Engine, EngineError> {
         let mut zones = Vec::new();
-        let secret_env = crate::command::secret_env_names(&config);
+        let secret_env = config.secret_env_names();
         for zone in &config.zones {
             let name = parse_name(zone.name.get_ref(), "zone name")?;
             let provider = build_provider(zone, &name, &secret_env, &progress)?;
@@ -112,7 +85,7 @@ impl Engine {
                 writer: ZoneWriter::default(),
             })
             .collect();
-        let secret_env = crate::command::secret_env_names(&config);
+        let secret_env = config.secret_env_names();
         Engine {
             config,
             clock,
