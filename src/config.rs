@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::dns::dnssec::Anchors;
+use crate::dns::observe::dnssec::Anchors;
 use crate::live::endpoint::{Endpoint as LiveEndpoint, Protocol};
 use crate::live::resolve::Trust;
 use crate::tlsa::Matching;
@@ -184,9 +184,12 @@ impl Zone {
     pub fn backend(
         &self,
         name: &hickory_proto::rr::Name,
-    ) -> Result<crate::dns::backend::BackendConfig, String> {
-        use crate::dns::backend::BackendConfig;
-        use crate::dns::{cloudflare, desec, powerdns, rfc2136, tsig, zonefile};
+    ) -> Result<crate::dns::publish::backend::BackendConfig, String> {
+        use crate::dns::publish::backend::BackendConfig;
+        use crate::dns::{
+            publish::cloudflare, publish::desec, publish::powerdns, publish::rfc2136,
+            publish::tsig, publish::zonefile,
+        };
         let required = |what: &str| format!("zone {name}: {what} is missing");
         Ok(match self.backend {
             BackendKind::Rfc2136 => {
@@ -501,7 +504,7 @@ impl Config {
     /// runs does not need them, and a reload script that logs its environment
     /// must not be able to leak them.
     pub fn secret_env_names(&self) -> Vec<String> {
-        let mut names = vec![crate::dns::tsig::KEY_ENV.to_string()];
+        let mut names = vec![crate::dns::publish::tsig::KEY_ENV.to_string()];
         for zone in &self.zones {
             for secret in [&zone.tsig_key, &zone.api_key, &zone.token]
                 .into_iter()

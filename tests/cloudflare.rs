@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde_json::json;
 use support::{HttpMock, MockRequest};
 use tlsa::clock::ManualClock;
-use tlsa::dns::cloudflare::{AUTOMATIC_TTL, Cloudflare, CloudflareConfig, RECORD_COMMENT};
-use tlsa::dns::http::SecretSource;
+use tlsa::dns::publish::cloudflare::{AUTOMATIC_TTL, Cloudflare, CloudflareConfig, RECORD_COMMENT};
+use tlsa::dns::publish::http::SecretSource;
 use tlsa::dns::{ChangeSet, DnsError, Edit, Provider, RrType, RrsetChange, apply_edits};
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde_json::json;
 use support::{HttpMock, MockResponse};
 use tlsa::clock::ManualClock;
-use tlsa::dns::desec::{Desec, DesecConfig};
-use tlsa::dns::http::SecretSource;
+use tlsa::dns::publish::desec::{Desec, DesecConfig};
+use tlsa::dns::publish::http::SecretSource;
 use tlsa::dns::{DnsError, Provider, apply_edits};
 
 #[tokio::test]

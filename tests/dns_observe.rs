@@ -1,6 +1,6 @@
 //! Observing DNS against the real lab: what every authoritative address serves
-//! (`tlsa::dns::propagation`), whether it validates (`tlsa::dns::dnssec`), and the TTL facts
-//! and `t_safe` the roll engine derives from them (`tlsa::dns::ttl`).
+//! (`tlsa::dns::observe::propagation`), whether it validates (`tlsa::dns::observe::dnssec`), and the TTL facts
+//! and `t_safe` the roll engine derives from them (`tlsa::dns::observe::ttl`).
 //!
 //! Each test creates and drops its lab on its own thread (`#[tokio::test]` runs the body on
 //! the test thread), and waits by polling, never by sleeping on a guess.
@@ -15,12 +15,12 @@ use std::time::{Duration, SystemTime};
 use hickory_proto::rr::Name;
 use support::{LOOPBACK_V6, Lab, LabOptions, poll_until, random_loopback_v4, served_serial};
 use tlsa::clock::SystemClock;
-use tlsa::dns::dnssec::{Anchors, Validator, Verdict};
-use tlsa::dns::propagation::{
-    self, AnswerKind, Discovery, Expected, Lookup, Origin, Propagated, ZoneServers,
-    wait_until_propagated,
+use tlsa::dns::observe::dnssec::{Anchors, Validator, Verdict};
+use tlsa::dns::observe::propagation::{
+    self, AnswerKind, Discovery, Expected, Lookup, Origin, Propagated, wait_until_propagated,
 };
-use tlsa::dns::ttl::{self, Term, TtlFacts};
+use tlsa::dns::observe::servers::ZoneServers;
+use tlsa::dns::observe::ttl::{self, Term, TtlFacts};
 use tlsa::dns::{Rdata, RrsetId};
 use tlsa::tlsa::TlsaRecord;
 

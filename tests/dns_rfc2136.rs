@@ -14,8 +14,8 @@ use hickory_proto::rr::Name;
 
 use support::records::{name, tlsa_of};
 use support::{Forwarder, Lab, poll_until};
-use tlsa::dns::rfc2136::Rfc2136;
-use tlsa::dns::tsig::TsigKey;
+use tlsa::dns::publish::rfc2136::Rfc2136;
+use tlsa::dns::publish::tsig::TsigKey;
 use tlsa::dns::{
     Applied, ChangeSet, DnsError, Edit, Provider, Rdata, RrType, Rrset, RrsetChange, RrsetId,
     apply_edits,

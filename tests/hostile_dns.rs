@@ -11,8 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::Name;
 use tlsa::clock::SystemClock;
-use tlsa::dns::dnssec::{Validator, Verdict};
-use tlsa::dns::propagation::{Expected, ZoneServers, wait_until_propagated};
+use tlsa::dns::observe::dnssec::{Validator, Verdict};
+use tlsa::dns::observe::propagation::{Expected, wait_until_propagated};
+use tlsa::dns::observe::servers::ZoneServers;
 
 const QUESTION_LIMIT: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_secs(3);

@@ -12,9 +12,9 @@ use hickory_proto::rr::Name;
 use support::{HttpMock, MockResponse, SilentServer};
 use tlsa::clock::ManualClock;
 use tlsa::dns::Provider;
-use tlsa::dns::desec::{Desec, DesecConfig};
-use tlsa::dns::http::{HttpOptions, RetryPolicy, SecretSource};
-use tlsa::dns::powerdns::{PowerDns, PowerDnsConfig};
+use tlsa::dns::publish::desec::{Desec, DesecConfig};
+use tlsa::dns::publish::http::{HttpOptions, RetryPolicy, SecretSource};
+use tlsa::dns::publish::powerdns::{PowerDns, PowerDnsConfig};
 
 const TOKEN: &str = "hostile-test-token-Zq81";
 

@@ -835,7 +835,7 @@ fn exit_codes_and_json_for_each_state() {
 /// nothing listens.
 #[test]
 fn presented_keys_for_the_roll_engine() {
-    use tlsa::dns::dnssec::Anchors;
+    use tlsa::dns::observe::dnssec::Anchors;
     use tlsa::live::capture::ConnectOptions;
     use tlsa::live::check::presented_keys;
     use tlsa::live::endpoint::{Endpoint, Protocol};

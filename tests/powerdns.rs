@@ -13,8 +13,8 @@ use support::records::{A, B, C, edit, name, set, tlsa_id, tlsa_of};
 use std::time::Duration;
 
 use support::{HttpMock, MockRequest, MockResponse, PowerDnsLab, poll_until};
-use tlsa::dns::http::SecretSource;
-use tlsa::dns::powerdns::{PowerDns, PowerDnsConfig};
+use tlsa::dns::publish::http::SecretSource;
+use tlsa::dns::publish::powerdns::{PowerDns, PowerDnsConfig};
 use tlsa::dns::{DnsError, Provider, apply_edits};
 
 /// Generous: the machine may be busy; every poll ends as soon as it sees.

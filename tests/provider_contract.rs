@@ -31,14 +31,14 @@ use tokio::runtime::Runtime;
 use support::records::{A, B, C, mx, name, rdata, rec, records_in, txt};
 use support::{BindZoneFileLab, DigReply, Lab, PowerDnsLab, Resolver, poll_until};
 use support::{cloudflare_mock, desec_mock};
-use tlsa::dns::cloudflare::Cloudflare;
-use tlsa::dns::desec::Desec;
-use tlsa::dns::dnssec::{Anchors, Validator, Verdict};
-use tlsa::dns::http::SecretSource;
-use tlsa::dns::powerdns::{PowerDns, PowerDnsConfig};
-use tlsa::dns::rfc2136::Rfc2136;
-use tlsa::dns::tsig::TsigKey;
-use tlsa::dns::zonefile::{ZoneFile, ZoneFileConfig};
+use tlsa::dns::observe::dnssec::{Anchors, Validator, Verdict};
+use tlsa::dns::publish::cloudflare::Cloudflare;
+use tlsa::dns::publish::desec::Desec;
+use tlsa::dns::publish::http::SecretSource;
+use tlsa::dns::publish::powerdns::{PowerDns, PowerDnsConfig};
+use tlsa::dns::publish::rfc2136::Rfc2136;
+use tlsa::dns::publish::tsig::TsigKey;
+use tlsa::dns::publish::zonefile::{ZoneFile, ZoneFileConfig};
 use tlsa::dns::{
     Applied, ChangeSet, DnsError, Edit, Provider, Rdata, RrType, Rrset, RrsetId, apply_edits,
 };

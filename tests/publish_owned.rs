@@ -1,4 +1,4 @@
-//! The shared publisher (`tlsa::dns::publish`) on real servers: the records MTA-STS, TLS-RPT
+//! The shared publisher (`tlsa::dns::publication`) on real servers: the records MTA-STS, TLS-RPT
 //! and a managed MX list own whole are published into the lab's signed zone through RFC 2136
 //! with TSIG, confirmed on the authoritative server, validated Secure through the lab's
 //! unbound with the zone's trust anchor, replaced (hand-made records at the same RRset go),
@@ -9,8 +9,8 @@ use support::Lab;
 use support::records::{name, records_in, txt};
 
 use support::publishing::LabPublishing;
-use tlsa::dns::dnssec::{Anchors, Validator, Verdict};
-use tlsa::dns::publish::{Owned, Publication, PublishError};
+use tlsa::dns::observe::dnssec::{Anchors, Validator, Verdict};
+use tlsa::dns::publication::{Owned, Publication, PublishError};
 use tlsa::dns::{Rdata, RrType, RrsetId};
 
 fn run(lab: Lab) {

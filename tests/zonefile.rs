@@ -14,8 +14,8 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use support::{BindZoneFileLab, poll_until};
-use tlsa::dns::dnssec::{Anchors, Validator, Verdict};
-use tlsa::dns::zonefile::{ZoneFile, ZoneFileConfig, soa_serial};
+use tlsa::dns::observe::dnssec::{Anchors, Validator, Verdict};
+use tlsa::dns::publish::zonefile::{ZoneFile, ZoneFileConfig, soa_serial};
 use tlsa::dns::{DnsError, Provider, apply_edits};
 
 /// Generous: the machine may be busy; every poll ends as soon as it sees.

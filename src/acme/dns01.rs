@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use hickory_proto::rr::Name;
 
 use super::AcmeError;
-use crate::dns::publish::{Owned, Publication};
+use crate::dns::publication::{Owned, Publication};
 use crate::dns::{Rdata, RrType, RrsetId, Txt};
 
 /// The TTL of challenge records: resolvers should not keep them.

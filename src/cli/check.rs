@@ -17,8 +17,8 @@ use clap::Args;
 
 use super::Failure;
 use crate::config::{CertSet, Config};
-use crate::dns::dnssec::Anchors;
-use crate::dns::resolver_probe::{self, ResolverDnssec};
+use crate::dns::observe::dnssec::Anchors;
+use crate::dns::observe::resolver_probe::{self, ResolverDnssec};
 use crate::live::capture::{ConnectOptions, default_helo};
 use crate::live::check::{self, CheckOptions, Finding, Report, Target};
 use crate::live::endpoint::{Endpoint, Protocol};

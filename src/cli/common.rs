@@ -81,10 +81,10 @@ fn describe(file: &std::path::Path, config: &Config) {
     );
     let trust = match &config.dnssec.trust() {
         crate::live::resolve::Trust::ResolverAd => "the resolver's AD bit".to_string(),
-        crate::live::resolve::Trust::Anchored(crate::dns::dnssec::Anchors::RootKeys) => {
+        crate::live::resolve::Trust::Anchored(crate::dns::observe::dnssec::Anchors::RootKeys) => {
             "validated here from the root KSKs".to_string()
         }
-        crate::live::resolve::Trust::Anchored(crate::dns::dnssec::Anchors::File(path)) => {
+        crate::live::resolve::Trust::Anchored(crate::dns::observe::dnssec::Anchors::File(path)) => {
             format!("validated here from {}", path.display())
         }
     };

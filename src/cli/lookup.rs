@@ -13,9 +13,10 @@ use serde::Serialize;
 use super::common;
 use super::{Failure, owner};
 use crate::dns::RrsetId;
-use crate::dns::dnssec::{Anchors, Validation, Validator};
-use crate::dns::propagation::{Discovery, Lookup, Observation, Origin, ZoneServers};
-use crate::dns::zone::zone_via_resolver;
+use crate::dns::observe::dnssec::{Anchors, Validation, Validator};
+use crate::dns::observe::propagation::{Discovery, Lookup, Observation, Origin};
+use crate::dns::observe::servers::ZoneServers;
+use crate::dns::observe::zone::zone_via_resolver;
 use crate::live::resolve::{self, Trust};
 
 #[derive(Debug, Args)]

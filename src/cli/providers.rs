@@ -9,11 +9,11 @@ use hickory_proto::rr::Name;
 
 use super::Failure;
 use super::common::{self, ConfigArgs};
-use crate::dns::backend::{BackendConfig, CredentialCheck, check_credentials};
-use crate::dns::cloudflare::CloudflareConfig;
-use crate::dns::desec::DesecConfig;
-use crate::dns::powerdns::{DEFAULT_SERVER_ID, PowerDnsConfig};
-use crate::dns::zonefile::ZoneFileConfig;
+use crate::dns::publish::backend::{BackendConfig, CredentialCheck, check_credentials};
+use crate::dns::publish::cloudflare::CloudflareConfig;
+use crate::dns::publish::desec::DesecConfig;
+use crate::dns::publish::powerdns::{DEFAULT_SERVER_ID, PowerDnsConfig};
+use crate::dns::publish::zonefile::ZoneFileConfig;
 use crate::secrets::SecretSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 
 use super::{CertSet, Config, SecretRef, Source};
-use crate::dns::dnssec::{Validator, Verdict};
-use crate::dns::resolver_probe::{self, ResolverDnssec};
+use crate::dns::observe::dnssec::{Validator, Verdict};
+use crate::dns::observe::resolver_probe::{self, ResolverDnssec};
 use crate::live::resolve::Trust;
 
 /// Which part of the check found a problem: it decides the exit code.
@@ -273,7 +273,7 @@ fn program(found: &mut Findings, place: &str, key: &str, argv: &[String]) {
         found.add(place, format!("{key}: the command is empty"));
         return;
     };
-    if crate::dns::zonefile::find_program(name).is_none() {
+    if crate::dns::publish::zonefile::find_program(name).is_none() {
         found.add(
             place,
             format!(
@@ -302,7 +302,7 @@ pub async fn online(config: &Config) -> Vec<Problem> {
         };
         // A back-end that cannot be built is an offline problem already.
         if let Ok(backend) = zone.backend(&name) {
-            let check = crate::dns::backend::check_credentials(&backend, &name).await;
+            let check = crate::dns::publish::backend::check_credentials(&backend, &name).await;
             if let Err(e) = check.outcome {
                 found.add(&place, e.to_string());
             }

@@ -217,8 +217,9 @@ impl Config {
                     endpoint.host.trim_end_matches('.')
                 )
                 .to_ascii_lowercase();
-                let in_zone = absolute_name(&owner)
-                    .is_some_and(|o| crate::dns::http::configured_zone(&zones, &o).is_some());
+                let in_zone = absolute_name(&owner).is_some_and(|o| {
+                    crate::dns::publish::http::configured_zone(&zones, &o).is_some()
+                });
                 if !in_zone {
                     return Err(format!(
                         "{}: endpoint {}:{} is in no configured zone: expected a [[zone]] whose name holds {owner}, or nothing can publish its records",

@@ -1,33 +1,27 @@
-//! The DNS layer: one [`Provider`] trait for every back-end that publishes
-//! RRsets (TLSA, TXT, MX: [`rrset`]), and the observations every roll decision stands on —
-//! what each authoritative server serves ([`propagation`]), whether it
-//! validates ([`dnssec`]), and how long caches may hold it ([`ttl`]).
+//! The DNS layer, in two halves over a small shared base:
+//! - the base: [`DnsError`], the RRset value type of every record type the
+//!   features publish (TLSA, TXT, MX: [`rrset`], [`rdata`]), and one query
+//!   to one server ([`query`]);
+//! - [`observe`]: what each authoritative server serves, whether it
+//!   validates, how long caches may hold it — the observations every roll
+//!   decision stands on;
+//! - [`publish`]: the [`Provider`] trait and every back-end behind it;
+//! - [`publication`], above both: an edit published through a provider,
+//!   then confirmed on every authoritative server and validated.
+//!
+//! `observe` and `publish` do not use each other (`scripts/import-cycles`
+//! and docs/design.md give the layers).
 
-pub mod anchors;
-pub mod backend;
-pub mod cloudflare;
-pub mod desec;
-pub mod dnssec;
 pub mod error;
-pub mod http;
-pub mod memory;
-pub mod powerdns;
-pub mod propagation;
-pub mod provider;
+pub mod observe;
+pub mod publication;
 pub mod publish;
 pub mod query;
 pub mod rdata;
-pub mod resolver_probe;
-pub mod rfc2136;
 pub mod rrset;
-pub mod servers;
-pub mod tsig;
-pub mod ttl;
-pub mod zone;
-pub mod zonefile;
 
 pub use error::DnsError;
-pub use provider::{
+pub use publish::provider::{
     Applied, ChangeSet, Edit, Provider, RrsetChange, apply_edits, apply_edits_known, read_rrsets,
 };
 pub use rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};

@@ -22,8 +22,8 @@ use super::endpoint::{Endpoint, Protocol, normalise_host};
 use super::resolve::{Answer, Dns};
 use super::verdict::{self, AddressReport, Policy, Status, TlsaState};
 use super::webpki::{self, Roots};
-use crate::dns::dnssec::{Validation, Verdict as Dnssec};
-use crate::dns::propagation::AnswerKind;
+use crate::dns::observe::dnssec::{Validation, Verdict as Dnssec};
+use crate::dns::observe::propagation::AnswerKind;
 use crate::tlsa::TlsaRecord;
 
 /// Version of the JSON report; bumped on incompatible changes.

@@ -24,10 +24,11 @@ use hickory_proto::op::{DnsRequestOptions, DnsResponse, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::dns::DnsError;
-use crate::dns::dnssec::{
+use crate::dns::observe::dnssec::{
     self, Anchors, DEFAULT_VALIDATION_TIMEOUT, Validation, Validator, Verdict, judge_negative,
     negative_kind, worst,
 };
+use crate::dns::observe::extended_error;
 use crate::dns::query::{self, Ask};
 use crate::dns::query::{AnswerKind, rcode_name};
 
@@ -308,7 +309,7 @@ impl ValidatingDns {
         if matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
             return None;
         }
-        let errors = dnssec::extended_errors(response);
+        let errors = extended_error::extended_errors(response);
         let ede: Vec<String> = errors.iter().map(ToString::to_string).collect();
         let ede = if ede.is_empty() {
             String::new()
@@ -316,7 +317,9 @@ impl ValidatingDns {
             format!(" ({})", ede.join("; "))
         };
         let verdict = if rcode == ResponseCode::ServFail
-            && errors.iter().any(dnssec::ExtendedError::is_dnssec_failure)
+            && errors
+                .iter()
+                .any(extended_error::ExtendedError::is_dnssec_failure)
         {
             Verdict::Bogus
         } else {

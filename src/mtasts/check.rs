@@ -28,7 +28,7 @@ use super::fetch::{self, FetchOptions, Fetched};
 use super::matching;
 use super::policy::{self, Mode, Policy};
 use super::record::{self, TxtVerdict};
-use crate::dns::dnssec::Verdict as Dnssec;
+use crate::dns::observe::dnssec::Verdict as Dnssec;
 use crate::live::check::{Finding, Report};
 use crate::live::resolve::Dns;
 use crate::live::verdict::Status;

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use hickory_proto::rr::Name;
 
 use crate::dns::DnsError;
-use crate::dns::publish::{Publication, PublishError, edit_from, replace_tagged_txt};
+use crate::dns::publication::{Publication, PublishError, edit_from, replace_tagged_txt};
 use crate::dns::rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};
 
 /// How every STS record begins (RFC 8461 §3.1).

@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 use super::plan::KeyMaterial;
 use super::policy::RecordPolicy;
 use super::state::{KeyState, SetState, Timestamp, TtlHold};
-use crate::dns::propagation;
+use crate::dns::observe::propagation;
+use crate::dns::observe::ttl::{self, TtlFacts};
 use crate::dns::rrset::rdata_of;
-use crate::dns::ttl::{self, TtlFacts};
 use crate::tlsa::TlsaRecord;
 
 /// What caches may hold from before a change, as the RRsets were observed

@@ -109,7 +109,7 @@ impl ZoneWriter {
 mod tests {
     use super::*;
     use crate::dns::RrsetId;
-    use crate::dns::memory::MemoryZone;
+    use crate::dns::publish::memory::MemoryZone;
     use crate::tlsa::TlsaRecord;
 
     fn edit(owner: &str, byte: u8) -> Edit {

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use crate::config::tlsrpt::Tlsrpt;
-use crate::dns::publish::{edit_from, replace_tagged_txt};
+use crate::dns::publication::{edit_from, replace_tagged_txt};
 use crate::dns::rrset::{RrType, RrsetId, Txt};
 use crate::roll::executor::{Engine, EngineError};
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{DnsResponse, Message};
 use tlsa::config::Config;
-use tlsa::dns::{Rdata, RrType, dnssec, http, rdata};
+use tlsa::dns::{Rdata, RrType, observe::extended_error, publish::http, rdata};
 use tlsa::live::endpoint::Protocol;
 use tlsa::live::starttls::{StageCell, negotiate};
 use tlsa::tlsa::input;
@@ -91,7 +91,7 @@ pub fn dns(bytes: &[u8]) {
     let Ok(response) = DnsResponse::from_message(message) else {
         return;
     };
-    let _ = dnssec::extended_errors(&response);
+    let _ = extended_error::extended_errors(&response);
     let _ = response.negative_ttl();
     for record in &response.answers {
         for rtype in RrType::ALL {

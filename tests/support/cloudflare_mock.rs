@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tlsa::clock::ManualClock;
-use tlsa::dns::cloudflare::{Cloudflare, CloudflareConfig};
-use tlsa::dns::http::SecretSource;
+use tlsa::dns::publish::cloudflare::{Cloudflare, CloudflareConfig};
+use tlsa::dns::publish::http::SecretSource;
 use tlsa::dns::{Mx, Rdata, RrType, Txt};
 use tlsa::tlsa::TlsaRecord;
 

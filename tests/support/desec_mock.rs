@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tlsa::clock::ManualClock;
-use tlsa::dns::desec::{Desec, DesecConfig};
-use tlsa::dns::http::SecretSource;
+use tlsa::dns::publish::desec::{Desec, DesecConfig};
+use tlsa::dns::publish::http::SecretSource;
 use tlsa::dns::{Rdata, RrType};
 
 use super::records::rdata;

@@ -1,4 +1,4 @@
-//! What `tlsa::dns::publish` needs to publish into a lab's signed zone: the RFC 2136
+//! What `tlsa::dns::publication` needs to publish into a lab's signed zone: the RFC 2136
 //! back-end with the lab's TSIG key, server discovery through the lab's resolver, and a
 //! validator anchored on the zone's DS.
 
@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 use tlsa::clock::SystemClock;
-use tlsa::dns::dnssec::{Anchors, Validator};
-use tlsa::dns::propagation::{Discovery, Lookup};
-use tlsa::dns::publish::Publication;
-use tlsa::dns::rfc2136::Rfc2136;
-use tlsa::dns::tsig::TsigKey;
+use tlsa::dns::observe::dnssec::{Anchors, Validator};
+use tlsa::dns::observe::propagation::{Discovery, Lookup};
+use tlsa::dns::publication::Publication;
+use tlsa::dns::publish::rfc2136::Rfc2136;
+use tlsa::dns::publish::tsig::TsigKey;
 
 use super::Lab;
 

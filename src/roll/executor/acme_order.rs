@@ -221,7 +221,7 @@ impl Engine {
         set: &CertSet,
         acme: &AcmeSource,
         timeout: Duration,
-    ) -> Result<crate::dns::publish::Publication<'_>, EngineError> {
+    ) -> Result<crate::dns::publication::Publication<'_>, EngineError> {
         let name = set.name.get_ref();
         let owners = acme
             .names

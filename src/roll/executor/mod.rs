@@ -47,10 +47,10 @@ use crate::clock::Clock;
 use crate::config::{
     CertSet, Config, KeyAlgorithmChoice, Source, UnmatchedKey, ValidationMode, VerifyMode,
 };
-use crate::dns::dnssec::{Anchors, ValidateRrsets, Validator};
-use crate::dns::propagation::{self, Discovery, Expected, FindServers, Lookup};
-use crate::dns::tsig::TsigKey;
-use crate::dns::{DnsError, Edit, Provider, RrsetId, ttl};
+use crate::dns::observe::dnssec::{Anchors, ValidateRrsets, Validator};
+use crate::dns::observe::propagation::{self, Discovery, Expected, FindServers, Lookup};
+use crate::dns::publish::tsig::TsigKey;
+use crate::dns::{DnsError, Edit, Provider, RrsetId, observe::ttl};
 use crate::live::KeyKind;
 use crate::tlsa::TlsaRecord;
 

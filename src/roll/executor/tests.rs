@@ -14,13 +14,13 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::dns::dnssec::{Validation, Verdict};
-use crate::dns::propagation::{
+use crate::dns::observe::dnssec::{Validation, Verdict};
+use crate::dns::observe::propagation::{
     AnswerKind, Observation, Observe, Origin, ServedRrset, ServerAddr, ServerObservation, Soa,
 };
-use crate::dns::provider::{Applied, ChangeSet};
+use crate::dns::observe::ttl::TtlFacts;
+use crate::dns::publish::provider::{Applied, ChangeSet};
 use crate::dns::rrset::{rdata_of, tlsa_of};
-use crate::dns::ttl::TtlFacts;
 use crate::dns::{RrType, Rrset, RrsetId};
 use crate::tlsa::{Matching, Selector, Usage};
 
@@ -253,7 +253,7 @@ impl Observe for Servers2 {
                     origin: Origin::Extra,
                     addr: SocketAddr::from(([192, 0, 2, n], 53)),
                 },
-                result: Ok(crate::dns::propagation::Served {
+                result: Ok(crate::dns::observe::propagation::Served {
                     soa: Soa {
                         serial,
                         ttl: NEGATIVE_TTL,

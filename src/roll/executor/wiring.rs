@@ -3,7 +3,7 @@
 //! become the validator.
 
 use super::*;
-use crate::dns::publish::Publication;
+use crate::dns::publication::Publication;
 
 /// The publishing back-end of a configured zone.
 fn build_provider(
@@ -12,7 +12,7 @@ fn build_provider(
     secret_env: &[String],
     progress: &Progress,
 ) -> Result<Box<dyn Provider>, EngineError> {
-    use crate::dns::backend::BackendConfig;
+    use crate::dns::publish::backend::BackendConfig;
     let mut config = zone.backend(name).map_err(EngineError::Config)?;
     match &mut config {
         BackendConfig::Rfc2136(rfc2136) => {

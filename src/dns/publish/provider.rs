@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use futures_util::{Stream, StreamExt};
 use hickory_proto::rr::Name;
 
-use super::DnsError;
-use super::rrset::{Rdata, RrType, Rrset, RrsetId, rdata_of, tlsa_of};
+use crate::dns::DnsError;
+use crate::dns::rrset::{Rdata, RrType, Rrset, RrsetId, rdata_of, tlsa_of};
 use crate::tlsa::TlsaRecord;
 
 /// The new content of one RRset, conditional on its content as read.

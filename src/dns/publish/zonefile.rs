@@ -10,7 +10,7 @@
 //!   line number rather than silently dropped.
 //! - **Reading** parses that file: it is what the server is told to serve.
 //!   Whether every authoritative server does serve it, signed and Secure, is
-//!   what [`super::propagation`] and [`super::dnssec`] check, as for every
+//!   what [`crate::dns::observe::propagation`] and [`crate::dns::observe::dnssec`] check, as for every
 //!   back-end.
 //! - **Writing** is compare-and-swap on the file content: the RRsets are
 //!   compared with what the plan expected ([`DnsError::ChangedBeforeWrite`]
@@ -50,10 +50,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hickory_proto::rr::Name;
 
-use super::DnsError;
 use super::http::expect_unchanged;
 use super::provider::{Applied, ChangeSet, Provider};
-use super::rrset::{Rdata, RrType, Rrset, RrsetId};
+use crate::dns::DnsError;
+use crate::dns::rrset::{Rdata, RrType, Rrset, RrsetId};
 use crate::fsutil::write_atomic;
 
 /// Default bound on the reload command.

@@ -9,13 +9,13 @@ use std::fmt;
 
 use hickory_proto::rr::Name;
 
-use super::DnsError;
 use super::cloudflare::{Cloudflare, CloudflareConfig};
 use super::desec::{Desec, DesecConfig};
 use super::powerdns::{PowerDns, PowerDnsConfig};
 use super::provider::Provider;
 use super::rfc2136::Rfc2136;
 use super::zonefile::{ZoneFile, ZoneFileConfig};
+use crate::dns::DnsError;
 
 /// The configuration of one back-end.
 #[derive(Debug, Clone)]

@@ -26,14 +26,14 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::DnsError;
 use super::http::{
     ApiClient, ApiRequest, Auth, HttpOptions, SecretSource, configured_zone, expect_unchanged,
     expect_written, outside_zones,
 };
 use super::provider::{Applied, ChangeSet, Provider};
-use super::rrset::{Rdata, Rrset, RrsetId};
 use crate::clock::Clock;
+use crate::dns::DnsError;
+use crate::dns::rrset::{Rdata, Rrset, RrsetId};
 
 /// The public API.
 pub const API_BASE: &str = "https://desec.io/api/v1";

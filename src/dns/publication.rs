@@ -19,13 +19,13 @@ use std::time::{Duration, SystemTime};
 
 use hickory_proto::rr::Name;
 
-use super::DnsError;
-use super::dnssec::{ValidateRrsets, Validation};
-use super::propagation::{self, Expected, FindServers, NotPropagated, Want};
-use super::provider::{Edit, Provider, apply_edits_known, read_rrsets};
-use super::rrset::{Rdata, Rrset, RrsetId, Txt};
-use super::ttl::TtlFacts;
 use crate::clock::Clock;
+use crate::dns::DnsError;
+use crate::dns::observe::dnssec::{ValidateRrsets, Validation};
+use crate::dns::observe::propagation::{self, Expected, FindServers, NotPropagated, Want};
+use crate::dns::observe::ttl::TtlFacts;
+use crate::dns::publish::provider::{Edit, Provider, apply_edits_known, read_rrsets};
+use crate::dns::rrset::{Rdata, Rrset, RrsetId, Txt};
 use futures_util::StreamExt;
 
 /// The whole content one RRset must have (no records: it must not exist).
@@ -269,12 +269,12 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::dns::dnssec::Verdict;
-    use crate::dns::memory::MemoryZone;
-    use crate::dns::propagation::{
+    use crate::dns::observe::dnssec::Verdict;
+    use crate::dns::observe::propagation::{
         AnswerKind, Observation, Observe, Origin, Served, ServedRrset, ServerAddr,
         ServerObservation, Soa,
     };
+    use crate::dns::publish::memory::MemoryZone;
     use crate::dns::rrset::RrType;
 
     fn name(text: &str) -> Name {
@@ -548,8 +548,8 @@ mod tests {
 
         async fn apply(
             &self,
-            set: &crate::dns::provider::ChangeSet,
-        ) -> Result<crate::dns::provider::Applied, DnsError> {
+            set: &crate::dns::publish::provider::ChangeSet,
+        ) -> Result<crate::dns::publish::provider::Applied, DnsError> {
             let applied = self.memory.apply(set).await;
             if applied.is_ok() {
                 (self.meddle)(After::Apply, &self.memory);

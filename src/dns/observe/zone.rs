@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::DnsError;
-use super::query::{self, Ask};
+use crate::dns::DnsError;
+use crate::dns::query::{self, Ask};
 
 /// The zone of `name`: the owner of the SOA in the answer (when `name` is an
 /// apex) or in the authority section (NXDOMAIN / NODATA), as the resolver

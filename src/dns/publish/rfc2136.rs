@@ -6,7 +6,7 @@
 //! prerequisite on the RRset as it was read — the exact records (RFC 2136
 //! §2.4.2) or "does not exist" (§2.4.3) — so two machines managing the same
 //! zone never overwrite each other: the loser gets NXRRSET/YXRRSET, which
-//! becomes [`DnsError::Conflict`], and [`super::apply_edits`] re-reads and
+//! becomes [`DnsError::Conflict`], and [`crate::dns::apply_edits`] re-reads and
 //! re-plans.
 //!
 //! Requests are signed here ([`TsigKey::sign`]) and sent through an unsigned
@@ -24,13 +24,13 @@ use hickory_proto::op::{DnsResponse, Message, OpCode, Query, ResponseCode, Updat
 use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::DnsError;
 use super::provider::{Applied, ChangeSet, Provider, RrsetChange, read_rrsets};
-use super::query::rcode_name;
-use super::query::{self, Ask, Transport};
-use super::rdata;
-use super::rrset::{Rdata, RrType, Rrset, RrsetId};
 use super::tsig::{RequestSignature, TsigKey};
+use crate::dns::DnsError;
+use crate::dns::query::rcode_name;
+use crate::dns::query::{self, Ask, Transport};
+use crate::dns::rdata;
+use crate::dns::rrset::{Rdata, RrType, Rrset, RrsetId};
 
 /// Largest message sent over UDP (RFC 1035 §4.2.1; no EDNS on UPDATE).
 const UDP_LIMIT: usize = 512;
@@ -881,7 +881,7 @@ mod tests {
 
     #[test]
     fn describe_names_server_and_key_but_never_the_secret() {
-        let key = crate::dns::tsig::TsigKey::parse_spec(
+        let key = crate::dns::publish::tsig::TsigKey::parse_spec(
             "hmac-sha256:tlsa-key:c2VjcmV0LWEtc2VjcmV0LWEtc2VjcmV0LWEtc2VjcmV0LWE=",
             "test",
         )

@@ -41,14 +41,14 @@ use hickory_proto::rr::Name;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::DnsError;
 use super::http::{
     ApiClient, ApiRequest, ApiResponse, Auth, HttpOptions, SecretSource, api_messages,
     configured_zone, expect_unchanged,
 };
 use super::provider::{Applied, ChangeSet, Provider};
-use super::rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};
 use crate::clock::Clock;
+use crate::dns::DnsError;
+use crate::dns::rrset::{Mx, Rdata, RrType, Rrset, RrsetId, Txt};
 use crate::tlsa::TlsaRecord;
 
 /// The public API.
@@ -649,7 +649,7 @@ impl Provider for Cloudflare {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::provider::RrsetChange;
+    use crate::dns::publish::provider::RrsetChange;
 
     fn rec(text: &str) -> Rdata {
         Rdata::Tlsa(text.parse().unwrap())

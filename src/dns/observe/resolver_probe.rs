@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::DnsError;
 use super::dnssec::Anchors;
-use super::query::{self, Ask};
+use crate::dns::DnsError;
+use crate::dns::query::{self, Ask};
 
 /// What the resolver returned for `ZONE DNSKEY` with DO set.
 #[derive(Debug, Clone, PartialEq, Eq)]

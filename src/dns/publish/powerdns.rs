@@ -31,14 +31,14 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::DnsError;
 use super::http::{
     ApiClient, ApiRequest, Auth, HttpOptions, SecretSource, configured_zone, expect_unchanged,
     expect_written, outside_zones,
 };
 use super::provider::{Applied, ChangeSet, Provider};
-use super::rrset::{Rdata, Rrset, RrsetId};
 use crate::clock::Clock;
+use crate::dns::DnsError;
+use crate::dns::rrset::{Rdata, Rrset, RrsetId};
 
 /// The server id of a stand-alone PowerDNS.
 pub const DEFAULT_SERVER_ID: &str = "localhost";

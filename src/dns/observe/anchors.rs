@@ -13,9 +13,9 @@ use hickory_proto::dnssec::{DigestType, TrustAnchors};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
-use super::DnsError;
-use super::dnssec::extended_errors;
-use super::query::{self, Ask, rcode_name};
+use super::extended_error::extended_errors;
+use crate::dns::DnsError;
+use crate::dns::query::{self, Ask, rcode_name};
 
 /// One record of an anchor file.
 #[derive(Debug, Clone, PartialEq, Eq)]

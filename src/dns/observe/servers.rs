@@ -15,12 +15,12 @@ use hickory_proto::op::{DnsResponse, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::task::JoinSet;
 
-use super::DnsError;
 use super::propagation::*;
-use super::query::{self, Ask};
-use super::rdata;
-use super::rrset::{Rrset, RrsetId};
 use super::ttl::TtlFacts;
+use crate::dns::DnsError;
+use crate::dns::query::{self, Ask};
+use crate::dns::rdata;
+use crate::dns::rrset::{Rrset, RrsetId};
 
 #[async_trait]
 impl FindServers for Discovery {

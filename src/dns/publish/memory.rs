@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use hickory_proto::rr::Name;
 
-use super::DnsError;
 use super::provider::{Applied, ChangeSet, Provider};
-use super::rrset::{Rdata, Rrset, RrsetId};
+use crate::dns::DnsError;
+use crate::dns::rrset::{Rdata, Rrset, RrsetId};
 
 /// One zone's RRsets in memory.
 pub struct MemoryZone {

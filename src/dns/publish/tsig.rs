@@ -33,7 +33,7 @@ use hickory_proto::rr::rdata::tsig::{
     TSIG, TsigAlgorithm, make_tsig_record, message_tbs, signed_bitmessage_to_buf,
 };
 
-use super::DnsError;
+use crate::dns::DnsError;
 
 /// The environment variable conventionally holding `ALGORITHM:NAME:SECRET`.
 pub const KEY_ENV: &str = "TLSA_TSIG_KEY";

@@ -33,10 +33,10 @@ use std::collections::BTreeSet;
 
 use hickory_proto::rr::Name;
 
-use super::DnsError;
 use super::provider::RrsetChange;
-use super::rrset::Rdata;
 use crate::clock::{Clock, SystemClock};
+use crate::dns::DnsError;
+use crate::dns::rrset::Rdata;
 pub use crate::secrets::{Secret, SecretSource};
 
 /// How an API wants its credential.
@@ -524,7 +524,7 @@ pub fn records_text<'a, T: std::fmt::Display + 'a>(
 /// Compare-and-swap for back-ends without conditional writes (every HTTP
 /// API, zone files): before writing, the RRset read just now must be what
 /// the plan expected, else [`DnsError::ChangedBeforeWrite`] (nothing is
-/// written; [`super::apply_edits`] re-reads and re-plans).
+/// written; [`crate::dns::apply_edits`] re-reads and re-plans).
 pub fn expect_unchanged(
     backend: &str,
     change: &RrsetChange,
