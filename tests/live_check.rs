@@ -837,8 +837,8 @@ fn exit_codes_and_json_for_each_state() {
 fn presented_keys_for_the_roll_engine() {
     use tlsa::dns::observe::dnssec::Anchors;
     use tlsa::live::capture::ConnectOptions;
-    use tlsa::live::check::presented_keys;
     use tlsa::live::endpoint::{Endpoint, Protocol};
+    use tlsa::live::presented::presented_keys;
     use tlsa::live::resolve::{Trust, ValidatingDns};
 
     let lab = Lab::start();

@@ -11,6 +11,7 @@
 pub mod capture;
 pub mod check;
 pub mod endpoint;
+pub mod presented;
 pub mod resolve;
 pub mod starttls;
 pub mod verdict;

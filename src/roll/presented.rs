@@ -14,7 +14,7 @@ use crate::config::{CertSet, Config};
 use crate::dns::DnsError;
 use crate::live::KeyKind;
 use crate::live::capture::ConnectOptions;
-use crate::live::check::presented_keys;
+use crate::live::presented::presented_keys;
 use crate::live::resolve::{Dns, ValidatingDns};
 
 /// Observes which key each address of a set presents.
