@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use support::{BindZoneFileLab, poll_until};
 use tlsa::dns::observe::dnssec::{Anchors, Validator, Verdict};
-use tlsa::dns::publish::zonefile::{ZoneFile, ZoneFileConfig, soa_serial};
+use tlsa::dns::publish::zonefile::{ZoneFile, ZoneFileConfig};
+use tlsa::dns::publish::zonefile_format::soa_serial;
 use tlsa::dns::{DnsError, Provider, apply_edits};
 
 /// Generous: the machine may be busy; every poll ends as soon as it sees.

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod check;
+mod check_text;
 mod common;
 pub mod config;
 mod failure;

@@ -218,7 +218,7 @@ impl Config {
                 )
                 .to_ascii_lowercase();
                 let in_zone = absolute_name(&owner).is_some_and(|o| {
-                    crate::dns::publish::http::configured_zone(&zones, &o).is_some()
+                    crate::dns::publish::checked_write::configured_zone(&zones, &o).is_some()
                 });
                 if !in_zone {
                     return Err(format!(

@@ -19,6 +19,8 @@ pub mod publish;
 pub mod query;
 pub mod rdata;
 pub mod rrset;
+#[cfg(test)]
+pub(crate) mod test_values;
 
 pub use error::DnsError;
 pub use publish::provider::{

@@ -263,6 +263,7 @@ impl Publication<'_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::dns::test_values::name;
     use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
@@ -276,10 +277,6 @@ mod tests {
     };
     use crate::dns::publish::memory::MemoryZone;
     use crate::dns::rrset::RrType;
-
-    fn name(text: &str) -> Name {
-        Name::from_ascii(text).unwrap()
-    }
 
     fn zone() -> Name {
         name("example.test.")

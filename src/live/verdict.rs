@@ -11,6 +11,11 @@
 //! identifier (RFC 7672 §3.2.2/§3.2.3: a DNS-ID, or the CN when there is no
 //! DNS-ID; `*` only as the whole left-most label). Usages 0/1 are unusable
 //! for SMTP (RFC 7672 §3.1) and here for every protocol (no WebPKI check).
+//!
+//! **Why one file (about 600 lines of code):** one address's verdict under RFC
+//! 7671/7672 — matching, the usage 2 chain and its names, the expiry warning —
+//! and the status each verdict maps to. The record-matching primitives are
+//! already apart, in `tlsa::matching`; what is left is one judgement.
 
 use std::fmt;
 use std::net::SocketAddr;

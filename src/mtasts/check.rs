@@ -29,7 +29,7 @@ use super::matching;
 use super::policy::{self, Mode, Policy};
 use super::record::{self, TxtVerdict};
 use crate::dns::observe::dnssec::Verdict as Dnssec;
-use crate::live::check::{Finding, Report};
+use crate::live::report::{Finding, Report};
 use crate::live::resolve::Dns;
 use crate::live::verdict::Status;
 

@@ -3,9 +3,10 @@
 //! boundary for the ones that act on DNS.
 //!
 //! Publishing the TXT record and changing the MX RRset go through the
-//! zone's back-end; [`PublishSts`] is that interface (implemented over
-//! `dns::publish` in [`super::dns`], which defines it). Without one, [`perform`] refuses
-//! those steps with an error that says so: nothing here pretends to publish.
+//! zone's back-end; [`PublishSts`] is that interface (defined and
+//! implemented over `dns::publication` in [`super::dns`]). Without one,
+//! [`perform`] refuses those steps with an error that says so: nothing here
+//! pretends to publish.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -28,6 +28,13 @@
 //! [`record`] folds an observation into the [`History`] (when each policy
 //! was first and last seen served, when its id was announced, when an MX
 //! host left the RRset); the executor saves it in the state.
+//!
+//! **Why one file (about 640 lines of code):** the rules above interlock —
+//! an MX change waits on the expiry of cached policies, the mode on the
+//! certificates the MX hosts present and on the reports, the id on the file
+//! being served everywhere — and [`plan`] applies them in one order. Kept
+//! together, the order and the rules read as one piece; the unit tests of
+//! every rule are in `plan/tests.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -12,6 +12,14 @@
 //! address is seen presenting is a key in service (published first,
 //! whatever the deploy files say), and a record may be removed only once
 //! no address presents its key any more.
+//!
+//! **Why one file (about 620 lines of code):** [`decide`] is one decision
+//! in one priority order, its nine numbered cases: records for a key already
+//! presented first; then the next key, publishing, propagation, deploy,
+//! verify and retire; reconciling with the config last. The `View` methods
+//! beside it are the facts it decides on. Its vocabulary (steps, key
+//! material, decisions) is already apart, in `plan/model.rs`; cutting
+//! `decide` itself would hide that order.
 
 use std::collections::BTreeSet;
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use hickory_proto::op::{DnsResponse, Message};
 use tlsa::config::Config;
-use tlsa::dns::{Rdata, RrType, observe::extended_error, publish::http, rdata};
+use tlsa::dns::publish::{api_messages, checked_write};
+use tlsa::dns::{Rdata, RrType, observe::extended_error, rdata};
 use tlsa::live::endpoint::Protocol;
 use tlsa::live::starttls::{StageCell, negotiate};
 use tlsa::tlsa::input;
@@ -104,7 +105,7 @@ pub fn dns(bytes: &[u8]) {
                 if rtype != RrType::Tlsa {
                     assert_eq!(back.as_ref(), Ok(&ours), "{rtype} {ours}");
                 }
-                let _ = http::records_text([&ours]);
+                let _ = checked_write::records_text([&ours]);
             }
         }
     }
@@ -168,7 +169,7 @@ pub fn tlsrpt(bytes: &[u8]) {
 
 /// A provider API's error body, as turned into messages for the user.
 pub fn api(bytes: &[u8]) {
-    let _ = http::api_messages(bytes);
+    let _ = api_messages::api_messages(bytes);
 }
 
 pub const PROTOCOLS: [Protocol; 4] = [

@@ -472,7 +472,7 @@ pub fn serial_at_least(served: u32, min: u32) -> bool {
 }
 
 /// One round of questions to every address. The seam between the polling
-/// logic and the network: tests drive [`wait_until_propagated`] with a fake.
+/// logic and the network: tests drive [`super::propagation::wait_until_propagated`] with a fake.
 #[async_trait]
 pub trait Observe: Send + Sync {
     /// Asks every address once (concurrently) for the SOA and the TLSA RRset

@@ -197,6 +197,7 @@ pub async fn wait_with_backoff(
 
 #[cfg(test)]
 mod tests {
+    use crate::dns::test_values::{name, rec};
     use std::net::Ipv4Addr;
     use std::sync::Mutex;
 
@@ -207,19 +208,6 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::dns::rrset::{Rrset, RrsetId, rdata_of};
     use crate::tlsa::TlsaRecord;
-
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).unwrap()
-    }
-
-    fn rec(byte: u8) -> TlsaRecord {
-        TlsaRecord {
-            usage: 3,
-            selector: 1,
-            matching: 1,
-            data: vec![byte; 32],
-        }
-    }
 
     fn addr(last: u8) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::new(192, 0, 2, last), 53))

@@ -129,7 +129,7 @@ impl fmt::Display for CacheBound {
 /// `max(TTL_old, TTL_new, RRSIG original TTL, negative TTL if the RRset did
 /// not exist before)`, with the term that reached it (the first listed wins
 /// a tie). `old_rrset_ttl` is the TTL the RRset had before the change;
-/// `new` is the worst case observed after it ([`worst_case`]).
+/// `new` is the worst case observed after it ([`TtlFacts::longest`] over the servers).
 pub fn cache_bound(
     old_rrset_ttl: Option<u32>,
     new: &TtlFacts,

@@ -26,10 +26,8 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{
-    ApiClient, ApiRequest, Auth, HttpOptions, SecretSource, configured_zone, expect_unchanged,
-    expect_written, outside_zones,
-};
+use super::checked_write::{configured_zone, expect_unchanged, expect_written, outside_zones};
+use super::http::{ApiClient, ApiRequest, Auth, HttpOptions, SecretSource};
 use super::provider::{Applied, ChangeSet, Provider};
 use crate::clock::Clock;
 use crate::dns::DnsError;
