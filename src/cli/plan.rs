@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 use clap::Args;
+use hickory_proto::rr::Name;
 use serde::Serialize;
 
 use super::Failure;
@@ -127,12 +128,19 @@ fn plan_of(set: &str, decision: &Decision, observed: &Observed) -> SetPlan {
     }
 }
 
+/// The RRset at the edit's owner as observed, and as the edit leaves it.
+fn before_and_after(edit: &Edit, observed: &Observed) -> (BTreeSet<Rdata>, BTreeSet<Rdata>) {
+    let served = observed.records.get(&edit.owner).cloned();
+    let before = rdata_of(served.unwrap_or_default());
+    let after = edit.desired_from(&before);
+    (before, after)
+}
+
 fn change(edit: &Edit, observed: &Observed) -> Change {
     let owner = edit.owner.to_ascii();
-    let before = rdata_of(observed.records.get(&owner).cloned().unwrap_or_default());
-    let after = edit.desired_from(&before);
+    let (before, after) = before_and_after(edit, observed);
     Change {
-        ttl_before: observed.ttls.get(&owner).copied().flatten(),
+        ttl_before: observed.ttls.get(&edit.owner).copied().flatten(),
         ttl: edit.ttl,
         before: before.iter().map(ToString::to_string).collect(),
         after: after.iter().map(ToString::to_string).collect(),
@@ -146,10 +154,9 @@ fn nsupdate(edits: &[Edit], observed: &Observed) -> Vec<String> {
     let mut script = Vec::new();
     for edit in edits {
         let owner = edit.owner.to_ascii();
-        let before = rdata_of(observed.records.get(&owner).cloned().unwrap_or_default());
-        let after = edit.desired_from(&before);
+        let (before, after) = before_and_after(edit, observed);
         let ttl = edit.ttl;
-        let ttl_change = ttl_change(observed, &owner, &before, ttl).is_some();
+        let ttl_change = ttl_change(observed, &edit.owner, &before, ttl).is_some();
         if ttl_change {
             script.push(format!("update delete {owner} TLSA"));
         }
@@ -173,7 +180,12 @@ fn nsupdate(edits: &[Edit], observed: &Observed) -> Vec<String> {
 }
 
 /// The TTL served now, when the change replaces it.
-fn ttl_change(observed: &Observed, owner: &str, before: &BTreeSet<Rdata>, ttl: u32) -> Option<u32> {
+fn ttl_change(
+    observed: &Observed,
+    owner: &Name,
+    before: &BTreeSet<Rdata>,
+    ttl: u32,
+) -> Option<u32> {
     let served = observed.ttls.get(owner).copied().flatten();
     served.filter(|t| *t != ttl && !before.is_empty())
 }

@@ -295,30 +295,12 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::config::{Config, KeyAlgorithmChoice};
+    use crate::config::KeyAlgorithmChoice;
 
     fn set_with_source(source: &str) -> CertSet {
-        let text = format!(
-            r#"
-[dnssec]
-resolver = "127.0.0.1:53"
-
-[[zone]]
-name = "example.com"
-backend = "rfc2136"
-server = "127.0.0.1:53"
-
-[[set]]
-name = "mail"
-source = {source}
-deploy = {{ dir = "/tmp/deploy" }}
-
-[[set.endpoint]]
-host = "mail.example.com"
-port = 25
-"#
-        );
-        Config::parse(&text).unwrap().sets.remove(0)
+        crate::config::one_set_for_tests(Path::new("/tmp"), 60, source)
+            .sets
+            .remove(0)
     }
 
     #[test]

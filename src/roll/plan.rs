@@ -23,6 +23,8 @@
 
 use std::collections::BTreeSet;
 
+use hickory_proto::rr::Name;
+
 use crate::dns::Edit;
 use crate::tlsa::TlsaRecord;
 
@@ -33,7 +35,7 @@ mod model;
 
 pub use model::{
     Alarm, CertFacts, Decision, KeyMaterial, PresentedAt, Step, StepKind, VERIFIED_FRESH, View,
-    short,
+    names_text, short,
 };
 
 impl View<'_> {
@@ -131,7 +133,7 @@ impl View<'_> {
     }
 
     /// Owner names whose RRset lacks some record of this key.
-    fn owners_missing(&self, spki: &[u8]) -> Vec<String> {
+    fn owners_missing(&self, spki: &[u8]) -> Vec<Name> {
         let wanted = self.policy.records_for_key(spki);
         self.owners
             .iter()
@@ -146,7 +148,7 @@ impl View<'_> {
     /// Owner names whose served RRset a DANE client could not match this
     /// key against (see [`policy::key_usable`]): the emergency test. An
     /// owner with no RRset fails nobody (senders then do not use DANE).
-    fn owners_unmatched(&self, spki: &[u8]) -> Vec<String> {
+    fn owners_unmatched(&self, spki: &[u8]) -> Vec<Name> {
         self.owners
             .iter()
             .filter(|owner| {
@@ -161,7 +163,7 @@ impl View<'_> {
     /// Owner names where a DANE client could not match this key: no RRset,
     /// or one without a usable record of it (stricter than
     /// [`Self::owners_unmatched`], for which no RRset fails nobody).
-    fn owners_unusable(&self, spki: &[u8]) -> Vec<String> {
+    fn owners_unusable(&self, spki: &[u8]) -> Vec<Name> {
         self.owners
             .iter()
             .filter(|owner| {
@@ -297,7 +299,7 @@ impl View<'_> {
                     );
                 }
                 let edit = Edit::tlsa(
-                    owner.parse().ok()?,
+                    owner.clone(),
                     owner_add,
                     removed.union(&stale).cloned(),
                     replace_all,
@@ -521,7 +523,7 @@ pub fn decide(view: &View<'_>) -> Decision {
                 waiting: Some(format!(
                     "key {} is not deployed: no TLSA record a DANE client can match it with is served at {}; check the set's matching types and the records in DNS",
                     source.key.short(),
-                    unpublished.join(", ")
+                    names_text(&unpublished)
                 )),
             };
         }
@@ -676,6 +678,10 @@ mod tests {
 
     const OWNER: &str = "_25._tcp.mail.example.com.";
 
+    fn owner() -> Name {
+        OWNER.parse().unwrap()
+    }
+
     fn key(n: u8) -> KeyMaterial {
         KeyMaterial::from_spki(&[n; 16])
     }
@@ -750,7 +756,7 @@ mod tests {
 
         fn decide(&self) -> Decision {
             let view = View {
-                owners: vec![OWNER.to_string()],
+                owners: vec![owner()],
                 policy: &self.policy,
                 fully_managed: self.fully_managed,
                 generates_next: true,
@@ -760,8 +766,8 @@ mod tests {
                 next: self.next.clone(),
                 presented: self.presented(),
                 publish_unmatched: self.publish_unmatched,
-                dns: BTreeMap::from([(OWNER.to_string(), self.dns.clone())]),
-                ttls: BTreeMap::from([(OWNER.to_string(), self.ttl)]),
+                dns: BTreeMap::from([(owner(), self.dns.clone())]),
+                ttls: BTreeMap::from([(owner(), self.ttl)]),
                 state: &self.state,
                 now: self.now,
             };

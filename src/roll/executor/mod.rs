@@ -149,7 +149,7 @@ struct ZoneRuntime {
 /// An owner name of a set, with the configured zone that holds it.
 #[derive(Debug, Clone)]
 struct Owner {
-    text: String,
+    /// Absolute and lower-case, as the plan and the state know it.
     name: Name,
     zone: usize,
 }
@@ -158,8 +158,8 @@ struct Owner {
 /// per step and used by both the plan and the step.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
-    pub records: BTreeMap<String, BTreeSet<TlsaRecord>>,
-    pub ttls: BTreeMap<String, Option<u32>>,
+    pub records: BTreeMap<Name, BTreeSet<TlsaRecord>>,
+    pub ttls: BTreeMap<Name, Option<u32>>,
     /// What every address of the set presents, observed in the same look.
     pub presented: Vec<PresentedAt>,
 }
@@ -167,12 +167,11 @@ pub struct Observed {
 impl Observed {
     /// The RRset read at `owner`, if it was read.
     fn rrset(&self, owner: &Name) -> Option<crate::dns::Rrset> {
-        let text = owner.to_ascii().to_ascii_lowercase();
-        let records = self.records.get(&text)?;
+        let records = self.records.get(owner)?;
         Some(crate::dns::Rrset {
             owner: owner.clone(),
             rtype: crate::dns::RrType::Tlsa,
-            ttl: self.ttls.get(&text).copied().flatten(),
+            ttl: self.ttls.get(owner).copied().flatten(),
             records: crate::dns::rrset::rdata_of(records.iter().cloned()),
         })
     }
@@ -318,12 +317,12 @@ impl Engine {
     }
 
     /// The owner names of a set's endpoints.
-    pub fn owners(set: &CertSet) -> Result<Vec<String>, EngineError> {
+    pub fn owners(set: &CertSet) -> Result<Vec<Name>, EngineError> {
         set.endpoints
             .iter()
             .map(|e| {
                 parse_name(&format!("_{}._tcp.{}", e.port, e.host), "endpoint host")
-                    .map(|n| n.to_ascii().to_ascii_lowercase())
+                    .map(|n| n.to_lowercase())
             })
             .collect()
     }
@@ -333,8 +332,7 @@ impl Engine {
     fn owners_in_zones(&self, set: &CertSet) -> Result<Vec<Owner>, EngineError> {
         Self::owners(set)?
             .into_iter()
-            .map(|text| {
-                let name = parse_name(&text, "owner")?;
+            .map(|name| {
                 let zone = self
                     .zones
                     .iter()
@@ -344,11 +342,11 @@ impl Engine {
                     .map(|(i, _)| i)
                     .ok_or_else(|| {
                         EngineError::Config(format!(
-                            "set {}: no [[zone]] in the config contains {text}; add the zone that holds this name",
+                            "set {}: no [[zone]] in the config contains {name}; add the zone that holds this name",
                             set.name.get_ref()
                         ))
                     })?;
-                Ok(Owner { text, name, zone })
+                Ok(Owner { name, zone })
             })
             .collect()
     }

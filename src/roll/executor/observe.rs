@@ -15,8 +15,8 @@ impl Engine {
         let mut observed = Observed::default();
         while let Some((owner, read)) = reads.next().await {
             let rrset = read?;
-            observed.ttls.insert(owner.text.clone(), rrset.ttl);
-            observed.records.insert(owner.text.clone(), rrset.tlsa());
+            observed.ttls.insert(owner.name.clone(), rrset.ttl);
+            observed.records.insert(owner.name.clone(), rrset.tlsa());
         }
         Ok(observed)
     }
@@ -106,7 +106,7 @@ impl Engine {
         let policy = Self::policy(set);
         let view = View {
             generates_next: paired.is_none(),
-            owners: owners.iter().map(|o| o.text.clone()).collect(),
+            owners: owners.iter().map(|o| o.name.clone()).collect(),
             policy: &policy,
             fully_managed: set.fully_managed,
             ttl: set.ttl,

@@ -256,7 +256,7 @@ impl Engine {
                     zone: self.zones[owner.zone].name.to_string(),
                     why: format!(
                         "{}: {validation}; tlsa only publishes into, and removes from, zones that validate as Secure",
-                        owner.text
+                        owner.name
                     ),
                 });
             }
@@ -285,7 +285,7 @@ impl Engine {
         for zone_index in Self::zones_of(owners) {
             let zone = &self.zones[zone_index];
             let rrsets = owners.iter().filter(|o| o.zone == zone_index).map(|o| {
-                let primary = observed.records.get(&o.text).cloned().unwrap_or_default();
+                let primary = observed.records.get(&o.name).cloned().unwrap_or_default();
                 let id = crate::dns::RrsetId::tlsa(o.name.clone());
                 (id, safety::propagation_want(&primary, &own))
             });

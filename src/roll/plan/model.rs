@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use hickory_proto::rr::Name;
+
 use crate::config::ManualStep;
 use crate::dns::Edit;
 use crate::roll::policy::RecordPolicy;
@@ -68,8 +70,9 @@ pub struct PresentedAt {
 /// Everything the plan looks at for one certificate set.
 #[derive(Debug, Clone)]
 pub struct View<'a> {
-    /// Owner names of the set's endpoints, absolute (`_25._tcp.mail.example.com.`).
-    pub owners: Vec<String>,
+    /// Owner names of the set's endpoints, absolute and lower-case
+    /// (`_25._tcp.mail.example.com.`): the names the edits go to.
+    pub owners: Vec<Name>,
     pub policy: &'a RecordPolicy,
     /// Replace whole RRsets instead of editing only tlsa's own records.
     pub fully_managed: bool,
@@ -91,9 +94,9 @@ pub struct View<'a> {
     /// (`on_unmatched_key = "publish"`); otherwise it is only an alarm.
     pub publish_unmatched: bool,
     /// The TLSA RRset of each owner as the primary / provider serves it.
-    pub dns: BTreeMap<String, BTreeSet<TlsaRecord>>,
+    pub dns: BTreeMap<Name, BTreeSet<TlsaRecord>>,
     /// The TTL each owner's RRset is served with (`None`: no RRset, or unknown).
-    pub ttls: BTreeMap<String, Option<u32>>,
+    pub ttls: BTreeMap<Name, Option<u32>>,
     pub state: &'a SetState,
     pub now: Timestamp,
 }
@@ -269,6 +272,12 @@ impl fmt::Display for Step {
     }
 }
 
+/// Owner names for people: `a., b.`, in their ASCII form.
+pub fn names_text(names: &[Name]) -> String {
+    let texts: Vec<String> = names.iter().map(Name::to_ascii).collect();
+    texts.join(", ")
+}
+
 /// Something an operator must hear about, loudly: a validating sender may
 /// fail now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +287,7 @@ pub enum Alarm {
     UnmatchedPresentedKey {
         key: KeyId,
         addresses: Vec<String>,
-        owners: Vec<String>,
+        owners: Vec<Name>,
         /// Its records are being published (`on_unmatched_key = "publish"`).
         publishing: bool,
     },
@@ -298,7 +307,7 @@ impl fmt::Display for Alarm {
                     "key {} presented by {} has no usable TLSA record at {}: DANE-validating senders refuse delivery there",
                     short(key),
                     addresses.join(", "),
-                    owners.join(", ")
+                    names_text(owners)
                 )?;
                 if *publishing {
                     f.write_str(
