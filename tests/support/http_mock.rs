@@ -1,6 +1,6 @@
-//! A tiny HTTP/1.1 server on a loopback port for tests of API back-ends: every request is
-//! recorded and answered by an async handler (a fake API, or a proxy in front of a real one).
-//! One request per connection (`Connection: close`), which every client handles.
+//! A small HTTP/1.1 server (hyper) on a loopback port for tests of API back-ends: every
+//! request is recorded and answered by an async handler (a fake API, or a proxy in front of a
+//! real one). One request per connection (`Connection: close`), which every client handles.
 //!
 //! Create it inside the test's tokio runtime; it stops when dropped.
 
@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -178,13 +182,16 @@ impl HttpMock {
                 let (handler, recorded) = (Arc::clone(&handler), Arc::clone(&recorded));
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = match tls {
-                        None => serve(stream, handler, recorded).await,
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => serve(stream, handler, recorded).await,
-                            Err(e) => Err(e),
-                        },
-                    };
+                    match tls {
+                        None => {
+                            let _ = serve(stream, handler, recorded).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = serve(stream, handler, recorded).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -253,103 +260,70 @@ impl Drop for HttpMock {
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+/// Serves one connection with hyper: one request, recorded, answered by `handler`, and the
+/// connection closed (`Connection: close`).
+async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     handler: Handler,
     recorded: Arc<Mutex<Vec<MockRequest>>>,
-) -> std::io::Result<()> {
-    let Some(request) = read_request(&mut stream).await? else {
-        return Ok(());
-    };
-    recorded
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(request.clone());
-    let response = handler(request).await;
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        response.status,
-        reason(response.status),
-        response.body.len()
-    );
-    for (name, value) in &response.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&response.body).await?;
-    stream.shutdown().await
+) -> Result<(), hyper::Error> {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let (handler, recorded) = (Arc::clone(&handler), Arc::clone(&recorded));
+        async move {
+            let request = mock_request(request).await?;
+            recorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(request.clone());
+            hyper_response(handler(request).await)
+        }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .await
 }
 
-/// Reads one request (head, then `Content-Length` bytes of body).
-async fn read_request<S: AsyncRead + Unpin>(
-    stream: &mut S,
-) -> std::io::Result<Option<MockRequest>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() > MAX_REQUEST {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut start = lines.next().unwrap_or_default().split_whitespace();
-    let method = start.next().unwrap_or_default().to_string();
-    let target = start.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(MAX_REQUEST);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    let url = reqwest::Url::parse(&format!("http://mock{target}"))
-        .unwrap_or_else(|_| reqwest::Url::parse("http://mock/").expect("fallback URL"));
-    Ok(Some(MockRequest {
-        method,
+/// Why a request could not be read or answered (the connection then closes unanswered).
+fn failure(why: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(why.to_string())
+}
+
+/// The request as the tests look at it; the body read whole, up to [`MAX_REQUEST`] bytes.
+async fn mock_request(request: Request<Incoming>) -> std::io::Result<MockRequest> {
+    let (head, body) = request.into_parts();
+    let body = Limited::new(body, MAX_REQUEST)
+        .collect()
+        .await
+        .map_err(failure)?
+        .to_bytes();
+    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = reqwest::Url::parse(&format!("http://mock{target}")).map_err(failure)?;
+    Ok(MockRequest {
+        method: head.method.as_str().to_string(),
         path: url.path().to_string(),
         query: url
             .query_pairs()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect(),
-        headers,
-        body,
-    }))
+        headers: head
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_string(), value)
+            })
+            .collect(),
+        body: body.to_vec(),
+    })
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        307 => "Temporary Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Status",
+fn hyper_response(response: MockResponse) -> std::io::Result<Response<Full<Bytes>>> {
+    let mut builder = Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name, value);
     }
+    builder
+        .body(Full::new(Bytes::from(response.body)))
+        .map_err(failure)
 }
