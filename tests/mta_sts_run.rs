@@ -235,6 +235,17 @@ impl Probe {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
+        // What was served before the run starts must be in the samples: return only once
+        // the first one is taken (a run started at once can replace the policy file before
+        // the thread's first fetch; seen in CI).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while samples.lock().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline && !thread.is_finished(),
+                "the probe took no sample within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         Probe {
             stop,
             samples,
