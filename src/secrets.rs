@@ -4,7 +4,7 @@
 //! configuration itself. Loaded, they are [`Secret`]s: no `Display`, a
 //! redacting `Debug`, overwritten when dropped; errors name where the secret
 //! was looked for, never its value. (TSIG keys have their own type in
-//! `dns::tsig`, which also parses their files.)
+//! `dns::publish::tsig`, which also parses their files.)
 
 use std::fmt;
 use std::path::PathBuf;

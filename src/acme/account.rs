@@ -94,6 +94,28 @@ pub fn transient(error: &instant_acme::Error) -> bool {
     }
 }
 
+/// Whether the CA says it looked at the response and found it wanting (RFC 8555
+/// §6.7: `unauthorized`, `incorrectResponse`, `dns`, `connection`, `tls`, `caa`). A CA
+/// may say so in its answer to the "ready" request or only when the order is polled,
+/// depending on how fast it validates: either way the challenge did not validate.
+pub fn is_validation_failure(error: &instant_acme::Error) -> bool {
+    const VALIDATION: [&str; 6] = [
+        ":unauthorized",
+        ":incorrectResponse",
+        ":dns",
+        ":connection",
+        ":tls",
+        ":caa",
+    ];
+    match error {
+        instant_acme::Error::Api(problem) => {
+            let kind = problem.r#type.as_deref().unwrap_or("");
+            VALIDATION.iter().any(|v| kind.ends_with(v))
+        }
+        _ => false,
+    }
+}
+
 /// Where the accounts of one state directory live.
 pub struct AccountStore {
     dir: PathBuf,
@@ -194,6 +216,29 @@ impl AccountStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn problem(kind: &str) -> instant_acme::Error {
+        let json = format!(r#"{{"type": "urn:ietf:params:acme:error:{kind}", "status": 403}}"#);
+        instant_acme::Error::Api(serde_json::from_str(&json).unwrap())
+    }
+
+    #[test]
+    fn a_failed_validation_is_told_from_other_ca_errors() {
+        for kind in [
+            "unauthorized",
+            "incorrectResponse",
+            "dns",
+            "connection",
+            "tls",
+            "caa",
+        ] {
+            assert!(is_validation_failure(&problem(kind)), "{kind}");
+            assert!(!transient(&problem(kind)), "{kind}");
+        }
+        for kind in ["malformed", "badNonce", "rateLimited", "rejectedIdentifier"] {
+            assert!(!is_validation_failure(&problem(kind)), "{kind}");
+        }
+    }
 
     #[test]
     fn an_eab_key_is_read_in_either_alphabet_and_never_quoted() {

@@ -189,6 +189,11 @@ async fn order(
     };
     // Only now, with every response in place (DNS-01: on every
     // authoritative server), may the CA look.
+    let not_validated = format!(
+        "did not validate the {} challenge ({})",
+        responder.name(),
+        responder.hint()
+    );
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz.map_err(|e| ca("did not return an authorization", e))?;
@@ -196,23 +201,20 @@ async fn order(
             continue;
         }
         if let Some(mut challenge) = authz.challenge(kind.clone()) {
-            challenge
-                .set_ready()
-                .await
-                .map_err(|e| ca("did not accept the challenge response", e))?;
+            challenge.set_ready().await.map_err(|e| {
+                if super::account::is_validation_failure(&e) {
+                    ca(&not_validated, e)
+                } else {
+                    ca("did not accept the challenge response", e)
+                }
+            })?;
         }
     }
 
-    let status = order.poll_ready(retry).await.map_err(|e| {
-        ca(
-            &format!(
-                "did not validate the {} challenge ({})",
-                responder.name(),
-                responder.hint()
-            ),
-            e,
-        )
-    })?;
+    let status = order
+        .poll_ready(retry)
+        .await
+        .map_err(|e| ca(&not_validated, e))?;
     if status != OrderStatus::Ready {
         let problem = order
             .state()

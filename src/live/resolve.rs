@@ -5,8 +5,9 @@
 //! The [`Validator`] judges TLSA only, so the other types are validated here
 //! the same way it does: in anchored mode with hickory's `DnssecDnsHandle`
 //! from the same trust anchors, in AD mode by the resolver's AD bit. The
-//! judgement of negative answers mirrors `dns::dnssec`; when the Validator
-//! grows a generic lookup, [`ValidatingDns::lookup`] should call it instead.
+//! judgement of negative answers is the validator's own (`judge_negative`,
+//! `negative_kind`); when the Validator grows a generic lookup,
+//! [`ValidatingDns::lookup`] should call it instead.
 //!
 //! Checks reach DNS through the [`Dns`] trait, so tests can run them
 //! against a fixed world.
@@ -91,7 +92,7 @@ pub trait Dns: Send + Sync {
 pub enum Trust {
     /// Validate from trust anchors (the root KSKs or a file).
     Anchored(Anchors),
-    /// Trust the resolver's AD bit (weaker: see `dns::dnssec`).
+    /// Trust the resolver's AD bit (weaker: see `dns::observe::dnssec`).
     ResolverAd,
 }
 
@@ -158,7 +159,7 @@ impl ValidatingDns {
         rtype: RecordType,
         anchors: Arc<TrustAnchors>,
     ) -> Answer {
-        // TCP, and a fresh handle per question, as in `dns::dnssec`.
+        // TCP, and a fresh handle per question, as in `dns::observe::dnssec`.
         let client = match query::tcp_client(self.resolver, self.question_timeout).await {
             Ok(client) => client,
             Err(e) => {
