@@ -17,5 +17,6 @@ pub mod live;
 pub mod mtasts;
 pub mod roll;
 pub mod secrets;
+pub mod timestamp;
 pub mod tlsa;
 pub mod tlsrpt;

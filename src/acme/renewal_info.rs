@@ -13,7 +13,7 @@ use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use super::source::{AcmeSource, renew_at, validity};
-use crate::roll::timestamp::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// However long the CA's Retry-After, the window is asked for again after
 /// this: a moved window is seen within a day.

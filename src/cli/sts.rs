@@ -7,7 +7,7 @@ use std::io::Write;
 use super::Failure;
 use crate::mtasts::run::Outcome;
 use crate::mtasts::service::DomainRun;
-use crate::roll::timestamp::Timestamp;
+use crate::timestamp::Timestamp;
 
 pub fn finish(domains: &[DomainRun], out: &mut dyn Write) -> Result<(), Failure> {
     let mut problems = Vec::new();

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use crate::mtasts::service::DomainPreview;
-use crate::roll::timestamp::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// Prints every domain; the errors (a domain that could not be observed) are
 /// returned for the exit status.

@@ -11,7 +11,7 @@ use super::common;
 use crate::config::Config;
 use crate::mtasts::plan::History;
 use crate::mtasts::run::{history_file, load_history};
-use crate::roll::timestamp::Timestamp;
+use crate::timestamp::Timestamp;
 
 pub fn print(config: &Config, out: &mut dyn Write, now: SystemTime) -> std::io::Result<()> {
     for sts in &config.mta_sts {

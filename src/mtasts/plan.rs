@@ -616,7 +616,7 @@ fn secs(s: u32) -> Duration {
 /// longer.
 mod unix {
     use super::*;
-    use crate::roll::timestamp::Timestamp;
+    use crate::timestamp::Timestamp;
 
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         Timestamp::from_system_ceil(*t).serialize(s)
@@ -629,7 +629,7 @@ mod unix {
 
 mod unix_option {
     use super::*;
-    use crate::roll::timestamp::Timestamp;
+    use crate::timestamp::Timestamp;
 
     pub fn serialize<S: serde::Serializer>(
         t: &Option<SystemTime>,

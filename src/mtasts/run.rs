@@ -27,7 +27,7 @@ use super::plan::{self, History, Settings, Step, World};
 use crate::clock::Clock;
 use crate::fsutil;
 use crate::roll::state::LastRun;
-use crate::roll::timestamp::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// How often a confirmation observes again.
 pub const CONFIRM_POLL: Duration = Duration::from_millis(500);

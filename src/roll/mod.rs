@@ -11,5 +11,4 @@ pub mod policy;
 pub mod presented;
 pub mod safety;
 pub mod state;
-pub mod timestamp;
 pub mod zone_writer;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{PRIVATE_DIR, create_dir_all_mode, write_atomic};
 
-pub use super::timestamp::Timestamp;
+pub use crate::timestamp::Timestamp;
 
 /// A key's identity: the hex SHA-256 of its SubjectPublicKeyInfo, which is
 /// also the association data of its `3 1 1` record.

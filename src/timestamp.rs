@@ -1,4 +1,5 @@
-//! Instants the roll engine persists (`published_at`, `safe_at`, …), to the
+//! Instants the state files persist (the roll engine's `published_at`,
+//! `safe_at`, …; the MTA-STS history; ACME renewal windows), to the
 //! millisecond: a roll with 2 s TTLs must not lose up to a second to
 //! rounding, and the state file must stay readable by people, so an instant
 //! is stored as RFC 3339 text (`2026-11-28T20:30:01.234Z`).
