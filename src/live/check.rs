@@ -110,14 +110,12 @@ pub async fn check(targets: &[Target], dns: Arc<dyn Dns>, options: &CheckOptions
         });
     }
     let endpoints = collect(set).await;
-    finish(
-        endpoints,
-        findings,
-        mx_report,
-        dns.method(),
-        options,
-        started,
-    )
+    let checked = Checked {
+        at: options.now,
+        took: started.elapsed(),
+        dnssec: dns.method(),
+    };
+    Report::new(endpoints, findings, mx_report, checked)
 }
 
 /// The tasks' results in the order they were spawned (by their index).
@@ -501,22 +499,6 @@ fn tlsa_finding(owner: &str, state: &TlsaState) -> Option<Finding> {
         }
     };
     Some(Finding { status, message })
-}
-
-fn finish(
-    endpoints: Vec<EndpointReport>,
-    findings: Vec<Finding>,
-    mx: Option<MxReport>,
-    dnssec: String,
-    options: &CheckOptions,
-    started: Instant,
-) -> Report {
-    let checked = Checked {
-        at: options.now,
-        took: started.elapsed(),
-        dnssec,
-    };
-    Report::new(endpoints, findings, mx, checked)
 }
 
 /// Checks and normalises a domain for `--mx`.

@@ -257,7 +257,11 @@ impl Report {
     /// and updates the status and the monitoring line to include them.
     pub fn add_findings(&mut self, findings: Vec<Finding>) {
         self.findings.extend(findings);
-        let status = overall_status(&self.findings, &self.endpoints);
+        self.restate(overall_status(&self.findings, &self.endpoints));
+    }
+
+    /// `status`, its exit code and the monitoring line, after the findings changed.
+    fn restate(&mut self, status: Status) {
         self.status = status;
         self.exit_code = status.exit_code();
         let elapsed = Duration::from_millis(self.elapsed_ms);
@@ -282,10 +286,7 @@ impl Report {
             let status = Status::Unknown;
             self.findings.insert(i, Finding { status, message });
         }
-        self.status = Status::Unknown;
-        self.exit_code = self.status.exit_code();
-        let elapsed = Duration::from_millis(self.elapsed_ms);
-        self.summary = summary_line(self.status, &self.endpoints, &self.findings, elapsed);
+        self.restate(Status::Unknown);
     }
 }
 
