@@ -232,15 +232,8 @@ mod tests {
     #[test]
     fn secret_variables_are_the_ones_the_config_names() {
         let config = Config::parse(
-            r#"
-[dnssec]
-resolver = "127.0.0.1:53"
-
-[[zone]]
-name = "example.com"
-backend = "rfc2136"
-server = "127.0.0.1:53"
-tsig_key = { env = "MY_TSIG" }
+            &(crate::config::dns_for_tests("example.com")
+                + r#"tsig_key = { env = "MY_TSIG" }
 
 [[zone]]
 name = "example.org"
@@ -259,7 +252,7 @@ deploy = { dir = "/etc/tlsa/live/mail" }
 [[set.endpoint]]
 host = "mail.example.com"
 port = 25
-"#,
+"#),
         )
         .unwrap();
         assert_eq!(

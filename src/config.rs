@@ -573,6 +573,15 @@ impl CertSet {
     }
 }
 
+/// For unit tests: `[dnssec]` and one `[[zone]]` named `zone` (RFC 2136 on loopback, never
+/// contacted), ending with its `server` line so that a test may add keys to the zone table.
+#[cfg(test)]
+pub(crate) fn dns_for_tests(zone: &str) -> String {
+    format!(
+        "[dnssec]\nresolver = \"127.0.0.1:53\"\n\n[[zone]]\nname = \"{zone}\"\nbackend = \"rfc2136\"\nserver = \"127.0.0.1:53\"\n"
+    )
+}
+
 /// For unit tests: one set `mail` for `mail.example.test:25` in zone
 /// `example.test` (rfc2136 on loopback, never contacted), its state under
 /// `dir/state`, deployed into `dir/live`, with `source` (a TOML inline table).
@@ -582,14 +591,7 @@ pub(crate) fn one_set_for_tests(dir: &std::path::Path, ttl: u32, source: &str) -
         r#"state_dir = "{dir}/state"
 propagation_timeout = 30
 
-[dnssec]
-resolver = "127.0.0.1:53"
-
-[[zone]]
-name = "example.test"
-backend = "rfc2136"
-server = "127.0.0.1:53"
-
+{dns}
 [[set]]
 name = "mail"
 source = {source}
@@ -601,7 +603,8 @@ margin = 0
 host = "mail.example.test"
 port = 25
 "#,
-        dir = dir.display()
+        dir = dir.display(),
+        dns = dns_for_tests("example.test"),
     ))
     .expect("the test config parses")
 }

@@ -8,7 +8,7 @@
 //! moved into the past renews at once — a planned roll to the pre-published key — and a CA
 //! whose answer fails leaves renewal at two thirds of the lifetime, the run unharmed.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

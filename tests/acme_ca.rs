@@ -5,7 +5,7 @@
 //! short-lived certificates: renewal at two thirds of the lifetime and the alarm before
 //! expiry when renewals fail.
 
-mod support;
+use crate::support;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! CA is told to look, and removed afterwards — after success, after a CA error, and when
 //! a killed run left one behind. The certificate carries exactly the held key.
 
-mod support;
+use crate::support;
 use support::publishing::LabPublishing;
 use support::{Acme, Lab};
 
@@ -13,9 +13,9 @@ use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use instant_acme::RetryPolicy;
+use instant_acme::{Account, RetryPolicy};
 use tlsa::acme::dns01::{CHALLENGE_TTL, Challenges};
-use tlsa::acme::{AccountStore, AcmeError, Responder, obtain};
+use tlsa::acme::{AccountStore, AcmeError, Obtained, Responder, obtain};
 
 fn retry() -> RetryPolicy {
     RetryPolicy::new()
@@ -29,6 +29,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A certificate for `host` and `key` through `challenges`.
+async fn obtain_for(
+    account: &Account,
+    host: &str,
+    key: &rcgen::KeyPair,
+    challenges: &Responder<'_>,
+) -> Result<Obtained, AcmeError> {
+    let names = [host.to_string()];
+    obtain(account, &names, &key.serialize_pem(), challenges, &retry()).await
 }
 
 /// The leaf's SubjectPublicKeyInfo, DER.
@@ -73,15 +84,9 @@ fn a_certificate_for_the_held_key_through_dns01_and_no_challenge_left() {
         ));
         let key = rcgen::KeyPair::generate().unwrap();
         let started = std::time::Instant::now();
-        let obtained = obtain(
-            &account,
-            std::slice::from_ref(&host),
-            &key.serialize_pem(),
-            &challenges,
-            &retry(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\npebble: {}", acme.log_tail()));
+        let obtained = obtain_for(&account, &host, &key, &challenges)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\npebble: {}", acme.log_tail()));
         eprintln!(
             "certificate in {} ms: {}",
             started.elapsed().as_millis(),
@@ -127,15 +132,9 @@ fn a_ca_that_cannot_validate_is_a_clear_error_and_nothing_is_left() {
             .await
             .unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
-        let err = obtain(
-            &account,
-            std::slice::from_ref(&host),
-            &key.serialize_pem(),
-            &challenges,
-            &retry(),
-        )
-        .await
-        .unwrap_err();
+        let err = obtain_for(&account, &host, &key, &challenges)
+            .await
+            .unwrap_err();
         eprintln!("{err}");
         assert!(matches!(err, AcmeError::Order { .. }), "{err}");
         let text = err.to_string();

@@ -3,7 +3,7 @@
 //! and says what to do, instead of blaming the zone's signatures; the monitoring line stays
 //! under 200 characters. Through the lab's validating unbound, nothing blames the resolver.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};

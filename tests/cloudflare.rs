@@ -3,9 +3,9 @@
 //! pages among every other record type, automatic TTL, the exact batch body, 429/5xx handling,
 //! a failed batch never repeated, bad tokens, zone lookup, redirects. What every back-end must
 //! do (publish, replace, delete, compare-and-swap, TTL changes, TLSA/TXT/MX) is in
-//! `tests/provider_contract.rs`. Run with `cargo test --test cloudflare`.
+//! `tests/provider_contract.rs`. Run with `cargo test --test integration cloudflare::`.
 
-mod support;
+use crate::support;
 use support::cloudflare_mock::{Fake, OWNER, TOKEN, ZONE, ZONE_ID, zone_records};
 use support::records::{A, B, C, name, set, tlsa_id};
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{HttpMock, MockRequest};
+use support::MockRequest;
 use tlsa::clock::ManualClock;
 use tlsa::dns::publish::cloudflare::{AUTOMATIC_TTL, Cloudflare, CloudflareConfig, RECORD_COMMENT};
 use tlsa::dns::publish::http::SecretSource;
@@ -379,20 +379,12 @@ async fn zones_are_found_and_credentials_checked() {
 #[tokio::test]
 async fn a_redirect_is_not_followed_with_the_token() {
     let fake = Fake::start(zone_records()).await;
-    let api = HttpMock::redirecting_to(&fake.base_url()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("token");
-    std::fs::write(&path, TOKEN).unwrap();
-    let mut config = CloudflareConfig::new(SecretSource::File(path));
-    config.base_url = format!("{}/client/v4", api.url());
-    config.zones = vec![name("example.com.")];
-    let cloudflare = Cloudflare::new(&config).unwrap();
-    let err = cloudflare
-        .read(
-            &name("example.com."),
-            &tlsa_id("_25._tcp.mail.example.com."),
-        )
-        .await
-        .expect_err("a redirect is an error");
-    fake.mock.assert_refused_redirect(&err, TOKEN);
+    fake.mock
+        .assert_backend_refuses_redirect(TOKEN, |token, api| {
+            let mut config = CloudflareConfig::new(token);
+            config.base_url = format!("{api}/client/v4");
+            config.zones = vec![name("example.com.")];
+            Cloudflare::new(&config).unwrap()
+        })
+        .await;
 }

@@ -2,7 +2,7 @@
 //! TSIG-signed query to the real BIND, the real unbound validating), and each way a config
 //! goes wrong is one line naming the file, zone or server.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

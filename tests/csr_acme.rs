@@ -2,7 +2,7 @@
 //! pebble issues a certificate for the set's next key (its SPKI is the next key's), and the
 //! subject names the host, not rcgen's placeholder.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! gives the deployed files to a real non-root user and group (`nobody`/`nogroup`), the keys
 //! 0640; `tlsa config check` names a user or group that does not exist.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;

@@ -3,9 +3,9 @@
 //! bodies, errors (bad token, throttling, minimum TTL, unknown domain), redirects, a write
 //! accepted but not applied. What every back-end must do (publish, replace, delete,
 //! compare-and-swap, TTL changes, TLSA/TXT/MX) is in `tests/provider_contract.rs`.
-//! Run with `cargo test --test desec`.
+//! Run with `cargo test --test integration desec::`.
 
-mod support;
+use crate::support;
 use support::desec_mock::{Fake, State, TOKEN, answer};
 use support::records::{A, B, C, edit, name, set, tlsa_id};
 
@@ -16,7 +16,6 @@ use serde_json::json;
 use support::{HttpMock, MockResponse};
 use tlsa::clock::ManualClock;
 use tlsa::dns::publish::desec::{Desec, DesecConfig};
-use tlsa::dns::publish::http::SecretSource;
 use tlsa::dns::{DnsError, Provider, apply_edits};
 
 #[tokio::test]
@@ -124,36 +123,24 @@ async fn errors_are_clear_and_throttling_is_waited_out() {
 #[tokio::test]
 async fn a_redirect_is_not_followed_with_the_token() {
     let fake = Fake::start().await;
-    let api = HttpMock::redirecting_to(&fake.mock.url()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("token");
-    std::fs::write(&path, TOKEN).unwrap();
-    let mut config = DesecConfig::new(SecretSource::File(path));
-    config.base_url = format!("{}/api/v1", api.url());
-    let desec = Desec::new(&config).unwrap();
-    let err = desec
-        .read(
-            &name("example.com."),
-            &tlsa_id("_25._tcp.mail.example.com."),
-        )
-        .await
-        .expect_err("a redirect is an error");
-    fake.mock.assert_refused_redirect(&err, TOKEN);
+    fake.mock
+        .assert_backend_refuses_redirect(TOKEN, |token, api| {
+            let mut config = DesecConfig::new(token);
+            config.base_url = format!("{api}/api/v1");
+            Desec::new(&config).unwrap()
+        })
+        .await;
 }
 
 #[tokio::test]
 async fn a_write_accepted_but_not_applied_is_not_blamed_on_someone_else() {
     // deSEC answering 200 to the PATCH and storing nothing.
     let state = Arc::new(Mutex::new(State::default()));
-    let shared = Arc::clone(&state);
-    let mock = HttpMock::start(move |request| {
-        let state = Arc::clone(&shared);
-        async move {
-            if request.method == "PATCH" {
-                MockResponse::json(200, &json!([]))
-            } else {
-                answer(&state, &request)
-            }
+    let mock = HttpMock::with_state(&state, |state, request| {
+        if request.method == "PATCH" {
+            MockResponse::json(200, &json!([]))
+        } else {
+            answer(state, request)
         }
     })
     .await;

@@ -5,7 +5,7 @@
 //! Each test creates and drops its lab on its own thread (`#[tokio::test]` runs the body on
 //! the test thread), and waits by polling, never by sleeping on a guess.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};

@@ -3,9 +3,9 @@
 //! discovery, UDP and TCP messages, a change split over several messages, TSIG failures
 //! (BADSIG, BADKEY, BADTIME, unsigned) and REFUSED. Publish, replace, delete, several owners,
 //! compare-and-swap against another writer, TTL changes and each record type are the
-//! back-end contract in `tests/provider_contract.rs`. Run with `cargo test --test dns_rfc2136`.
+//! back-end contract in `tests/provider_contract.rs`. Run with `cargo test --test integration dns_rfc2136::`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,12 +5,12 @@
 //! which reach far deeper than random bytes into structured formats. The
 //! checks themselves are in tests/fuzz_support, shared with the
 //! coverage-guided targets in fuzz/ (whose seed corpus these seeds are:
-//! `cargo test --test fuzz_parsers -- --ignored write_seed_corpus`).
+//! `cargo test --test integration fuzz_parsers:: -- --ignored write_seed_corpus`).
 //!
 //! Case counts are bounded so the file runs in seconds in `scripts/test`;
 //! `TLSA_FUZZ_CASES=N` runs N cases per property for a longer session.
 
-mod fuzz_support;
+use crate::fuzz_support;
 
 use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::rdata::SOA;
@@ -34,6 +34,26 @@ fn cases(default: u32) -> Cases {
         failure_persistence: None,
         ..Cases::default()
     }
+}
+
+/// Runs `check` on `cases` values of `strategy` (see [`cases`]); a failure (a panic) is
+/// shrunk to the smallest input that still fails, and reported with it.
+fn run_cases<S: Strategy>(cases: u32, strategy: S, check: impl Fn(S::Value))
+where
+    S::Value: std::fmt::Debug,
+{
+    let mut runner = proptest::test_runner::TestRunner::new(self::cases(cases));
+    if let Err(failure) = runner.run(&strategy, |value| {
+        check(value);
+        Ok(())
+    }) {
+        panic!("{failure}");
+    }
+}
+
+/// Runs the parser check `check` on `cases` inputs: random bytes and mutations of `seeds`.
+fn fuzz(cases: u32, seeds: Vec<Vec<u8>>, check: fn(&[u8])) {
+    run_cases(cases, inputs(seeds), |bytes| check(&bytes));
 }
 
 /// Mutated inputs are capped so repeats cannot grow them without bound.
@@ -116,12 +136,13 @@ fn material_params() -> (rcgen::CertificateParams, rcgen::KeyPair) {
     (params, rcgen::KeyPair::generate().unwrap())
 }
 
-proptest! {
-    #![proptest_config(cases(2000))]
-    #[test]
-    fn material_never_panics(bytes in inputs([material_seeds(), key_seeds()].concat())) {
-        fuzz_support::material(&bytes);
-    }
+#[test]
+fn material_never_panics() {
+    fuzz(
+        2000,
+        [material_seeds(), key_seeds()].concat(),
+        fuzz_support::material,
+    );
 }
 
 // ---- the config ----
@@ -147,12 +168,9 @@ fn config_seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
-proptest! {
-    #![proptest_config(cases(2000))]
-    #[test]
-    fn config_never_panics_nor_leaks(bytes in inputs(config_seeds())) {
-        fuzz_support::config(&bytes);
-    }
+#[test]
+fn config_never_panics_nor_leaks() {
+    fuzz(2000, config_seeds(), fuzz_support::config);
 }
 
 // ---- state files ----
@@ -166,12 +184,9 @@ fn state_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-proptest! {
-    #![proptest_config(cases(1500))]
-    #[test]
-    fn state_files_never_panic(bytes in inputs(state_seeds())) {
-        fuzz_support::state(&bytes);
-    }
+#[test]
+fn state_files_never_panic() {
+    fuzz(1500, state_seeds(), fuzz_support::state);
 }
 
 // ---- DNS answers ----
@@ -197,12 +212,9 @@ fn dns_seeds() -> Vec<Vec<u8>> {
     vec![answer.to_vec().unwrap(), negative.to_vec().unwrap()]
 }
 
-proptest! {
-    #![proptest_config(cases(5000))]
-    #[test]
-    fn dns_answers_never_panic(bytes in inputs(dns_seeds())) {
-        fuzz_support::dns(&bytes);
-    }
+#[test]
+fn dns_answers_never_panic() {
+    fuzz(5000, dns_seeds(), fuzz_support::dns);
 }
 
 // ---- TLSA record text (zone files, PowerDNS and deSEC record contents) ----
@@ -215,12 +227,9 @@ fn record_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-proptest! {
-    #![proptest_config(cases(5000))]
-    #[test]
-    fn record_text_never_panics(bytes in inputs(record_seeds())) {
-        fuzz_support::record(&bytes);
-    }
+#[test]
+fn record_text_never_panics() {
+    fuzz(5000, record_seeds(), fuzz_support::record);
 }
 
 // ---- MTA-STS policy files and TXT records (served by others) ----
@@ -234,12 +243,9 @@ fn mta_sts_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-proptest! {
-    #![proptest_config(cases(5000))]
-    #[test]
-    fn mta_sts_policies_and_records_never_panic(bytes in inputs(mta_sts_seeds())) {
-        fuzz_support::mta_sts(&bytes);
-    }
+#[test]
+fn mta_sts_policies_and_records_never_panic() {
+    fuzz(5000, mta_sts_seeds(), fuzz_support::mta_sts);
 }
 
 // ---- TLS-RPT reports: JSON, gzip, mail (sent by anyone) ----
@@ -276,12 +282,9 @@ fn tlsrpt_seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
-proptest! {
-    #![proptest_config(cases(3000))]
-    #[test]
-    fn tlsrpt_inputs_never_panic(bytes in inputs(tlsrpt_seeds())) {
-        fuzz_support::tlsrpt(&bytes);
-    }
+#[test]
+fn tlsrpt_inputs_never_panic() {
+    fuzz(3000, tlsrpt_seeds(), fuzz_support::tlsrpt);
 }
 
 // ---- provider API bodies ----
@@ -296,12 +299,9 @@ fn api_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-proptest! {
-    #![proptest_config(cases(3000))]
-    #[test]
-    fn api_messages_never_panic(bytes in inputs(api_seeds())) {
-        fuzz_support::api(&bytes);
-    }
+#[test]
+fn api_messages_never_panic() {
+    fuzz(3000, api_seeds(), fuzz_support::api);
 }
 
 // ---- STARTTLS dialogues ----
@@ -316,15 +316,14 @@ fn dialogue_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-proptest! {
-    #![proptest_config(cases(1500))]
-    #[test]
-    fn dialogues_end_without_panic(
-        bytes in inputs(dialogue_seeds()),
-        which in 0usize..4,
-    ) {
-        fuzz_support::dialogue(fuzz_support::PROTOCOLS[which], &bytes);
-    }
+#[test]
+fn dialogues_end_without_panic() {
+    let protocols = 0usize..fuzz_support::PROTOCOLS.len();
+    run_cases(
+        1500,
+        (inputs(dialogue_seeds()), protocols),
+        |(bytes, which)| fuzz_support::dialogue(fuzz_support::PROTOCOLS[which], &bytes),
+    );
 }
 
 /// Every seed family under the name of its coverage-guided target.

@@ -2,7 +2,7 @@
 //! `ldns-dane create` and hash-slinger's `tlsa --create`, for keys and
 //! certificates generated here in every encoding the tool reads.
 
-mod material;
+use crate::material;
 
 use std::path::Path;
 use std::process::Command;

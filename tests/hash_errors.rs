@@ -1,12 +1,12 @@
 //! Bad input to `tlsa hash`: each case exits 2 with one clear line naming
 //! the file, prints nothing on stdout, and never panics.
 
-mod material;
+use crate::material;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use material::{Alg, make_ca, make_key_set, openssl};
+use material::{Alg, generate_key, make_ca, make_key_set, openssl};
 
 struct Outcome {
     code: Option<i32>,
@@ -116,15 +116,7 @@ fn encrypted_private_keys() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key.pem");
     let k = key.to_str().unwrap();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        k,
-    ]);
+    generate_key(Alg::P256, &key);
     let pkcs8 = dir.path().join("enc8.pem");
     openssl(&[
         "pkey",

@@ -3,7 +3,7 @@
 //! request with 503. Each read ends within the configured limits with an error naming the
 //! API — nothing is assumed about the zone, and no token appears in the message.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! journal priorities under systemd, and `--uninstall` removing exactly what was installed.
 //! (certbot renewing through the installed hook: tests/roll_certbot.rs.)
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::fs;

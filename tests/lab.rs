@@ -1,8 +1,8 @@
 //! Proves the integration-test lab works: real BIND 9 / Knot DNS accept TSIG updates and serve
 //! them signed, and a real unbound validates them (AD) or rejects them (SERVFAIL) depending
-//! on its trust anchor. Run with `cargo test --test lab`.
+//! on its trust anchor. Run with `cargo test --test integration lab::`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

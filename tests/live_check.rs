@@ -2,9 +2,9 @@
 //! ports, TLSA/A/AAAA/MX records published into the lab's signed zone (BIND 9) and validated
 //! through the lab's unbound from the zone's trust anchor. Every verdict is compared with
 //! `openssl s_client -dane_tlsa_*`, an independent DANE implementation, run on the same
-//! address with the same records. Run with `cargo test --test live_check`.
+//! address with the same records. Run with `cargo test --test integration live_check::`.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    Dovecot, Lab, Postfix, PostfixOptions, SilentServer, TlsIdentity, closed_port, poll_until,
-    random_loopback_v4,
+    Dovecot, Lab, Postfix, PostfixOptions, SilentServer, TlsIdentity, TlsaRun, closed_port,
+    poll_until, random_loopback_v4,
 };
 
 /// Bounds for polls; they end as soon as they see what they wait for.
@@ -30,38 +30,12 @@ const OTHER_HASH: &str = "8f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a
 
 // ------------------------------------------------------------------ helpers
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
-}
-
-fn tlsa(args: &[String]) -> Run {
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
-        .args(args)
-        .output()
-        .expect("run tlsa");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    run
+fn tlsa(args: &[String]) -> TlsaRun {
+    TlsaRun::of(args)
 }
 
 /// `tlsa check HOST` through the lab's validating unbound, anchored at the zone's DNSKEY.
-fn check(lab: &Lab, host: &str, extra: &[&str]) -> Run {
+fn check(lab: &Lab, host: &str, extra: &[&str]) -> TlsaRun {
     let mut args: Vec<String> = vec![
         "check".into(),
         host.into(),
@@ -126,6 +100,21 @@ fn wait_validated(lab: &Lab, name: &str, rtype: &str) {
         let reply = lab.query_resolver(name, rtype);
         (reply.is_noerror() && reply.has_flag("ad") && !reply.rdata(rtype).is_empty()).then_some(())
     });
+}
+
+/// Asserts that `openssl s_client` concludes `expected` (in `tlsa check`'s verdict names) at
+/// `addr`: an implementation independent of ours agrees with the report.
+fn assert_openssl_agrees(
+    expected: &str,
+    addr: SocketAddr,
+    starttls: Option<&str>,
+    domain: &str,
+    records: &[String],
+    deadline: Duration,
+) {
+    let (verdict, text) = openssl_verdict(addr, starttls, domain, records, deadline);
+    let mode = starttls.unwrap_or("implicit TLS");
+    assert_eq!(verdict, expected, "openssl on {addr} ({mode}):\n{text}");
 }
 
 /// What `openssl s_client` concluded, in `tlsa check`'s verdict names.
@@ -403,14 +392,14 @@ fn match_on_every_address_then_mismatch_naming_the_key() {
     );
     assert_eq!(report["endpoints"][0]["tlsa"]["dnssec"], "secure");
     for addr in postfix.addresses() {
-        let (verdict, text) = openssl_verdict(
+        assert_openssl_agrees(
+            "match",
             *addr,
             Some("smtp"),
             &host,
             std::slice::from_ref(&good),
             DNS_TIMEOUT,
         );
-        assert_eq!(verdict, "match", "openssl on {addr}:\n{text}");
     }
     eprintln!("match: {} ({:?})", report["summary"], run.elapsed);
 
@@ -429,14 +418,14 @@ fn match_on_every_address_then_mismatch_naming_the_key() {
     }
     assert_eq!(addresses(&report).len(), 3);
     for addr in postfix.addresses() {
-        let (verdict, text) = openssl_verdict(
+        assert_openssl_agrees(
+            "mismatch",
             *addr,
             Some("smtp"),
             &host,
             std::slice::from_ref(&wrong),
             DNS_TIMEOUT,
         );
-        assert_eq!(verdict, "mismatch", "openssl on {addr}:\n{text}");
     }
     eprintln!("mismatch: {} ({:?})", report["summary"], run.elapsed);
 
@@ -545,14 +534,14 @@ fn starttls_missing_closed_port_and_silent_server() {
         );
         assert_eq!(run.code, Some(2), "{expected}: {}", run.stdout);
         assert_eq!(verdicts(&run.json())[0].1, expected, "{}", run.stdout);
-        let (verdict, text) = openssl_verdict(
+        assert_openssl_agrees(
+            expected,
             addr,
             Some("smtp"),
             &host,
             std::slice::from_ref(&record),
             Duration::from_secs_f64(limit),
         );
-        assert_eq!(verdict, expected, "openssl on {addr}:\n{text}");
         eprintln!("{expected}: tlsa {:?}, openssl agrees", run.elapsed);
     }
 }
@@ -588,8 +577,7 @@ fn implicit_tls_endpoint() {
         verdicts(&report),
         vec![(address.clone(), "match".to_string())]
     );
-    let (verdict, text) = openssl_verdict(wrapper, None, &host, &[good], DNS_TIMEOUT);
-    assert_eq!(verdict, "match", "openssl:\n{text}");
+    assert_openssl_agrees("match", wrapper, None, &host, &[good], DNS_TIMEOUT);
 
     // STARTTLS spoken to an implicit-TLS port gets no greeting: a timeout, bounded.
     let run = check(
@@ -663,8 +651,7 @@ fn dane_ta_checks_chain_and_names() {
             let why = entry["records"][0]["result"].as_str().unwrap();
             assert!(why.contains("reference identifier"), "{why}");
         }
-        let (verdict, text) = openssl_verdict(addr, Some("smtp"), &host, &[record], DNS_TIMEOUT);
-        assert_eq!(verdict, expected, "openssl:\n{text}");
+        assert_openssl_agrees(expected, addr, Some("smtp"), &host, &[record], DNS_TIMEOUT);
     }
 }
 
@@ -1030,14 +1017,14 @@ fn imap_and_pop3_on_a_real_dovecot() {
         assert_eq!(report["endpoints"][0]["protocol"], protocol);
         assert_eq!(verdicts(&report), vec![(addr.to_string(), "match".into())]);
         if protocol != "none" {
-            let (verdict, text) = openssl_verdict(
+            assert_openssl_agrees(
+                "match",
                 addr,
                 Some(protocol),
                 &host,
                 std::slice::from_ref(&good),
                 DNS_TIMEOUT,
             );
-            assert_eq!(verdict, "match", "openssl {protocol}:\n{text}");
         }
     }
 

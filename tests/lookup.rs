@@ -1,6 +1,6 @@
 //! `tlsa lookup` against the lab: per-server view and DNSSEC verdict.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -1,9 +1,9 @@
 //! MTA-STS judged by `tlsa check --mx` against real servers: nginx serving the policy over
 //! HTTPS on several loopback addresses with certificates from a throwaway CA, the lab's
 //! signed BIND zone (TXT, A, MX, TLSA) validated through unbound, and a real Postfix as the
-//! MX. Run with `cargo test --test mta_sts`.
+//! MX. Run with `cargo test --test integration mta_sts::`.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::process::Command;

@@ -3,9 +3,9 @@
 //! addresses with a certificate from a test CA, Postfix as the MX), watched from outside by a
 //! probe that reads the `_mta-sts` TXT from BIND and then fetches the policy from both
 //! addresses: whenever the TXT announces an id, both addresses already serve that policy.
-//! Run with `cargo test --test mta_sts_run -- --nocapture` for the timings.
+//! Run with `cargo test --test integration mta_sts_run:: -- --nocapture` for the timings.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,35 +14,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Lab, StsScene, TlsIdentity};
+use support::{Lab, RollDns, StsScene, TlsIdentity, TlsaRun};
 use tlsa::live::webpki;
 use tlsa::mtasts::fetch::{self, FetchOptions};
 use tlsa::mtasts::policy::{self, Mode, Policy};
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn tlsa_run(config: &Path, extra: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
-        .args(["run", "--config"])
-        .arg(config)
-        .args(if extra.contains(&"--propagation-timeout") {
-            &[][..]
-        } else {
-            &["--propagation-timeout", "15"][..]
-        })
-        .args(extra)
-        .output()
-        .expect("run tlsa");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+fn tlsa_run(config: &Path, extra: &[&str]) -> TlsaRun {
+    let timeout: &[&str] = if extra.contains(&"--propagation-timeout") {
+        &[]
+    } else {
+        &["--propagation-timeout", "15"]
     };
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let run = TlsaRun::of(
+        ["run", "--config", config.to_str().unwrap()]
+            .iter()
+            .chain(timeout)
+            .chain(extra),
+    );
     eprintln!(
         "tlsa run {extra:?}: exit {:?}\n{}{}",
         run.code, run.stdout, run.stderr
@@ -81,7 +69,6 @@ impl<'a> Wanted<'a> {
 }
 
 fn write_config(scene: &StsScene, dir: &Path, wanted: &Wanted) -> PathBuf {
-    let lab = &scene.lab;
     let mx: Vec<String> = wanted.mx.iter().map(|m| format!("{m:?}")).collect();
     let webroots: Vec<String> = wanted
         .webroots
@@ -89,19 +76,7 @@ fn write_config(scene: &StsScene, dir: &Path, wanted: &Wanted) -> PathBuf {
         .map(|&i| format!("{:?}", scene.nginx.webroot(i).display().to_string()))
         .collect();
     let text = format!(
-        r#"state_dir = "{dir}/state"
-
-[dnssec]
-resolver = "{resolver}"
-anchor = "{anchor}"
-
-[[zone]]
-name = "{zone}"
-backend = "rfc2136"
-server = "{server}"
-tsig_key = {{ file = "{key}" }}
-ns_port = {port}
-
+        r#"{head}
 [[mta_sts]]
 domain = "{zone}"
 zone = "{zone}"
@@ -119,13 +94,8 @@ policy_port = {policy_port}
 mx_port = {mx_port}
 {extra}
 "#,
-        dir = dir.display(),
-        resolver = lab.resolver_addr(),
-        anchor = lab.dnskey_anchor_file().display(),
+        head = RollDns::bind(&scene.lab).config_head(dir),
         zone = scene.zone,
-        server = lab.server_addr(),
-        key = lab.tsig_key_file().display(),
-        port = lab.server_addr().port(),
         mode = wanted.mode,
         max_age = wanted.max_age,
         mx = mx.join(", "),
@@ -262,6 +232,26 @@ impl Probe {
         assert_ordered(&samples);
         samples
     }
+}
+
+/// Runs `tlsa run --wait` while a probe samples what is served (until 300 ms after it ends);
+/// the run must succeed.
+fn sampled_wait_run(scene: &StsScene, config: &Path) -> Vec<Sample> {
+    let probe = Probe::start(scene);
+    let run = tlsa_run(config, &["--wait"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let samples = probe.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    samples
+}
+
+/// When the probe first saw `what` (a sample matching `seen`).
+fn first_at(samples: &[Sample], what: &str, seen: impl Fn(&Sample) -> bool) -> SystemTime {
+    samples
+        .iter()
+        .find(|s| seen(s))
+        .map(|s| s.at)
+        .unwrap_or_else(|| panic!("the probe never saw {what}"))
 }
 
 /// A gap between two events seen by the probe is known to within one sampling interval:
@@ -429,11 +419,7 @@ fn an_mx_host_enters_after_cached_policies_expire_and_leaves_in_the_safe_order()
 
     wanted.mx = vec![mail.clone(), mx2.clone()];
     let config = write_config(&scene, dir.path(), &wanted);
-    let probe = Probe::start(&scene);
-    let run = tlsa_run(&config, &["--wait"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let samples = probe.finish();
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let samples = sampled_wait_run(&scene, &config);
     assert_eq!(mx_hosts(&scene.lab, &zone), vec![mail.clone(), mx2.clone()]);
     let both = Policy::new(Mode::Testing, 3, &wanted.mx).unwrap();
     let last_old = samples
@@ -446,11 +432,7 @@ fn an_mx_host_enters_after_cached_policies_expire_and_leaves_in_the_safe_order()
         .map(|s| s.at)
         .max()
         .expect("the old policy was seen served");
-    let first_mx2 = samples
-        .iter()
-        .find(|s| s.mx.contains(&mx2))
-        .map(|s| s.at)
-        .expect("mx2 seen in the MX RRset");
+    let first_mx2 = first_at(&samples, "mx2 in the MX RRset", |s| s.mx.contains(&mx2));
     let gap = first_mx2.duration_since(last_old).unwrap_or_default();
     eprintln!(
         "mx2 entered the MX RRset {gap:?} after the last sample serving the policy without it (max_age 3 s); {} samples",
@@ -468,23 +450,15 @@ fn an_mx_host_enters_after_cached_policies_expire_and_leaves_in_the_safe_order()
     // Leaving: the MX RRset first, the policy after one MX TTL (2 s).
     wanted.mx = vec![mail.clone()];
     let config = write_config(&scene, dir.path(), &wanted);
-    let probe = Probe::start(&scene);
-    let run = tlsa_run(&config, &["--wait"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let samples = probe.finish();
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let samples = sampled_wait_run(&scene, &config);
     assert_eq!(mx_hosts(&scene.lab, &zone), vec![mail.clone()]);
     assert_eq!(sts_ids(&scene.lab, &zone), vec![only_mail.id()]);
-    let mx2_gone = samples
-        .iter()
-        .find(|s| !s.mx.contains(&mx2))
-        .map(|s| s.at)
-        .expect("mx2 seen leaving");
-    let policy_without = samples
-        .iter()
-        .find(|s| s.ids == [only_mail.id()])
-        .map(|s| s.at)
-        .expect("the policy without mx2 seen announced");
+    let mx2_gone = first_at(&samples, "the MX RRset without mx2", |s| {
+        !s.mx.contains(&mx2)
+    });
+    let policy_without = first_at(&samples, "the policy without mx2 announced", |s| {
+        s.ids == [only_mail.id()]
+    });
     let gap = policy_without.duration_since(mx2_gone).unwrap_or_default();
     eprintln!("mx2 left the policy {gap:?} after it left the MX RRset (MX TTL 2 s)");
     assert_gap_at_least(gap, Duration::from_secs(2), &samples);
@@ -494,21 +468,11 @@ fn an_mx_host_enters_after_cached_policies_expire_and_leaves_in_the_safe_order()
     wanted.mx = vec![mail.clone(), mx2.clone()];
     wanted.trust_id_refresh = true;
     let config = write_config(&scene, dir.path(), &wanted);
-    let probe = Probe::start(&scene);
-    let run = tlsa_run(&config, &["--wait"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let samples = probe.finish();
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let announced = samples
-        .iter()
-        .find(|s| s.ids == [both.id()])
-        .map(|s| s.at)
-        .expect("the policy listing mx2 seen announced");
-    let entered = samples
-        .iter()
-        .find(|s| s.mx.contains(&mx2))
-        .map(|s| s.at)
-        .expect("mx2 seen entering");
+    let samples = sampled_wait_run(&scene, &config);
+    let announced = first_at(&samples, "the policy listing mx2 announced", |s| {
+        s.ids == [both.id()]
+    });
+    let entered = first_at(&samples, "mx2 in the MX RRset", |s| s.mx.contains(&mx2));
     let gap = entered.duration_since(announced).unwrap_or_default();
     eprintln!(
         "trust_id_refresh: mx2 entered {gap:?} after its policy's id was announced (TXT TTL 2 s)"

@@ -2,7 +2,7 @@
 //! (https://no-color.org), `-q` (only errors and alarms) and `-v` (what a command works
 //! with), against the lab during a real emergency.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 

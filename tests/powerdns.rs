@@ -5,9 +5,9 @@
 //! redirects and foreign error bodies. Publish, replace, delete, several owners, a change
 //! between read and write, TTL changes and each record type — served signed, validated by
 //! unbound and by the crate — are the back-end contract in `tests/provider_contract.rs`.
-//! Run with `cargo test --test powerdns`.
+//! Run with `cargo test --test integration powerdns::`.
 
-mod support;
+use crate::support;
 use support::records::{A, B, C, edit, name, set, tlsa_id, tlsa_of};
 
 use std::time::Duration;
@@ -292,22 +292,13 @@ fn the_providers_command_checks_credentials_without_printing_them() {
 async fn a_redirect_is_not_followed_with_the_api_key() {
     let target =
         HttpMock::start(|_| async { MockResponse::json(200, &serde_json::json!([])) }).await;
-    let api = HttpMock::redirecting_to(&target.url()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("api-key");
-    std::fs::write(&key_file, "pdns-secret-key-4711").unwrap();
-    let mut config = PowerDnsConfig::new(api.url(), SecretSource::File(key_file));
-    config.zones = vec![name("example.com.")];
-    let pdns = PowerDns::new(&config).unwrap();
-    let err = pdns
-        .read(
-            &name("example.com."),
-            &tlsa_id("_25._tcp.mail.example.com."),
-        )
-        .await
-        .expect_err("a redirect is an error");
-    assert_eq!(api.requests().len(), 1, "asked once, not retried");
-    target.assert_refused_redirect(&err, "pdns-secret-key-4711");
+    target
+        .assert_backend_refuses_redirect("pdns-secret-key-4711", |key, api| {
+            let mut config = PowerDnsConfig::new(api.to_string(), key);
+            config.zones = vec![name("example.com.")];
+            PowerDns::new(&config).unwrap()
+        })
+        .await;
 }
 
 #[tokio::test]

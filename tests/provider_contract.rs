@@ -14,9 +14,9 @@
 //!
 //! Every scenario is a `#[test]` per back-end, `BACKEND::SCENARIO` (`bind::publish`,
 //! `desec::record_type_mx`, …), so a failure names both. Run with
-//! `cargo test --test provider_contract`.
+//! `cargo test --test integration provider_contract::`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! unbound with the zone's trust anchor, replaced (hand-made records at the same RRset go),
 //! and removed — on BIND and on Knot.
 
-mod support;
+use crate::support;
 use support::Lab;
 use support::records::{name, records_in, txt};
 

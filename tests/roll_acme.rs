@@ -4,7 +4,7 @@
 //! the next key's certificate from the CA and deploys it with no TTL wait (its records
 //! were safe long before); no challenge record is left behind.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,15 +26,8 @@ fn watch_postfix(
     set: &support::LivePostfixSet,
 ) -> (support::Resolver, support::SafetyProbe) {
     let witness = lab.start_resolver_with_ds(&lab.ds_records().join("\n"));
-    let probe = support::SafetyProbe::watch(
-        support::InService::Presented {
-            addresses: vec![set.smtp],
-            endpoint: set.endpoint.clone(),
-        },
-        lab.name("_25._tcp.mail"),
-        lab.server_addr(),
-        witness.addr(),
-    );
+    let owner = lab.name("_25._tcp.mail");
+    let probe = support::SafetyProbe::presented(lab, &witness, &owner, &[set.smtp], &set.endpoint);
     (witness, probe)
 }
 

@@ -9,7 +9,7 @@
 //! server serves and the RRset a caching validating resolver returns; every test requires
 //! that it never saw the deployed key missing from either.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

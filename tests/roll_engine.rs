@@ -3,7 +3,7 @@
 //! idempotently, then rolled to its pre-published next key, through the
 //! `tlsa` binary and a config file as an operator would run it.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

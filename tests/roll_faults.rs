@@ -11,14 +11,14 @@
 //!
 //! `TLSA_FAULT_SEED=N` replays a kill schedule (the seed used is printed).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    InService, Lab, LivePostfixSet, SafetyProbe, deployed_key_in, presented_key, self_signed_for,
+    Lab, LivePostfixSet, SafetyProbe, deployed_key_in, presented_key, self_signed_for,
     self_signed_source, tlsa, write_roll_config,
 };
 
@@ -129,15 +129,7 @@ fn seeded_kills_a_paused_and_a_restarted_primary_never_present_a_key_without_its
 
     let owner = lab.name("_25._tcp.mail");
     let witness = lab.start_resolver_with_ds(&lab.ds_records().join("\n"));
-    let probe = SafetyProbe::watch(
-        InService::Presented {
-            addresses: vec![smtp],
-            endpoint: endpoint.clone(),
-        },
-        owner.clone(),
-        lab.server_addr(),
-        witness.addr(),
-    );
+    let probe = SafetyProbe::presented(&lab, &witness, &owner, &[smtp], endpoint);
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
     let mut kills = 0;

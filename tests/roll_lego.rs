@@ -2,7 +2,7 @@
 //! `scripts/install` installs it, while hash-slinger's `tlsa` comes first in PATH: the new
 //! key is published at once by the hook, and deployed by the timer's `tlsa run` once safe.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::path::Path;

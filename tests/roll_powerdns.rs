@@ -3,7 +3,7 @@
 //! operator would, TTLs of 2 s, and a safety probe comparing the deployed key with the
 //! RRset PowerDNS serves and the RRset a second caching unbound returns, every 100 ms.
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 

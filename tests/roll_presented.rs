@@ -8,7 +8,7 @@
 //! — which a test writes to copy the deploy files into the Postfix instances it should
 //! reach and reload them, or to do nothing at all (a reload that does not take effect).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use support::{
-    InService, Lab, Postfix, PostfixOptions, Resolver, SafetyProbe, TlsIdentity, certbot_source,
+    Lab, Postfix, PostfixOptions, Resolver, SafetyProbe, TlsIdentity, certbot_source,
     presented_key, served, tlsa, tool, write_roll_config,
 };
 use tlsa::live::endpoint::Endpoint;
@@ -140,14 +140,14 @@ impl Scene {
 
     /// The probe over every Postfix instance against the witness resolver.
     fn probe(&self) -> SafetyProbe {
-        SafetyProbe::watch(
-            InService::Presented {
-                addresses: self.postfixes.iter().map(|p| p.addresses()[0]).collect(),
-                endpoint: self.endpoint(),
-            },
-            self.lab.name(support::MAIL_OWNER),
-            self.lab.server_addr(),
-            self.witness.addr(),
+        let addresses: Vec<_> = self.postfixes.iter().map(|p| p.addresses()[0]).collect();
+        let owner = self.lab.name(support::MAIL_OWNER);
+        SafetyProbe::presented(
+            &self.lab,
+            &self.witness,
+            &owner,
+            &addresses,
+            &self.endpoint(),
         )
     }
 
@@ -158,6 +158,14 @@ impl Scene {
             String::from_utf8_lossy(&out.stdout).to_string(),
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
+    }
+
+    /// Runs tlsa, which must exit with `code` (`why` says why); returns its stdout and
+    /// stderr.
+    fn run_expecting(&self, code: i32, args: &[&str], why: &str) -> (String, String) {
+        let (got, stdout, stderr) = self.run(args);
+        assert_eq!(got, Some(code), "tlsa {args:?}: {why}\n{stdout}{stderr}");
+        (stdout, stderr)
     }
 
     fn status(&self) -> String {
@@ -193,8 +201,7 @@ fn adoption_publishes_the_presented_key_and_retires_it_once_the_new_one_is_prese
     let (k0, k1) = (scene.k0.spki_sha256(), scene.k1.spki_sha256());
     let probe = scene.probe();
 
-    let (code, stdout, stderr) = scene.run(&["run", "--wait"]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (_, stderr) = scene.run_expecting(0, &["run", "--wait"], "");
     assert!(!stderr.contains("ALARM"), "{stderr}");
     assert!(
         stderr.contains(&format!("publish records for key {}", short(&k0))),
@@ -228,11 +235,10 @@ fn a_reload_that_does_nothing_alarms_removes_nothing_and_completes_once_fixed() 
     let (k0, k1) = (scene.k0.spki_sha256(), scene.k1.spki_sha256());
     let probe = scene.probe();
 
-    let (code, stdout, stderr) = scene.run(&["run", "--wait"]);
-    assert_eq!(
-        code,
-        Some(1),
-        "a deploy that did not take effect fails: {stdout}{stderr}"
+    let (_, stderr) = scene.run_expecting(
+        1,
+        &["run", "--wait"],
+        "a deploy that did not take effect fails",
     );
     let alarm = format!("{} presents key {}", scene.address(0), short(&k0));
     assert!(
@@ -247,8 +253,7 @@ fn a_reload_that_does_nothing_alarms_removes_nothing_and_completes_once_fixed() 
     );
 
     // Every later run reloads again, checks again, and removes nothing.
-    let (code, _, stderr) = scene.run(&["run"]);
-    assert_eq!(code, Some(1), "{stderr}");
+    let (_, stderr) = scene.run_expecting(1, &["run"], "");
     assert!(
         stderr.contains("deploy the renewed certificate"),
         "{stderr}"
@@ -257,8 +262,7 @@ fn a_reload_that_does_nothing_alarms_removes_nothing_and_completes_once_fixed() 
 
     // The reload is fixed: the next run completes the roll.
     scene.set_reloads(&[0]);
-    let (code, stdout, stderr) = scene.run(&["run", "--wait"]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    scene.run_expecting(0, &["run", "--wait"], "");
     scene.wait_presents(0, &k1);
     assert!(
         !served(&scene.lab).contains(&k0),
@@ -274,8 +278,7 @@ fn a_reload_that_does_nothing_alarms_removes_nothing_and_completes_once_fixed() 
 #[test]
 fn a_key_changed_by_hand_is_an_alarm_and_published_or_with_alarm_only_just_an_alarm() {
     let scene = Scene::start(1, &[0], "");
-    let (code, _, stderr) = scene.run(&["run", "--wait"]);
-    assert_eq!(code, Some(0), "{stderr}");
+    scene.run_expecting(0, &["run", "--wait"], "");
     let host = format!("mail.{}", scene.lab.zone().trim_end_matches('.'));
 
     // Postfix pointed at another certificate by hand.
@@ -283,8 +286,7 @@ fn a_key_changed_by_hand_is_an_alarm_and_published_or_with_alarm_only_just_an_al
     scene.postfixes[0].install(&by_hand);
     scene.postfixes[0].reload();
     scene.wait_presents(0, &by_hand.spki_sha256());
-    let (code, _, stderr) = scene.run(&["run"]);
-    assert_eq!(code, Some(1), "{stderr}");
+    let (_, stderr) = scene.run_expecting(1, &["run"], "");
     assert!(
         stderr.contains("ALARM")
             && stderr.contains(&format!(
@@ -316,8 +318,7 @@ fn a_key_changed_by_hand_is_an_alarm_and_published_or_with_alarm_only_just_an_al
     scene.postfixes[0].install(&again);
     scene.postfixes[0].reload();
     scene.wait_presents(0, &again.spki_sha256());
-    let (code, _, stderr) = scene.run(&["run"]);
-    assert_eq!(code, Some(1), "{stderr}");
+    let (_, stderr) = scene.run_expecting(1, &["run"], "");
     assert!(
         stderr.contains("ALARM") && stderr.contains("tlsa does not publish it"),
         "{stderr}"
@@ -332,11 +333,10 @@ fn two_addresses_nothing_is_retired_until_both_present_the_new_key() {
     let (k0, k1) = (scene.k0.spki_sha256(), scene.k1.spki_sha256());
     let probe = scene.probe();
 
-    let (code, stdout, stderr) = scene.run(&["run", "--wait"]);
-    assert_eq!(
-        code,
-        Some(1),
-        "the second address still presents K0: {stdout}{stderr}"
+    let (_, stderr) = scene.run_expecting(
+        1,
+        &["run", "--wait"],
+        "the second address still presents K0",
     );
     scene.wait_presents(0, &k1);
     assert_eq!(scene.presented(1).as_deref(), Some(k0.as_str()));
@@ -350,8 +350,7 @@ fn two_addresses_nothing_is_retired_until_both_present_the_new_key() {
     );
 
     scene.set_reloads(&[0, 1]);
-    let (code, stdout, stderr) = scene.run(&["run", "--wait"]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    scene.run_expecting(0, &["run", "--wait"], "");
     scene.wait_presents(1, &k1);
     assert!(!served(&scene.lab).contains(&k0));
 
@@ -386,18 +385,17 @@ fn waits_name_the_lagging_server_and_the_hook_names_it_when_it_gives_up() {
     std::fs::write(&scene.config, text).unwrap();
 
     let lineage = scene.dir.path().join("lineage").display().to_string();
-    let (code, stdout, stderr) = scene.run(&[
-        "hook",
-        "certbot",
-        "--lineage",
-        &lineage,
-        "--propagation-timeout",
-        "3",
-    ]);
-    assert_eq!(
-        code,
-        Some(0),
-        "the hook leaves the rest to the timer: {stdout}{stderr}"
+    let (stdout, stderr) = scene.run_expecting(
+        0,
+        &[
+            "hook",
+            "certbot",
+            "--lineage",
+            &lineage,
+            "--propagation-timeout",
+            "3",
+        ],
+        "the hook leaves the rest to the timer",
     );
     assert!(
         stdout.contains("propagation not yet complete") && stdout.contains(&lagging_addr),
@@ -408,8 +406,7 @@ fn waits_name_the_lagging_server_and_the_hook_names_it_when_it_gives_up() {
         "and so does its progress while it waits: {stderr}"
     );
 
-    let (code, _, stderr) = scene.run(&["run", "--wait", "--propagation-timeout", "2"]);
-    assert_eq!(code, Some(1), "{stderr}");
+    let (_, stderr) = scene.run_expecting(1, &["run", "--wait", "--propagation-timeout", "2"], "");
     assert!(
         stderr.contains("waiting for zone") && stderr.contains(&lagging_addr),
         "run --wait names the server it waits on: {stderr}"

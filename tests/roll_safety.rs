@@ -5,12 +5,12 @@
 //! presented key is missing from the cached RRset. The roll observes Postfix
 //! itself on every run and verifies live before it retires anything.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{InService, Lab, LivePostfixSet, SafetyProbe, presented_key, tlsa};
+use support::{Lab, LivePostfixSet, SafetyProbe, presented_key, tlsa};
 use tlsa::roll::plan::KeyMaterial;
 
 #[test]
@@ -55,15 +55,7 @@ fn planned_roll_never_presents_a_key_missing_from_a_cached_rrset() {
     // second rolls to a next key published moments before (by the first
     // roll's retire step), so it has to wait for that key's t_safe.
     let probe_start = Instant::now();
-    let probe = SafetyProbe::watch(
-        InService::Presented {
-            addresses: vec![smtp],
-            endpoint: endpoint.clone(),
-        },
-        owner.clone(),
-        lab.server_addr(),
-        witness.addr(),
-    );
+    let probe = SafetyProbe::presented(&lab, &witness, &owner, &[smtp], endpoint);
     std::thread::sleep(Duration::from_millis(600));
     assert!(tlsa(config, &["rollover", "--wait"]).status.success());
     let second_key_live = deployed(deploy);

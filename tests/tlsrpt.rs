@@ -3,9 +3,9 @@
 //! Postfix into Maildirs that a real Dovecot serves over IMAP, read by `tlsa tlsrpt import`
 //! through unbound; the HTTPS receiver under gzip/JSON/oversized/garbage POSTs and a kill -9
 //! in a burst; every real-world variant sample; a gzip bomb and deep nesting in bounded
-//! memory; the HTML page rendered by headless Chromium. Run with `cargo test --test tlsrpt`.
+//! memory; the HTML page rendered by headless Chromium. Run with `cargo test --test integration tlsrpt::`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -4,7 +4,7 @@
 //! unrelated TXT record at the name kept; a rerun sends no UPDATE (the zone's serial stays);
 //! `--dry-run` changes nothing; a bad `rua` is a config error (exit 2, one paragraph).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

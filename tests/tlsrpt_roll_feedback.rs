@@ -7,7 +7,7 @@
 //! `tlsa-invalid` failure in a report ending after the deploy is CRITICAL naming the set,
 //! the host and the step.
 
-mod support;
+use crate::support;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

@@ -5,9 +5,9 @@
 //! validator; a failing reload puts the file back; without a serial bump BIND refuses the
 //! reload. A hand edit between read and write, several owners, TTL changes and each record
 //! type are the back-end contract in `tests/provider_contract.rs`.
-//! Run with `cargo test --test zonefile`.
+//! Run with `cargo test --test integration zonefile::`.
 
-mod support;
+use crate::support;
 use support::records::{A, B, C, edit, name, set, tlsa_id, tlsa_of};
 
 use std::fs;

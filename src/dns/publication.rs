@@ -272,8 +272,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::dns::observe::dnssec::Verdict;
     use crate::dns::observe::propagation::{
-        AnswerKind, Observation, Observe, Origin, Served, ServedRrset, ServerAddr,
-        ServerObservation, Soa,
+        Observation, Observe, Origin, Served, ServedRrset, ServerAddr, ServerObservation, Soa,
     };
     use crate::dns::publish::memory::MemoryZone;
     use crate::dns::rrset::RrType;
@@ -320,23 +319,7 @@ mod tests {
             };
             let rrsets = served
                 .into_iter()
-                .map(|(id, rrset)| {
-                    let served = ServedRrset {
-                        answer: if rrset.records.is_empty() {
-                            AnswerKind::NoData
-                        } else {
-                            AnswerKind::Positive
-                        },
-                        ttl: TtlFacts {
-                            rrset_ttl: rrset.ttl,
-                            rrsig_original_ttl: rrset.ttl,
-                            soa_ttl: Some(1),
-                            soa_minimum: Some(1),
-                        },
-                        rrset,
-                    };
-                    (id, served)
-                })
+                .map(|(id, rrset)| (id, ServedRrset::signed(rrset, 1)))
                 .collect();
             Observation {
                 zone: zone(),

@@ -154,7 +154,7 @@ async fn mx_hosts(domain: &str, dns: &dyn Dns) -> (MxReport, Vec<String>, Vec<Fi
         }
     };
     let answer = dns.lookup(&name, RecordType::MX).await;
-    report.dnssec = dnssec_name(answer.verdict).into();
+    report.dnssec = answer.verdict.json_name().into();
     report.detail = answer.reason.clone();
     let mut findings = Vec::new();
     match answer.verdict {
@@ -394,15 +394,6 @@ pub(super) async fn resolve_addresses(
     (addresses, lookups)
 }
 
-fn dnssec_name(verdict: Dnssec) -> &'static str {
-    match verdict {
-        Dnssec::Secure => "secure",
-        Dnssec::Insecure => "insecure",
-        Dnssec::Bogus => "bogus",
-        Dnssec::Indeterminate => "indeterminate",
-    }
-}
-
 fn answer_name(kind: Option<AnswerKind>) -> &'static str {
     match kind {
         Some(AnswerKind::Positive) => "positive",
@@ -422,7 +413,7 @@ fn tlsa_from_validation(v: &Validation) -> (TlsaState, TlsaReport) {
         Dnssec::Indeterminate => TlsaState::Indeterminate(v.reason.clone()),
     };
     let report = TlsaReport {
-        dnssec: dnssec_name(v.verdict).into(),
+        dnssec: v.verdict.json_name().into(),
         answer: answer_name(v.answer).into(),
         records: records.iter().map(ToString::to_string).collect(),
         ttl: v.rrset.ttl,
@@ -434,7 +425,7 @@ fn tlsa_from_validation(v: &Validation) -> (TlsaState, TlsaReport) {
 fn lookup_report(answer: &Answer) -> LookupReport {
     LookupReport {
         rtype: answer.rtype.to_string(),
-        dnssec: dnssec_name(answer.verdict).into(),
+        dnssec: answer.verdict.json_name().into(),
         answer: answer_name(answer.kind).into(),
         addresses: answer.addresses(),
         detail: answer.reason.clone(),

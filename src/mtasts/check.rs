@@ -309,7 +309,7 @@ async fn txt_records(
     let name =
         Name::from_ascii(owner).map_err(|e| (Status::Unknown, format!("not a DNS name: {e}")))?;
     let answer = dns.lookup(&name, RecordType::TXT).await;
-    let dnssec = dnssec_name(answer.verdict);
+    let dnssec = answer.verdict.json_name();
     if answer.verdict == Dnssec::Indeterminate || answer.kind.is_none() {
         return Err((
             Status::Unknown,
@@ -328,15 +328,6 @@ async fn txt_records(
         })
         .collect();
     Ok((dnssec.into(), texts))
-}
-
-fn dnssec_name(verdict: Dnssec) -> &'static str {
-    match verdict {
-        Dnssec::Secure => "secure",
-        Dnssec::Insecure => "insecure",
-        Dnssec::Bogus => "bogus",
-        Dnssec::Indeterminate => "indeterminate",
-    }
 }
 
 /// The addresses to fetch from: the given ones, or the A/AAAA records of

@@ -148,15 +148,7 @@ mod tests {
 
     fn config(set_source: &str, policy: &str) -> String {
         format!(
-            r#"
-[dnssec]
-resolver = "127.0.0.1:53"
-
-[[zone]]
-name = "example.com"
-backend = "rfc2136"
-server = "192.0.2.53:53"
-
+            r#"{dns}
 [[set]]
 name = "mx"
 source = {set_source}
@@ -172,7 +164,8 @@ zone = "example.com"
 webroots = ["/var/www/mta-sts"]
 reload = ["systemctl", "reload", "nginx"]
 {policy}
-"#
+"#,
+            dns = crate::config::dns_for_tests("example.com"),
         )
     }
 

@@ -901,6 +901,13 @@ mod tests {
             panic!("the plan did not settle: {steps:?}");
         }
 
+        /// The roll is over: no record of key `old` is left, and no instant broke the
+        /// invariant.
+        fn assert_retired(&self, old: u8) {
+            assert!(!self.keys_in_dns().contains(key(old).short()));
+            assert!(self.log.is_empty(), "{:?}", self.log);
+        }
+
         fn keys_in_dns(&self) -> BTreeSet<String> {
             self.dns
                 .iter()
@@ -1224,8 +1231,7 @@ mod tests {
         // A roll afterwards leaves no record of the old key of either type.
         roll_to_next(&mut world);
         world.run();
-        assert!(!world.keys_in_dns().contains(key(1).short()));
-        assert!(world.log.is_empty(), "{:?}", world.log);
+        world.assert_retired(1);
     }
 
     #[test]
@@ -1350,8 +1356,7 @@ mod tests {
         world.deaf = vec![false];
         let steps = world.run();
         assert_eq!(kinds(&steps), ["deploy", "verify", "retire", "await"]);
-        assert!(!world.keys_in_dns().contains(key(1).short()));
-        assert!(world.log.is_empty(), "{:?}", world.log);
+        world.assert_retired(1);
     }
 
     #[test]
@@ -1413,8 +1418,7 @@ mod tests {
         assert!(world.keys_in_dns().contains(key(1).short()));
         world.deaf = vec![false, false];
         world.run();
-        assert!(!world.keys_in_dns().contains(key(1).short()));
-        assert!(world.log.is_empty(), "{:?}", world.log);
+        world.assert_retired(1);
     }
 
     #[test]
@@ -1483,8 +1487,7 @@ mod tests {
         roll_to_next(&mut world);
         world.run();
         assert!(world.dns.contains(&issuer), "never rolled");
-        assert!(!world.keys_in_dns().contains(key(1).short()));
-        assert!(world.log.is_empty(), "{:?}", world.log);
+        world.assert_retired(1);
     }
 
     #[test]

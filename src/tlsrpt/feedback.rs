@@ -207,15 +207,8 @@ mod tests {
     use crate::tlsrpt::store::{Provenance, SqliteStore};
 
     fn set() -> CertSet {
-        let text = r#"
-[dnssec]
-resolver = "127.0.0.1:53"
-
-[[zone]]
-name = "example.com"
-backend = "rfc2136"
-server = "127.0.0.1:53"
-
+        let text = crate::config::dns_for_tests("example.com")
+            + r#"
 [[set]]
 name = "mail"
 source = { certbot = "/tmp/lineage" }
@@ -229,7 +222,7 @@ port = 25
 host = "imap.example.com"
 port = 993
 "#;
-        Config::parse(text).unwrap().sets.remove(0)
+        Config::parse(&text).unwrap().sets.remove(0)
     }
 
     fn report(id: &str, end: &str, failures: &[(&str, u64)]) -> crate::tlsrpt::report::Report {

@@ -104,15 +104,7 @@ pub struct Ca {
 pub fn make_ca(dir: &Path) -> Ca {
     let key = dir.join("ca.key");
     let cert = dir.join("ca.pem");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        s(&key),
-    ]);
+    generate_key(Alg::P256, &key);
     openssl(&[
         "req",
         "-x509",
@@ -147,14 +139,19 @@ pub struct KeySet {
     pub cert_pem: PathBuf,
 }
 
+/// Generates a key of `alg` into `path` (PKCS#8 PEM) with `openssl genpkey`.
+pub fn generate_key(alg: Alg, path: &Path) {
+    let mut args: Vec<String> = vec!["genpkey".into()];
+    args.extend(alg.genpkey_args());
+    args.extend(["-out".into(), s(path).into()]);
+    openssl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
 /// Generates a key of `alg` under `dir` in every encoding, and a leaf signed by `ca`.
 pub fn make_key_set(dir: &Path, alg: Alg, ca: &Ca, host: &str) -> KeySet {
     let p = |name: &str| dir.join(format!("{}-{name}", alg.name()));
     let pkcs8 = p("pkcs8.pem");
-    let mut gen_args: Vec<String> = vec!["genpkey".into()];
-    gen_args.extend(alg.genpkey_args());
-    gen_args.extend(["-out".into(), s(&pkcs8).into()]);
-    openssl(&gen_args.iter().map(String::as_str).collect::<Vec<_>>());
+    generate_key(alg, &pkcs8);
 
     let pkcs8_der = p("pkcs8.der");
     openssl(&[

@@ -275,7 +275,7 @@ impl Acme {
     /// `certbot certonly --standalone -d DOMAIN --key-type ecdsa [--deploy-hook HOOK]`: a
     /// new account on first use, then a certificate; panics unless certbot succeeds.
     pub fn certonly(&self, domain: &str, deploy_hook: Option<&Path>) -> CertbotRun {
-        let mut args: Vec<&OsStr> = [
+        let args = [
             "--agree-tos",
             "--register-unsafely-without-email",
             "certonly",
@@ -284,9 +284,13 @@ impl Acme {
             domain,
             "--key-type",
             "ecdsa",
-        ]
-        .map(OsStr::new)
-        .to_vec();
+        ];
+        self.certbot_with_hook(&args, deploy_hook)
+    }
+
+    /// certbot with `args` [and `--deploy-hook HOOK`]; panics unless it succeeds.
+    fn certbot_with_hook(&self, args: &[&str], deploy_hook: Option<&Path>) -> CertbotRun {
+        let mut args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
         if let Some(hook) = deploy_hook {
             args.extend([OsStr::new("--deploy-hook"), hook.as_os_str()]);
         }
@@ -300,7 +304,7 @@ impl Acme {
             RenewKey::Reuse => "--reuse-key",
             RenewKey::New => "--new-key",
         };
-        let mut args: Vec<&OsStr> = [
+        let args = [
             "renew",
             "--cert-name",
             domain,
@@ -309,13 +313,8 @@ impl Acme {
             key,
             "--key-type",
             "ecdsa",
-        ]
-        .map(OsStr::new)
-        .to_vec();
-        if let Some(hook) = deploy_hook {
-            args.extend([OsStr::new("--deploy-hook"), hook.as_os_str()]);
-        }
-        self.certbot_ok(&args)
+        ];
+        self.certbot_with_hook(&args, deploy_hook)
     }
 
     /// [`Self::certbot`], panicking with certbot's output unless it succeeded.

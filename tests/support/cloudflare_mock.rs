@@ -187,12 +187,7 @@ impl Fake {
             batch_fails: false,
             honour_filters: true,
         }));
-        let shared = Arc::clone(&state);
-        let mock = HttpMock::start(move |request| {
-            let state = Arc::clone(&shared);
-            async move { answer(&state, &request) }
-        })
-        .await;
+        let mock = HttpMock::with_state(&state, answer).await;
         Fake { mock, state }
     }
 

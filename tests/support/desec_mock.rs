@@ -142,12 +142,7 @@ pub struct Fake {
 impl Fake {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(State::default()));
-        let shared = Arc::clone(&state);
-        let mock = HttpMock::start(move |request| {
-            let state = Arc::clone(&shared);
-            async move { answer(&state, &request) }
-        })
-        .await;
+        let mock = HttpMock::with_state(&state, answer).await;
         Fake { mock, state }
     }
 

@@ -17,6 +17,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::records::{name, tlsa_id};
+use tlsa::dns::Provider;
+use tlsa::dns::publish::http::SecretSource;
+
 /// Largest request accepted (head and body).
 const MAX_REQUEST: usize = 4 * 1024 * 1024;
 
@@ -132,6 +136,20 @@ impl HttpMock {
         Self::start_with(None, handler).await
     }
 
+    /// [`Self::start`] for the fakes of an API: `answer` answers every request from `state`,
+    /// which the test keeps to read and change.
+    pub async fn with_state<S: Send + 'static>(
+        state: &Arc<Mutex<S>>,
+        answer: fn(&Mutex<S>, &MockRequest) -> MockResponse,
+    ) -> Self {
+        let state = Arc::clone(state);
+        Self::start(move |request| {
+            let response = answer(&state, &request);
+            async move { response }
+        })
+        .await
+    }
+
     /// [`Self::start`] over HTTPS with the PEM certificate chain and key in `cert` and `key`
     /// (for `localhost`/`127.0.0.1`): a CA's endpoint a client only reaches by TLS.
     pub async fn start_tls<F, Fut>(
@@ -226,6 +244,31 @@ impl HttpMock {
             "{text}"
         );
         assert!(self.requests().is_empty(), "{:?}", self.requests());
+    }
+
+    /// The redirect test every HTTP back-end passes. `backend` makes the back-end from a token
+    /// file holding `secret` and the base URL of an API that answers every request with a
+    /// redirect to this server: its first read fails naming the redirect, after one request
+    /// (a redirect is not retried), and nothing, so not the secret, reaches this server.
+    pub async fn assert_backend_refuses_redirect<P: Provider>(
+        &self,
+        secret: &str,
+        backend: impl FnOnce(SecretSource, &str) -> P,
+    ) {
+        let api = HttpMock::redirecting_to(&self.url()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, secret).unwrap();
+        let provider = backend(SecretSource::File(token), &api.url());
+        let err = provider
+            .read(
+                &name("example.com."),
+                &tlsa_id("_25._tcp.mail.example.com."),
+            )
+            .await
+            .expect_err("a redirect is an error");
+        assert_eq!(api.requests().len(), 1, "asked once, not retried");
+        self.assert_refused_redirect(&err, secret);
     }
 
     /// `http://127.0.0.1:PORT` (`https://` for [`Self::start_tls`])

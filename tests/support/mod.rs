@@ -9,7 +9,7 @@
 //! directly in the test body (a few ms each) or wrap them in `spawn_blocking` — but create and
 //! drop the `Lab` itself on the test's own thread (see [`Lab`] for why).
 
-// Every test crate that says `mod support;` compiles this module and uses only part of it.
+// The integration tests, the examples and the benchmarks each use only part of it.
 #![allow(dead_code, unused_imports)]
 
 mod acme;
@@ -74,7 +74,7 @@ pub use static_server::{
     LOOPBACK_V6, Setup, StaticServer, random_loopback_v4, served_serial, soa_serial,
 };
 pub use sts_scene::StsScene;
-pub use tools::{tlsa_binary, tool, tool_with_hint};
+pub use tools::{TlsaRun, tlsa_binary, tool, tool_with_hint};
 pub use tsig::TSIG_ALGORITHM;
 pub use wait::{POLL_INTERVAL, poll_until, try_poll_every, try_poll_until};
 pub use zonefile_bind::BindZoneFileLab;

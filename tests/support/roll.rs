@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::dig;
 use super::lab::Lab;
 use super::powerdns::PowerDnsLab;
+use super::resolver::Resolver;
 
 /// The test set's only endpoint, relative to the lab zone.
 pub const MAIL_OWNER: &str = "_25._tcp.mail";
@@ -77,6 +78,28 @@ impl RollDns {
             ),
         }
     }
+
+    /// The head of a config for this DNS: `state_dir` (`DIR/state`), `[dnssec]` and the
+    /// `[[zone]]`; features' tables follow.
+    pub fn config_head(&self, dir: &Path) -> String {
+        format!(
+            r#"state_dir = "{dir}/state"
+
+[dnssec]
+resolver = "{resolver}"
+anchor = "{anchor}"
+
+[[zone]]
+name = "{zone}"
+{backend}
+"#,
+            dir = dir.display(),
+            resolver = self.resolver,
+            anchor = self.anchor.display(),
+            zone = self.zone,
+            backend = self.backend,
+        )
+    }
 }
 
 /// Writes `DIR/tlsa.toml`: the lab zone (RFC 2136 with TSIG, validated from the lab's DNSKEY
@@ -91,22 +114,8 @@ pub fn write_roll_config(lab: &Lab, dir: &Path, source: &str, reload: &[&str]) -
 pub fn write_roll_config_for(dns: &RollDns, dir: &Path, source: &str, reload: &[&str]) -> PathBuf {
     let reload: Vec<String> = reload.iter().map(|arg| format!("{arg:?}")).collect();
     let config = format!(
-        r#"state_dir = "{dir}/state"
-
-[dnssec]
-resolver = "{resolver}"
-anchor = "{anchor}"
-
-[[zone]]
-name = "{zone}"
-{backend}
-
-{set}"#,
-        dir = dir.display(),
-        resolver = dns.resolver,
-        anchor = dns.anchor.display(),
-        zone = dns.zone,
-        backend = dns.backend,
+        "{head}\n{set}",
+        head = dns.config_head(dir),
         set = set_section(
             "mail",
             source,
@@ -329,6 +338,27 @@ impl SafetyProbe {
             owner,
             authoritative,
             witness,
+        )
+    }
+
+    /// [`Self::start`] for what `addresses` present for `endpoint` (the invariant's own
+    /// terms), at the lab's authoritative server and `witness`.
+    pub fn presented(
+        lab: &Lab,
+        witness: &Resolver,
+        owner: &str,
+        addresses: &[SocketAddr],
+        endpoint: &tlsa::live::endpoint::Endpoint,
+    ) -> Self {
+        let in_service = InService::Presented {
+            addresses: addresses.to_vec(),
+            endpoint: endpoint.clone(),
+        };
+        Self::watch(
+            in_service,
+            owner.to_string(),
+            lab.server_addr(),
+            witness.addr(),
         )
     }
 

@@ -2,9 +2,11 @@
 //! silently skipped integration test would look like a passing one.
 
 use std::env;
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 const INSTALL_HINT: &str = "install the lab packages with `scripts/install-test-deps` \
      (apt-get install -y --no-install-recommends bind9 bind9-utils bind9-dnsutils knot \
@@ -67,5 +69,40 @@ pub fn tlsa_binary() -> &'static str {
     match option_env!("CARGO_BIN_EXE_tlsa") {
         Some(path) => path,
         None => panic!("the tlsa binary is known to integration tests only (cargo test)"),
+    }
+}
+
+/// A finished run of the `tlsa` binary: its exit code, its output as text, how long it took.
+pub struct TlsaRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl TlsaRun {
+    /// Runs `tlsa ARGS` to its end; panics if it cannot start or if it panicked (a panic is
+    /// a bug whatever the input).
+    pub fn of<I, S>(args: I) -> TlsaRun
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let started = Instant::now();
+        let out = run(Command::new(tlsa_binary()).args(args));
+        let run = TlsaRun {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        };
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        run
+    }
+
+    /// Stdout as JSON; panics with both outputs when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
     }
 }

@@ -82,6 +82,16 @@ impl fmt::Display for Verdict {
 }
 
 impl Verdict {
+    /// The verdict as the JSON reports of `tlsa check` and `tlsa sts check` name it.
+    pub fn json_name(self) -> &'static str {
+        match self {
+            Verdict::Secure => "secure",
+            Verdict::Insecure => "insecure",
+            Verdict::Bogus => "bogus",
+            Verdict::Indeterminate => "indeterminate",
+        }
+    }
+
     pub(crate) fn from_proof(proof: Proof) -> Verdict {
         match proof {
             Proof::Secure => Verdict::Secure,

@@ -144,6 +144,28 @@ pub struct ServedRrset {
     pub ttl: TtlFacts,
 }
 
+#[cfg(test)]
+impl ServedRrset {
+    /// `rrset` as a signed zone serves it to the fakes of unit tests: records (or NODATA),
+    /// signatures with the RRset's TTL, `negative_ttl` as SOA TTL and minimum.
+    pub(crate) fn signed(rrset: Rrset, negative_ttl: u32) -> Self {
+        ServedRrset {
+            answer: if rrset.records.is_empty() {
+                AnswerKind::NoData
+            } else {
+                AnswerKind::Positive
+            },
+            ttl: TtlFacts {
+                rrset_ttl: rrset.ttl,
+                rrsig_original_ttl: rrset.ttl,
+                soa_ttl: Some(negative_ttl),
+                soa_minimum: Some(negative_ttl),
+            },
+            rrset,
+        }
+    }
+}
+
 /// The zone's SOA as one server serves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Soa {

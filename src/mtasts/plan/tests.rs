@@ -142,6 +142,25 @@ impl Sim {
             .unwrap_or_else(|| panic!("never happened: {:#?}", self.log))
     }
 
+    /// Asserts that the first `to` step ran at least `least` after the first `from` step
+    /// (steps named as by [`name`]) and, with `within`, less than `within` after it.
+    fn assert_gap(&self, from: &str, to: &str, least: Duration, within: Option<Duration>) {
+        let at = |wanted: &str| self.when(|s| name(s) == wanted);
+        let (start, end) = (at(from), at(to));
+        assert!(
+            end >= start + least,
+            "{to} less than {least:?} after {from}: {:#?}",
+            self.log
+        );
+        if let Some(within) = within {
+            assert!(
+                end < start + within,
+                "{to} later than needed, {within:?} after {from}: {:#?}",
+                self.log
+            );
+        }
+    }
+
     fn names(&self) -> Vec<&'static str> {
         self.log.iter().map(|(_, s)| name(s)).collect()
     }
@@ -250,22 +269,11 @@ fn an_mx_enters_the_rrset_after_the_previous_max_age() {
         &["mx1.example.com", "mx2.example.com"],
     );
     assert_eq!(sim.names(), ["write", "reload", "publish-txt", "add-mx"]);
-    let replaced = sim.when(|s| matches!(s, Step::Reload { .. }));
-    let published = sim.when(|s| matches!(s, Step::PublishTxt { .. }));
-    let added = sim.when(|s| matches!(s, Step::AddMx { .. }));
     // The old policy (max_age 10, not listing mx2) was seen served until the
     // observation after the reload; every cache of it has expired 10 s later.
-    assert!(
-        added >= replaced + Duration::from_secs(10),
-        "{:#?}",
-        sim.log
-    );
-    assert!(
-        added < replaced + Duration::from_secs(11),
-        "no later than needed: {:#?}",
-        sim.log
-    );
-    assert!(published < added);
+    let secs = Duration::from_secs;
+    sim.assert_gap("reload", "add-mx", secs(10), Some(secs(11)));
+    sim.assert_gap("publish-txt", "add-mx", Duration::from_nanos(1), None);
     assert!(sim.world.mx.contains(&"mx2.example.com".to_string()));
 }
 
@@ -278,15 +286,9 @@ fn with_trust_id_refresh_an_mx_waits_one_txt_ttl_after_the_new_id() {
         &["mx1.example.com"],
         &["mx1.example.com", "mx2.example.com"],
     );
-    let published = sim.when(|s| matches!(s, Step::PublishTxt { .. }));
-    let added = sim.when(|s| matches!(s, Step::AddMx { .. }));
-    let ttl = Duration::from_secs(2);
-    assert!(added >= published + ttl, "{:#?}", sim.log);
-    assert!(
-        added < published + Duration::from_secs(60),
-        "not the max_age: {:#?}",
-        sim.log
-    );
+    // One TXT TTL (2 s), not the max_age (600 s).
+    let secs = Duration::from_secs;
+    sim.assert_gap("publish-txt", "add-mx", secs(2), Some(secs(60)));
 }
 
 /// Found in the lab: a policy announced once, replaced, then announced again
@@ -303,13 +305,8 @@ fn a_policy_announced_again_counts_from_its_new_announcement() {
     sim.settings.patterns = Some(both.iter().map(|h| h.to_string()).collect());
     sim.log.clear();
     sim.run();
-    let published = sim.when(|s| matches!(s, Step::PublishTxt { .. }));
-    let added = sim.when(|s| matches!(s, Step::AddMx { .. }));
-    assert!(
-        added >= published + Duration::from_secs(2),
-        "one TXT TTL after the id came back: {:#?}",
-        sim.log
-    );
+    // One TXT TTL after the id came back.
+    sim.assert_gap("publish-txt", "add-mx", Duration::from_secs(2), None);
 }
 
 #[test]
@@ -321,13 +318,8 @@ fn an_mx_leaves_the_rrset_first_and_the_policy_after_its_ttl() {
     );
     assert!(done.steps.is_empty(), "{:?}", done.steps);
     assert_eq!(sim.names(), ["remove-mx", "write", "reload", "publish-txt"]);
-    let removed = sim.when(|s| matches!(s, Step::RemoveMx { .. }));
-    let written = sim.when(|s| matches!(s, Step::WriteFile { .. }));
-    assert!(
-        written >= removed + Duration::from_secs(3),
-        "MX TTL 3 s: {:#?}",
-        sim.log
-    );
+    // The MX TTL: 3 s.
+    sim.assert_gap("remove-mx", "write", Duration::from_secs(3), None);
     assert_eq!(done.target.mx, vec!["mx1.example.com"]);
 }
 
@@ -440,14 +432,9 @@ fn leaving_waits_for_every_served_policy_to_expire() {
         })
         .unwrap();
     assert!(none.contains("mode: none"), "{none}");
-    let reloaded = sim.when(|s| matches!(s, Step::Reload { .. }));
-    let removed = sim.when(|s| matches!(s, Step::RemoveTxt { .. }));
-    assert!(
-        removed >= reloaded + Duration::from_secs(20),
-        "max_age 20: {:#?}",
-        sim.log
-    );
-    assert!(removed < reloaded + Duration::from_secs(21));
+    // max_age 20.
+    let secs = Duration::from_secs;
+    sim.assert_gap("reload", "remove-txt", secs(20), Some(secs(21)));
     assert!(sim.world.written.is_none() && sim.world.txt.iter().all(Vec::is_empty));
 }
 

@@ -18,7 +18,6 @@ use crate::dns::observe::dnssec::{Validation, Verdict};
 use crate::dns::observe::propagation::{
     AnswerKind, Observation, Observe, Origin, ServedRrset, ServerAddr, ServerObservation, Soa,
 };
-use crate::dns::observe::ttl::TtlFacts;
 use crate::dns::publish::provider::{Applied, ChangeSet};
 use crate::dns::rrset::{rdata_of, tlsa_of};
 use crate::dns::{RrType, Rrset, RrsetId};
@@ -234,20 +233,7 @@ impl Observe for Servers2 {
                 ttl: (!records.is_empty()).then_some(ttl),
                 records: rdata_of(records.iter().cloned()),
             };
-            let served = ServedRrset {
-                answer: if records.is_empty() {
-                    AnswerKind::NoData
-                } else {
-                    AnswerKind::Positive
-                },
-                ttl: TtlFacts {
-                    rrset_ttl: rrset.ttl,
-                    rrsig_original_ttl: rrset.ttl,
-                    soa_ttl: Some(NEGATIVE_TTL),
-                    soa_minimum: Some(NEGATIVE_TTL),
-                },
-                rrset,
-            };
+            let served = ServedRrset::signed(rrset, NEGATIVE_TTL);
             ServerObservation {
                 server: ServerAddr {
                     origin: Origin::Extra,
