@@ -423,17 +423,76 @@ impl Fixture for ZoneFileFixture {
     }
 }
 
-/// Cloudflare's v4 API, faked (an empty zone to start with).
-struct CloudflareFixture {
-    provider: Cloudflare,
-    fake: cloudflare_mock::Fake,
+/// A local fake of a provider's HTTP API, as the contract drives it.
+trait ApiFake: Send + Sync + Sized + 'static {
+    type Backend: Provider + Send + Sync;
+    /// The fake's name in assertion messages.
+    const NAME: &'static str;
+    /// A TTL the API accepts and a second one.
+    const TTLS: (u32, u32);
+    fn start(runtime: &Runtime) -> Self;
+    fn backend(&self) -> Self::Backend;
+    /// What the API holds at (owner, type): the TTL of each record, and the records.
+    fn held(&self, owner: &str, rtype: RrType) -> (BTreeSet<u64>, BTreeSet<Rdata>);
+    /// Another writer (the web interface, another client) sets the RRset.
+    fn put(&self, owner: &str, rtype: RrType, ttl: u32, records: &BTreeSet<Rdata>);
 }
 
-#[async_trait]
-impl Fixture for CloudflareFixture {
+impl ApiFake for cloudflare_mock::Fake {
+    type Backend = Cloudflare;
+    const NAME: &'static str = "the Cloudflare fake";
+    /// 60 s is Cloudflare's shortest TTL (1 means automatic).
+    const TTLS: (u32, u32) = (60, 120);
+    /// An empty zone to start with.
     fn start(runtime: &Runtime) -> Self {
-        let fake = runtime.block_on(cloudflare_mock::Fake::start(Vec::new()));
-        CloudflareFixture {
+        runtime.block_on(cloudflare_mock::Fake::start(Vec::new()))
+    }
+    fn backend(&self) -> Cloudflare {
+        cloudflare_mock::Fake::backend(self)
+    }
+    fn held(&self, owner: &str, rtype: RrType) -> (BTreeSet<u64>, BTreeSet<Rdata>) {
+        self.rrset(owner, rtype)
+    }
+    fn put(&self, owner: &str, rtype: RrType, ttl: u32, records: &BTreeSet<Rdata>) {
+        self.put_rrset(owner, rtype, ttl, records);
+    }
+}
+
+impl ApiFake for desec_mock::Fake {
+    type Backend = Desec;
+    const NAME: &'static str = "the deSEC fake";
+    /// deSEC's default minimum TTL is 3600 s.
+    const TTLS: (u32, u32) = (3600, 7200);
+    fn start(runtime: &Runtime) -> Self {
+        runtime.block_on(desec_mock::Fake::start())
+    }
+    fn backend(&self) -> Desec {
+        desec_mock::Fake::backend(self)
+    }
+    /// deSEC holds one TTL per RRset.
+    fn held(&self, owner: &str, rtype: RrType) -> (BTreeSet<u64>, BTreeSet<Rdata>) {
+        let (ttl, records) = self.rrset(owner, rtype);
+        (ttl.into_iter().collect(), records)
+    }
+    fn put(&self, owner: &str, rtype: RrType, ttl: u32, records: &BTreeSet<Rdata>) {
+        self.put_rrset(owner, rtype, ttl, records);
+    }
+}
+
+/// A provider's HTTP API, faked.
+struct ApiFixture<F: ApiFake> {
+    provider: F::Backend,
+    fake: F,
+}
+
+type CloudflareFixture = ApiFixture<cloudflare_mock::Fake>;
+type DesecFixture = ApiFixture<desec_mock::Fake>;
+
+#[async_trait]
+impl<F: ApiFake> Fixture for ApiFixture<F> {
+    fn start(runtime: &Runtime) -> Self {
+        let fake = F::start(runtime);
+        ApiFixture {
             provider: fake.backend(),
             fake,
         }
@@ -444,62 +503,21 @@ impl Fixture for CloudflareFixture {
     fn provider(&self) -> &dyn Provider {
         &self.provider
     }
-    /// 60 s is Cloudflare's shortest TTL (1 means automatic).
     fn ttls(&self) -> (u32, u32) {
-        (60, 120)
+        F::TTLS
     }
     async fn write_behind(&self, id: &RrsetId, ttl: u32, records: &BTreeSet<Rdata>) {
-        self.fake
-            .put_rrset(&id.owner.to_string(), id.rtype, ttl, records);
+        self.fake.put(&id.owner.to_string(), id.rtype, ttl, records);
     }
     async fn assert_served(&self, id: &RrsetId, records: &BTreeSet<Rdata>, ttl: u32) {
-        let (ttls, held) = self.fake.rrset(&id.owner.to_string(), id.rtype);
-        assert_eq!(held, *records, "{id} in the Cloudflare fake");
+        let (ttls, held) = self.fake.held(&id.owner.to_string(), id.rtype);
+        assert_eq!(held, *records, "{id} in {}", F::NAME);
         let want: BTreeSet<u64> = if records.is_empty() {
             BTreeSet::new()
         } else {
             [u64::from(ttl)].into()
         };
         assert_eq!(ttls, want, "{id}: every record's TTL");
-    }
-    fn conflict_words(&self) -> &'static [&'static str] {
-        &["changed while tlsa was updating it", "nothing was written"]
-    }
-}
-
-/// deSEC's REST API, faked (minimum TTL 3600 s, as deSEC's default).
-struct DesecFixture {
-    provider: Desec,
-    fake: desec_mock::Fake,
-}
-
-#[async_trait]
-impl Fixture for DesecFixture {
-    fn start(runtime: &Runtime) -> Self {
-        let fake = runtime.block_on(desec_mock::Fake::start());
-        DesecFixture {
-            provider: fake.backend(),
-            fake,
-        }
-    }
-    fn zone(&self) -> Name {
-        name("example.com.")
-    }
-    fn provider(&self) -> &dyn Provider {
-        &self.provider
-    }
-    fn ttls(&self) -> (u32, u32) {
-        (3600, 7200)
-    }
-    async fn write_behind(&self, id: &RrsetId, ttl: u32, records: &BTreeSet<Rdata>) {
-        self.fake
-            .put_rrset(&id.owner.to_string(), id.rtype, ttl, records);
-    }
-    async fn assert_served(&self, id: &RrsetId, records: &BTreeSet<Rdata>, ttl: u32) {
-        let (held_ttl, held) = self.fake.rrset(&id.owner.to_string(), id.rtype);
-        assert_eq!(held, *records, "{id} in the deSEC fake");
-        let want = (!records.is_empty()).then_some(u64::from(ttl));
-        assert_eq!(held_ttl, want, "{id}: TTL");
     }
     fn conflict_words(&self) -> &'static [&'static str] {
         &["changed while tlsa was updating it", "nothing was written"]

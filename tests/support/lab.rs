@@ -14,6 +14,7 @@ use tempfile::TempDir;
 
 use super::authoritative::{Authoritative, Server, ZoneSetup};
 use super::dig::{self, DigReply};
+use super::process::ServerProcess;
 use super::resolver::Resolver;
 use super::tools;
 use super::tsig::{TSIG_ALGORITHM, TsigKey};
@@ -364,20 +365,26 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!(
-                "lab {}: test failed; server logs:\n{}\n{}",
-                self.zone,
-                self.auth.process.log_tail(),
-                self.resolver.log_tail()
-            );
-        }
-        // Ask both to stop first, then wait: their shutdowns overlap.
-        self.resolver.terminate();
-        self.auth.process.terminate();
-        self.resolver.wait_or_kill();
-        self.auth.process.wait_or_kill();
+        let lab = format!("lab {}", self.zone);
+        stop_servers(&lab, &mut self.auth.process, &mut self.resolver);
     }
+}
+
+/// Stops a lab's authoritative server and resolver (when it is dropped): on a failing test
+/// their logs first, then both asked to stop before either is waited for, so that their
+/// shutdowns overlap.
+pub(super) fn stop_servers(lab: &str, authoritative: &mut ServerProcess, resolver: &mut Resolver) {
+    if thread::panicking() {
+        eprintln!(
+            "{lab}: test failed; server logs:\n{}\n{}",
+            authoritative.log_tail(),
+            resolver.log_tail()
+        );
+    }
+    resolver.terminate();
+    authoritative.terminate();
+    resolver.wait_or_kill();
+    authoritative.wait_or_kill();
 }
 
 /// `tlsa-lab-<first label of the zone>`.

@@ -16,12 +16,11 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::authoritative::serves_signed_zone;
 use super::dig::{self, DigReply};
-use super::lab::LabDir;
+use super::lab::{LabDir, stop_servers};
 use super::launch::{self, STARTUP_TIMEOUT, Transport};
 use super::process::ServerProcess;
 use super::resolver::{Resolver, answers_with_identity};
@@ -280,18 +279,8 @@ impl PowerDnsLab {
 
 impl Drop for PowerDnsLab {
     fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!(
-                "powerdns lab {}: test failed; logs:\n{}\n{}",
-                self.zone,
-                self.process.log_tail(),
-                self.resolver.log_tail()
-            );
-        }
-        self.resolver.terminate();
-        self.process.terminate();
-        self.resolver.wait_or_kill();
-        self.process.wait_or_kill();
+        let lab = format!("powerdns lab {}", self.zone);
+        stop_servers(&lab, &mut self.process, &mut self.resolver);
     }
 }
 

@@ -18,13 +18,12 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::thread;
 use std::time::Instant;
 
 use super::authoritative::{ZoneSetup, serves_signed_zone};
 use super::bind;
 use super::dig::{self, DigReply};
-use super::lab::LabDir;
+use super::lab::{LabDir, stop_servers};
 use super::launch::{self, Transport};
 use super::process::ServerProcess;
 use super::resolver::Resolver;
@@ -271,18 +270,8 @@ impl BindZoneFileLab {
 
 impl Drop for BindZoneFileLab {
     fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!(
-                "zone-file lab {}: test failed; logs:\n{}\n{}",
-                self.zone,
-                self.process.log_tail(),
-                self.resolver.log_tail()
-            );
-        }
-        self.resolver.terminate();
-        self.process.terminate();
-        self.resolver.wait_or_kill();
-        self.process.wait_or_kill();
+        let lab = format!("zone-file lab {}", self.zone);
+        stop_servers(&lab, &mut self.process, &mut self.resolver);
     }
 }
 

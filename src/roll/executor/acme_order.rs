@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use instant_acme::{ExternalAccountKey, RetryPolicy};
 
-use super::{Engine, EngineError, OrderPreview};
+use super::{Engine, EngineError, OrderPreview, SetRun};
 use crate::acme::account::external_account_key;
 use crate::acme::dns01::{CHALLENGE_TTL, Challenges, challenge_owner};
 use crate::acme::http01::Http01;
@@ -33,12 +33,11 @@ impl Engine {
     /// The PEM chain for the key at `key_path`.
     pub(super) async fn order_certificate(
         &self,
-        set: &CertSet,
+        run: &SetRun<'_>,
         acme: &AcmeSource,
         key_path: &Path,
-        state_dir: &Path,
-        timeout: Duration,
     ) -> Result<String, EngineError> {
+        let (set, state_dir, timeout) = (run.set, run.dir.as_path(), run.timeout);
         let name = set.name.get_ref();
         let fail = |what: String| EngineError::Internal(format!("set {name}: {what}"));
         let key_pem = std::fs::read_to_string(key_path).map_err(|e| FileError::Read {

@@ -154,6 +154,15 @@ struct Owner {
     zone: usize,
 }
 
+/// What every step of one run of a set works from, built once for that run: the set, its
+/// owner names in their zones, the state directory and the propagation timeout.
+struct SetRun<'a> {
+    set: &'a CertSet,
+    owners: Vec<Owner>,
+    dir: std::path::PathBuf,
+    timeout: Duration,
+}
+
 /// What the primary / provider serves for a set's owner names, read once
 /// per step and used by both the plan and the step.
 #[derive(Debug, Clone, Default)]

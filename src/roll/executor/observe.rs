@@ -25,10 +25,10 @@ impl Engine {
     /// for `verify = "deployed-files"` sets).
     pub(super) async fn observe_servers(
         &self,
-        set: &CertSet,
-        state_dir: &std::path::Path,
+        run: &SetRun<'_>,
         set_state: &SetState,
     ) -> Result<Vec<PresentedAt>, EngineError> {
+        let (set, state_dir) = (run.set, run.dir.as_path());
         if set.verify == VerifyMode::DeployedFiles {
             return Ok(DeployedFiles.presented(set, None).await);
         }
@@ -80,13 +80,12 @@ impl Engine {
     /// Asks the plan, given the files, what DNS serves and what the servers present.
     pub(super) fn decide(
         &self,
-        set: &CertSet,
-        owners: &[Owner],
-        state_dir: &std::path::Path,
+        run: &SetRun<'_>,
         set_state: &SetState,
         observed: &Observed,
         example_next: Option<KeyMaterial>,
     ) -> Result<Decision, EngineError> {
+        let (set, owners, state_dir) = (run.set, run.owners.as_slice(), run.dir.as_path());
         let paired = match &set.source {
             Source::CertbotPair(lineages) => Some(files::pair_roles(set, lineages)?.1),
             _ => None,

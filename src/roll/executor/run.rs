@@ -162,17 +162,20 @@ impl Engine {
         outcome: &mut SetOutcome,
     ) -> Result<(), EngineError> {
         let name = set.name.get_ref().clone();
-        let owners = self.owners_in_zones(set)?;
-        let dir = journal.store().dir().to_path_buf();
+        let run = SetRun {
+            set,
+            owners: self.owners_in_zones(set)?,
+            dir: journal.store().dir().to_path_buf(),
+            timeout: self.propagation_timeout(options),
+        };
         let mut entry = journal.get(&name);
         // An ACME order that failed is not made again automatically before
         // its backoff ends; an operator's `tlsa rollover` asks anyway.
         let may_order = options.rollover || !self.acme_backing_off(set, &entry);
-        let timeout = self.propagation_timeout(options);
         let mut first_key = false;
         if may_order {
             let backoff = entry.acme_backoff.clone();
-            let prepared = self.prepare_source(set, &dir, &mut entry, timeout).await;
+            let prepared = self.prepare_source(&run, &mut entry).await;
             let prepared = self.note_order(set, prepared, &mut entry);
             // An idle run writes no state.
             if prepared.as_ref().is_ok_and(|changed| *changed) || entry.acme_backoff != backoff {
@@ -185,13 +188,13 @@ impl Engine {
         let roll_asked = options.rollover && !(first_key && entry.next_key.is_none());
         // When the live certificate is renewed: the CA's window, asked for
         // when the last answer's Retry-After has passed.
-        if may_order && !roll_asked && self.refresh_renewal_info(set, &dir, &mut entry).await {
+        if may_order && !roll_asked && self.refresh_renewal_info(set, &run.dir, &mut entry).await {
             journal.put(&name, &entry).await?;
         }
         if roll_asked || (!options.rollover && may_order && self.renewal_due(set, &entry)?) {
             let started = match roll_asked || !self.renewal_keeps_key(set, &entry) {
-                true => self.start_rollover(set, &dir, &mut entry, timeout).await,
-                false => self.renew_keeping_key(set, &dir, &mut entry, timeout).await,
+                true => self.start_rollover(&run, &mut entry).await,
+                false => self.renew_keeping_key(&run, &mut entry).await,
             };
             let started = self.note_order(set, started, &mut entry);
             journal.put(&name, &entry).await?;
@@ -202,10 +205,10 @@ impl Engine {
             ));
         }
         for _ in 0..MAX_STEPS_PER_RUN {
-            let mut observed = self.observe(&owners).await?;
-            observed.presented = self.observe_servers(set, &dir, &entry).await?;
+            let mut observed = self.observe(&run.owners).await?;
+            observed.presented = self.observe_servers(&run, &entry).await?;
             let presented = observed.presented.clone();
-            let decision = self.decide(set, &owners, &dir, &entry, &observed, None)?;
+            let decision = self.decide(&run, &entry, &observed, None)?;
             for alarm in &decision.alarms {
                 let text = alarm.to_string();
                 if !outcome.alarms.contains(&text) {
@@ -229,7 +232,7 @@ impl Engine {
                 .max(set.ttl);
             self.track_emergency(&mut entry, &decision, &presented, longest_ttl);
             if decision.step.is_none() && decision.wake_at.is_none() && entry.alarm.is_none() {
-                let mark = crate::roll::idle::mark(set, &dir, &entry, self.now())?;
+                let mark = crate::roll::idle::mark(set, &run.dir, &entry, self.now())?;
                 // Refreshed only now and then: an idle run from cron writes no state.
                 if entry
                     .idle
@@ -281,10 +284,7 @@ impl Engine {
                 journal.put(&name, &entry).await?;
             }
             let before_step = entry.clone();
-            if let Err(error) = self
-                .execute(set, &owners, &dir, &mut entry, step, &observed, timeout)
-                .await
-            {
+            if let Err(error) = self.execute(&run, &mut entry, step, &observed).await {
                 // What a step records before acting (a TTL hold) must
                 // survive its failure: the change may have been applied.
                 if entry != before_step {
@@ -402,13 +402,17 @@ impl Engine {
             if !only.is_empty() && !only.contains(name) {
                 continue;
             }
-            let owners = self.owners_in_zones(set)?;
+            let run = SetRun {
+                set,
+                owners: self.owners_in_zones(set)?,
+                dir: self.config.state_dir.clone(),
+                timeout: self.configured_propagation_timeout(),
+            };
             let empty = SetState::default();
             let set_state = state.sets.get(name).unwrap_or(&empty);
-            let dir = &self.config.state_dir;
-            let mut observed = self.observe(&owners).await?;
-            observed.presented = self.observe_servers(set, dir, set_state).await?;
-            let decide = |example| self.decide(set, &owners, dir, set_state, &observed, example);
+            let mut observed = self.observe(&run.owners).await?;
+            observed.presented = self.observe_servers(&run, set_state).await?;
+            let decide = |example| self.decide(&run, set_state, &observed, example);
             let decision = decide(None)?;
             let then = match decision.step {
                 Some(Step::GenerateNextKey) => {
@@ -418,7 +422,7 @@ impl Engine {
             };
             previews.push(Preview {
                 set: name.clone(),
-                order: self.order_preview(set, dir, set_state)?,
+                order: self.order_preview(set, &run.dir, set_state)?,
                 decision,
                 then,
                 observed,

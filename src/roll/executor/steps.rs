@@ -5,27 +5,22 @@
 use super::*;
 
 impl Engine {
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn execute(
         &self,
-        set: &CertSet,
-        owners: &[Owner],
-        dir: &std::path::Path,
+        run: &SetRun<'_>,
         entry: &mut SetState,
         step: Step,
         observed: &Observed,
-        propagation_timeout: Duration,
     ) -> Result<(), EngineError> {
+        let (set, dir) = (run.set, run.dir.as_path());
         let now = self.now();
         match step {
             Step::Publish { keys, edits } => {
-                self.change(owners, entry, &edits, observed, propagation_timeout)
-                    .await?;
+                self.change(run, entry, &edits, observed).await?;
                 safety::note_published(entry, &keys, observed.before(), now);
             }
             Step::Retire { keys, added, edits } => {
-                self.change(owners, entry, &edits, observed, propagation_timeout)
-                    .await?;
+                self.change(run, entry, &edits, observed).await?;
                 safety::note_published(entry, &added, observed.before(), now);
                 for id in keys {
                     if let Some(key) = entry.keys.get_mut(&id) {
@@ -34,12 +29,10 @@ impl Engine {
                 }
             }
             Step::Reconcile { edits } => {
-                self.change(owners, entry, &edits, observed, propagation_timeout)
-                    .await?;
+                self.change(run, entry, &edits, observed).await?;
             }
             Step::AwaitPropagation { keys, removed } => {
-                self.await_propagation(set, owners, entry, &keys, observed, propagation_timeout)
-                    .await?;
+                self.await_propagation(run, entry, &keys, observed).await?;
                 for id in removed {
                     entry.keys.remove(&id);
                 }
@@ -78,11 +71,11 @@ impl Engine {
                 // look, and the mismatch that caused it counts as seen.
                 let after_deploy = entry.verified.as_ref().is_none_or(|v| v.key != key);
                 let presented = if after_deploy {
-                    self.await_presented(set, dir, entry, &key).await?
+                    self.await_presented(run, entry, &key).await?
                 } else if mismatched(&observed.presented, &key) {
                     observed.presented.clone()
                 } else {
-                    self.observe_servers(set, dir, entry).await?
+                    self.observe_servers(run, entry).await?
                 };
                 remember_presented(entry, &presented, self.now());
                 let others: Vec<String> = presented
@@ -152,8 +145,7 @@ impl Engine {
     /// that showed another key after the clean looks began.
     pub(super) async fn await_presented(
         &self,
-        set: &CertSet,
-        dir: &std::path::Path,
+        run: &SetRun<'_>,
         entry: &SetState,
         key: &str,
     ) -> Result<Vec<PresentedAt>, EngineError> {
@@ -161,7 +153,7 @@ impl Engine {
         let mut clean = 0;
         let mut pause = VERIFY_POLL;
         loop {
-            let presented = self.observe_servers(set, dir, entry).await?;
+            let presented = self.observe_servers(run, entry).await?;
             let everywhere = !presented.is_empty()
                 && presented
                     .iter()
@@ -193,12 +185,12 @@ impl Engine {
     /// cache may hold the RRset with the old, longer TTL for that long.
     pub(super) async fn change(
         &self,
-        owners: &[Owner],
+        run: &SetRun<'_>,
         entry: &mut SetState,
         edits: &[Edit],
         observed: &Observed,
-        propagation_timeout: Duration,
     ) -> Result<(), EngineError> {
+        let owners = run.owners.as_slice();
         self.require_secure(owners).await?;
         let new_ttl = edits.iter().map(|e| e.ttl).max();
         safety::hold_lowered_ttl(
@@ -206,7 +198,7 @@ impl Engine {
             observed.before().longest_ttl,
             new_ttl,
             self.now(),
-            propagation_timeout,
+            run.timeout,
         );
         for zone_index in Self::zones_of(owners) {
             let zone = &self.zones[zone_index];
@@ -267,17 +259,15 @@ impl Engine {
     /// Waits until every authoritative address of every zone involved
     /// serves what the primary serves (as just observed), validates it, and
     /// records when each key is safe.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn await_propagation(
         &self,
-        set: &CertSet,
-        owners: &[Owner],
+        run: &SetRun<'_>,
         entry: &mut SetState,
         keys: &[KeyMaterial],
         observed: &Observed,
-        timeout: Duration,
     ) -> Result<(), EngineError> {
-        let deadline = self.clock.now() + timeout;
+        let (set, owners) = (run.set, run.owners.as_slice());
+        let deadline = self.clock.now() + run.timeout;
         let mut facts = ttl::TtlFacts::default();
         let mut propagated_at = SystemTime::UNIX_EPOCH;
         let policy = Self::policy(set);
@@ -354,11 +344,10 @@ impl Engine {
     /// one. Returns whether the state changed.
     pub(super) async fn prepare_source(
         &self,
-        set: &CertSet,
-        dir: &std::path::Path,
+        run: &SetRun<'_>,
         entry: &mut SetState,
-        timeout: Duration,
     ) -> Result<bool, EngineError> {
+        let (set, dir) = (run.set, run.dir.as_path());
         if !matches!(set.source, Source::SelfSigned { .. } | Source::Acme(_)) {
             return Ok(false);
         }
@@ -369,7 +358,7 @@ impl Engine {
         }
         let name = set.name.get_ref();
         let (key, path) = keys::create_next_key(dir, name, set.next_key)?;
-        let chain = self.certificate_for(set, &path, dir, timeout).await?;
+        let chain = self.certificate_for(run, &path).await?;
         stage(&path, chain, &staged)?;
         self.say(&format!(
             "set {name}: first key {} generated, certificate staged",
@@ -383,19 +372,15 @@ impl Engine {
     /// set's ACME CA.
     async fn certificate_for(
         &self,
-        set: &CertSet,
+        run: &SetRun<'_>,
         key_path: &std::path::Path,
-        dir: &std::path::Path,
-        timeout: Duration,
     ) -> Result<String, EngineError> {
+        let set = run.set;
         match &set.source {
             Source::SelfSigned { names } => {
                 Ok(keys::self_signed_pem(key_path, names, SELF_SIGNED_DAYS)?)
             }
-            Source::Acme(acme) => {
-                self.order_certificate(set, acme, key_path, dir, timeout)
-                    .await
-            }
+            Source::Acme(acme) => self.order_certificate(run, acme, key_path).await,
             _ => Err(EngineError::Internal(format!(
                 "set {}: tlsa makes no certificate for this source",
                 set.name.get_ref()
@@ -406,11 +391,10 @@ impl Engine {
     /// A planned roll: the next key gets a certificate and becomes the source.
     pub(super) async fn start_rollover(
         &self,
-        set: &CertSet,
-        dir: &std::path::Path,
+        run: &SetRun<'_>,
         entry: &mut SetState,
-        timeout: Duration,
     ) -> Result<(), EngineError> {
+        let (set, dir) = (run.set, run.dir.as_path());
         let name = set.name.get_ref();
         let now = self.now();
         if let Source::CertbotPair(lineages) = &set.source {
@@ -447,7 +431,7 @@ impl Engine {
             )));
         };
         let path = keys::key_path(dir, name, &next);
-        let chain = self.certificate_for(set, &path, dir, timeout).await?;
+        let chain = self.certificate_for(run, &path).await?;
         stage(&path, chain, &files::source_files(set, dir, entry)?)?;
         entry.acme_kept_key = 0;
         entry.rollover_requested_at = Some(now);
@@ -466,13 +450,12 @@ impl Engine {
     /// (a same-key deploy: the records stay as they are).
     pub(super) async fn renew_keeping_key(
         &self,
-        set: &CertSet,
-        dir: &std::path::Path,
+        run: &SetRun<'_>,
         entry: &mut SetState,
-        timeout: Duration,
     ) -> Result<(), EngineError> {
+        let (set, dir) = (run.set, run.dir.as_path());
         let staged = files::source_files(set, dir, entry)?;
-        let chain = self.certificate_for(set, &staged.key, dir, timeout).await?;
+        let chain = self.certificate_for(run, &staged.key).await?;
         stage(&staged.key, chain, &staged)?;
         entry.acme_kept_key += 1;
         entry.record(
