@@ -43,10 +43,11 @@ fn all_output(out: &Output) -> String {
 }
 
 /// A complete config around `zone` (the `[[zone]]` keys after `name`) and `extra` lines at
-/// the end of the `[[set]]` table.
-fn config(zone: &str, set_extra: &str) -> String {
+/// the end of the `[[set]]` table; its state directory under `dir` (the commands that get
+/// that far create it).
+fn config(dir: &Path, zone: &str, set_extra: &str) -> String {
     format!(
-        r#"state_dir = "/nonexistent/tlsa-state"
+        r#"state_dir = "{state}"
 
 [dnssec]
 resolver = "127.0.0.1:9"
@@ -63,7 +64,8 @@ deploy = {{ dir = "/nonexistent/deploy" }}
 
 [[set.endpoint]]
 host = "mail.example.com"
-"#
+"#,
+        state = dir.join("state").display()
     )
 }
 
@@ -83,15 +85,16 @@ fn no_error_ever_shows_a_secret() {
     let cases: Vec<(&str, String)> = vec![
         (
             "inline TSIG key",
-            config(&rfc2136(&format!("tsig_key = \"{tsig}\"")), ""),
+            config(dir.path(), &rfc2136(&format!("tsig_key = \"{tsig}\"")), ""),
         ),
         (
             "inline token",
-            config(&cloudflare(&format!("token = \"{TOKEN}\"")), ""),
+            config(dir.path(), &cloudflare(&format!("token = \"{TOKEN}\"")), ""),
         ),
         (
             "inline TSIG key as a multi-line string",
             config(
+                dir.path(),
                 &rfc2136(&format!(
                     "tsig_key = \"\"\"\nhmac-sha256:tlsa-key:\n{SECRET}\"\"\""
                 )),
@@ -100,23 +103,32 @@ fn no_error_ever_shows_a_secret() {
         ),
         (
             "unterminated string on the secret line",
-            config(&rfc2136(&format!("tsig_key = \"{tsig}")), ""),
+            config(dir.path(), &rfc2136(&format!("tsig_key = \"{tsig}")), ""),
         ),
         (
             "unquoted secret",
-            config(&rfc2136(&format!("tsig_key = {SECRET}")), ""),
+            config(dir.path(), &rfc2136(&format!("tsig_key = {SECRET}")), ""),
         ),
         (
             "bad escape in the secret",
-            config(&rfc2136(&format!("tsig_key = \"{tsig}\\q\"")), ""),
+            config(
+                dir.path(),
+                &rfc2136(&format!("tsig_key = \"{tsig}\\q\"")),
+                "",
+            ),
         ),
         (
             "garbage after the secret",
-            config(&rfc2136(&format!("tsig_key = \"{tsig}\" x")), ""),
+            config(
+                dir.path(),
+                &rfc2136(&format!("tsig_key = \"{tsig}\" x")),
+                "",
+            ),
         ),
         (
             "unknown key beside a file reference",
             config(
+                dir.path(),
                 &rfc2136(&format!(
                     "tsig_key = {{ file = \"/x\", secret = \"{SECRET}\" }}"
                 )),
@@ -126,21 +138,31 @@ fn no_error_ever_shows_a_secret() {
         (
             "secret as the file reference's wrong type",
             config(
+                dir.path(),
                 &rfc2136(&format!("tsig_key = {{ file = [\"{SECRET}\"] }}")),
                 "",
             ),
         ),
         (
             "unknown secret-looking key",
-            config(&rfc2136(&format!("password = \"{SECRET}\"")), ""),
+            config(
+                dir.path(),
+                &rfc2136(&format!("password = \"{SECRET}\"")),
+                "",
+            ),
         ),
         (
             "a dotted key under a secret one",
-            config(&rfc2136(&format!("tsig_key.value = \"{SECRET}\"")), ""),
+            config(
+                dir.path(),
+                &rfc2136(&format!("tsig_key.value = \"{SECRET}\"")),
+                "",
+            ),
         ),
         (
             "a table named by a secret key",
             config(
+                dir.path(),
                 &format!(
                     "backend = \"rfc2136\"\nserver = \"127.0.0.1:53\"\n[zone.tsig_key]\nvalue = \"{SECRET}\""
                 ),
@@ -149,23 +171,32 @@ fn no_error_ever_shows_a_secret() {
         ),
         (
             "a multi-line array under a secret key",
-            config(&cloudflare(&format!("token = [\n\"{SECRET}\" junk\n]")), ""),
+            config(
+                dir.path(),
+                &cloudflare(&format!("token = [\n\"{SECRET}\" junk\n]")),
+                "",
+            ),
         ),
         (
             "misspelt secret key",
-            config(&rfc2136(&format!("tsig-key = \"{tsig}\"")), ""),
+            config(dir.path(), &rfc2136(&format!("tsig-key = \"{tsig}\"")), ""),
         ),
         (
             "secret under an unknown key",
-            config(&rfc2136(&format!("tsig = \"{tsig}\"")), ""),
+            config(dir.path(), &rfc2136(&format!("tsig = \"{tsig}\"")), ""),
         ),
         (
             "inline token in an array",
-            config(&cloudflare(&format!("token = [\n  \"{TOKEN}\",\n]")), ""),
+            config(
+                dir.path(),
+                &cloudflare(&format!("token = [\n  \"{TOKEN}\",\n]")),
+                "",
+            ),
         ),
         (
             "inline secret, error elsewhere",
             config(
+                dir.path(),
                 &rfc2136(&format!("tsig_key = \"{tsig}\"")),
                 "ttl = \"long\"",
             ),
@@ -173,13 +204,18 @@ fn no_error_ever_shows_a_secret() {
         (
             "inline secret and both file and env",
             config(
+                dir.path(),
                 &cloudflare(&format!("token = {{ file = \"/x\", env = \"{TOKEN}\" }}")),
                 "",
             ),
         ),
         (
             "secret in a quoted key",
-            config(&rfc2136(&format!("\"tsig_key\" = \"{tsig}\"")), ""),
+            config(
+                dir.path(),
+                &rfc2136(&format!("\"tsig_key\" = \"{tsig}\"")),
+                "",
+            ),
         ),
     ];
     let key_file_cases = [
@@ -212,6 +248,7 @@ fn no_error_ever_shows_a_secret() {
         cases.push((
             what,
             config(
+                dir.path(),
                 &rfc2136(&format!("tsig_key = {{ file = \"{}\" }}", file.display())),
                 "",
             ),
@@ -220,6 +257,7 @@ fn no_error_ever_shows_a_secret() {
     cases.push((
         "token from the environment, refused by the API",
         config(
+            dir.path(),
             &cloudflare("token = { env = \"TLSA_TEST_TOKEN\" }\napi_url = \"http://127.0.0.1:9\""),
             "",
         ),
@@ -256,6 +294,7 @@ fn errors_are_in_the_operators_words() {
     let cases: Vec<(String, &[&str])> = vec![
         (
             config(
+                dir.path(),
                 &zone.replace("{ file = \"/x\" }", "\"hmac-sha256:k:abc\""),
                 "",
             ),
@@ -265,33 +304,33 @@ fn errors_are_in_the_operators_words() {
             ],
         ),
         (
-            config(zone, "").replace("[[set]]", "[[sets]]"),
+            config(dir.path(), zone, "").replace("[[set]]", "[[sets]]"),
             &["unknown table `sets`, did you mean `set`?"],
         ),
         (
-            config(zone, "matchng = [\"sha2-256\"]"),
+            config(dir.path(), zone, "matchng = [\"sha2-256\"]"),
             &["unknown key `matchng`", "did you mean `matching`?"],
         ),
         (
-            config(zone, "").replace("rfc2136", "rfc2316"),
+            config(dir.path(), zone, "").replace("rfc2136", "rfc2316"),
             &["did you mean \"rfc2136\"?"],
         ),
         (
-            config(zone, "").replace(
+            config(dir.path(), zone, "").replace(
                 "host = \"mail.example.com\"",
                 "host = \"mail.example.com\"\nport = 70000",
             ),
             &["`port`: expected a port number (1-65535)"],
         ),
         (
-            config(zone, "").replace(
+            config(dir.path(), zone, "").replace(
                 "host = \"mail.example.com\"",
                 "host = \"mail.example.com\"\nport = 2525",
             ),
             &["starttls = \"smtp\""],
         ),
         (
-            config(zone, "").replace("127.0.0.1:9", "resolver.example"),
+            config(dir.path(), zone, "").replace("127.0.0.1:9", "resolver.example"),
             &[
                 "not an IP address with an optional port",
                 "port 53 when absent",
@@ -327,7 +366,7 @@ fn errors_are_in_the_operators_words() {
     let bare = write(
         dir.path(),
         "bare.toml",
-        &config(zone, "").replace("127.0.0.1:9", "127.0.0.1"),
+        &config(dir.path(), zone, "").replace("127.0.0.1:9", "127.0.0.1"),
     );
     let out = tlsa(&bare, &["status"]);
     assert!(
@@ -341,10 +380,12 @@ fn errors_are_in_the_operators_words() {
 fn a_missing_key_file_and_a_missing_token_file_exit_alike() {
     let dir = tempfile::tempdir().unwrap();
     let tsig = config(
+        dir.path(),
         "backend = \"rfc2136\"\nserver = \"127.0.0.1:9\"\ntsig_key = { file = \"/nonexistent/tsig.key\" }",
         "",
     );
     let token = config(
+        dir.path(),
         "backend = \"cloudflare\"\ntoken = { file = \"/nonexistent/token\" }",
         "",
     );

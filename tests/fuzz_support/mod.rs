@@ -5,8 +5,7 @@
 //! judge an input the same way.
 #![allow(dead_code)] // each fuzz target uses one check
 
-use std::path::Path;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hickory_proto::op::{DnsResponse, Message};
@@ -18,11 +17,14 @@ use tlsa::live::starttls::{StageCell, negotiate};
 use tlsa::tlsa::input;
 use tlsa::tlsa::record::TlsaRecord;
 
-/// A scratch directory for the file-based entry points, made once per process:
-/// a fresh one per input would cost more than the parse.
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+/// A scratch directory for the file-based entry points, made once per thread (a fresh one
+/// per input would cost more than the parse) and removed when the thread ends (each test of
+/// the harness runs on a thread of its own; one process may run several side by side).
+fn scratch() -> PathBuf {
+    thread_local! {
+        static DIR: tempfile::TempDir = tempfile::tempdir().unwrap();
+    }
+    DIR.with(|dir| dir.path().to_path_buf())
 }
 
 /// Certificates, chains, keys and CSRs as `tlsa hash` and the roll engine
