@@ -3,9 +3,10 @@
 //! certificates generated here in every encoding the tool reads.
 
 use crate::material;
+use crate::support::TlsaRun;
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 use material::{
     Alg, KeySet, make_ca, make_key_set, openssl_cert_der, openssl_cert_spki, openssl_digest, run,
@@ -17,18 +18,8 @@ const HOST: &str = "mail.example.com";
 const HASH_SLINGER: &str = "/usr/bin/tlsa";
 
 fn tlsa_hash(args: &[&str], files: &[&Path]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
-        .arg("hash")
-        .args(args)
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tlsa hash {args:?} {files:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let args = ["hash"].iter().chain(args).map(OsStr::new);
+    TlsaRun::ok(args.chain(files.iter().map(|f| f.as_os_str()))).stdout
 }
 
 /// The association data of every output line, in order.

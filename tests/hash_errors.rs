@@ -2,28 +2,15 @@
 //! the file, prints nothing on stdout, and never panics.
 
 use crate::material;
+use crate::support::TlsaRun;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use material::{Alg, generate_key, make_ca, make_key_set, openssl};
 
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn tlsa(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
-        .args(args)
-        .output()
-        .unwrap();
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+fn tlsa(args: &[&str]) -> TlsaRun {
+    TlsaRun::of(args)
 }
 
 /// Asserts the failure shape every bad input must have, and that the message says `expected`.
@@ -286,7 +273,8 @@ fn one_bad_file_among_good_ones_prints_no_records() {
 
 /// `tlsa hash ARGS` with stdin from `stdin`, killed (and failed) after 20 s: an input
 /// without end must be refused, not read forever.
-fn tlsa_bounded(args: &[&str], stdin: std::fs::File) -> Outcome {
+fn tlsa_bounded(args: &[&str], stdin: std::fs::File) -> TlsaRun {
+    let started = std::time::Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tlsa"))
         .args(args)
         .stdin(stdin)
@@ -303,12 +291,7 @@ fn tlsa_bounded(args: &[&str], stdin: std::fs::File) -> Outcome {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    TlsaRun::from_output(child.wait_with_output().unwrap(), started.elapsed())
 }
 
 #[test]

@@ -4,27 +4,21 @@ use crate::support;
 
 use std::process::Command;
 
-use support::Lab;
+use support::{Lab, TlsaRun};
 
 fn lookup(lab: &Lab, resolver: std::net::SocketAddr, owner: &str) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsa"))
-        .args([
-            "lookup",
-            owner,
-            "--json",
-            "--resolver",
-            &resolver.to_string(),
-        ])
-        .args(["--anchor", lab.dnskey_anchor_file().to_str().unwrap()])
-        .args(["--ns-port", &lab.server_addr().port().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    TlsaRun::ok([
+        "lookup",
+        owner,
+        "--json",
+        "--resolver",
+        &resolver.to_string(),
+        "--anchor",
+        lab.dnskey_anchor_file().to_str().unwrap(),
+        "--ns-port",
+        &lab.server_addr().port().to_string(),
+    ])
+    .json()
 }
 
 #[test]

@@ -90,11 +90,30 @@ impl TlsaRun {
     {
         let started = Instant::now();
         let out = run(Command::new(tlsa_binary()).args(args));
+        TlsaRun::from_output(out, started.elapsed())
+    }
+
+    /// [`Self::of`] for a run that must succeed: panics with its stderr otherwise.
+    pub fn ok<I, S>(args: I) -> TlsaRun
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<S> = args.into_iter().collect();
+        let run = TlsaRun::of(&args);
+        let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+        assert_eq!(run.code, Some(0), "tlsa {shown:?}: {}", run.stderr);
+        run
+    }
+
+    /// The run of a tlsa process started by other means, once it has ended (`elapsed` after
+    /// its start); panics if it panicked.
+    pub fn from_output(out: Output, elapsed: Duration) -> TlsaRun {
         let run = TlsaRun {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            elapsed: started.elapsed(),
+            elapsed,
         };
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
         run
