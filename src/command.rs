@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn secret_variables_are_the_ones_the_config_names() {
         let config = Config::parse(
-            &(crate::config::dns_for_tests("example.com")
+            &(crate::config::testing::dns_for_tests("example.com")
                 + r#"tsig_key = { env = "MY_TSIG" }
 
 [[zone]]

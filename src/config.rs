@@ -19,6 +19,8 @@ use crate::tlsrpt::record::normalise;
 pub mod audit;
 mod errors;
 mod load;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tlsrpt;
 mod values;
 
@@ -571,42 +573,6 @@ impl CertSet {
         hosts.dedup();
         hosts
     }
-}
-
-/// For unit tests: `[dnssec]` and one `[[zone]]` named `zone` (RFC 2136 on loopback, never
-/// contacted), ending with its `server` line so that a test may add keys to the zone table.
-#[cfg(test)]
-pub(crate) fn dns_for_tests(zone: &str) -> String {
-    format!(
-        "[dnssec]\nresolver = \"127.0.0.1:53\"\n\n[[zone]]\nname = \"{zone}\"\nbackend = \"rfc2136\"\nserver = \"127.0.0.1:53\"\n"
-    )
-}
-
-/// For unit tests: one set `mail` for `mail.example.test:25` in zone
-/// `example.test` (rfc2136 on loopback, never contacted), its state under
-/// `dir/state`, deployed into `dir/live`, with `source` (a TOML inline table).
-#[cfg(test)]
-pub(crate) fn one_set_for_tests(dir: &std::path::Path, ttl: u32, source: &str) -> Config {
-    Config::parse(&format!(
-        r#"state_dir = "{dir}/state"
-propagation_timeout = 30
-
-{dns}
-[[set]]
-name = "mail"
-source = {source}
-deploy = {{ dir = "{dir}/live" }}
-ttl = {ttl}
-margin = 0
-
-[[set.endpoint]]
-host = "mail.example.test"
-port = 25
-"#,
-        dir = dir.display(),
-        dns = dns_for_tests("example.test"),
-    ))
-    .expect("the test config parses")
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ webroots = ["/var/www/mta-sts"]
 reload = ["systemctl", "reload", "nginx"]
 {policy}
 "#,
-            dns = crate::config::dns_for_tests("example.com"),
+            dns = crate::config::testing::dns_for_tests("example.com"),
         )
     }
 

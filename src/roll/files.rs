@@ -298,7 +298,7 @@ mod tests {
     use crate::config::KeyAlgorithmChoice;
 
     fn set_with_source(source: &str) -> CertSet {
-        crate::config::one_set_for_tests(Path::new("/tmp"), 60, source)
+        crate::config::testing::one_set_for_tests(Path::new("/tmp"), 60, source)
             .sets
             .remove(0)
     }

@@ -135,7 +135,7 @@ mod tests {
     /// A config of one `acme` set deploying into `dir/live`.
     fn acme_config(dir: &Path) -> crate::config::Config {
         let source = r#"{ acme = { directory = "https://ca.example.test/dir", names = ["mail.example.test"] } }"#;
-        crate::config::one_set_for_tests(dir, 60, source)
+        crate::config::testing::one_set_for_tests(dir, 60, source)
     }
 
     /// Deploys a certificate valid for `days` days from `start`.

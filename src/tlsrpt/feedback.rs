@@ -207,7 +207,7 @@ mod tests {
     use crate::tlsrpt::store::{Provenance, SqliteStore};
 
     fn set() -> CertSet {
-        let text = crate::config::dns_for_tests("example.com")
+        let text = crate::config::testing::dns_for_tests("example.com")
             + r#"
 [[set]]
 name = "mail"

@@ -25,7 +25,7 @@
 //! Authority) it is **Indeterminate**: it is no evidence of tampering, and
 //! neither verdict allows changes. The reason names the SERVFAIL and its EDE.
 //!
-//! **Why one file (about 650 lines of code):** both ways of deciding end in
+//! **Why one file (about 670 lines of code):** both ways of deciding end in
 //! the same four verdicts through the same rules for negative answers,
 //! SERVFAIL and Extended DNS Errors, the same cache and the same bound on
 //! concurrent validations. Split by mode, those shared rules would have to

@@ -330,7 +330,7 @@ fn config(dir: &std::path::Path, ttl: u32) -> Config {
 }
 
 fn config_with_source(dir: &std::path::Path, ttl: u32, source: &str) -> Config {
-    crate::config::one_set_for_tests(dir, ttl, source)
+    crate::config::testing::one_set_for_tests(dir, ttl, source)
 }
 
 impl Scene {
