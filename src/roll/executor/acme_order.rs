@@ -134,10 +134,10 @@ impl Engine {
     /// known). Returns whether the state changed.
     pub(super) async fn refresh_renewal_info(
         &self,
-        set: &CertSet,
-        state_dir: &Path,
+        run: &SetRun<'_>,
         entry: &mut SetState,
     ) -> bool {
+        let (set, state_dir) = (run.set, run.dir.as_path());
         let crate::config::Source::Acme(acme) = &set.source else {
             return false;
         };
@@ -284,10 +284,10 @@ impl Engine {
     /// certificate, or the renewal that starts a planned roll.
     pub(super) fn order_preview(
         &self,
-        set: &CertSet,
-        dir: &Path,
+        run: &SetRun<'_>,
         entry: &SetState,
     ) -> Result<Option<OrderPreview>, EngineError> {
+        let (set, dir) = (run.set, run.dir.as_path());
         let crate::config::Source::Acme(acme) = &set.source else {
             return Ok(None);
         };

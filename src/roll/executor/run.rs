@@ -188,7 +188,7 @@ impl Engine {
         let roll_asked = options.rollover && !(first_key && entry.next_key.is_none());
         // When the live certificate is renewed: the CA's window, asked for
         // when the last answer's Retry-After has passed.
-        if may_order && !roll_asked && self.refresh_renewal_info(set, &run.dir, &mut entry).await {
+        if may_order && !roll_asked && self.refresh_renewal_info(&run, &mut entry).await {
             journal.put(&name, &entry).await?;
         }
         if roll_asked || (!options.rollover && may_order && self.renewal_due(set, &entry)?) {
@@ -422,7 +422,7 @@ impl Engine {
             };
             previews.push(Preview {
                 set: name.clone(),
-                order: self.order_preview(set, &run.dir, set_state)?,
+                order: self.order_preview(&run, set_state)?,
                 decision,
                 then,
                 observed,
