@@ -91,11 +91,7 @@ fn status_json(config: &std::path::Path) -> serde_json::Value {
 fn the_cas_renewal_window_decides_when_the_live_certificate_is_renewed() {
     let lab = Lab::start();
     let ca = Acme::start_validating(lab.server_addr(), &AcmeOptions::default());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let hour = Duration::from_secs(3600);
     let now = SystemTime::now();
     let ari = Arc::new(Mutex::new(Answer::Window {

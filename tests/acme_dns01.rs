@@ -7,7 +7,7 @@
 
 use crate::support;
 use support::publishing::LabPublishing;
-use support::{Acme, Lab};
+use support::{Acme, Lab, runtime};
 
 use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
@@ -21,14 +21,6 @@ fn retry() -> RetryPolicy {
     RetryPolicy::new()
         .initial_delay(Duration::from_millis(200))
         .timeout(Duration::from_secs(30))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// A certificate for `host` and `key` through `challenges`.

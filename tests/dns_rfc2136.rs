@@ -30,11 +30,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs `body` on a fresh runtime; the lab is created and dropped on the test's own thread.
 fn run(lab: Lab, body: impl AsyncFnOnce(&Lab)) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("build tokio runtime");
+    let runtime = support::runtime();
     runtime.block_on(body(&lab));
     drop(runtime);
     drop(lab);

@@ -112,11 +112,7 @@ trait Fixture: Send + Sync + Sized {
 
 /// Runs `scenario` against a fresh fixture of `F` on its own runtime.
 fn run<F: Fixture>(scenario: impl AsyncFnOnce(&F)) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("build tokio runtime");
+    let runtime = support::runtime();
     let fixture = F::start(&runtime);
     let started = Instant::now();
     runtime.block_on(scenario(&fixture));

@@ -14,11 +14,7 @@ use tlsa::dns::publication::{Owned, Publication, PublishError};
 use tlsa::dns::{Rdata, RrType, RrsetId};
 
 fn run(lab: Lab) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("build tokio runtime");
+    let runtime = support::runtime();
     runtime.block_on(publish_confirm_replace_remove(&lab));
     drop(runtime);
     drop(lab);

@@ -76,5 +76,5 @@ pub use static_server::{
 pub use sts_scene::StsScene;
 pub use tools::{TlsaRun, tlsa_binary, tool, tool_with_hint};
 pub use tsig::TSIG_ALGORITHM;
-pub use wait::{POLL_INTERVAL, poll_until, try_poll_every, try_poll_until};
+pub use wait::{POLL_INTERVAL, poll_until, runtime, try_poll_every, try_poll_until};
 pub use zonefile_bind::BindZoneFileLab;

@@ -37,3 +37,13 @@ pub fn poll_until<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Optio
     try_poll_until(timeout, probe)
         .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
 }
+
+/// A tokio runtime for a test's async part (two workers: the machine has two cores). Create
+/// and drop labs on the test's own thread, outside it (see [`super::Lab`]).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build tokio runtime")
+}
